@@ -1,0 +1,315 @@
+//! Signed input envelopes.
+//!
+//! Wire encoding, version 1 (all integers little-endian):
+//!
+//! ```text
+//! version      u8 = 1
+//! world_len    u8 (1..=63)      world id ASCII bytes
+//! sender       32 bytes         ed25519 public key
+//! nonce        u64
+//! payload_len  u32              payload bytes
+//! signature    64 bytes         ed25519 over the signing message
+//! ```
+//!
+//! The signing message is `"ea/input/sign/v1" || 0x00 || world_len u8 || world ||
+//! sender || nonce u64 || payload_len u32 || payload`. Signatures are checked with
+//! ed25519-dalek's `verify_strict` (canonical `s`, no small-order keys or `R`), so
+//! one message has one accepted encoding up to the signer's choice of nonce.
+
+use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
+
+use crate::hash::{Domain, Hash};
+use crate::world_id::WorldId;
+use crate::{PublicKey, Tick};
+
+/// Prefix of every signing message.
+pub const SIGNING_CONTEXT: &[u8] = b"ea/input/sign/v1\0";
+
+/// The envelope format version this runtime writes and reads.
+pub const ENVELOPE_VERSION: u8 = 1;
+
+/// The largest payload the wire format carries; manifests may lower it.
+pub const PAYLOAD_BYTES_MAX: usize = 65_536;
+
+/// Bytes the guest sees before the payload: sender key (32) and nonce (8).
+pub const GUEST_INPUT_HEADER_BYTES: usize = 40;
+
+/// A signed player input.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct Envelope {
+    /// The world this input is for.
+    pub world: WorldId,
+    /// The player's ed25519 public key.
+    pub sender: PublicKey,
+    /// Strictly increasing per (world, sender).
+    pub nonce: u64,
+    /// Game-defined bytes.
+    pub payload: Vec<u8>,
+    /// ed25519 signature over [`Envelope::signing_message`].
+    pub signature: [u8; 64],
+}
+
+/// Why an envelope cannot be decoded or was refused at admission. Each variant
+/// has a stable code (see [`EnvelopeError::code`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EnvelopeError {
+    /// The bytes are not a version-1 envelope.
+    #[error("malformed envelope: {reason} (at byte {offset})")]
+    Malformed {
+        /// What was wrong.
+        reason: &'static str,
+        /// Byte offset where decoding stopped.
+        offset: usize,
+    },
+    /// The signature does not verify under the sender key.
+    #[error("bad signature for sender {sender}")]
+    BadSignature {
+        /// Sender key, hex.
+        sender: String,
+    },
+    /// The envelope names another world.
+    #[error("envelope is for world {got:?}, this is world {expected:?}")]
+    WrongWorld {
+        /// This world.
+        expected: String,
+        /// The envelope's world.
+        got: String,
+    },
+    /// The nonce is not above the sender's last accepted nonce.
+    #[error("nonce {nonce} is not above the last accepted nonce {last} for sender {sender}")]
+    StaleNonce {
+        /// Sender key, hex.
+        sender: String,
+        /// The refused nonce.
+        nonce: u64,
+        /// The last accepted nonce.
+        last: u64,
+    },
+    /// The payload exceeds the world's `payload_bytes` limit.
+    #[error("payload is {length} bytes; this world accepts at most {limit}")]
+    PayloadTooLarge {
+        /// Payload length.
+        length: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// The tick already holds `inputs_per_tick` inputs.
+    #[error("tick {tick} is full ({limit} inputs)")]
+    TickFull {
+        /// The tick.
+        tick: Tick,
+        /// The limit.
+        limit: u32,
+    },
+}
+
+impl EnvelopeError {
+    /// The stable machine-readable code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            EnvelopeError::Malformed { .. } => "malformed_envelope",
+            EnvelopeError::BadSignature { .. } => "bad_signature",
+            EnvelopeError::WrongWorld { .. } => "wrong_world",
+            EnvelopeError::StaleNonce { .. } => "stale_nonce",
+            EnvelopeError::PayloadTooLarge { .. } => "payload_too_large",
+            EnvelopeError::TickFull { .. } => "tick_full",
+        }
+    }
+}
+
+impl Envelope {
+    /// Builds and signs an envelope.
+    pub fn sign(world: &WorldId, key: &SigningKey, nonce: u64, payload: Vec<u8>) -> Envelope {
+        let mut envelope = Envelope {
+            world: world.clone(),
+            sender: key.verifying_key().to_bytes(),
+            nonce,
+            payload,
+            signature: [0; 64],
+        };
+        envelope.signature = key.sign(&envelope.signing_message()).to_bytes();
+        envelope
+    }
+
+    /// The bytes the sender signs.
+    pub fn signing_message(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(SIGNING_CONTEXT.len() + 110 + self.payload.len());
+        out.extend_from_slice(SIGNING_CONTEXT);
+        self.encode_body(&mut out);
+        out
+    }
+
+    fn encode_body(&self, out: &mut Vec<u8>) {
+        self.world.encode_into(out);
+        out.extend_from_slice(&self.sender);
+        out.extend_from_slice(&self.nonce.to_le_bytes());
+        out.extend_from_slice(&(self.payload.len() as u32).to_le_bytes());
+        out.extend_from_slice(&self.payload);
+    }
+
+    /// Checks the signature with `verify_strict`.
+    pub fn verify_signature(&self) -> Result<(), EnvelopeError> {
+        let bad = || EnvelopeError::BadSignature { sender: hex::encode(self.sender) };
+        let key = VerifyingKey::from_bytes(&self.sender).map_err(|_| bad())?;
+        let signature = Signature::from_bytes(&self.signature);
+        key.verify_strict(&self.signing_message(), &signature).map_err(|_| bad())
+    }
+
+    /// The version-1 wire encoding.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(1 + 64 + 110 + self.payload.len());
+        out.push(ENVELOPE_VERSION);
+        self.encode_body(&mut out);
+        out.extend_from_slice(&self.signature);
+        out
+    }
+
+    /// Decodes one envelope that spans exactly `bytes`. Never panics.
+    pub fn decode(bytes: &[u8]) -> Result<Envelope, EnvelopeError> {
+        let mut reader = Reader { bytes, offset: 0 };
+        let envelope = reader.envelope()?;
+        if reader.offset != bytes.len() {
+            return Err(reader.malformed("trailing bytes after the signature"));
+        }
+        Ok(envelope)
+    }
+
+    /// Decodes one envelope from the front of `bytes`; returns it and the bytes used.
+    pub fn decode_prefix(bytes: &[u8]) -> Result<(Envelope, usize), EnvelopeError> {
+        let mut reader = Reader { bytes, offset: 0 };
+        let envelope = reader.envelope()?;
+        Ok((envelope, reader.offset))
+    }
+
+    /// `H(Envelope, encode())`.
+    pub fn hash(&self) -> Hash {
+        Domain::Envelope.hash(&self.encode())
+    }
+
+    /// Length of the bytes the guest receives in `ea_input`.
+    pub fn guest_input_len(&self) -> usize {
+        GUEST_INPUT_HEADER_BYTES + self.payload.len()
+    }
+
+    /// Writes `sender || nonce u64 || payload` into `out`, which must be exactly
+    /// [`Envelope::guest_input_len`] bytes.
+    pub fn write_guest_input(&self, out: &mut [u8]) {
+        assert_eq!(out.len(), self.guest_input_len());
+        out[..32].copy_from_slice(&self.sender);
+        out[32..40].copy_from_slice(&self.nonce.to_le_bytes());
+        out[40..].copy_from_slice(&self.payload);
+    }
+}
+
+struct Reader<'a> {
+    bytes: &'a [u8],
+    offset: usize,
+}
+
+impl Reader<'_> {
+    fn malformed(&self, reason: &'static str) -> EnvelopeError {
+        EnvelopeError::Malformed { reason, offset: self.offset }
+    }
+
+    fn take(&mut self, length: usize, reason: &'static str) -> Result<&[u8], EnvelopeError> {
+        let end = self.offset.checked_add(length).filter(|end| *end <= self.bytes.len());
+        let end = end.ok_or_else(|| self.malformed(reason))?;
+        let slice = &self.bytes[self.offset..end];
+        self.offset = end;
+        Ok(slice)
+    }
+
+    fn envelope(&mut self) -> Result<Envelope, EnvelopeError> {
+        let version = self.take(1, "missing version")?[0];
+        if version != ENVELOPE_VERSION {
+            self.offset -= 1;
+            return Err(self.malformed("unknown envelope version"));
+        }
+        let world_len = self.take(1, "missing world length")?[0] as usize;
+        let world_bytes = self.take(world_len, "truncated world id")?;
+        let world = std::str::from_utf8(world_bytes)
+            .ok()
+            .and_then(|text| WorldId::new(text).ok())
+            .ok_or(EnvelopeError::Malformed { reason: "invalid world id", offset: 1 })?;
+        let sender: PublicKey = self.take(32, "truncated sender key")?.try_into().expect("32 bytes");
+        let nonce = u64::from_le_bytes(self.take(8, "truncated nonce")?.try_into().expect("8 bytes"));
+        let payload_len =
+            u32::from_le_bytes(self.take(4, "truncated payload length")?.try_into().expect("4"));
+        if payload_len as usize > PAYLOAD_BYTES_MAX {
+            self.offset -= 4;
+            return Err(self.malformed("payload length over 65536"));
+        }
+        let payload = self.take(payload_len as usize, "truncated payload")?.to_vec();
+        let signature: [u8; 64] = self.take(64, "truncated signature")?.try_into().expect("64");
+        Ok(Envelope { world, sender, nonce, payload, signature })
+    }
+}
+
+/// The deterministic test key of a named player (`simulate --inputs`, bots):
+/// the ed25519 secret seed is `H(TestKey, name as UTF-8)`.
+///
+/// These keys are public knowledge; they exist for tests and simulations only.
+pub fn test_signing_key(name: &str) -> SigningKey {
+    SigningKey::from_bytes(&Domain::TestKey.hash(name.as_bytes()).0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn world() -> WorldId {
+        WorldId::new("world-001").unwrap()
+    }
+
+    #[test]
+    fn sign_verify_round_trip() {
+        let key = test_signing_key("alice");
+        let envelope = Envelope::sign(&world(), &key, 1, vec![1, 2, 3]);
+        envelope.verify_signature().unwrap();
+        let decoded = Envelope::decode(&envelope.encode()).unwrap();
+        assert_eq!(decoded, envelope);
+        assert_eq!(decoded.hash(), envelope.hash());
+    }
+
+    #[test]
+    fn any_changed_field_breaks_the_signature() {
+        let key = test_signing_key("alice");
+        let good = Envelope::sign(&world(), &key, 7, b"move".to_vec());
+        let mut tampered = vec![good.clone(), good.clone(), good.clone(), good.clone()];
+        tampered[0].nonce = 8;
+        tampered[1].payload[0] ^= 1;
+        tampered[2].world = WorldId::new("world-002").unwrap();
+        tampered[3].signature[5] ^= 1;
+        for envelope in tampered {
+            let error = envelope.verify_signature().unwrap_err();
+            assert_eq!(error.code(), "bad_signature");
+        }
+    }
+
+    #[test]
+    fn decode_refuses_bad_bytes() {
+        let envelope = Envelope::sign(&world(), &test_signing_key("bob"), 1, vec![9; 10]);
+        let bytes = envelope.encode();
+        for cut in 0..bytes.len() {
+            let error = Envelope::decode(&bytes[..cut]).unwrap_err();
+            assert_eq!(error.code(), "malformed_envelope", "cut at {cut}");
+        }
+        let mut trailing = bytes.clone();
+        trailing.push(0);
+        assert!(Envelope::decode(&trailing).is_err());
+        let mut version = bytes.clone();
+        version[0] = 2;
+        assert!(Envelope::decode(&version).is_err());
+        let mut world_byte = bytes;
+        world_byte[2] = b'A';
+        assert!(Envelope::decode(&world_byte).is_err());
+    }
+
+    proptest! {
+        #[test]
+        fn decode_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
+            let _ = Envelope::decode(&bytes);
+        }
+    }
+}
