@@ -1,0 +1,154 @@
+//! The ordered key-value store and its lazily folded trie.
+//!
+//! Writes only touch the ordered map and remember the key as pending; the
+//! value hashes and the trie are brought up to date by [`State::root`]. So a
+//! key written many times between two roots is hashed once, and a key set
+//! and deleted again between two roots costs no trie work at all.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use everarcade_protocol::{Domain, Hash};
+
+use crate::proof::Proof;
+use crate::trie::Trie;
+
+/// One stored value, with the key's hash cached.
+#[derive(Clone)]
+struct Entry {
+    value: Vec<u8>,
+    key_hash: Hash,
+    /// Whether the key is in `State::pending` (its trie leaf may be stale).
+    pending: bool,
+}
+
+/// An in-memory ordered key-value store committed by a Merkle root; see the
+/// crate docs for the exact root.
+#[derive(Clone, Default)]
+pub struct State {
+    entries: BTreeMap<Vec<u8>, Entry>,
+    trie: Trie,
+    /// Keys (with their key hashes) changed since the trie was last folded.
+    /// A key appears at most once while present; a key deleted and inserted
+    /// again may appear twice, which folding tolerates.
+    pending: Vec<(Hash, Vec<u8>)>,
+    /// Sum of key and value lengths over all entries.
+    value_bytes: u64,
+}
+
+impl State {
+    /// An empty store; its root is `EMPTY`.
+    pub fn new() -> State {
+        State::default()
+    }
+
+    /// The value stored under `key`, if any.
+    pub fn get(&self, key: &[u8]) -> Option<&[u8]> {
+        self.entries.get(key).map(|entry| entry.value.as_slice())
+    }
+
+    /// Inserts or replaces; returns the previous value (used as an undo log).
+    pub fn set(&mut self, key: &[u8], value: &[u8]) -> Option<Vec<u8>> {
+        if let Some(entry) = self.entries.get_mut(key) {
+            let previous = std::mem::replace(&mut entry.value, value.to_vec());
+            self.value_bytes = self.value_bytes - previous.len() as u64 + value.len() as u64;
+            if !entry.pending && previous != value {
+                entry.pending = true;
+                self.pending.push((entry.key_hash, key.to_vec()));
+            }
+            return Some(previous);
+        }
+        let key_hash = Domain::StateKey.hash(key);
+        self.pending.push((key_hash, key.to_vec()));
+        let entry = Entry {
+            value: value.to_vec(),
+            key_hash,
+            pending: true,
+        };
+        self.entries.insert(key.to_vec(), entry);
+        self.value_bytes += (key.len() + value.len()) as u64;
+        None
+    }
+
+    /// Removes `key`; returns the previous value.
+    pub fn delete(&mut self, key: &[u8]) -> Option<Vec<u8>> {
+        let (key, entry) = self.entries.remove_entry(key)?;
+        self.value_bytes -= (key.len() + entry.value.len()) as u64;
+        if !entry.pending {
+            self.pending.push((entry.key_hash, key));
+        }
+        Some(entry.value)
+    }
+
+    /// Folds all changes since the last call into the trie and returns the
+    /// root. Costs `O(changed × log n)` hashes plus one hash per changed value.
+    pub fn root(&mut self) -> Hash {
+        let mut pending = std::mem::take(&mut self.pending);
+        for (key_hash, key) in pending.drain(..) {
+            match self.entries.get_mut(&key) {
+                None => self.trie.remove(&key_hash),
+                Some(entry) if entry.pending => {
+                    entry.pending = false;
+                    let value_hash = Domain::StateValue.hash(&entry.value);
+                    self.trie.upsert(&key_hash, &value_hash);
+                }
+                // Deleted, set again and already folded by an earlier duplicate.
+                Some(_) => {}
+            }
+        }
+        // Keep the buffer's capacity for the next tick.
+        self.pending = pending;
+        self.trie.root_hash()
+    }
+
+    /// A membership proof for `key` if present, an absence proof otherwise,
+    /// against the current root (folds pending changes first).
+    pub fn prove(&mut self, key: &[u8]) -> Proof {
+        self.root();
+        let key_hash = match self.entries.get(key) {
+            Some(entry) => entry.key_hash,
+            None => Domain::StateKey.hash(key),
+        };
+        self.trie.prove(&key_hash)
+    }
+
+    /// All entries, sorted by key bytes.
+    pub fn iter(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
+        self.entries
+            .iter()
+            .map(|(key, entry)| (key.as_slice(), entry.value.as_slice()))
+    }
+
+    /// Number of keys.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether the store holds no key.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Sum of key and value lengths over all entries, in bytes (for metrics).
+    pub fn value_bytes(&self) -> u64 {
+        self.value_bytes
+    }
+}
+
+/// Shows the number of keys, the byte total and the entries (as byte lists).
+impl fmt::Debug for State {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        struct Entries<'a>(&'a State);
+        impl fmt::Debug for Entries<'_> {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.debug_map().entries(self.0.iter()).finish()
+            }
+        }
+        f.debug_struct("State")
+            .field("len", &self.len())
+            .field("value_bytes", &self.value_bytes)
+            .field("pending", &self.pending.len())
+            .field("entries", &Entries(self))
+            .finish()
+    }
+}
