@@ -1,0 +1,66 @@
+//! The package's own bots (`ea_bot`), for simulations and load tests. Bots
+//! read the state but never write it, and are never part of the lineage.
+
+use everarcade_protocol::{Domain, Hash, PublicKey, Tick};
+
+use crate::engine::Engine;
+use crate::error::EngineError;
+use crate::host::{HostContext, Session};
+use crate::world::World;
+
+/// What `random_seed` gives bot `player` deciding its input for `tick`:
+/// `H(BotRandom, seed u64 || player u32 || tick u64 || C(tick-1))`.
+pub fn bot_random_seed(seed: u64, player: u32, tick: Tick, previous: &Hash) -> Hash {
+    let mut hasher = Domain::BotRandom.hasher();
+    hasher.update_u64(seed).update_u32(player).update_u64(tick).update(&previous.0);
+    hasher.finalize()
+}
+
+impl World {
+    /// Asks the package's bot for each of `bots` (bot `i` has public key
+    /// `bots[i]`) what it sends in the next tick. Returns one optional payload
+    /// per bot; a bot that traps or misbehaves sends nothing. Without an
+    /// `ea_bot` export every entry is `None`.
+    pub fn bot_payloads(
+        &mut self,
+        engine: &Engine,
+        bots: &[PublicKey],
+        seed: u64,
+    ) -> Result<Vec<Option<Vec<u8>>>, EngineError> {
+        if !self.compiled().exports.bot || bots.is_empty() {
+            return Ok(vec![None; bots.len()]);
+        }
+        let tick = self.tick() + 1;
+        let previous = self.continuity_root();
+        let limits = self.limits();
+        let capacity = (limits.payload_bytes as usize).max(32);
+        let compiled = self.compiled().clone();
+        let context = |state| HostContext::new(state, limits, true, [0; 32]);
+        let mut state = self.take_state();
+        let mut payloads = Vec::with_capacity(bots.len());
+        let mut player = 0;
+        while player < bots.len() {
+            let mut session = match Session::new(engine, &compiled, context(state)) {
+                Ok(session) => session,
+                Err((error, state)) => {
+                    self.put_state(state);
+                    return Err(error);
+                }
+            };
+            // One instance serves every bot until one traps; then a fresh one.
+            while player < bots.len() {
+                session.context().random = bot_random_seed(seed, player as u32, tick, &previous).0;
+                let (payload, usable) =
+                    session.call_bot(player as u32, tick as i64, &bots[player], capacity);
+                payloads.push(payload);
+                player += 1;
+                if !usable {
+                    break;
+                }
+            }
+            state = session.into_context().state;
+        }
+        self.put_state(state);
+        Ok(payloads)
+    }
+}

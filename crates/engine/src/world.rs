@@ -1,0 +1,256 @@
+//! A world: state, nonces and the continuity chain, advanced one tick at a time.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use everarcade_protocol::{
+    Envelope, EnvelopeError, Hash, Limits, Outcome, PublicKey, Receipt, ReceiptKind, Tick,
+    TickRoots, WorldId, continuity_root, events_hash, genesis_root, list_root, random_seed,
+};
+use everarcade_state::State;
+
+use crate::engine::{CompiledPackage, Engine};
+use crate::error::EngineError;
+use crate::host::{CallResult, HostContext, Session};
+
+/// What genesis produced.
+#[derive(Clone, Debug)]
+pub struct GenesisOutput {
+    /// `C(0)`.
+    pub genesis_root: Hash,
+    /// The state root after `ea_genesis`.
+    pub state_root: Hash,
+    /// The genesis hook's receipt, if the package exports `ea_genesis`.
+    pub receipt: Option<Receipt>,
+}
+
+/// What one tick produced.
+#[derive(Clone, Debug)]
+pub struct TickOutput {
+    /// The tick's roots.
+    pub roots: TickRoots,
+    /// One receipt per input in order, then the tick hook's.
+    pub receipts: Vec<Receipt>,
+    /// The events of each receipt (empty unless applied).
+    pub events: Vec<Vec<Vec<u8>>>,
+    /// Debug log lines the guest wrote (never hashed, bounded).
+    pub logs: Vec<String>,
+}
+
+/// A running world.
+pub struct World {
+    id: WorldId,
+    compiled: Arc<CompiledPackage>,
+    state: State,
+    nonces: BTreeMap<PublicKey, u64>,
+    tick: Tick,
+    genesis_root: Hash,
+    continuity: Hash,
+}
+
+impl World {
+    /// Creates world `id` from a compiled package: runs `ea_genesis` at tick 0.
+    pub fn genesis(
+        engine: &Engine,
+        id: WorldId,
+        compiled: Arc<CompiledPackage>,
+    ) -> Result<(World, GenesisOutput), EngineError> {
+        let package = &compiled.package;
+        let genesis = genesis_root(&id, &package.root, &package.profile().hash());
+        let mut world = World {
+            id,
+            compiled: compiled.clone(),
+            state: State::new(),
+            nonces: BTreeMap::new(),
+            tick: 0,
+            genesis_root: genesis,
+            continuity: genesis,
+        };
+        let mut session = world.session(engine, random_seed(&genesis, 0).0, false)?;
+        let result = session.call_hook(None);
+        world.state = session.into_context().state;
+        let receipt = result.map(|result| hook_receipt(ReceiptKind::GenesisHook, &result));
+        if let Some(receipt) = &receipt
+            && receipt.outcome != Outcome::Applied
+        {
+            return Err(EngineError::GenesisFailed { outcome: receipt.outcome });
+        }
+        let state_root = world.state.root();
+        Ok((world, GenesisOutput { genesis_root: genesis, state_root, receipt }))
+    }
+
+    /// The world id.
+    pub fn id(&self) -> &WorldId {
+        &self.id
+    }
+
+    /// The last executed tick (0 right after genesis).
+    pub fn tick(&self) -> Tick {
+        self.tick
+    }
+
+    /// `C(0)`.
+    pub fn genesis_root(&self) -> Hash {
+        self.genesis_root
+    }
+
+    /// `C(tick)`.
+    pub fn continuity_root(&self) -> Hash {
+        self.continuity
+    }
+
+    /// The compiled package the world runs.
+    pub fn compiled(&self) -> &Arc<CompiledPackage> {
+        &self.compiled
+    }
+
+    /// The manifest limits.
+    pub fn limits(&self) -> Limits {
+        self.compiled.package.manifest.limits
+    }
+
+    /// The state (read only; the root is available through [`World::state_root`]).
+    pub fn state(&self) -> &State {
+        &self.state
+    }
+
+    /// The current state root.
+    pub fn state_root(&mut self) -> Hash {
+        self.state.root()
+    }
+
+    /// A membership or absence proof for `key` against the current state root.
+    pub fn prove(&mut self, key: &[u8]) -> everarcade_state::Proof {
+        self.state.prove(key)
+    }
+
+    /// The last accepted nonce of each sender.
+    pub fn nonces(&self) -> &BTreeMap<PublicKey, u64> {
+        &self.nonces
+    }
+
+    /// Admission: refuses another world's envelope, an oversize payload, a nonce
+    /// not above the sender's last, or a bad signature; on success records the
+    /// nonce. Cheap checks run before the signature check.
+    pub fn admit(&mut self, envelope: &Envelope) -> Result<(), EnvelopeError> {
+        if envelope.world != self.id {
+            return Err(EnvelopeError::WrongWorld {
+                expected: self.id.to_string(),
+                got: envelope.world.to_string(),
+            });
+        }
+        let limit = self.limits().payload_bytes as usize;
+        if envelope.payload.len() > limit {
+            return Err(EnvelopeError::PayloadTooLarge { length: envelope.payload.len(), limit });
+        }
+        let last = self.nonces.get(&envelope.sender).copied().unwrap_or(0);
+        if envelope.nonce <= last {
+            return Err(EnvelopeError::StaleNonce {
+                sender: Hash(envelope.sender).to_hex(),
+                nonce: envelope.nonce,
+                last,
+            });
+        }
+        envelope.verify_signature()?;
+        self.nonces.insert(envelope.sender, envelope.nonce);
+        Ok(())
+    }
+
+    fn session(&mut self, engine: &Engine, random: [u8; 32], read_only: bool) -> Result<Session, EngineError> {
+        let state = std::mem::take(&mut self.state);
+        let context = HostContext::new(state, self.limits(), read_only, random);
+        Session::new(engine, &self.compiled, context).map_err(|(error, state)| {
+            self.state = state;
+            error
+        })
+    }
+
+    /// Executes tick `tick() + 1` over admitted `inputs`, in order.
+    pub fn execute_tick(&mut self, engine: &Engine, inputs: &[Envelope]) -> Result<TickOutput, EngineError> {
+        let tick = self.tick + 1;
+        self.check_inputs(tick, inputs)?;
+        let random = random_seed(&self.continuity, tick).0;
+        let mut session = self.session(engine, random, false)?;
+        let mut receipts = Vec::with_capacity(inputs.len() + 1);
+        let mut events = Vec::with_capacity(inputs.len() + 1);
+        for envelope in inputs {
+            let result = session.call_input(|out| envelope.write_guest_input(out), envelope.guest_input_len());
+            let fresh_instance_needed = matches!(result.outcome, Outcome::Trapped(_) | Outcome::OutOfFuel);
+            receipts.push(input_receipt(envelope.hash(), &result));
+            events.push(result.events);
+            if fresh_instance_needed {
+                session = self.replace_session(engine, session, random)?;
+            }
+        }
+        if let Some(result) = session.call_hook(Some(tick as i64)) {
+            receipts.push(hook_receipt(ReceiptKind::TickHook, &result));
+            events.push(result.events);
+        }
+        let context = session.into_context();
+        self.state = context.state;
+        let envelope_hashes: Vec<Hash> = receipts
+            .iter()
+            .filter(|receipt| receipt.kind == ReceiptKind::Input)
+            .map(|receipt| receipt.subject)
+            .collect();
+        let roots = self.advance(tick, &envelope_hashes, &receipts);
+        Ok(TickOutput { roots, receipts, events, logs: context.logs })
+    }
+
+    fn replace_session(&mut self, engine: &Engine, old: Session, random: [u8; 32]) -> Result<Session, EngineError> {
+        let mut context = old.into_context();
+        self.state = std::mem::take(&mut context.state);
+        let mut session = self.session(engine, random, false)?;
+        session.context().logs = context.logs;
+        Ok(session)
+    }
+
+    fn check_inputs(&self, tick: Tick, inputs: &[Envelope]) -> Result<(), EngineError> {
+        let limits = self.limits();
+        if inputs.len() > limits.inputs_per_tick as usize {
+            return Err(EngineError::TooManyInputs { tick, count: inputs.len(), limit: limits.inputs_per_tick });
+        }
+        if let Some(envelope) = inputs.iter().find(|e| e.payload.len() > limits.payload_bytes as usize) {
+            return Err(EngineError::PayloadTooLarge {
+                tick,
+                length: envelope.payload.len(),
+                limit: limits.payload_bytes,
+            });
+        }
+        Ok(())
+    }
+
+    fn advance(&mut self, tick: Tick, envelope_hashes: &[Hash], receipts: &[Receipt]) -> TickRoots {
+        let input_root = list_root(envelope_hashes);
+        let receipt_hashes: Vec<Hash> = receipts.iter().map(Receipt::hash).collect();
+        let receipt_root = list_root(&receipt_hashes);
+        let state_root = self.state.root();
+        let continuity = continuity_root(&self.continuity, tick, &input_root, &receipt_root, &state_root);
+        self.tick = tick;
+        self.continuity = continuity;
+        TickRoots { tick, input_root, receipt_root, state_root, continuity_root: continuity }
+    }
+
+    pub(crate) fn take_state(&mut self) -> State {
+        std::mem::take(&mut self.state)
+    }
+
+    pub(crate) fn put_state(&mut self, state: State) {
+        self.state = state;
+    }
+}
+
+fn input_receipt(subject: Hash, result: &CallResult) -> Receipt {
+    Receipt {
+        kind: ReceiptKind::Input,
+        subject,
+        outcome: result.outcome,
+        fuel_used: result.fuel_used,
+        events_hash: events_hash(result.events.iter().map(Vec::as_slice)),
+        event_count: result.events.len() as u32,
+    }
+}
+
+fn hook_receipt(kind: ReceiptKind, result: &CallResult) -> Receipt {
+    Receipt { kind, subject: Hash::ZERO, ..input_receipt(Hash::ZERO, result) }
+}
