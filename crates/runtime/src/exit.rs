@@ -1,0 +1,56 @@
+//! Exit codes and the one way a command fails: a stable code, a message, an exit status.
+
+use std::process::ExitCode;
+
+/// Success.
+pub const OK: u8 = 0;
+/// A failure not covered below.
+pub const FAILURE: u8 = 1;
+/// Bad command line or bad input file.
+pub const USAGE: u8 = 2;
+/// Replay reached different roots than recorded.
+pub const DIVERGENCE: u8 = 3;
+/// A checksum, chain link or signature does not verify (used from the journal work on).
+#[allow(dead_code)]
+pub const INTEGRITY: u8 = 4;
+/// The command needs a running node and none runs (used from the node work on).
+#[allow(dead_code)]
+pub const NOT_RUNNING: u8 = 5;
+/// The world package is invalid or does not match the world.
+pub const PACKAGE: u8 = 6;
+/// The command exists in the manual but is not built yet.
+pub const NOT_BUILT: u8 = 7;
+
+/// A failed command.
+#[derive(Debug)]
+pub struct Failure {
+    /// Exit status.
+    pub exit: u8,
+    /// Stable machine-readable code.
+    pub code: String,
+    /// What an operator reads.
+    pub message: String,
+}
+
+impl Failure {
+    /// A failure with the given exit status and code.
+    pub fn new(exit: u8, code: &str, message: impl Into<String>) -> Failure {
+        assert_ne!(exit, OK);
+        Failure { exit, code: code.to_string(), message: message.into() }
+    }
+
+    /// A command from the manual that is not built yet.
+    pub fn not_built(command: &str) -> Failure {
+        Failure::new(
+            NOT_BUILT,
+            "not_built",
+            format!("`{command}` is not built yet in this version; see README.md for what works today"),
+        )
+    }
+
+    /// Prints `error[code]: message` to stderr and returns the exit status.
+    pub fn report(self) -> ExitCode {
+        eprintln!("error[{}]: {}", self.code, self.message);
+        ExitCode::from(self.exit)
+    }
+}
