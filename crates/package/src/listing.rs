@@ -4,6 +4,7 @@
 //! path_len u32 || path (UTF-8, '/'-separated, relative) || length u64 || H(PackageFile, contents))`.
 
 use std::collections::BTreeMap;
+use std::io::Read;
 use std::path::Path;
 
 use everarcade_protocol::{Domain, Hash};
@@ -84,16 +85,19 @@ fn walk(
             return Err(escape("file name contains a backslash"));
         }
         let relative = if prefix.is_empty() { name } else { format!("{prefix}/{name}") };
-        let kind = std::fs::symlink_metadata(&path)
-            .map_err(|source| PackageError::Io { path: path.clone(), source })?
-            .file_type();
+        let metadata = std::fs::symlink_metadata(&path)
+            .map_err(|source| PackageError::Io { path: path.clone(), source })?;
+        let kind = metadata.file_type();
         if kind.is_symlink() {
             return Err(escape("is a symlink"));
         } else if kind.is_dir() {
             walk(&path, &relative, depth + 1, contents, total_bytes)?;
         } else if kind.is_file() {
-            let bytes = std::fs::read(&path)
-                .map_err(|source| PackageError::Io { path: path.clone(), source })?;
+            // Refuse an oversized file before reading it, and read at most one
+            // byte past the budget in case it grew since: the ceiling bounds
+            // memory, not just the answer.
+            check_size(contents.len() + 1, total_bytes.saturating_add(metadata.len()))?;
+            let bytes = read_bounded(&path, PACKAGE_BYTES_MAX - *total_bytes + 1)?;
             *total_bytes += bytes.len() as u64;
             check_size(contents.len() + 1, *total_bytes)?;
             contents.insert(relative, bytes);
@@ -102,6 +106,13 @@ fn walk(
         }
     }
     Ok(())
+}
+
+fn read_bounded(path: &Path, length_max: u64) -> Result<Vec<u8>, PackageError> {
+    let io = |source| PackageError::Io { path: path.to_path_buf(), source };
+    let mut bytes = Vec::new();
+    std::fs::File::open(path).map_err(io)?.take(length_max).read_to_end(&mut bytes).map_err(io)?;
+    Ok(bytes)
 }
 
 fn check_size(files: usize, bytes: u64) -> Result<(), PackageError> {

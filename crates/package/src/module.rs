@@ -45,7 +45,10 @@ const IMPORTS: &[(&str, &[ValType], &[ValType], &str)] = &[
     ("log", &[ValType::I32; 2], &[], "(i32, i32) -> ()"),
 ];
 
-const EXPORTS: &[(&str, bool, &[ValType], &[ValType], &str)] = &[
+/// An ABI export: name, required, params, results, the type as the ABI writes it.
+type ExportSpec = (&'static str, bool, &'static [ValType], &'static [ValType], &'static str);
+
+const EXPORTS: &[ExportSpec] = &[
     ("ea_alloc", true, &[ValType::I32], &[ValType::I32], "(i32) -> i32"),
     ("ea_input", true, &[ValType::I32; 2], &[ValType::I32], "(i32, i32) -> i32"),
     ("ea_genesis", false, &[], &[], "() -> ()"),

@@ -7,7 +7,10 @@ use std::path::PathBuf;
 use everarcade_package::{ABI_V1, Exports, Package};
 
 fn arena_dir() -> PathBuf {
-    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../runtime/games/2d-arena"))
+    PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../runtime/games/2d-arena"
+    ))
 }
 
 fn load_arena() -> Package {
@@ -23,12 +26,30 @@ fn arena_package_loads() {
     assert_eq!(manifest.version, semver_0_1_0());
     assert_eq!(manifest.abi, ABI_V1);
     assert_eq!(manifest.module, "world.wasm");
-    assert_eq!(package.exports, Exports { genesis: true, tick: true, bot: true });
-    let paths: Vec<&str> = package.files.iter().map(|file| file.path.as_str()).collect();
+    assert_eq!(
+        package.exports,
+        Exports {
+            genesis: true,
+            tick: true,
+            bot: true
+        }
+    );
+    let paths: Vec<&str> = package
+        .files
+        .iter()
+        .map(|file| file.path.as_str())
+        .collect();
     for required in ["world.toml", "world.wasm"] {
-        assert!(paths.contains(&required), "{required} not in listing {paths:?}");
+        assert!(
+            paths.contains(&required),
+            "{required} not in listing {paths:?}"
+        );
     }
-    let module = package.files.iter().find(|file| file.path == "world.wasm").unwrap();
+    let module = package
+        .files
+        .iter()
+        .find(|file| file.path == "world.wasm")
+        .unwrap();
     assert_eq!(module.length, package.wasm.len() as u64);
     assert!(package.manifest.limits.memory_bytes >= 2 * 65_536);
 }
@@ -46,10 +67,15 @@ fn arena_listing_and_root_follow_the_formula() {
     let package = load_arena();
     let mut on_disk = common::disk_files(&arena_dir());
     on_disk.sort();
-    let listed: Vec<(&str, u64)> =
-        package.files.iter().map(|file| (file.path.as_str(), file.length)).collect();
-    let expected: Vec<(&str, u64)> =
-        on_disk.iter().map(|(path, bytes)| (path.as_str(), bytes.len() as u64)).collect();
+    let listed: Vec<(&str, u64)> = package
+        .files
+        .iter()
+        .map(|file| (file.path.as_str(), file.length))
+        .collect();
+    let expected: Vec<(&str, u64)> = on_disk
+        .iter()
+        .map(|(path, bytes)| (path.as_str(), bytes.len() as u64))
+        .collect();
     assert_eq!(listed, expected);
     assert_eq!(package.root, common::reference_root_owned(&on_disk));
 }

@@ -13,14 +13,20 @@ use everarcade_package::{Package, PackageFile, package_root};
 use everarcade_protocol::{Domain, Hash};
 
 /// The root of the package {`a.txt` = "hello", `world.toml` = "x"}.
-const TWO_FILE_ROOT: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+const TWO_FILE_ROOT: &str = "93f01954ddea880eb2e47b96bb27b325cc8c5b44d40c34194491160eb7373785";
 
 /// Loads `dir` and checks its root against the formula over the files on disk.
 fn root_of(dir: &Path) -> Hash {
-    let package = Package::load(dir).unwrap_or_else(|e| panic!("{}: [{}] {e}", dir.display(), e.code()));
+    let package =
+        Package::load(dir).unwrap_or_else(|e| panic!("{}: [{}] {e}", dir.display(), e.code()));
     let mut on_disk = disk_files(dir);
     on_disk.sort();
-    assert_eq!(package.root, reference_root_owned(&on_disk), "{}", dir.display());
+    assert_eq!(
+        package.root,
+        reference_root_owned(&on_disk),
+        "{}",
+        dir.display()
+    );
     package.root
 }
 
@@ -60,7 +66,10 @@ fn two_file_vector() {
     assert_eq!(on_disk.len(), 2);
     // Out of order on purpose: package_root sorts.
     on_disk.sort_by(|a, b| b.0.cmp(&a.0));
-    let files: Vec<(&str, &[u8])> = on_disk.iter().map(|(p, b)| (p.as_str(), b.as_slice())).collect();
+    let files: Vec<(&str, &[u8])> = on_disk
+        .iter()
+        .map(|(p, b)| (p.as_str(), b.as_slice()))
+        .collect();
     let by_crate = package_root(&listing(&files));
 
     let mut preimage = Vec::new();
@@ -75,7 +84,10 @@ fn two_file_vector() {
     preimage.extend_from_slice(&Domain::PackageFile.hash(b"x").0);
     let by_hand = Domain::Package.hash(&preimage);
 
-    println!("package root of {{a.txt = \"hello\", world.toml = \"x\"}}: {}", by_crate.to_hex());
+    println!(
+        "package root of {{a.txt = \"hello\", world.toml = \"x\"}}: {}",
+        by_crate.to_hex()
+    );
     assert_eq!(by_crate, by_hand);
     assert_eq!(by_crate.to_hex(), TWO_FILE_ROOT);
 }
@@ -95,12 +107,25 @@ fn package_root_sorts_its_input() {
 
 #[test]
 fn listing_is_sorted_by_path_bytes() {
-    let extra: [(&str, &[u8]); 5] = [("b", b"1"), ("a/b", b"2"), ("a.b", b"3"), ("a-b", b"4"), ("B", b"5")];
+    let extra: [(&str, &[u8]); 5] = [
+        ("b", b"1"),
+        ("a/b", b"2"),
+        ("a.b", b"3"),
+        ("a-b", b"4"),
+        ("B", b"5"),
+    ];
     let dir = TempDir::valid_package("sorted", &extra);
     let package = Package::load(dir.path()).unwrap();
-    let paths: Vec<&str> = package.files.iter().map(|file| file.path.as_str()).collect();
+    let paths: Vec<&str> = package
+        .files
+        .iter()
+        .map(|file| file.path.as_str())
+        .collect();
     // Byte order, not path-component order: '-' < '.' < '/' and 'B' < 'a'.
-    assert_eq!(paths, ["B", "a-b", "a.b", "a/b", "b", "world.toml", "world.wasm"]);
+    assert_eq!(
+        paths,
+        ["B", "a-b", "a.b", "a/b", "b", "world.toml", "world.wasm"]
+    );
     let _ = root_of(dir.path());
 }
 
@@ -128,20 +153,32 @@ fn root_ignores_creation_order() {
 
 #[test]
 fn root_ignores_mtimes_and_permissions() {
-    let dir = TempDir::valid_package("metadata", &[("assets/a.txt", b"ay"), ("run.sh", b"#!/bin/sh\n")]);
+    let dir = TempDir::valid_package(
+        "metadata",
+        &[("assets/a.txt", b"ay"), ("run.sh", b"#!/bin/sh\n")],
+    );
     check(
         &dir,
         "new mtimes and permissions",
         |root| {
             let then = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000_000);
-            for (i, relative) in ["world.toml", "world.wasm", "assets/a.txt", "run.sh"].iter().enumerate() {
+            for (i, relative) in ["world.toml", "world.wasm", "assets/a.txt", "run.sh"]
+                .iter()
+                .enumerate()
+            {
                 let path = root.join(relative);
-                std::fs::File::open(&path).unwrap().set_modified(then).unwrap();
+                std::fs::File::open(&path)
+                    .unwrap()
+                    .set_modified(then)
+                    .unwrap();
                 let mode = if i % 2 == 0 { 0o444 } else { 0o755 };
                 std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
             }
             let assets = root.join("assets");
-            std::fs::File::open(&assets).unwrap().set_modified(then).unwrap();
+            std::fs::File::open(&assets)
+                .unwrap()
+                .set_modified(then)
+                .unwrap();
             std::fs::set_permissions(&assets, std::fs::Permissions::from_mode(0o700)).unwrap();
         },
         Expect::Same,
@@ -177,21 +214,41 @@ fn root_changes_with_every_byte() {
     let (module, payload_offset) = with_custom_section(wasm(MINIMAL_WAT), b"payload!");
     let dir = TempDir::with_files(
         "bytes",
-        &[("world.toml", manifest.as_bytes()), ("world.wasm", &module), ("assets/level.bin", &data)],
+        &[
+            ("world.toml", manifest.as_bytes()),
+            ("world.wasm", &module),
+            ("assets/level.bin", &data),
+        ],
     );
     let original = root_of(dir.path());
     let mut seen = BTreeSet::from([original]);
     let targets = [
         ("assets/level.bin", 0..data.len()),
-        ("world.toml", comment_offset..comment_offset + "comment".len()),
-        ("world.wasm", payload_offset..payload_offset + "payload!".len()),
+        (
+            "world.toml",
+            comment_offset..comment_offset + "comment".len(),
+        ),
+        (
+            "world.wasm",
+            payload_offset..payload_offset + "payload!".len(),
+        ),
     ];
     for (relative, range) in targets {
         for index in range {
             let what = format!("flipping byte {index} of {relative}");
-            let changed = check(&dir, &what, |root| flip(root, relative, index), Expect::Changed);
+            let changed = check(
+                &dir,
+                &what,
+                |root| flip(root, relative, index),
+                Expect::Changed,
+            );
             assert!(seen.insert(changed), "{what} gave a root seen before");
-            let restored = check(&dir, &what, |root| flip(root, relative, index), Expect::Changed);
+            let restored = check(
+                &dir,
+                &what,
+                |root| flip(root, relative, index),
+                Expect::Changed,
+            );
             assert_eq!(restored, original, "undoing {what}");
         }
     }
@@ -204,13 +261,25 @@ fn root_changes_when_meaningful_bytes_change() {
     check(
         &dir,
         "a different tick rate",
-        |root| std::fs::write(root.join("world.toml"), MANIFEST.replace("tick_rate_hz = 20", "tick_rate_hz = 21")).unwrap(),
+        |root| {
+            std::fs::write(
+                root.join("world.toml"),
+                MANIFEST.replace("tick_rate_hz = 20", "tick_rate_hz = 21"),
+            )
+            .unwrap()
+        },
         Expect::Changed,
     );
     check(
         &dir,
         "a different module",
-        |root| std::fs::write(root.join("world.wasm"), wasm(&MINIMAL_WAT.replacen("i32.const 0", "i32.const 1", 1))).unwrap(),
+        |root| {
+            std::fs::write(
+                root.join("world.wasm"),
+                wasm(&MINIMAL_WAT.replacen("i32.const 0", "i32.const 1", 1)),
+            )
+            .unwrap()
+        },
         Expect::Changed,
     );
 }
@@ -248,7 +317,12 @@ fn root_changes_when_a_file_is_renamed() {
 fn root_changes_when_a_file_is_added() {
     let dir = TempDir::valid_package("add", &[("assets/a.txt", b"ay")]);
     let original = root_of(dir.path());
-    check(&dir, "adding an empty file", |root| std::fs::write(root.join("empty"), b"").unwrap(), Expect::Changed);
+    check(
+        &dir,
+        "adding an empty file",
+        |root| std::fs::write(root.join("empty"), b"").unwrap(),
+        Expect::Changed,
+    );
     check(
         &dir,
         "adding a file in a new directory",
@@ -274,7 +348,12 @@ fn root_changes_when_a_file_is_added() {
 fn root_ignores_empty_directories() {
     // The formula covers files only; an empty directory holds none.
     let dir = TempDir::valid_package("empty-dir", &[("assets/a.txt", b"ay")]);
-    check(&dir, "adding an empty directory", |root| std::fs::create_dir(root.join("assets/empty")).unwrap(), Expect::Same);
+    check(
+        &dir,
+        "adding an empty directory",
+        |root| std::fs::create_dir(root.join("assets/empty")).unwrap(),
+        Expect::Same,
+    );
 }
 
 #[test]

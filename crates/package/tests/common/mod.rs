@@ -77,7 +77,10 @@ impl TempDir {
     /// A valid package: `MANIFEST`, `MINIMAL_WAT` and `extra` files.
     pub fn valid_package(label: &str, extra: &[(&str, &[u8])]) -> TempDir {
         let module = wasm(MINIMAL_WAT);
-        let mut files = vec![("world.toml", MANIFEST.as_bytes()), ("world.wasm", module.as_slice())];
+        let mut files = vec![
+            ("world.toml", MANIFEST.as_bytes()),
+            ("world.wasm", module.as_slice()),
+        ];
         files.extend_from_slice(extra);
         TempDir::with_files(label, &files)
     }
@@ -137,7 +140,11 @@ pub fn disk_files(dir: &Path) -> Vec<(String, Vec<u8>)> {
         for entry in std::fs::read_dir(&current).unwrap() {
             let entry = entry.unwrap();
             let name = entry.file_name().into_string().unwrap();
-            let relative = if prefix.is_empty() { name } else { format!("{prefix}/{name}") };
+            let relative = if prefix.is_empty() {
+                name
+            } else {
+                format!("{prefix}/{name}")
+            };
             if entry.file_type().unwrap().is_dir() {
                 pending.push((entry.path(), relative));
             } else {
@@ -150,7 +157,9 @@ pub fn disk_files(dir: &Path) -> Vec<(String, Vec<u8>)> {
 
 /// `reference_root` over owned pairs.
 pub fn reference_root_owned(files: &[(String, Vec<u8>)]) -> Hash {
-    let borrowed: Vec<(&str, &[u8])> =
-        files.iter().map(|(path, bytes)| (path.as_str(), bytes.as_slice())).collect();
+    let borrowed: Vec<(&str, &[u8])> = files
+        .iter()
+        .map(|(path, bytes)| (path.as_str(), bytes.as_slice()))
+        .collect();
     reference_root(&borrowed)
 }
