@@ -7,7 +7,7 @@ use wasmtime::{Caller, Linker, Memory, Store, Trap, TypedFunc};
 use crate::engine::{CompiledPackage, Engine};
 use crate::error::EngineError;
 
-/// Debug log lines kept per session; more are dropped (the log is never hashed).
+/// Debug log lines kept per tick; more are dropped (the log is never hashed).
 pub const LOG_LINES_MAX: usize = 64;
 /// Bytes kept of one debug log line.
 pub const LOG_LINE_BYTES_MAX: usize = 256;
@@ -189,12 +189,14 @@ fn random_seed(mut caller: Caller<'_, HostContext>, pointer: i32) -> wasmtime::R
 fn log(mut caller: Caller<'_, HostContext>, pointer: i32, length: i32) -> wasmtime::Result<()> {
     let memory = caller.data().memory.expect("memory is set after instantiation");
     let (data, context) = memory.data_and_store_mut(&mut caller);
-    if context.logs.len() >= LOG_LINES_MAX {
-        return Ok(());
-    }
+    // The pointer is checked before the rate limit, so whether a call traps
+    // never depends on how many lines were logged before it.
     let Some(span) = range(data, pointer, length) else {
         return Err(fault(&mut caller, TrapClass::HostPointer));
     };
+    if context.logs.len() >= LOG_LINES_MAX {
+        return Ok(());
+    }
     let bytes = &data[span];
     let line = String::from_utf8_lossy(&bytes[..bytes.len().min(LOG_LINE_BYTES_MAX)]).into_owned();
     context.logs.push(line);
@@ -404,6 +406,7 @@ impl Session {
             return (None, true);
         };
         let budget = self.store.data().limits.fuel_per_input;
+        let payload_limit = self.store.data().limits.payload_bytes as usize;
         self.begin(budget);
         let Ok(start) = self.allocate(capacity) else {
             return (None, false);
@@ -412,7 +415,9 @@ impl Session {
         let result = bot.call(&mut self.store, (player as i32, tick, start as i32, capacity as i32));
         self.store.data_mut().finish(false);
         match result {
-            Ok(length) if length >= 0 && (length as usize) <= capacity => {
+            // A payload over the world's payload_bytes would only be refused at
+            // admission, so a bot that returns one sends nothing.
+            Ok(length) if length >= 0 && (length as usize) <= capacity.min(payload_limit) => {
                 let data = self.memory.data(&self.store);
                 (Some(data[start..start + length as usize].to_vec()), true)
             }

@@ -129,6 +129,9 @@ pub enum PackageError {
         /// The type found.
         found: String,
     },
+    /// The module has a start function, which would run outside any tick.
+    #[error("module has a start function; ABI ea-world/1 forbids it (state lives in the host: initialise it in ea_genesis)")]
+    StartFunction,
     /// The memory declares no maximum.
     #[error("module memory declares no maximum; ABI ea-world/1 requires a fixed maximum (link with --max-memory)")]
     MemoryMaximumMissing,
@@ -163,6 +166,7 @@ impl PackageError {
             PackageError::ImportSignature { .. } => "import_signature",
             PackageError::MissingExport { .. } => "export_missing",
             PackageError::ExportSignature { .. } => "export_signature",
+            PackageError::StartFunction => "start_function_forbidden",
             PackageError::MemoryMaximumMissing => "memory_maximum_missing",
             PackageError::MemoryMaximumTooLarge { .. } => "memory_maximum_too_large",
         }

@@ -115,6 +115,7 @@ fn read_sections(wasm: &[u8]) -> Result<Sections, PackageError> {
                     sections.memory_maximum_pages.push(memory.map_err(invalid)?.maximum);
                 }
             }
+            Payload::StartSection { .. } => return Err(PackageError::StartFunction),
             Payload::ExportSection(reader) => {
                 for export in reader {
                     let export = export.map_err(invalid)?;

@@ -649,3 +649,9 @@ fn package_too_large_by_bytes() {
         .unwrap();
     check(huge.path(), "package_too_large", &["67108864 bytes"]);
 }
+
+#[test]
+fn start_function_forbidden() {
+    let wat = MINIMAL_WAT.replacen("(module", "(module (func $s) (start $s)", 1);
+    check_wat(&wat, "start_function_forbidden", &["start function"]);
+}

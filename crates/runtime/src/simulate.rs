@@ -273,11 +273,12 @@ struct Summary<'a> {
 fn print_summary(summary: Summary<'_>, args: &SimulateArgs) {
     let world = summary.world;
     let state_root = world.state_root();
-    let zero = Hash::ZERO;
+    // With zero ticks the roots are genesis's: no inputs, and the state after ea_genesis.
+    let empty = everarcade_protocol::list_root(&[]);
     let roots = summary.last.unwrap_or(TickRoots {
         tick: 0,
-        input_root: zero,
-        receipt_root: zero,
+        input_root: empty,
+        receipt_root: empty,
         state_root,
         continuity_root: world.continuity_root(),
     });
