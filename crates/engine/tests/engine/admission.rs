@@ -1,0 +1,111 @@
+//! Admission refuses bad envelopes, each with its own code, and records
+//! nothing for them; `execute_tick` refuses more inputs than a tick takes.
+
+use everarcade_engine::EngineError;
+use everarcade_protocol::{Envelope, WorldId, test_signing_key};
+
+use crate::common::*;
+
+/// Admits `envelope` into `world`; returns the refusal code or "admitted".
+fn admit(driver: &mut Driver, envelope: &Envelope) -> &'static str {
+    match driver.world.admit(envelope) {
+        Ok(()) => "admitted",
+        Err(error) => error.code(),
+    }
+}
+
+#[test]
+fn bad_envelopes_are_refused_with_their_codes() {
+    let mut driver = Driver::new(&guest());
+    let key = test_signing_key("alice");
+    let sender = key.verifying_key().to_bytes();
+    let sign =
+        |nonce: u64, payload: &[u8]| Envelope::sign(&world_id(), &key, nonce, payload.to_vec());
+
+    let mut forged = sign(10, b"x");
+    forged.signature[0] ^= 1;
+    let mut tampered = sign(10, b"x");
+    tampered.payload[0] ^= 1;
+    let other_world = Envelope::sign(&WorldId::new("world-002").unwrap(), &key, 10, b"x".to_vec());
+    let cases = [
+        (sign(5, b"a"), "admitted"),
+        (forged, "bad_signature"),
+        (tampered, "bad_signature"),
+        (other_world, "wrong_world"),
+        (sign(5, b"b"), "stale_nonce"),
+        (sign(3, b"c"), "stale_nonce"),
+        (sign(0, b"d"), "stale_nonce"),
+        (sign(6, &[0; PAYLOAD_BYTES + 1]), "payload_too_large"),
+        (sign(6, &[0; PAYLOAD_BYTES]), "admitted"),
+        (sign(7, b""), "admitted"),
+    ];
+    for (envelope, code) in &cases {
+        assert_eq!(
+            admit(&mut driver, envelope),
+            *code,
+            "nonce {} payload {:?}",
+            envelope.nonce,
+            envelope.payload
+        );
+    }
+    // Refused envelopes (some with nonce 10) recorded nothing.
+    assert_eq!(driver.world.nonces().get(&sender), Some(&7));
+    assert_eq!(driver.world.nonces().len(), 1);
+}
+
+#[test]
+fn nonces_are_per_sender() {
+    let mut driver = Driver::new(&guest());
+    for name in ["alice", "bob"] {
+        let envelope = Envelope::sign(&world_id(), &test_signing_key(name), 1, b"x".to_vec());
+        assert_eq!(admit(&mut driver, &envelope), "admitted", "{name}");
+    }
+    let replay = Envelope::sign(&world_id(), &test_signing_key("bob"), 1, b"x".to_vec());
+    assert_eq!(admit(&mut driver, &replay), "stale_nonce");
+}
+
+#[test]
+fn too_many_inputs_is_an_error_and_changes_nothing() {
+    let mut driver = Driver::new(&guest());
+    let envelopes: Vec<Envelope> = (0..=INPUTS_PER_TICK)
+        .map(|i| driver.envelope(&[APPLY, i as u8]))
+        .collect();
+    let root = driver.world.state_root();
+    let continuity = driver.world.continuity_root();
+    match driver.world.execute_tick(&driver.engine, &envelopes) {
+        Err(EngineError::TooManyInputs { tick, count, limit }) => {
+            assert_eq!(
+                (tick, count, limit as usize),
+                (1, INPUTS_PER_TICK + 1, INPUTS_PER_TICK)
+            );
+        }
+        Err(error) => panic!("unexpected error {error}"),
+        Ok(_) => panic!("a tick took {} inputs", envelopes.len()),
+    }
+    assert_eq!(driver.world.tick(), 0);
+    assert_eq!(driver.world.continuity_root(), continuity);
+    assert_eq!(driver.world.state_root(), root);
+    // Exactly the limit is fine, and the tick then executes every input.
+    let output = driver
+        .world
+        .execute_tick(&driver.engine, &envelopes[..INPUTS_PER_TICK])
+        .expect("tick");
+    assert_eq!(output.receipts.len(), INPUTS_PER_TICK + 1);
+    assert_eq!(
+        driver.world.state().get(b"k"),
+        Some([APPLY, INPUTS_PER_TICK as u8 - 1].as_slice())
+    );
+}
+
+#[test]
+fn oversize_payload_that_skipped_admission_is_an_error() {
+    let mut driver = Driver::new(&guest());
+    let key = test_signing_key("alice");
+    let oversize = Envelope::sign(&world_id(), &key, 1, vec![APPLY; PAYLOAD_BYTES + 1]);
+    let error = driver
+        .world
+        .execute_tick(&driver.engine, &[oversize])
+        .expect_err("refused");
+    assert_eq!(error.code(), "payload_too_large");
+    assert_eq!(driver.world.tick(), 0);
+}
