@@ -12,7 +12,11 @@ use crate::world::World;
 /// `H(BotRandom, seed u64 || player u32 || tick u64 || C(tick-1))`.
 pub fn bot_random_seed(seed: u64, player: u32, tick: Tick, previous: &Hash) -> Hash {
     let mut hasher = Domain::BotRandom.hasher();
-    hasher.update_u64(seed).update_u32(player).update_u64(tick).update(&previous.0);
+    hasher
+        .update_u64(seed)
+        .update_u32(player)
+        .update_u64(tick)
+        .update(&previous.0);
     hasher.finalize()
 }
 

@@ -7,7 +7,9 @@ use std::sync::{Arc, Mutex};
 use everarcade_package::{Exports, Package};
 use everarcade_protocol::Hash;
 use everarcade_protocol::profile::LIMITS_MAX;
-use wasmtime::{Config, InstanceAllocationStrategy, InstancePre, Module, OptLevel, PoolingAllocationConfig};
+use wasmtime::{
+    Config, InstanceAllocationStrategy, InstancePre, Module, OptLevel, PoolingAllocationConfig,
+};
 
 use crate::error::EngineError;
 use crate::host::{HostContext, linker};
@@ -20,7 +22,8 @@ pub const INSTANCES_MAX: u32 = 128;
 pub const WASM_STACK_BYTES: usize = 512 * 1024;
 
 /// Identifies the engine configuration in cache keys; bump when `config()` changes.
-const CONFIG_FINGERPRINT: &str = "ea-engine/1 wasmtime-48 fuel nan-canon no-threads no-relaxed-simd";
+const CONFIG_FINGERPRINT: &str =
+    "ea-engine/1 wasmtime-48 fuel nan-canon no-threads no-relaxed-simd";
 
 /// A compiled package, ready to instantiate cheaply once per tick.
 pub struct CompiledPackage {
@@ -62,9 +65,13 @@ fn config() -> Config {
 impl Engine {
     /// An engine with the determinism profile's configuration.
     pub fn new() -> Result<Engine, EngineError> {
-        let inner = wasmtime::Engine::new(&config())
-            .map_err(|e| EngineError::Config { message: format!("{e:#}") })?;
-        Ok(Engine { inner, cache: Mutex::new(BTreeMap::new()) })
+        let inner = wasmtime::Engine::new(&config()).map_err(|e| EngineError::Config {
+            message: format!("{e:#}"),
+        })?;
+        Ok(Engine {
+            inner,
+            cache: Mutex::new(BTreeMap::new()),
+        })
     }
 
     pub(crate) fn wasmtime(&self) -> &wasmtime::Engine {
@@ -78,17 +85,24 @@ impl Engine {
         if let Some(compiled) = self.cache.lock().expect("cache lock").get(&key) {
             return Ok(compiled.clone());
         }
-        let module = Module::new(&self.inner, &package.wasm)
-            .map_err(|e| EngineError::Compile { message: format!("{e:#}") })?;
-        let pre = linker(&self.inner)
-            .instantiate_pre(&module)
-            .map_err(|e| EngineError::Instantiate { message: format!("{e:#}") })?;
+        let module = Module::new(&self.inner, &package.wasm).map_err(|e| EngineError::Compile {
+            message: format!("{e:#}"),
+        })?;
+        let pre =
+            linker(&self.inner)
+                .instantiate_pre(&module)
+                .map_err(|e| EngineError::Instantiate {
+                    message: format!("{e:#}"),
+                })?;
         let compiled = Arc::new(CompiledPackage {
             package: Arc::new(package.clone()),
             exports: package.exports,
             pre,
         });
-        self.cache.lock().expect("cache lock").insert(key, compiled.clone());
+        self.cache
+            .lock()
+            .expect("cache lock")
+            .insert(key, compiled.clone());
         Ok(compiled)
     }
 

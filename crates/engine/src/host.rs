@@ -90,7 +90,10 @@ fn read_key<'b>(
     if key_length == 0 || key_length > limit || key_length > KEY_BYTES_MAX {
         return Err(fault(caller, TrapClass::KeyLength));
     }
-    let memory = caller.data().memory.expect("memory is set after instantiation");
+    let memory = caller
+        .data()
+        .memory
+        .expect("memory is set after instantiation");
     let data = memory.data(&*caller);
     let Some(span) = range(data, pointer, length) else {
         return Err(fault(caller, TrapClass::HostPointer));
@@ -108,7 +111,10 @@ fn state_get(
 ) -> wasmtime::Result<i32> {
     let mut buffer = [0u8; KEY_BYTES_MAX];
     let key = read_key(&mut caller, key_pointer, key_length, &mut buffer)?;
-    let memory = caller.data().memory.expect("memory is set after instantiation");
+    let memory = caller
+        .data()
+        .memory
+        .expect("memory is set after instantiation");
     let (data, context) = memory.data_and_store_mut(&mut caller);
     let Some(span) = range(data, value_pointer, value_capacity) else {
         return Err(fault(&mut caller, TrapClass::HostPointer));
@@ -136,7 +142,10 @@ fn state_set(
     if value_length as u32 > caller.data().limits.value_bytes {
         return Err(fault(&mut caller, TrapClass::ValueLength));
     }
-    let memory = caller.data().memory.expect("memory is set after instantiation");
+    let memory = caller
+        .data()
+        .memory
+        .expect("memory is set after instantiation");
     let (data, context) = memory.data_and_store_mut(&mut caller);
     let Some(span) = range(data, value_pointer, value_length) else {
         return Err(fault(&mut caller, TrapClass::HostPointer));
@@ -146,7 +155,11 @@ fn state_set(
     Ok(())
 }
 
-fn state_del(mut caller: Caller<'_, HostContext>, key_pointer: i32, key_length: i32) -> wasmtime::Result<()> {
+fn state_del(
+    mut caller: Caller<'_, HostContext>,
+    key_pointer: i32,
+    key_length: i32,
+) -> wasmtime::Result<()> {
     if caller.data().read_only {
         return Err(fault(&mut caller, TrapClass::ReadOnlyState));
     }
@@ -167,7 +180,10 @@ fn emit(mut caller: Caller<'_, HostContext>, pointer: i32, length: i32) -> wasmt
     if caller.data().events.len() >= limits.events_per_input as usize {
         return Err(fault(&mut caller, TrapClass::EventCount));
     }
-    let memory = caller.data().memory.expect("memory is set after instantiation");
+    let memory = caller
+        .data()
+        .memory
+        .expect("memory is set after instantiation");
     let (data, context) = memory.data_and_store_mut(&mut caller);
     let Some(span) = range(data, pointer, length) else {
         return Err(fault(&mut caller, TrapClass::HostPointer));
@@ -177,7 +193,10 @@ fn emit(mut caller: Caller<'_, HostContext>, pointer: i32, length: i32) -> wasmt
 }
 
 fn random_seed(mut caller: Caller<'_, HostContext>, pointer: i32) -> wasmtime::Result<()> {
-    let memory = caller.data().memory.expect("memory is set after instantiation");
+    let memory = caller
+        .data()
+        .memory
+        .expect("memory is set after instantiation");
     let (data, context) = memory.data_and_store_mut(&mut caller);
     let Some(span) = range(data, pointer, 32) else {
         return Err(fault(&mut caller, TrapClass::HostPointer));
@@ -187,7 +206,10 @@ fn random_seed(mut caller: Caller<'_, HostContext>, pointer: i32) -> wasmtime::R
 }
 
 fn log(mut caller: Caller<'_, HostContext>, pointer: i32, length: i32) -> wasmtime::Result<()> {
-    let memory = caller.data().memory.expect("memory is set after instantiation");
+    let memory = caller
+        .data()
+        .memory
+        .expect("memory is set after instantiation");
     let (data, context) = memory.data_and_store_mut(&mut caller);
     // The pointer is checked before the rate limit, so whether a call traps
     // never depends on how many lines were logged before it.
@@ -206,11 +228,19 @@ fn log(mut caller: Caller<'_, HostContext>, pointer: i32, length: i32) -> wasmti
 /// The linker with the six `ea` functions.
 pub(crate) fn linker(engine: &wasmtime::Engine) -> Linker<HostContext> {
     let mut linker = Linker::new(engine);
-    linker.func_wrap("ea", "state_get", state_get).expect("unique name");
-    linker.func_wrap("ea", "state_set", state_set).expect("unique name");
-    linker.func_wrap("ea", "state_del", state_del).expect("unique name");
+    linker
+        .func_wrap("ea", "state_get", state_get)
+        .expect("unique name");
+    linker
+        .func_wrap("ea", "state_set", state_set)
+        .expect("unique name");
+    linker
+        .func_wrap("ea", "state_del", state_del)
+        .expect("unique name");
     linker.func_wrap("ea", "emit", emit).expect("unique name");
-    linker.func_wrap("ea", "random_seed", random_seed).expect("unique name");
+    linker
+        .func_wrap("ea", "random_seed", random_seed)
+        .expect("unique name");
     linker.func_wrap("ea", "log", log).expect("unique name");
     linker
 }
@@ -247,12 +277,18 @@ pub(crate) struct Session {
 }
 
 fn instantiate_error(error: wasmtime::Error) -> EngineError {
-    EngineError::Instantiate { message: format!("{error:#}") }
+    EngineError::Instantiate {
+        message: format!("{error:#}"),
+    }
 }
 
 impl Session {
     /// Instantiates `compiled` around `context`. On failure the state comes back
     /// with the error, so the caller never loses it.
+    #[allow(
+        clippy::result_large_err,
+        reason = "the state must come back by value; failures are rare"
+    )]
     pub fn new(
         engine: &Engine,
         compiled: &CompiledPackage,
@@ -273,30 +309,55 @@ impl Session {
         }
     }
 
-    fn bind(store: &mut Store<HostContext>, compiled: &CompiledPackage) -> Result<Bound, EngineError> {
-        let instance = compiled.pre.instantiate(&mut *store).map_err(instantiate_error)?;
-        let memory = instance
-            .get_memory(&mut *store, "memory")
-            .ok_or_else(|| EngineError::Instantiate { message: "no memory export".into() })?;
+    fn bind(
+        store: &mut Store<HostContext>,
+        compiled: &CompiledPackage,
+    ) -> Result<Bound, EngineError> {
+        let instance = compiled
+            .pre
+            .instantiate(&mut *store)
+            .map_err(instantiate_error)?;
+        let memory =
+            instance
+                .get_memory(&mut *store, "memory")
+                .ok_or_else(|| EngineError::Instantiate {
+                    message: "no memory export".into(),
+                })?;
         store.data_mut().memory = Some(memory);
         let exports = compiled.exports;
-        let mut optional = |present: bool, name: &str| -> Result<Option<wasmtime::Func>, EngineError> {
-            if !present {
-                return Ok(None);
-            }
-            let func = instance.get_func(&mut *store, name);
-            func.map(Some).ok_or_else(|| EngineError::Instantiate { message: format!("no {name} export") })
-        };
+        let mut optional =
+            |present: bool, name: &str| -> Result<Option<wasmtime::Func>, EngineError> {
+                if !present {
+                    return Ok(None);
+                }
+                let func = instance.get_func(&mut *store, name);
+                func.map(Some).ok_or_else(|| EngineError::Instantiate {
+                    message: format!("no {name} export"),
+                })
+            };
         let genesis = optional(exports.genesis, "ea_genesis")?;
         let tick = optional(exports.tick, "ea_tick")?;
         let bot = optional(exports.bot, "ea_bot")?;
         Ok(Bound {
             memory,
-            alloc: instance.get_typed_func(&mut *store, "ea_alloc").map_err(instantiate_error)?,
-            input: instance.get_typed_func(&mut *store, "ea_input").map_err(instantiate_error)?,
-            genesis: genesis.map(|f| f.typed(&*store)).transpose().map_err(instantiate_error)?,
-            tick: tick.map(|f| f.typed(&*store)).transpose().map_err(instantiate_error)?,
-            bot: bot.map(|f| f.typed(&*store)).transpose().map_err(instantiate_error)?,
+            alloc: instance
+                .get_typed_func(&mut *store, "ea_alloc")
+                .map_err(instantiate_error)?,
+            input: instance
+                .get_typed_func(&mut *store, "ea_input")
+                .map_err(instantiate_error)?,
+            genesis: genesis
+                .map(|f| f.typed(&*store))
+                .transpose()
+                .map_err(instantiate_error)?,
+            tick: tick
+                .map(|f| f.typed(&*store))
+                .transpose()
+                .map_err(instantiate_error)?,
+            bot: bot
+                .map(|f| f.typed(&*store))
+                .transpose()
+                .map_err(instantiate_error)?,
         })
     }
 
@@ -322,8 +383,16 @@ impl Session {
         let fuel_used = self.fuel_used(budget);
         let context = self.store.data_mut();
         context.finish(applied);
-        let events = if applied { std::mem::take(&mut context.events) } else { Vec::new() };
-        CallResult { outcome, fuel_used, events }
+        let events = if applied {
+            std::mem::take(&mut context.events)
+        } else {
+            Vec::new()
+        };
+        CallResult {
+            outcome,
+            fuel_used,
+            events,
+        }
     }
 
     fn classify(&self, error: &wasmtime::Error) -> Outcome {
@@ -336,9 +405,9 @@ impl Session {
             Some(Trap::MemoryOutOfBounds | Trap::TableOutOfBounds | Trap::HeapMisaligned) => {
                 TrapClass::MemoryOutOfBounds
             }
-            Some(Trap::IntegerOverflow | Trap::IntegerDivisionByZero | Trap::BadConversionToInteger) => {
-                TrapClass::Arithmetic
-            }
+            Some(
+                Trap::IntegerOverflow | Trap::IntegerDivisionByZero | Trap::BadConversionToInteger,
+            ) => TrapClass::Arithmetic,
             Some(Trap::IndirectCallToNull | Trap::BadSignature) => TrapClass::IndirectCall,
             Some(Trap::StackOverflow) => TrapClass::StackOverflow,
             _ => TrapClass::Wasm,
@@ -368,7 +437,10 @@ impl Session {
             Err(outcome) => return self.end(outcome, budget),
         };
         write(&mut self.memory.data_mut(&mut self.store)[start..start + length]);
-        let outcome = match self.input.call(&mut self.store, (start as i32, length as i32)) {
+        let outcome = match self
+            .input
+            .call(&mut self.store, (start as i32, length as i32))
+        {
             Ok(0) => Outcome::Applied,
             Ok(code) if code > 0 => Outcome::Rejected(code as u32),
             Ok(_) => Outcome::Trapped(TrapClass::BadReturn),
@@ -401,7 +473,13 @@ impl Session {
 
     /// `ea_bot(player, tick, buffer, capacity)` with the bot's key pre-filled;
     /// returns the payload (or `None`) and whether the instance is still usable.
-    pub fn call_bot(&mut self, player: u32, tick: i64, key: &[u8; 32], capacity: usize) -> (Option<Vec<u8>>, bool) {
+    pub fn call_bot(
+        &mut self,
+        player: u32,
+        tick: i64,
+        key: &[u8; 32],
+        capacity: usize,
+    ) -> (Option<Vec<u8>>, bool) {
         let Some(bot) = self.bot.clone() else {
             return (None, true);
         };
@@ -412,7 +490,10 @@ impl Session {
             return (None, false);
         };
         self.memory.data_mut(&mut self.store)[start..start + 32].copy_from_slice(key);
-        let result = bot.call(&mut self.store, (player as i32, tick, start as i32, capacity as i32));
+        let result = bot.call(
+            &mut self.store,
+            (player as i32, tick, start as i32, capacity as i32),
+        );
         self.store.data_mut().finish(false);
         match result {
             // A payload over the world's payload_bytes would only be refused at

@@ -73,10 +73,19 @@ impl World {
         if let Some(receipt) = &receipt
             && receipt.outcome != Outcome::Applied
         {
-            return Err(EngineError::GenesisFailed { outcome: receipt.outcome });
+            return Err(EngineError::GenesisFailed {
+                outcome: receipt.outcome,
+            });
         }
         let state_root = world.state.root();
-        Ok((world, GenesisOutput { genesis_root: genesis, state_root, receipt }))
+        Ok((
+            world,
+            GenesisOutput {
+                genesis_root: genesis,
+                state_root,
+                receipt,
+            },
+        ))
     }
 
     /// The world id.
@@ -141,7 +150,10 @@ impl World {
         }
         let limit = self.limits().payload_bytes as usize;
         if envelope.payload.len() > limit {
-            return Err(EnvelopeError::PayloadTooLarge { length: envelope.payload.len(), limit });
+            return Err(EnvelopeError::PayloadTooLarge {
+                length: envelope.payload.len(),
+                limit,
+            });
         }
         let last = self.nonces.get(&envelope.sender).copied().unwrap_or(0);
         if envelope.nonce <= last {
@@ -156,7 +168,12 @@ impl World {
         Ok(())
     }
 
-    fn session(&mut self, engine: &Engine, random: [u8; 32], read_only: bool) -> Result<Session, EngineError> {
+    fn session(
+        &mut self,
+        engine: &Engine,
+        random: [u8; 32],
+        read_only: bool,
+    ) -> Result<Session, EngineError> {
         let state = std::mem::take(&mut self.state);
         let context = HostContext::new(state, self.limits(), read_only, random);
         Session::new(engine, &self.compiled, context).map_err(|(error, state)| {
@@ -166,7 +183,11 @@ impl World {
     }
 
     /// Executes tick `tick() + 1` over admitted `inputs`, in order.
-    pub fn execute_tick(&mut self, engine: &Engine, inputs: &[Envelope]) -> Result<TickOutput, EngineError> {
+    pub fn execute_tick(
+        &mut self,
+        engine: &Engine,
+        inputs: &[Envelope],
+    ) -> Result<TickOutput, EngineError> {
         let tick = self.tick + 1;
         self.check_inputs(tick, inputs)?;
         let random = random_seed(&self.continuity, tick).0;
@@ -174,8 +195,12 @@ impl World {
         let mut receipts = Vec::with_capacity(inputs.len() + 1);
         let mut events = Vec::with_capacity(inputs.len() + 1);
         for envelope in inputs {
-            let result = session.call_input(|out| envelope.write_guest_input(out), envelope.guest_input_len());
-            let fresh_instance_needed = matches!(result.outcome, Outcome::Trapped(_) | Outcome::OutOfFuel);
+            let result = session.call_input(
+                |out| envelope.write_guest_input(out),
+                envelope.guest_input_len(),
+            );
+            let fresh_instance_needed =
+                matches!(result.outcome, Outcome::Trapped(_) | Outcome::OutOfFuel);
             receipts.push(input_receipt(envelope.hash(), &result));
             events.push(result.events);
             if fresh_instance_needed {
@@ -194,10 +219,20 @@ impl World {
             .map(|receipt| receipt.subject)
             .collect();
         let roots = self.advance(tick, &envelope_hashes, &receipts);
-        Ok(TickOutput { roots, receipts, events, logs: context.logs })
+        Ok(TickOutput {
+            roots,
+            receipts,
+            events,
+            logs: context.logs,
+        })
     }
 
-    fn replace_session(&mut self, engine: &Engine, old: Session, random: [u8; 32]) -> Result<Session, EngineError> {
+    fn replace_session(
+        &mut self,
+        engine: &Engine,
+        old: Session,
+        random: [u8; 32],
+    ) -> Result<Session, EngineError> {
         let mut context = old.into_context();
         self.state = std::mem::take(&mut context.state);
         let mut session = self.session(engine, random, false)?;
@@ -208,9 +243,16 @@ impl World {
     fn check_inputs(&self, tick: Tick, inputs: &[Envelope]) -> Result<(), EngineError> {
         let limits = self.limits();
         if inputs.len() > limits.inputs_per_tick as usize {
-            return Err(EngineError::TooManyInputs { tick, count: inputs.len(), limit: limits.inputs_per_tick });
+            return Err(EngineError::TooManyInputs {
+                tick,
+                count: inputs.len(),
+                limit: limits.inputs_per_tick,
+            });
         }
-        if let Some(envelope) = inputs.iter().find(|e| e.payload.len() > limits.payload_bytes as usize) {
+        if let Some(envelope) = inputs
+            .iter()
+            .find(|e| e.payload.len() > limits.payload_bytes as usize)
+        {
             return Err(EngineError::PayloadTooLarge {
                 tick,
                 length: envelope.payload.len(),
@@ -225,10 +267,22 @@ impl World {
         let receipt_hashes: Vec<Hash> = receipts.iter().map(Receipt::hash).collect();
         let receipt_root = list_root(&receipt_hashes);
         let state_root = self.state.root();
-        let continuity = continuity_root(&self.continuity, tick, &input_root, &receipt_root, &state_root);
+        let continuity = continuity_root(
+            &self.continuity,
+            tick,
+            &input_root,
+            &receipt_root,
+            &state_root,
+        );
         self.tick = tick;
         self.continuity = continuity;
-        TickRoots { tick, input_root, receipt_root, state_root, continuity_root: continuity }
+        TickRoots {
+            tick,
+            input_root,
+            receipt_root,
+            state_root,
+            continuity_root: continuity,
+        }
     }
 
     pub(crate) fn take_state(&mut self) -> State {
@@ -252,5 +306,9 @@ fn input_receipt(subject: Hash, result: &CallResult) -> Receipt {
 }
 
 fn hook_receipt(kind: ReceiptKind, result: &CallResult) -> Receipt {
-    Receipt { kind, subject: Hash::ZERO, ..input_receipt(Hash::ZERO, result) }
+    Receipt {
+        kind,
+        subject: Hash::ZERO,
+        ..input_receipt(Hash::ZERO, result)
+    }
 }

@@ -96,7 +96,9 @@ pub enum PackageError {
         message: String,
     },
     /// The module imports something outside module `ea`, or an unknown `ea` name.
-    #[error("module imports {module}.{name}, which is not part of ABI ea-world/1 (only ea.state_get, ea.state_set, ea.state_del, ea.emit, ea.random_seed, ea.log)")]
+    #[error(
+        "module imports {module}.{name}, which is not part of ABI ea-world/1 (only ea.state_get, ea.state_set, ea.state_del, ea.emit, ea.random_seed, ea.log)"
+    )]
     ForbiddenImport {
         /// Import module.
         module: String,
@@ -130,13 +132,19 @@ pub enum PackageError {
         found: String,
     },
     /// The module has a start function, which would run outside any tick.
-    #[error("module has a start function; ABI ea-world/1 forbids it (state lives in the host: initialise it in ea_genesis)")]
+    #[error(
+        "module has a start function; ABI ea-world/1 forbids it (state lives in the host: initialise it in ea_genesis)"
+    )]
     StartFunction,
     /// The memory declares no maximum.
-    #[error("module memory declares no maximum; ABI ea-world/1 requires a fixed maximum (link with --max-memory)")]
+    #[error(
+        "module memory declares no maximum; ABI ea-world/1 requires a fixed maximum (link with --max-memory)"
+    )]
     MemoryMaximumMissing,
     /// The memory maximum exceeds the manifest's `memory_bytes`.
-    #[error("module memory maximum is {maximum_bytes} bytes, over the manifest's memory_bytes = {limit_bytes}")]
+    #[error(
+        "module memory maximum is {maximum_bytes} bytes, over the manifest's memory_bytes = {limit_bytes}"
+    )]
     MemoryMaximumTooLarge {
         /// Declared maximum in bytes.
         maximum_bytes: u64,

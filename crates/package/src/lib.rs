@@ -49,23 +49,39 @@ pub struct Package {
 impl Package {
     /// Reads and validates the package in `dir`.
     pub fn load(dir: &Path) -> Result<Package, PackageError> {
-        let metadata = std::fs::symlink_metadata(dir)
-            .map_err(|source| PackageError::NotFound { path: dir.to_path_buf(), source })?;
+        let metadata = std::fs::symlink_metadata(dir).map_err(|source| PackageError::NotFound {
+            path: dir.to_path_buf(),
+            source,
+        })?;
         if !metadata.is_dir() {
-            return Err(PackageError::NotADirectory { path: dir.to_path_buf() });
+            return Err(PackageError::NotADirectory {
+                path: dir.to_path_buf(),
+            });
         }
         let (files, contents) = listing::read_files(dir)?;
         let root = package_root(&files);
-        let manifest_text = contents
-            .get(MANIFEST_FILE)
-            .ok_or_else(|| PackageError::ManifestMissing { path: dir.join(MANIFEST_FILE) })?;
+        let manifest_text =
+            contents
+                .get(MANIFEST_FILE)
+                .ok_or_else(|| PackageError::ManifestMissing {
+                    path: dir.join(MANIFEST_FILE),
+                })?;
         let manifest = Manifest::parse(manifest_text)?;
         let wasm = contents
             .get(manifest.module.as_str())
-            .ok_or_else(|| PackageError::ModuleMissing { path: dir.join(&manifest.module) })?
+            .ok_or_else(|| PackageError::ModuleMissing {
+                path: dir.join(&manifest.module),
+            })?
             .clone();
         let exports = validate_module(&wasm, &manifest.limits)?;
-        Ok(Package { dir: dir.to_path_buf(), manifest, wasm, exports, files, root })
+        Ok(Package {
+            dir: dir.to_path_buf(),
+            manifest,
+            wasm,
+            exports,
+            files,
+            root,
+        })
     }
 
     /// The determinism profile this package runs under.

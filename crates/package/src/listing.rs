@@ -74,19 +74,37 @@ fn walk(
         let reason = format!("directories nest deeper than {PACKAGE_DEPTH_MAX}");
         return Err(PackageError::TooLarge { reason });
     }
-    let io = |source| PackageError::Io { path: dir.to_path_buf(), source };
-    let mut entries: Vec<_> = std::fs::read_dir(dir).map_err(io)?.collect::<Result<_, _>>().map_err(io)?;
+    let io = |source| PackageError::Io {
+        path: dir.to_path_buf(),
+        source,
+    };
+    let mut entries: Vec<_> = std::fs::read_dir(dir)
+        .map_err(io)?
+        .collect::<Result<_, _>>()
+        .map_err(io)?;
     entries.sort_by_key(|entry| entry.file_name());
     for entry in entries {
         let path = entry.path();
-        let escape = |reason| PackageError::PathEscape { path: path.clone(), reason };
-        let name = entry.file_name().into_string().map_err(|_| escape("file name is not UTF-8"))?;
+        let escape = |reason| PackageError::PathEscape {
+            path: path.clone(),
+            reason,
+        };
+        let name = entry
+            .file_name()
+            .into_string()
+            .map_err(|_| escape("file name is not UTF-8"))?;
         if name.contains('\\') {
             return Err(escape("file name contains a backslash"));
         }
-        let relative = if prefix.is_empty() { name } else { format!("{prefix}/{name}") };
-        let metadata = std::fs::symlink_metadata(&path)
-            .map_err(|source| PackageError::Io { path: path.clone(), source })?;
+        let relative = if prefix.is_empty() {
+            name
+        } else {
+            format!("{prefix}/{name}")
+        };
+        let metadata = std::fs::symlink_metadata(&path).map_err(|source| PackageError::Io {
+            path: path.clone(),
+            source,
+        })?;
         let kind = metadata.file_type();
         if kind.is_symlink() {
             return Err(escape("is a symlink"));
@@ -96,7 +114,10 @@ fn walk(
             // Refuse an oversized file before reading it, and read at most one
             // byte past the budget in case it grew since: the ceiling bounds
             // memory, not just the answer.
-            check_size(contents.len() + 1, total_bytes.saturating_add(metadata.len()))?;
+            check_size(
+                contents.len() + 1,
+                total_bytes.saturating_add(metadata.len()),
+            )?;
             let bytes = read_bounded(&path, PACKAGE_BYTES_MAX - *total_bytes + 1)?;
             *total_bytes += bytes.len() as u64;
             check_size(contents.len() + 1, *total_bytes)?;
@@ -109,18 +130,29 @@ fn walk(
 }
 
 fn read_bounded(path: &Path, length_max: u64) -> Result<Vec<u8>, PackageError> {
-    let io = |source| PackageError::Io { path: path.to_path_buf(), source };
+    let io = |source| PackageError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
     let mut bytes = Vec::new();
-    std::fs::File::open(path).map_err(io)?.take(length_max).read_to_end(&mut bytes).map_err(io)?;
+    std::fs::File::open(path)
+        .map_err(io)?
+        .take(length_max)
+        .read_to_end(&mut bytes)
+        .map_err(io)?;
     Ok(bytes)
 }
 
 fn check_size(files: usize, bytes: u64) -> Result<(), PackageError> {
     if files > PACKAGE_FILES_MAX {
-        return Err(PackageError::TooLarge { reason: format!("more than {PACKAGE_FILES_MAX} files") });
+        return Err(PackageError::TooLarge {
+            reason: format!("more than {PACKAGE_FILES_MAX} files"),
+        });
     }
     if bytes > PACKAGE_BYTES_MAX {
-        return Err(PackageError::TooLarge { reason: format!("more than {PACKAGE_BYTES_MAX} bytes") });
+        return Err(PackageError::TooLarge {
+            reason: format!("more than {PACKAGE_BYTES_MAX} bytes"),
+        });
     }
     Ok(())
 }

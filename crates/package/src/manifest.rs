@@ -63,16 +63,22 @@ impl Manifest {
         if raw.abi != ABI_V1 {
             return Err(PackageError::UnknownAbi { abi: raw.abi });
         }
-        let version = semver::Version::parse(&raw.version).map_err(|e| {
-            PackageError::VersionNotSemver { version: raw.version.clone(), message: e.to_string() }
-        })?;
+        let version =
+            semver::Version::parse(&raw.version).map_err(|e| PackageError::VersionNotSemver {
+                version: raw.version.clone(),
+                message: e.to_string(),
+            })?;
         if raw.name.is_empty() || raw.name.len() > 64 {
             return Err(invalid("name must be 1..=64 bytes".to_string()));
         }
         if !module_path_is_plain(&raw.module) {
             return Err(PackageError::ModulePath { module: raw.module });
         }
-        check_range("tick_rate_hz", raw.tick_rate_hz as u64, TICK_RATE_HZ_MAX as u64)?;
+        check_range(
+            "tick_rate_hz",
+            raw.tick_rate_hz as u64,
+            TICK_RATE_HZ_MAX as u64,
+        )?;
         let limits = raw.limits.validate()?;
         Ok(Manifest {
             name: raw.name,
@@ -91,12 +97,32 @@ impl RawLimits {
         check_range("fuel_per_input", self.fuel_per_input, max.fuel_per_input)?;
         check_range("fuel_per_tick", self.fuel_per_tick, max.fuel_per_tick)?;
         check_range("memory_bytes", self.memory_bytes, max.memory_bytes)?;
-        check_range("inputs_per_tick", self.inputs_per_tick.into(), max.inputs_per_tick.into())?;
-        check_range("payload_bytes", self.payload_bytes.into(), max.payload_bytes.into())?;
+        check_range(
+            "inputs_per_tick",
+            self.inputs_per_tick.into(),
+            max.inputs_per_tick.into(),
+        )?;
+        check_range(
+            "payload_bytes",
+            self.payload_bytes.into(),
+            max.payload_bytes.into(),
+        )?;
         check_range("key_bytes", self.key_bytes.into(), max.key_bytes.into())?;
-        check_range("value_bytes", self.value_bytes.into(), max.value_bytes.into())?;
-        check_range("events_per_input", self.events_per_input.into(), max.events_per_input.into())?;
-        check_range("event_bytes", self.event_bytes.into(), max.event_bytes.into())?;
+        check_range(
+            "value_bytes",
+            self.value_bytes.into(),
+            max.value_bytes.into(),
+        )?;
+        check_range(
+            "events_per_input",
+            self.events_per_input.into(),
+            max.events_per_input.into(),
+        )?;
+        check_range(
+            "event_bytes",
+            self.event_bytes.into(),
+            max.event_bytes.into(),
+        )?;
         Ok(Limits {
             fuel_per_input: self.fuel_per_input,
             fuel_per_tick: self.fuel_per_tick,
@@ -122,7 +148,9 @@ fn check_range(name: &'static str, value: u64, max: u64) -> Result<(), PackageEr
 fn module_path_is_plain(path: &str) -> bool {
     !path.is_empty()
         && !path.contains('\\')
-        && path.split('/').all(|part| !part.is_empty() && part != "." && part != "..")
+        && path
+            .split('/')
+            .all(|part| !part.is_empty() && part != "." && part != "..")
 }
 
 #[cfg(test)]
@@ -166,10 +194,22 @@ event_bytes = 64
             (&format!("{GOOD}\nextra = 1"), "manifest_invalid"),
             (&GOOD.replace("ea-world/1", "ea-world/2"), "abi_unknown"),
             (&GOOD.replace("1.2.3", "1.2"), "version_not_semver"),
-            (&GOOD.replace("key_bytes = 32", "key_bytes = 257"), "limit_out_of_range"),
-            (&GOOD.replace("fuel_per_tick = 1000", "fuel_per_tick = 0"), "limit_out_of_range"),
-            (&GOOD.replace("\"world.wasm\"", "\"../world.wasm\""), "module_path_invalid"),
-            (&GOOD.replace("\"world.wasm\"", "\"/etc/passwd\""), "module_path_invalid"),
+            (
+                &GOOD.replace("key_bytes = 32", "key_bytes = 257"),
+                "limit_out_of_range",
+            ),
+            (
+                &GOOD.replace("fuel_per_tick = 1000", "fuel_per_tick = 0"),
+                "limit_out_of_range",
+            ),
+            (
+                &GOOD.replace("\"world.wasm\"", "\"../world.wasm\""),
+                "module_path_invalid",
+            ),
+            (
+                &GOOD.replace("\"world.wasm\"", "\"/etc/passwd\""),
+                "module_path_invalid",
+            ),
         ];
         for (text, code) in cases {
             let error = parse(text).unwrap_err();

@@ -37,8 +37,18 @@ pub fn profile_features() -> WasmFeatures {
 }
 
 const IMPORTS: &[(&str, &[ValType], &[ValType], &str)] = &[
-    ("state_get", &[ValType::I32; 4], &[ValType::I32], "(i32, i32, i32, i32) -> i32"),
-    ("state_set", &[ValType::I32; 4], &[], "(i32, i32, i32, i32) -> ()"),
+    (
+        "state_get",
+        &[ValType::I32; 4],
+        &[ValType::I32],
+        "(i32, i32, i32, i32) -> i32",
+    ),
+    (
+        "state_set",
+        &[ValType::I32; 4],
+        &[],
+        "(i32, i32, i32, i32) -> ()",
+    ),
     ("state_del", &[ValType::I32; 2], &[], "(i32, i32) -> ()"),
     ("emit", &[ValType::I32; 2], &[], "(i32, i32) -> ()"),
     ("random_seed", &[ValType::I32], &[], "(i32) -> ()"),
@@ -46,11 +56,29 @@ const IMPORTS: &[(&str, &[ValType], &[ValType], &str)] = &[
 ];
 
 /// An ABI export: name, required, params, results, the type as the ABI writes it.
-type ExportSpec = (&'static str, bool, &'static [ValType], &'static [ValType], &'static str);
+type ExportSpec = (
+    &'static str,
+    bool,
+    &'static [ValType],
+    &'static [ValType],
+    &'static str,
+);
 
 const EXPORTS: &[ExportSpec] = &[
-    ("ea_alloc", true, &[ValType::I32], &[ValType::I32], "(i32) -> i32"),
-    ("ea_input", true, &[ValType::I32; 2], &[ValType::I32], "(i32, i32) -> i32"),
+    (
+        "ea_alloc",
+        true,
+        &[ValType::I32],
+        &[ValType::I32],
+        "(i32) -> i32",
+    ),
+    (
+        "ea_input",
+        true,
+        &[ValType::I32; 2],
+        &[ValType::I32],
+        "(i32, i32) -> i32",
+    ),
     ("ea_genesis", false, &[], &[], "() -> ()"),
     ("ea_tick", false, &[ValType::I64], &[], "(i64) -> ()"),
     (
@@ -73,8 +101,12 @@ struct Sections {
 
 /// Validates `wasm` against ABI v1 and `limits`; returns the optional exports present.
 pub fn validate_module(wasm: &[u8], limits: &Limits) -> Result<Exports, PackageError> {
-    let invalid = |e: wasmparser::BinaryReaderError| PackageError::InvalidWasm { message: e.to_string() };
-    Validator::new_with_features(profile_features()).validate_all(wasm).map_err(invalid)?;
+    let invalid = |e: wasmparser::BinaryReaderError| PackageError::InvalidWasm {
+        message: e.to_string(),
+    };
+    Validator::new_with_features(profile_features())
+        .validate_all(wasm)
+        .map_err(invalid)?;
     let sections = read_sections(wasm)?;
     check_memory(&sections, limits)?;
     check_exports(&sections)
@@ -82,7 +114,9 @@ pub fn validate_module(wasm: &[u8], limits: &Limits) -> Result<Exports, PackageE
 
 fn read_sections(wasm: &[u8]) -> Result<Sections, PackageError> {
     let mut sections = Sections::default();
-    let invalid = |e: wasmparser::BinaryReaderError| PackageError::InvalidWasm { message: e.to_string() };
+    let invalid = |e: wasmparser::BinaryReaderError| PackageError::InvalidWasm {
+        message: e.to_string(),
+    };
     for payload in Parser::new(0).parse_all(wasm) {
         match payload.map_err(invalid)? {
             Payload::TypeSection(reader) => {
@@ -112,14 +146,18 @@ fn read_sections(wasm: &[u8]) -> Result<Sections, PackageError> {
             }
             Payload::MemorySection(reader) => {
                 for memory in reader {
-                    sections.memory_maximum_pages.push(memory.map_err(invalid)?.maximum);
+                    sections
+                        .memory_maximum_pages
+                        .push(memory.map_err(invalid)?.maximum);
                 }
             }
             Payload::StartSection { .. } => return Err(PackageError::StartFunction),
             Payload::ExportSection(reader) => {
                 for export in reader {
                     let export = export.map_err(invalid)?;
-                    sections.exports.push((export.name.to_string(), export.kind, export.index));
+                    sections
+                        .exports
+                        .push((export.name.to_string(), export.kind, export.index));
                 }
             }
             _ => {}
@@ -128,13 +166,23 @@ fn read_sections(wasm: &[u8]) -> Result<Sections, PackageError> {
     Ok(sections)
 }
 
-fn check_import(sections: &Sections, module: &str, name: &str, ty: TypeRef) -> Result<(), PackageError> {
-    let forbidden = || PackageError::ForbiddenImport { module: module.to_string(), name: name.to_string() };
+fn check_import(
+    sections: &Sections,
+    module: &str,
+    name: &str,
+    ty: TypeRef,
+) -> Result<(), PackageError> {
+    let forbidden = || PackageError::ForbiddenImport {
+        module: module.to_string(),
+        name: name.to_string(),
+    };
     if module != "ea" {
         return Err(forbidden());
     }
-    let (_, params, results, expected) =
-        IMPORTS.iter().find(|(known, ..)| *known == name).ok_or_else(forbidden)?;
+    let (_, params, results, expected) = IMPORTS
+        .iter()
+        .find(|(known, ..)| *known == name)
+        .ok_or_else(forbidden)?;
     let found = match ty {
         TypeRef::Func(index) => sections.types.get(index as usize).cloned().flatten(),
         _ => None,
@@ -161,7 +209,10 @@ fn check_memory(sections: &Sections, limits: &Limits) -> Result<(), PackageError
     let maximum_pages = maximum.ok_or(PackageError::MemoryMaximumMissing)?;
     let maximum_bytes = maximum_pages.saturating_mul(WASM_PAGE_BYTES);
     if maximum_bytes > limits.memory_bytes {
-        return Err(PackageError::MemoryMaximumTooLarge { maximum_bytes, limit_bytes: limits.memory_bytes });
+        return Err(PackageError::MemoryMaximumTooLarge {
+            maximum_bytes,
+            limit_bytes: limits.memory_bytes,
+        });
     }
     Ok(())
 }
@@ -188,20 +239,40 @@ fn check_exports(sections: &Sections) -> Result<Exports, PackageError> {
             .flatten()
             .and_then(|type_index| sections.types.get(*type_index as usize).cloned().flatten());
         match func {
-            Some(func) if func.params() == *params && func.results() == *results => present[slot] = true,
+            Some(func) if func.params() == *params && func.results() == *results => {
+                present[slot] = true
+            }
             Some(func) => {
-                return Err(PackageError::ExportSignature { name, expected, found: describe(&func) });
+                return Err(PackageError::ExportSignature {
+                    name,
+                    expected,
+                    found: describe(&func),
+                });
             }
             None => {
                 let found = "a non-function export".to_string();
-                return Err(PackageError::ExportSignature { name, expected, found });
+                return Err(PackageError::ExportSignature {
+                    name,
+                    expected,
+                    found,
+                });
             }
         }
     }
-    Ok(Exports { genesis: present[2], tick: present[3], bot: present[4] })
+    Ok(Exports {
+        genesis: present[2],
+        tick: present[3],
+        bot: present[4],
+    })
 }
 
 fn describe(func: &FuncType) -> String {
-    let list = |types: &[ValType]| types.iter().map(|t| t.to_string()).collect::<Vec<_>>().join(", ");
+    let list = |types: &[ValType]| {
+        types
+            .iter()
+            .map(|t| t.to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
     format!("({}) -> ({})", list(func.params()), list(func.results()))
 }

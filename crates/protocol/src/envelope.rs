@@ -149,10 +149,13 @@ impl Envelope {
 
     /// Checks the signature with `verify_strict`.
     pub fn verify_signature(&self) -> Result<(), EnvelopeError> {
-        let bad = || EnvelopeError::BadSignature { sender: hex::encode(self.sender) };
+        let bad = || EnvelopeError::BadSignature {
+            sender: hex::encode(self.sender),
+        };
         let key = VerifyingKey::from_bytes(&self.sender).map_err(|_| bad())?;
         let signature = Signature::from_bytes(&self.signature);
-        key.verify_strict(&self.signing_message(), &signature).map_err(|_| bad())
+        key.verify_strict(&self.signing_message(), &signature)
+            .map_err(|_| bad())
     }
 
     /// The version-1 wire encoding.
@@ -208,11 +211,17 @@ struct Reader<'a> {
 
 impl Reader<'_> {
     fn malformed(&self, reason: &'static str) -> EnvelopeError {
-        EnvelopeError::Malformed { reason, offset: self.offset }
+        EnvelopeError::Malformed {
+            reason,
+            offset: self.offset,
+        }
     }
 
     fn take(&mut self, length: usize, reason: &'static str) -> Result<&[u8], EnvelopeError> {
-        let end = self.offset.checked_add(length).filter(|end| *end <= self.bytes.len());
+        let end = self
+            .offset
+            .checked_add(length)
+            .filter(|end| *end <= self.bytes.len());
         let end = end.ok_or_else(|| self.malformed(reason))?;
         let slice = &self.bytes[self.offset..end];
         self.offset = end;
@@ -230,18 +239,42 @@ impl Reader<'_> {
         let world = std::str::from_utf8(world_bytes)
             .ok()
             .and_then(|text| WorldId::new(text).ok())
-            .ok_or(EnvelopeError::Malformed { reason: "invalid world id", offset: 1 })?;
-        let sender: PublicKey = self.take(32, "truncated sender key")?.try_into().expect("32 bytes");
-        let nonce = u64::from_le_bytes(self.take(8, "truncated nonce")?.try_into().expect("8 bytes"));
-        let payload_len =
-            u32::from_le_bytes(self.take(4, "truncated payload length")?.try_into().expect("4"));
+            .ok_or(EnvelopeError::Malformed {
+                reason: "invalid world id",
+                offset: 1,
+            })?;
+        let sender: PublicKey = self
+            .take(32, "truncated sender key")?
+            .try_into()
+            .expect("32 bytes");
+        let nonce = u64::from_le_bytes(
+            self.take(8, "truncated nonce")?
+                .try_into()
+                .expect("8 bytes"),
+        );
+        let payload_len = u32::from_le_bytes(
+            self.take(4, "truncated payload length")?
+                .try_into()
+                .expect("4"),
+        );
         if payload_len as usize > PAYLOAD_BYTES_MAX {
             self.offset -= 4;
             return Err(self.malformed("payload length over 65536"));
         }
-        let payload = self.take(payload_len as usize, "truncated payload")?.to_vec();
-        let signature: [u8; 64] = self.take(64, "truncated signature")?.try_into().expect("64");
-        Ok(Envelope { world, sender, nonce, payload, signature })
+        let payload = self
+            .take(payload_len as usize, "truncated payload")?
+            .to_vec();
+        let signature: [u8; 64] = self
+            .take(64, "truncated signature")?
+            .try_into()
+            .expect("64");
+        Ok(Envelope {
+            world,
+            sender,
+            nonce,
+            payload,
+            signature,
+        })
     }
 }
 

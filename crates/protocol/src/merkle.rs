@@ -61,6 +61,9 @@ mod tests {
 
     #[test]
     fn order_matters() {
-        assert_ne!(list_root(&[item(1), item(2)]), list_root(&[item(2), item(1)]));
+        assert_ne!(
+            list_root(&[item(1), item(2)]),
+            list_root(&[item(2), item(1)])
+        );
     }
 }

@@ -77,7 +77,10 @@ pub struct Profile {
 impl Profile {
     /// The v1 profile with the given limits.
     pub fn v1(limits: Limits) -> Profile {
-        Profile { flags: flags::ALL_V1, limits }
+        Profile {
+            flags: flags::ALL_V1,
+            limits,
+        }
     }
 
     /// `version u8 (1) || flags u32 || fuel_per_input u64 || fuel_per_tick u64 ||

@@ -174,7 +174,10 @@ mod tests {
         assert_eq!(bytes[33], 1);
         assert_eq!(&bytes[34..38], &[5, 0, 0, 0]);
         assert_eq!(&bytes[38..46], &[2, 1, 0, 0, 0, 0, 0, 0]);
-        let trapped = Receipt { outcome: Outcome::Trapped(TrapClass::KeyLength), ..receipt };
+        let trapped = Receipt {
+            outcome: Outcome::Trapped(TrapClass::KeyLength),
+            ..receipt
+        };
         assert_eq!(trapped.encode()[33], 2);
         assert_eq!(&trapped.encode()[34..38], &[17, 0, 0, 0]);
         assert_ne!(trapped.hash(), receipt.hash());

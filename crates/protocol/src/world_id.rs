@@ -47,7 +47,10 @@ impl WorldId {
                 || byte.is_ascii_digit()
                 || (byte == b'-' && position > 0);
             if !allowed {
-                return Err(WorldIdError::BadCharacter { id: text.to_string(), position });
+                return Err(WorldIdError::BadCharacter {
+                    id: text.to_string(),
+                    position,
+                });
             }
         }
         Ok(WorldId(text.to_string()))
@@ -87,7 +90,10 @@ mod tests {
         assert!(WorldId::new("a").is_ok());
         assert!(WorldId::new(&"a".repeat(63)).is_ok());
         assert_eq!(WorldId::new(""), Err(WorldIdError::Empty));
-        assert_eq!(WorldId::new(&"a".repeat(64)), Err(WorldIdError::TooLong { length: 64 }));
+        assert_eq!(
+            WorldId::new(&"a".repeat(64)),
+            Err(WorldIdError::TooLong { length: 64 })
+        );
         for bad in ["-world", "World", "wor ld", "w_1", "wörld", "../x"] {
             assert!(
                 matches!(WorldId::new(bad), Err(WorldIdError::BadCharacter { .. })),

@@ -19,15 +19,27 @@ fn world() -> WorldId {
 
 #[test]
 fn domain_hash_vectors() {
-    check("H(ea/receipt/v1, \"\")", Domain::Receipt.hash(b"").0, VECTORS[0]);
-    check("H(ea/events/v1, \"abc\")", Domain::Events.hash(b"abc").0, VECTORS[1]);
+    check(
+        "H(ea/receipt/v1, \"\")",
+        Domain::Receipt.hash(b"").0,
+        VECTORS[0],
+    );
+    check(
+        "H(ea/events/v1, \"abc\")",
+        Domain::Events.hash(b"abc").0,
+        VECTORS[1],
+    );
 }
 
 #[test]
 fn test_key_vectors() {
     let alice = test_signing_key("alice");
     check("alice secret seed", alice.to_bytes(), VECTORS[2]);
-    check("alice public key", alice.verifying_key().to_bytes(), VECTORS[3]);
+    check(
+        "alice public key",
+        alice.verifying_key().to_bytes(),
+        VECTORS[3],
+    );
 }
 
 #[test]
@@ -49,7 +61,11 @@ fn receipt_vectors() {
         events_hash: events_hash([b"joined".as_slice()]),
         event_count: 1,
     };
-    check("events_hash([\"joined\"])", applied.events_hash.0, VECTORS[6]);
+    check(
+        "events_hash([\"joined\"])",
+        applied.events_hash.0,
+        VECTORS[6],
+    );
     check("applied receipt hash", applied.hash().0, VECTORS[7]);
     let trapped = Receipt {
         kind: ReceiptKind::TickHook,
@@ -59,7 +75,11 @@ fn receipt_vectors() {
         events_hash: events_hash([]),
         event_count: 0,
     };
-    check("trapped hook receipt encoding", trapped.encode(), VECTORS[8]);
+    check(
+        "trapped hook receipt encoding",
+        trapped.encode(),
+        VECTORS[8],
+    );
 }
 
 #[test]
@@ -71,7 +91,10 @@ fn list_root_vectors() {
 
 #[test]
 fn profile_genesis_and_continuity_vectors() {
-    let limits = Limits { memory_bytes: 2_097_152, ..LIMITS_MAX };
+    let limits = Limits {
+        memory_bytes: 2_097_152,
+        ..LIMITS_MAX
+    };
     let profile = Profile::v1(limits);
     check("profile hash", profile.hash().0, VECTORS[11]);
     let package_root = Hash([0x11; 32]);

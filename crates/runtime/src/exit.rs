@@ -36,7 +36,11 @@ impl Failure {
     /// A failure with the given exit status and code.
     pub fn new(exit: u8, code: &str, message: impl Into<String>) -> Failure {
         assert_ne!(exit, OK);
-        Failure { exit, code: code.to_string(), message: message.into() }
+        Failure {
+            exit,
+            code: code.to_string(),
+            message: message.into(),
+        }
     }
 
     /// A command from the manual that is not built yet.
@@ -44,7 +48,9 @@ impl Failure {
         Failure::new(
             NOT_BUILT,
             "not_built",
-            format!("`{command}` is not built yet in this version; see README.md for what works today"),
+            format!(
+                "`{command}` is not built yet in this version; see README.md for what works today"
+            ),
         )
     }
 

@@ -88,7 +88,11 @@ pub fn run(args: SimulateArgs) -> Result<(), Failure> {
     let world_id = WorldId::new(&args.world.world_id)
         .map_err(|e| Failure::new(USAGE, "invalid_world_id", e.to_string()))?;
     if args.bots > BOTS_MAX {
-        return Err(Failure::new(USAGE, "too_many_bots", format!("--bots is at most {BOTS_MAX}")));
+        return Err(Failure::new(
+            USAGE,
+            "too_many_bots",
+            format!("--bots is at most {BOTS_MAX}"),
+        ));
     }
     let scripted = match &args.inputs {
         Some(path) => read_inputs(path)?,
@@ -98,13 +102,16 @@ pub fn run(args: SimulateArgs) -> Result<(), Failure> {
     let package = Package::load(&args.world.package_path)
         .map_err(|e| Failure::new(PACKAGE, e.code(), e.to_string()))?;
     let engine = Engine::new().map_err(|e| Failure::new(FAILURE, e.code(), e.to_string()))?;
-    let compiled = engine.compile(&package).map_err(|e| Failure::new(PACKAGE, e.code(), e.to_string()))?;
+    let compiled = engine
+        .compile(&package)
+        .map_err(|e| Failure::new(PACKAGE, e.code(), e.to_string()))?;
     let (mut world, genesis) = World::genesis(&engine, world_id.clone(), compiled.clone())
         .map_err(|e| Failure::new(PACKAGE, e.code(), e.to_string()))?;
 
     let mut players = players_for(&scripted, args.bots);
-    let bot_keys: Vec<[u8; 32]> =
-        (0..args.bots).map(|i| players[&bot_name(i)].key.verifying_key().to_bytes()).collect();
+    let bot_keys: Vec<[u8; 32]> = (0..args.bots)
+        .map(|i| players[&bot_name(i)].key.verifying_key().to_bytes())
+        .collect();
     let mut tally = Tally::default();
     let mut history: Vec<(Vec<Envelope>, TickRoots)> = Vec::new();
     let mut last = None;
@@ -115,14 +122,18 @@ pub fn run(args: SimulateArgs) -> Result<(), Failure> {
         while let Some(input) = script.next_if(|input| input.tick == tick) {
             payloads.push((input.player.clone(), input.payload.clone()));
         }
-        let bot_payloads = world.bot_payloads(&engine, &bot_keys, args.seed).map_err(engine_failure)?;
+        let bot_payloads = world
+            .bot_payloads(&engine, &bot_keys, args.seed)
+            .map_err(engine_failure)?;
         for (i, payload) in bot_payloads.into_iter().enumerate() {
             if let Some(payload) = payload {
                 payloads.push((bot_name(i as u32), payload));
             }
         }
         let admitted = admit_all(&mut world, &world_id, &mut players, payloads, &mut tally);
-        let output = world.execute_tick(&engine, &admitted).map_err(engine_failure)?;
+        let output = world
+            .execute_tick(&engine, &admitted)
+            .map_err(engine_failure)?;
         count_outcomes(&output.receipts, &mut tally);
         if args.verify {
             history.push((admitted, output.roots));
@@ -132,7 +143,13 @@ pub fn run(args: SimulateArgs) -> Result<(), Failure> {
     if args.verify {
         verify_history(&engine, &world_id, compiled, &history)?;
     }
-    let summary = Summary { world: &mut world, genesis_root: genesis.genesis_root, last, tally, players: &players };
+    let summary = Summary {
+        world: &mut world,
+        genesis_root: genesis.genesis_root,
+        last,
+        tally,
+        players: &players,
+    };
     print_summary(summary, &args);
     if args.dump_state {
         dump_state(&world);
@@ -152,12 +169,17 @@ fn tick_count(ticks: Option<u64>, scripted: &[Scripted]) -> Result<u64, Failure>
     let last_scripted = scripted.last().map(|input| input.tick);
     let ticks = ticks.unwrap_or(last_scripted.unwrap_or(TICKS_DEFAULT));
     if ticks > TICKS_MAX {
-        return Err(Failure::new(USAGE, "too_many_ticks", format!("--ticks is at most {TICKS_MAX}")));
+        return Err(Failure::new(
+            USAGE,
+            "too_many_ticks",
+            format!("--ticks is at most {TICKS_MAX}"),
+        ));
     }
     if let Some(last) = last_scripted
         && last > ticks
     {
-        let message = format!("the inputs file has an input for tick {last}, beyond --ticks {ticks}");
+        let message =
+            format!("the inputs file has an input for tick {last}, beyond --ticks {ticks}");
         return Err(Failure::new(USAGE, "inputs_beyond_ticks", message));
     }
     Ok(ticks)
@@ -165,10 +187,18 @@ fn tick_count(ticks: Option<u64>, scripted: &[Scripted]) -> Result<u64, Failure>
 
 fn read_inputs(path: &Path) -> Result<Vec<Scripted>, Failure> {
     let bad = |line: usize, message: String| {
-        Failure::new(USAGE, "inputs_invalid", format!("{}:{line}: {message}", path.display()))
+        Failure::new(
+            USAGE,
+            "inputs_invalid",
+            format!("{}:{line}: {message}", path.display()),
+        )
     };
     let text = std::fs::read_to_string(path).map_err(|e| {
-        Failure::new(USAGE, "inputs_unreadable", format!("cannot read {}: {e}", path.display()))
+        Failure::new(
+            USAGE,
+            "inputs_unreadable",
+            format!("cannot read {}: {e}", path.display()),
+        )
     })?;
     let mut inputs: Vec<Scripted> = Vec::new();
     for (index, line) in text.lines().enumerate() {
@@ -176,24 +206,48 @@ fn read_inputs(path: &Path) -> Result<Vec<Scripted>, Failure> {
         if line.trim().is_empty() {
             continue;
         }
-        let parsed: InputLine = serde_json::from_str(line).map_err(|e| bad(number, e.to_string()))?;
+        let parsed: InputLine =
+            serde_json::from_str(line).map_err(|e| bad(number, e.to_string()))?;
         if parsed.tick == 0 {
-            return Err(bad(number, "tick must be at least 1 (tick 0 is genesis)".into()));
+            return Err(bad(
+                number,
+                "tick must be at least 1 (tick 0 is genesis)".into(),
+            ));
         }
-        if inputs.last().is_some_and(|previous| previous.tick > parsed.tick) {
-            return Err(bad(number, format!("tick {} comes after a later tick; ticks must ascend", parsed.tick)));
+        if inputs
+            .last()
+            .is_some_and(|previous| previous.tick > parsed.tick)
+        {
+            return Err(bad(
+                number,
+                format!(
+                    "tick {} comes after a later tick; ticks must ascend",
+                    parsed.tick
+                ),
+            ));
         }
         if parsed.player.is_empty() || parsed.player.starts_with("bot-") {
-            return Err(bad(number, "player must be non-empty and not start with \"bot-\" (reserved for bots)".into()));
+            return Err(bad(
+                number,
+                "player must be non-empty and not start with \"bot-\" (reserved for bots)".into(),
+            ));
         }
-        let payload = hex::decode(&parsed.payload).map_err(|e| bad(number, format!("payload is not hex: {e}")))?;
-        inputs.push(Scripted { tick: parsed.tick, player: parsed.player, payload });
+        let payload = hex::decode(&parsed.payload)
+            .map_err(|e| bad(number, format!("payload is not hex: {e}")))?;
+        inputs.push(Scripted {
+            tick: parsed.tick,
+            player: parsed.player,
+            payload,
+        });
     }
     Ok(inputs)
 }
 
 fn players_for(scripted: &[Scripted], bots: u32) -> BTreeMap<String, Player> {
-    let names = scripted.iter().map(|input| input.player.clone()).chain((0..bots).map(bot_name));
+    let names = scripted
+        .iter()
+        .map(|input| input.player.clone())
+        .chain((0..bots).map(bot_name));
     names
         .map(|name| {
             let key = test_signing_key(&name);
@@ -213,7 +267,9 @@ fn admit_all(
     let limit = world.limits().inputs_per_tick as usize;
     let mut admitted = Vec::with_capacity(payloads.len());
     for (name, payload) in payloads {
-        let player = players.get_mut(&name).expect("every named player has a key");
+        let player = players
+            .get_mut(&name)
+            .expect("every named player has a key");
         let envelope = Envelope::sign(world_id, &player.key, player.next_nonce, payload);
         player.next_nonce += 1;
         tally.inputs += 1;
@@ -242,7 +298,8 @@ fn verify_history(
     compiled: Arc<CompiledPackage>,
     history: &[(Vec<Envelope>, TickRoots)],
 ) -> Result<(), Failure> {
-    let (mut replica, _) = World::genesis(engine, world_id.clone(), compiled).map_err(engine_failure)?;
+    let (mut replica, _) =
+        World::genesis(engine, world_id.clone(), compiled).map_err(engine_failure)?;
     for (inputs, recorded) in history {
         for envelope in inputs {
             replica.admit(envelope).map_err(|e| {
@@ -250,7 +307,10 @@ fn verify_history(
                 Failure::new(DIVERGENCE, "divergence", message)
             })?;
         }
-        let replayed = replica.execute_tick(engine, inputs).map_err(engine_failure)?.roots;
+        let replayed = replica
+            .execute_tick(engine, inputs)
+            .map_err(engine_failure)?
+            .roots;
         if replayed != *recorded {
             let message = format!(
                 "replay diverged at tick {}: recorded continuity {} but replay reached {}",
@@ -285,10 +345,17 @@ fn print_summary(summary: Summary<'_>, args: &SimulateArgs) {
     let players: BTreeMap<&str, String> = summary
         .players
         .iter()
-        .map(|(name, player)| (name.as_str(), hex::encode(player.key.verifying_key().to_bytes())))
+        .map(|(name, player)| {
+            (
+                name.as_str(),
+                hex::encode(player.key.verifying_key().to_bytes()),
+            )
+        })
         .collect();
-    let mut receipts: BTreeMap<&str, u64> =
-        ["applied", "rejected", "trapped", "out_of_fuel"].into_iter().map(|name| (name, 0)).collect();
+    let mut receipts: BTreeMap<&str, u64> = ["applied", "rejected", "trapped", "out_of_fuel"]
+        .into_iter()
+        .map(|name| (name, 0))
+        .collect();
     receipts.extend(summary.tally.outcomes);
     if args.json {
         let object = serde_json::json!({
@@ -319,17 +386,33 @@ fn print_summary(summary: Summary<'_>, args: &SimulateArgs) {
     println!("receipt root     {}", roots.receipt_root);
     println!("continuity C(t)  {}", roots.continuity_root);
     println!("players          {} ({} bots)", players.len(), args.bots);
-    println!("inputs           {} signed, refused at admission: {:?}", summary.tally.inputs, summary.tally.refused);
+    println!(
+        "inputs           {} signed, refused at admission: {:?}",
+        summary.tally.inputs, summary.tally.refused
+    );
     println!("receipts         {receipts:?}");
-    println!("state            {} keys, {} bytes", world.state().len(), world.state().value_bytes());
+    println!(
+        "state            {} keys, {} bytes",
+        world.state().len(),
+        world.state().value_bytes()
+    );
     if args.verify {
-        println!("verified         replayed {} ticks in a fresh world: every root matches", roots.tick);
+        println!(
+            "verified         replayed {} ticks in a fresh world: every root matches",
+            roots.tick
+        );
     }
-    println!("note             simulate runs in memory; nothing was written under {}", args.world.runtime_root.display());
+    println!(
+        "note             simulate runs in memory; nothing was written under {}",
+        args.world.runtime_root.display()
+    );
 }
 
 fn dump_state(world: &World) {
     for (key, value) in world.state().iter() {
-        println!("{}", serde_json::json!({"key": hex::encode(key), "value": hex::encode(value)}));
+        println!(
+            "{}",
+            serde_json::json!({"key": hex::encode(key), "value": hex::encode(value)})
+        );
     }
 }

@@ -18,7 +18,13 @@ fn run(args: &[&str]) -> Output {
 }
 
 fn simulate_json(extra: &[&str]) -> serde_json::Value {
-    let mut args = vec!["simulate", "runtime/test-root", "world-001", PACKAGE, "--json"];
+    let mut args = vec![
+        "simulate",
+        "runtime/test-root",
+        "world-001",
+        PACKAGE,
+        "--json",
+    ];
     args.extend_from_slice(extra);
     let output = run(&args);
     let stderr = String::from_utf8_lossy(&output.stderr);
@@ -28,8 +34,13 @@ fn simulate_json(extra: &[&str]) -> serde_json::Value {
 }
 
 fn roots(summary: &serde_json::Value) -> [String; 4] {
-    ["state_root", "input_root", "receipt_root", "continuity_root"]
-        .map(|name| summary[name].as_str().expect("hex root").to_string())
+    [
+        "state_root",
+        "input_root",
+        "receipt_root",
+        "continuity_root",
+    ]
+    .map(|name| summary[name].as_str().expect("hex root").to_string())
 }
 
 /// Runs two simulations at once, in two processes, and returns both summaries.
@@ -47,7 +58,10 @@ fn same_run_in_two_processes_gives_identical_roots() {
     assert_eq!(first, second);
     assert_eq!(first["tick"], 300);
     let applied = first["receipts"]["applied"].as_u64().unwrap();
-    assert!(applied > 300, "a 48-bot match applies many inputs, got {applied}");
+    assert!(
+        applied > 300,
+        "a 48-bot match applies many inputs, got {applied}"
+    );
     for root in roots(&first) {
         assert_eq!(root.len(), 64);
         assert_eq!(root, root.to_lowercase());
@@ -65,7 +79,9 @@ fn different_seeds_give_different_roots() {
 
 #[test]
 fn long_64_bot_match_is_identical_across_runs_and_replays() {
-    let (first, second) = twice(&["--ticks", "10000", "--bots", "64", "--seed", "42", "--verify"]);
+    let (first, second) = twice(&[
+        "--ticks", "10000", "--bots", "64", "--seed", "42", "--verify",
+    ]);
     assert_eq!(roots(&first), roots(&second));
     assert_eq!(first, second);
     assert_eq!(first["tick"], 10_000);
@@ -88,18 +104,36 @@ fn scripted_inputs_apply_reject_and_dump_sorted_state() {
     ];
     std::fs::write(&inputs, lines.join("\n")).unwrap();
     let path = inputs.to_str().unwrap();
-    let output = run(&["simulate", "runtime/test-root", "world-001", PACKAGE, "--inputs", path, "--json", "--dump-state"]);
+    let output = run(&[
+        "simulate",
+        "runtime/test-root",
+        "world-001",
+        PACKAGE,
+        "--inputs",
+        path,
+        "--json",
+        "--dump-state",
+    ]);
     std::fs::remove_dir_all(&dir).unwrap();
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     let stdout = String::from_utf8(output.stdout).unwrap();
     let mut lines = stdout.lines();
     let summary: serde_json::Value = serde_json::from_str(lines.next().unwrap()).unwrap();
-    assert_eq!(summary["tick"], 3, "ticks default to the last scripted tick");
+    assert_eq!(
+        summary["tick"], 3,
+        "ticks default to the last scripted tick"
+    );
     assert_eq!(summary["inputs"], 5);
     assert_eq!(summary["receipts"]["rejected"], 2);
     // Three applied inputs plus one applied ea_tick hook per tick.
     assert_eq!(summary["receipts"]["applied"], 3 + 3);
-    let alice = everarcade_protocol::test_signing_key("alice").verifying_key().to_bytes();
+    let alice = everarcade_protocol::test_signing_key("alice")
+        .verifying_key()
+        .to_bytes();
     assert_eq!(summary["players"]["alice"], hex::encode(alice));
     let keys: Vec<String> = lines
         .map(|line| {
@@ -117,15 +151,41 @@ fn check_failure(args: &[&str], exit: i32, code: &str) {
     let output = run(args);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(exit), "{args:?}: {stderr}");
-    assert!(stderr.contains(&format!("error[{code}]")), "{args:?}: {stderr}");
+    assert!(
+        stderr.contains(&format!("error[{code}]")),
+        "{args:?}: {stderr}"
+    );
 }
 
 #[test]
 fn bad_command_lines_fail_with_their_codes() {
-    check_failure(&["simulate", "r", "World_1", PACKAGE], 2, "invalid_world_id");
-    check_failure(&["simulate", "r", "world-001", "runtime/games/missing"], 6, "package_not_found");
-    check_failure(&["simulate", "r", "world-001", "runtime"], 6, "manifest_missing");
-    check_failure(&["simulate", "r", "world-001", PACKAGE, "--inputs", "/nonexistent/x.jsonl"], 2, "inputs_unreadable");
+    check_failure(
+        &["simulate", "r", "World_1", PACKAGE],
+        2,
+        "invalid_world_id",
+    );
+    check_failure(
+        &["simulate", "r", "world-001", "runtime/games/missing"],
+        6,
+        "package_not_found",
+    );
+    check_failure(
+        &["simulate", "r", "world-001", "runtime"],
+        6,
+        "manifest_missing",
+    );
+    check_failure(
+        &[
+            "simulate",
+            "r",
+            "world-001",
+            PACKAGE,
+            "--inputs",
+            "/nonexistent/x.jsonl",
+        ],
+        2,
+        "inputs_unreadable",
+    );
     check_failure(&["verify", "r", "world-001", PACKAGE], 7, "not_built");
     let output = run(&["simulate", "r", "world-001", PACKAGE, "--ticks", "many"]);
     assert_eq!(output.status.code(), Some(2));
@@ -136,22 +196,61 @@ fn bad_inputs_files_name_the_line() {
     let dir = std::env::temp_dir().join(format!("ea-inputs-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let cases = [
-        ("{\"tick\": 2, \"player\": \"a\", \"payload\": \"01\"}\n{\"tick\": 1, \"player\": \"a\", \"payload\": \"01\"}", ":2:"),
-        ("{\"tick\": 1, \"player\": \"a\", \"payload\": \"zz\"}", ":1: payload is not hex"),
-        ("{\"tick\": 0, \"player\": \"a\", \"payload\": \"01\"}", ":1: tick must be at least 1"),
-        ("{\"tick\": 1, \"player\": \"a\", \"payload\": \"01\", \"extra\": 1}", ":1: unknown field"),
+        (
+            "{\"tick\": 2, \"player\": \"a\", \"payload\": \"01\"}\n{\"tick\": 1, \"player\": \"a\", \"payload\": \"01\"}",
+            ":2:",
+        ),
+        (
+            "{\"tick\": 1, \"player\": \"a\", \"payload\": \"zz\"}",
+            ":1: payload is not hex",
+        ),
+        (
+            "{\"tick\": 0, \"player\": \"a\", \"payload\": \"01\"}",
+            ":1: tick must be at least 1",
+        ),
+        (
+            "{\"tick\": 1, \"player\": \"a\", \"payload\": \"01\", \"extra\": 1}",
+            ":1: unknown field",
+        ),
         ("not json", ":1:"),
     ];
     for (index, (text, expected)) in cases.iter().enumerate() {
         let path = dir.join(format!("{index}.jsonl"));
         std::fs::write(&path, text).unwrap();
-        let output = run(&["simulate", "r", "world-001", PACKAGE, "--inputs", path.to_str().unwrap()]);
+        let output = run(&[
+            "simulate",
+            "r",
+            "world-001",
+            PACKAGE,
+            "--inputs",
+            path.to_str().unwrap(),
+        ]);
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert_eq!(output.status.code(), Some(2), "{text}: {stderr}");
-        assert!(stderr.contains("error[inputs_invalid]") && stderr.contains(expected), "{text}: {stderr}");
+        assert!(
+            stderr.contains("error[inputs_invalid]") && stderr.contains(expected),
+            "{text}: {stderr}"
+        );
     }
     let path = dir.join("beyond.jsonl");
-    std::fs::write(&path, "{\"tick\": 9, \"player\": \"a\", \"payload\": \"01\"}").unwrap();
-    check_failure(&["simulate", "r", "world-001", PACKAGE, "--inputs", path.to_str().unwrap(), "--ticks", "3"], 2, "inputs_beyond_ticks");
+    std::fs::write(
+        &path,
+        "{\"tick\": 9, \"player\": \"a\", \"payload\": \"01\"}",
+    )
+    .unwrap();
+    check_failure(
+        &[
+            "simulate",
+            "r",
+            "world-001",
+            PACKAGE,
+            "--inputs",
+            path.to_str().unwrap(),
+            "--ticks",
+            "3",
+        ],
+        2,
+        "inputs_beyond_ticks",
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }
