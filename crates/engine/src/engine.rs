@@ -18,6 +18,12 @@ use crate::host::{HostContext, linker};
 /// instance and, between ticks, a bot instance).
 pub const INSTANCES_MAX: u32 = 128;
 
+/// Linear-memory bytes per pool slot reset in place rather than released to the OS.
+pub const MEMORY_KEEP_RESIDENT_BYTES: usize = 2 * 1024 * 1024;
+
+/// Table bytes per pool slot reset in place rather than released to the OS.
+pub const TABLE_KEEP_RESIDENT_BYTES: usize = 64 * 1024;
+
 /// The WebAssembly stack a call may use, in bytes.
 pub const WASM_STACK_BYTES: usize = 512 * 1024;
 
@@ -45,7 +51,12 @@ fn config() -> Config {
     pool.total_core_instances(INSTANCES_MAX)
         .total_memories(INSTANCES_MAX)
         .total_tables(INSTANCES_MAX)
-        .max_memory_size(LIMITS_MAX.memory_bytes as usize);
+        .max_memory_size(LIMITS_MAX.memory_bytes as usize)
+        // A fresh instance every tick: resetting small memories by memset is
+        // cheaper than returning their pages with madvise and faulting them
+        // back in. Every slot is still zeroed before reuse.
+        .linear_memory_keep_resident(MEMORY_KEEP_RESIDENT_BYTES)
+        .table_keep_resident(TABLE_KEEP_RESIDENT_BYTES);
     // Threads need wasmtime's `threads` feature, which this build does not
     // enable, so shared memories and atomics are refused at compile time.
     let mut config = Config::new();

@@ -453,14 +453,18 @@ impl Session {
     pub fn call_hook(&mut self, tick: Option<i64>) -> Option<CallResult> {
         let budget = self.store.data().limits.fuel_per_tick;
         let result = match tick {
+            // Fields are borrowed, not cloned: cloning a TypedFunc touches
+            // wasmtime's type registry, which showed up in profiles.
             None => {
-                let genesis = self.genesis.clone()?;
+                self.genesis.as_ref()?;
                 self.begin(budget);
+                let genesis = self.genesis.as_ref().expect("checked above");
                 genesis.call(&mut self.store, ())
             }
             Some(tick) => {
-                let hook = self.tick.clone()?;
+                self.tick.as_ref()?;
                 self.begin(budget);
+                let hook = self.tick.as_ref().expect("checked above");
                 hook.call(&mut self.store, tick)
             }
         };
@@ -480,9 +484,9 @@ impl Session {
         key: &[u8; 32],
         capacity: usize,
     ) -> (Option<Vec<u8>>, bool) {
-        let Some(bot) = self.bot.clone() else {
+        if self.bot.is_none() {
             return (None, true);
-        };
+        }
         let budget = self.store.data().limits.fuel_per_input;
         let payload_limit = self.store.data().limits.payload_bytes as usize;
         self.begin(budget);
@@ -490,6 +494,7 @@ impl Session {
             return (None, false);
         };
         self.memory.data_mut(&mut self.store)[start..start + 32].copy_from_slice(key);
+        let bot = self.bot.as_ref().expect("checked above");
         let result = bot.call(
             &mut self.store,
             (player as i32, tick, start as i32, capacity as i32),
