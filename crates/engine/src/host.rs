@@ -72,10 +72,22 @@ fn fault(caller: &mut Caller<'_, HostContext>, class: TrapClass) -> wasmtime::Er
     wasmtime::Error::msg(format!("host trap: {class:?}"))
 }
 
-fn range(data: &[u8], pointer: i32, length: i32) -> Option<std::ops::Range<usize>> {
-    let start = pointer as u32 as usize;
-    let end = start.checked_add(length as u32 as usize)?;
-    (end <= data.len()).then_some(start..end)
+/// The guest memory and the range (pointer, length) in it. A range outside
+/// memory traps the call with `HostPointer`.
+fn guest_range(
+    caller: &mut Caller<'_, HostContext>,
+    pointer: i32,
+    length: i32,
+) -> wasmtime::Result<(Memory, std::ops::Range<usize>)> {
+    let memory = caller
+        .data()
+        .memory
+        .expect("memory is set after instantiation");
+    let length = length as u32 as usize;
+    match range_in(memory.data_size(&*caller), pointer, length) {
+        Some(start) => Ok((memory, start..start + length)),
+        None => Err(fault(caller, TrapClass::HostPointer)),
+    }
 }
 
 /// Copies the key at (pointer, length) into `buffer` after checking its length.
@@ -90,15 +102,8 @@ fn read_key<'b>(
     if key_length == 0 || key_length > limit || key_length > KEY_BYTES_MAX {
         return Err(fault(caller, TrapClass::KeyLength));
     }
-    let memory = caller
-        .data()
-        .memory
-        .expect("memory is set after instantiation");
-    let data = memory.data(&*caller);
-    let Some(span) = range(data, pointer, length) else {
-        return Err(fault(caller, TrapClass::HostPointer));
-    };
-    buffer[..key_length].copy_from_slice(&data[span]);
+    let (memory, span) = guest_range(caller, pointer, length)?;
+    buffer[..key_length].copy_from_slice(&memory.data(&*caller)[span]);
     Ok(&buffer[..key_length])
 }
 
@@ -111,14 +116,8 @@ fn state_get(
 ) -> wasmtime::Result<i32> {
     let mut buffer = [0u8; KEY_BYTES_MAX];
     let key = read_key(&mut caller, key_pointer, key_length, &mut buffer)?;
-    let memory = caller
-        .data()
-        .memory
-        .expect("memory is set after instantiation");
+    let (memory, span) = guest_range(&mut caller, value_pointer, value_capacity)?;
     let (data, context) = memory.data_and_store_mut(&mut caller);
-    let Some(span) = range(data, value_pointer, value_capacity) else {
-        return Err(fault(&mut caller, TrapClass::HostPointer));
-    };
     let Some(value) = context.state.get(key) else {
         return Ok(-1);
     };
@@ -142,14 +141,8 @@ fn state_set(
     if value_length as u32 > caller.data().limits.value_bytes {
         return Err(fault(&mut caller, TrapClass::ValueLength));
     }
-    let memory = caller
-        .data()
-        .memory
-        .expect("memory is set after instantiation");
+    let (memory, span) = guest_range(&mut caller, value_pointer, value_length)?;
     let (data, context) = memory.data_and_store_mut(&mut caller);
-    let Some(span) = range(data, value_pointer, value_length) else {
-        return Err(fault(&mut caller, TrapClass::HostPointer));
-    };
     let previous = context.state.set(key, &data[span]);
     context.undo.push((key.to_vec(), previous));
     Ok(())
@@ -180,42 +173,24 @@ fn emit(mut caller: Caller<'_, HostContext>, pointer: i32, length: i32) -> wasmt
     if caller.data().events.len() >= limits.events_per_input as usize {
         return Err(fault(&mut caller, TrapClass::EventCount));
     }
-    let memory = caller
-        .data()
-        .memory
-        .expect("memory is set after instantiation");
+    let (memory, span) = guest_range(&mut caller, pointer, length)?;
     let (data, context) = memory.data_and_store_mut(&mut caller);
-    let Some(span) = range(data, pointer, length) else {
-        return Err(fault(&mut caller, TrapClass::HostPointer));
-    };
     context.events.push(data[span].to_vec());
     Ok(())
 }
 
 fn random_seed(mut caller: Caller<'_, HostContext>, pointer: i32) -> wasmtime::Result<()> {
-    let memory = caller
-        .data()
-        .memory
-        .expect("memory is set after instantiation");
+    let (memory, span) = guest_range(&mut caller, pointer, 32)?;
     let (data, context) = memory.data_and_store_mut(&mut caller);
-    let Some(span) = range(data, pointer, 32) else {
-        return Err(fault(&mut caller, TrapClass::HostPointer));
-    };
     data[span].copy_from_slice(&context.random);
     Ok(())
 }
 
 fn log(mut caller: Caller<'_, HostContext>, pointer: i32, length: i32) -> wasmtime::Result<()> {
-    let memory = caller
-        .data()
-        .memory
-        .expect("memory is set after instantiation");
-    let (data, context) = memory.data_and_store_mut(&mut caller);
     // The pointer is checked before the rate limit, so whether a call traps
     // never depends on how many lines were logged before it.
-    let Some(span) = range(data, pointer, length) else {
-        return Err(fault(&mut caller, TrapClass::HostPointer));
-    };
+    let (memory, span) = guest_range(&mut caller, pointer, length)?;
+    let (data, context) = memory.data_and_store_mut(&mut caller);
     if context.logs.len() >= LOG_LINES_MAX {
         return Ok(());
     }
