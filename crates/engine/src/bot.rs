@@ -5,7 +5,6 @@ use everarcade_protocol::{Domain, Hash, PublicKey, Tick};
 
 use crate::engine::Engine;
 use crate::error::EngineError;
-use crate::host::{HostContext, Session};
 use crate::world::World;
 
 /// What `random_seed` gives bot `player` deciding its input for `tick`:
@@ -38,33 +37,22 @@ impl World {
         let previous = self.continuity_root();
         let limits = self.limits();
         let capacity = (limits.payload_bytes as usize).max(32);
-        let compiled = self.compiled().clone();
-        let context = |state| HostContext::new(state, limits, true, [0; 32]);
-        let mut state = self.take_state();
         let mut payloads = Vec::with_capacity(bots.len());
-        let mut player = 0;
-        while player < bots.len() {
-            let mut session = match Session::new(engine, &compiled, context(state)) {
-                Ok(session) => session,
-                Err((error, state)) => {
-                    self.put_state(state);
-                    return Err(error);
-                }
-            };
-            // One instance serves every bot until one traps; then a fresh one.
-            while player < bots.len() {
+        while payloads.len() < bots.len() {
+            // One read-only instance serves every bot until one traps; then a fresh one.
+            let mut session = self.session(engine, [0; 32], true)?;
+            while payloads.len() < bots.len() {
+                let player = payloads.len();
                 session.context().random = bot_random_seed(seed, player as u32, tick, &previous).0;
                 let (payload, usable) =
                     session.call_bot(player as u32, tick as i64, &bots[player], capacity);
                 payloads.push(payload);
-                player += 1;
                 if !usable {
                     break;
                 }
             }
-            state = session.into_context().state;
+            self.put_state(session.into_context().state);
         }
-        self.put_state(state);
         Ok(payloads)
     }
 }

@@ -168,7 +168,9 @@ impl World {
         Ok(())
     }
 
-    fn session(
+    /// A session around the world's state (moved in; it comes back through
+    /// `into_context`, or here if instantiation fails).
+    pub(crate) fn session(
         &mut self,
         engine: &Engine,
         random: [u8; 32],
@@ -283,10 +285,6 @@ impl World {
             state_root,
             continuity_root: continuity,
         }
-    }
-
-    pub(crate) fn take_state(&mut self) -> State {
-        std::mem::take(&mut self.state)
     }
 
     pub(crate) fn put_state(&mut self, state: State) {
