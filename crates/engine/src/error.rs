@@ -50,6 +50,16 @@ pub enum EngineError {
         /// `payload_bytes`.
         limit: u32,
     },
+    /// A snapshot's `C(0)` is not the one this world id and package give.
+    #[error(
+        "the snapshot belongs to genesis {got}, but this world id and package give genesis {expected}"
+    )]
+    GenesisMismatch {
+        /// `C(0)` from the world id and package.
+        expected: everarcade_protocol::Hash,
+        /// `C(0)` recorded in the snapshot.
+        got: everarcade_protocol::Hash,
+    },
 }
 
 impl EngineError {
@@ -57,6 +67,7 @@ impl EngineError {
     pub fn code(&self) -> &'static str {
         match self {
             EngineError::Config { .. } => "engine_config",
+            EngineError::GenesisMismatch { .. } => "genesis_mismatch",
             EngineError::Compile { .. } => "module_compile",
             EngineError::Instantiate { .. } => "module_instantiate",
             EngineError::GenesisFailed { .. } => "genesis_failed",

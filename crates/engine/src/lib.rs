@@ -28,4 +28,4 @@ mod world;
 pub use bot::bot_random_seed;
 pub use engine::{CompiledPackage, Engine};
 pub use error::EngineError;
-pub use world::{GenesisOutput, TickOutput, World};
+pub use world::{GenesisOutput, Snapshot, TickOutput, World};

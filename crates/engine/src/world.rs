@@ -37,6 +37,20 @@ pub struct TickOutput {
     pub logs: Vec<String>,
 }
 
+/// Everything needed to resume a world at a tick boundary (what a checkpoint holds).
+pub struct Snapshot {
+    /// The last executed tick.
+    pub tick: Tick,
+    /// `C(0)` of the world.
+    pub genesis_root: Hash,
+    /// `C(tick)`.
+    pub continuity_root: Hash,
+    /// The state after `tick`.
+    pub state: State,
+    /// The last accepted nonce of each sender.
+    pub nonces: BTreeMap<PublicKey, u64>,
+}
+
 /// A running world.
 pub struct World {
     id: WorldId,
@@ -86,6 +100,32 @@ impl World {
                 receipt,
             },
         ))
+    }
+
+    /// Resumes world `id` from a snapshot taken at a tick boundary. Refuses a
+    /// snapshot whose `C(0)` is not the one this package and id give.
+    pub fn resume(
+        id: WorldId,
+        compiled: Arc<CompiledPackage>,
+        snapshot: Snapshot,
+    ) -> Result<World, EngineError> {
+        let package = &compiled.package;
+        let expected = genesis_root(&id, &package.root, &package.profile().hash());
+        if snapshot.genesis_root != expected {
+            return Err(EngineError::GenesisMismatch {
+                expected,
+                got: snapshot.genesis_root,
+            });
+        }
+        Ok(World {
+            id,
+            compiled,
+            state: snapshot.state,
+            nonces: snapshot.nonces,
+            tick: snapshot.tick,
+            genesis_root: snapshot.genesis_root,
+            continuity: snapshot.continuity_root,
+        })
     }
 
     /// The world id.

@@ -97,6 +97,13 @@ domains! {
     Random = "ea/random/v1",
     /// The 32 bytes `random_seed` gives a bot (never part of the lineage).
     BotRandom = "ea/bot-random/v1",
+    /// The checksum of a journal segment header.
+    JournalSegment = "ea/journal/segment/v1",
+    /// The checksum of a journal record; it covers the previous record's, so
+    /// the records form a hash chain.
+    JournalRecord = "ea/journal/record/v1",
+    /// The checksum of a checkpoint file.
+    Checkpoint = "ea/checkpoint/v1",
 }
 
 static DOMAIN_KEYS: LazyLock<Vec<[u8; 32]>> = LazyLock::new(|| {

@@ -27,7 +27,7 @@ pub use envelope::{Envelope, EnvelopeError, test_signing_key};
 pub use hash::{Domain, Hash};
 pub use merkle::list_root;
 pub use profile::{Limits, Profile};
-pub use receipt::{Outcome, Receipt, ReceiptKind, TrapClass, events_hash};
+pub use receipt::{Outcome, RECEIPT_BYTES, Receipt, ReceiptKind, TrapClass, events_hash};
 pub use roots::{TickRoots, continuity_root, genesis_root, random_seed};
 pub use world_id::{WorldId, WorldIdError};
 

@@ -61,6 +61,29 @@ pub enum TrapClass {
     BadReturn = 23,
 }
 
+impl TrapClass {
+    /// The class with this code, if there is one.
+    pub fn from_code(code: u32) -> Option<TrapClass> {
+        const ALL: [TrapClass; 14] = [
+            TrapClass::Wasm,
+            TrapClass::Unreachable,
+            TrapClass::MemoryOutOfBounds,
+            TrapClass::Arithmetic,
+            TrapClass::IndirectCall,
+            TrapClass::StackOverflow,
+            TrapClass::HostPointer,
+            TrapClass::KeyLength,
+            TrapClass::ValueLength,
+            TrapClass::EventLength,
+            TrapClass::EventCount,
+            TrapClass::ReadOnlyState,
+            TrapClass::BadAllocation,
+            TrapClass::BadReturn,
+        ];
+        ALL.into_iter().find(|class| *class as u32 == code)
+    }
+}
+
 /// How a call ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Outcome {
@@ -139,6 +162,35 @@ impl Receipt {
         out
     }
 
+    /// Decodes the 82-byte encoding; `None` if a tag or code is not one the
+    /// protocol defines. `decode(encode(r)) == Some(r)` for every receipt.
+    pub fn decode(bytes: &[u8; RECEIPT_BYTES]) -> Option<Receipt> {
+        let kind = match bytes[0] {
+            0 => ReceiptKind::Input,
+            1 => ReceiptKind::TickHook,
+            2 => ReceiptKind::GenesisHook,
+            _ => return None,
+        };
+        let u32_at = |at: usize| u32::from_le_bytes(bytes[at..at + 4].try_into().expect("4 bytes"));
+        let hash_at = |at: usize| Hash(bytes[at..at + 32].try_into().expect("32 bytes"));
+        let code = u32_at(34);
+        let outcome = match (bytes[33], code) {
+            (0, 0) => Outcome::Applied,
+            (1, code) if code > 0 => Outcome::Rejected(code),
+            (2, code) => Outcome::Trapped(TrapClass::from_code(code)?),
+            (3, 0) => Outcome::OutOfFuel,
+            _ => return None,
+        };
+        Some(Receipt {
+            kind,
+            subject: hash_at(1),
+            outcome,
+            fuel_used: u64::from_le_bytes(bytes[38..46].try_into().expect("8 bytes")),
+            events_hash: hash_at(46),
+            event_count: u32_at(78),
+        })
+    }
+
     /// `H(Receipt, encode())`.
     pub fn hash(&self) -> Hash {
         Domain::Receipt.hash(&self.encode())
@@ -181,6 +233,44 @@ mod tests {
         assert_eq!(trapped.encode()[33], 2);
         assert_eq!(&trapped.encode()[34..38], &[17, 0, 0, 0]);
         assert_ne!(trapped.hash(), receipt.hash());
+    }
+
+    #[test]
+    fn decode_inverts_encode_and_refuses_unknown_tags() {
+        let base = Receipt {
+            kind: ReceiptKind::TickHook,
+            subject: Hash([9; 32]),
+            outcome: Outcome::Applied,
+            fuel_used: u64::MAX,
+            events_hash: events_hash([b"x".as_slice()]),
+            event_count: 1,
+        };
+        for outcome in [
+            Outcome::Applied,
+            Outcome::Rejected(7),
+            Outcome::Trapped(TrapClass::BadReturn),
+            Outcome::OutOfFuel,
+        ] {
+            let receipt = Receipt { outcome, ..base };
+            assert_eq!(Receipt::decode(&receipt.encode()), Some(receipt));
+        }
+        let mut bad = base.encode();
+        bad[0] = 3;
+        assert_eq!(Receipt::decode(&bad), None);
+        let mut bad = Receipt {
+            outcome: Outcome::Rejected(1),
+            ..base
+        }
+        .encode();
+        bad[34] = 0; // rejected with code 0
+        assert_eq!(Receipt::decode(&bad), None);
+        let mut bad = Receipt {
+            outcome: Outcome::Trapped(TrapClass::Wasm),
+            ..base
+        }
+        .encode();
+        bad[34] = 99;
+        assert_eq!(Receipt::decode(&bad), None);
     }
 
     #[test]

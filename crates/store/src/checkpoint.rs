@@ -1,0 +1,351 @@
+//! Checkpoints: the state and nonces of a world at a tick boundary, in one
+//! checksummed file written atomically (docs/FORMATS.md §Checkpoint).
+//!
+//! ```text
+//! magic "EACHECKP" | version u16 | zero[6] | tick u64 | genesis_root[32]
+//! | continuity_root[32] | state_root[32] | nonce_count u64 | entry_count u64
+//! | (sender[32] nonce u64)*            senders strictly ascending
+//! | (key_len u32 key value_len u32 value)*   keys strictly ascending
+//! | checksum[32]                       H(Checkpoint, every byte before it)
+//! ```
+//!
+//! Loading checks the checksum, the order and limits of every field, then
+//! rebuilds the state and recomputes its root: a checkpoint is used only if
+//! that root equals the one it records.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use everarcade_protocol::profile::LIMITS_MAX;
+use everarcade_protocol::{Domain, Hash, PublicKey, Tick};
+use everarcade_state::State;
+
+use crate::codec::{DecodeError, Put, Reader};
+use crate::error::StoreError;
+use crate::layout::{WorldDir, checkpoint_name, parse_checkpoint_name};
+use crate::storage::{Storage, write_atomic};
+
+/// The checkpoint magic.
+pub const CHECKPOINT_MAGIC: [u8; 8] = *b"EACHECKP";
+/// The checkpoint format version this runtime writes and reads.
+pub const CHECKPOINT_VERSION: u16 = 1;
+/// Bytes before the nonces.
+pub const CHECKPOINT_HEADER_BYTES: usize = 136;
+
+/// A world's durable snapshot at the end of `tick`.
+#[derive(Clone)]
+pub struct Checkpoint {
+    /// The last executed tick.
+    pub tick: Tick,
+    /// `C(0)`.
+    pub genesis_root: Hash,
+    /// `C(tick)`.
+    pub continuity_root: Hash,
+    /// The state root after `tick` (recomputed and checked on load).
+    pub state_root: Hash,
+    /// The state.
+    pub state: State,
+    /// The last accepted nonce of each sender.
+    pub nonces: BTreeMap<PublicKey, u64>,
+}
+
+/// What a checkpoint records about itself, without the state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CheckpointSummary {
+    /// The last executed tick.
+    pub tick: Tick,
+    /// `C(0)`.
+    pub genesis_root: Hash,
+    /// `C(tick)`.
+    pub continuity_root: Hash,
+    /// The state root.
+    pub state_root: Hash,
+    /// The file's checksum.
+    pub checksum: Hash,
+    /// Number of state entries.
+    pub entries: u64,
+}
+
+/// Encodes a checkpoint. `state_root` must be `state`'s root.
+pub fn encode_checkpoint(
+    tick: Tick,
+    genesis_root: &Hash,
+    continuity_root: &Hash,
+    state_root: &Hash,
+    state: &State,
+    nonces: &BTreeMap<PublicKey, u64>,
+) -> Vec<u8> {
+    let size = CHECKPOINT_HEADER_BYTES
+        + nonces.len() * 40
+        + state.len() * 8
+        + state.value_bytes() as usize
+        + 32;
+    let mut out = Vec::with_capacity(size);
+    out.extend_from_slice(&CHECKPOINT_MAGIC);
+    out.put_u16(CHECKPOINT_VERSION);
+    out.extend_from_slice(&[0; 6]);
+    out.put_u64(tick);
+    out.put_hash(genesis_root);
+    out.put_hash(continuity_root);
+    out.put_hash(state_root);
+    out.put_u64(nonces.len() as u64);
+    out.put_u64(state.len() as u64);
+    for (sender, nonce) in nonces {
+        out.extend_from_slice(sender);
+        out.put_u64(*nonce);
+    }
+    for (key, value) in state.iter() {
+        out.put_u32(key.len() as u32);
+        out.extend_from_slice(key);
+        out.put_u32(value.len() as u32);
+        out.extend_from_slice(value);
+    }
+    let checksum = Domain::Checkpoint.hash(&out);
+    out.put_hash(&checksum);
+    out
+}
+
+/// Why checkpoint bytes were refused (before a path is attached).
+#[derive(Debug)]
+pub enum CheckpointDecodeError {
+    /// Version not supported.
+    Version(u16),
+    /// Damaged or malformed, at this offset.
+    Corrupt {
+        /// What did not check out.
+        what: String,
+        /// Byte offset.
+        offset: u64,
+    },
+}
+
+impl From<DecodeError> for CheckpointDecodeError {
+    fn from(error: DecodeError) -> CheckpointDecodeError {
+        CheckpointDecodeError::Corrupt {
+            what: error.what,
+            offset: error.offset as u64,
+        }
+    }
+}
+
+/// Decodes and fully verifies checkpoint bytes: checksum, structure, then the
+/// recomputed state root. Never panics.
+pub fn decode_checkpoint(bytes: &[u8]) -> Result<Checkpoint, CheckpointDecodeError> {
+    let (summary, mut reader) = decode_header(bytes)?;
+    let nonce_count = reader.u64("nonce count")?;
+    let entry_count = reader.u64("entry count")?;
+    let mut nonces = BTreeMap::new();
+    let mut last_sender: Option<PublicKey> = None;
+    for _ in 0..nonce_count {
+        let sender: PublicKey = reader.array("sender")?;
+        let nonce = reader.u64("nonce")?;
+        if last_sender.is_some_and(|last| last >= sender) {
+            return Err(reader.error("senders are not strictly ascending").into());
+        }
+        last_sender = Some(sender);
+        nonces.insert(sender, nonce);
+    }
+    let mut state = State::new();
+    let mut last_key: Option<&[u8]> = None;
+    for _ in 0..entry_count {
+        let key_length = reader.u32("key length")? as usize;
+        if key_length == 0 || key_length > LIMITS_MAX.key_bytes as usize {
+            return Err(reader
+                .error(format!("key length {key_length} is out of range"))
+                .into());
+        }
+        let key = reader.take(key_length, "key")?;
+        let value_length = reader.u32("value length")? as usize;
+        if value_length > LIMITS_MAX.value_bytes as usize {
+            return Err(reader
+                .error(format!("value length {value_length} is out of range"))
+                .into());
+        }
+        let value = reader.take(value_length, "value")?;
+        if last_key.is_some_and(|last| last >= key) {
+            return Err(reader.error("keys are not strictly ascending").into());
+        }
+        last_key = Some(key);
+        state.set(key, value);
+    }
+    reader.take(32, "checksum")?;
+    reader.finish("checkpoint")?;
+    if state.root() != summary.state_root {
+        return Err(CheckpointDecodeError::Corrupt {
+            what: format!(
+                "the state it holds has root {}, but it records {}",
+                state.root(),
+                summary.state_root
+            ),
+            offset: 88,
+        });
+    }
+    Ok(Checkpoint {
+        tick: summary.tick,
+        genesis_root: summary.genesis_root,
+        continuity_root: summary.continuity_root,
+        state_root: summary.state_root,
+        state,
+        nonces,
+    })
+}
+
+/// Checks the checksum and reads the header; the reader is left at the nonce count.
+fn decode_header(bytes: &[u8]) -> Result<(CheckpointSummary, Reader<'_>), CheckpointDecodeError> {
+    let mut reader = Reader::new(bytes);
+    let magic: [u8; 8] = reader.array("magic")?;
+    if magic != CHECKPOINT_MAGIC {
+        return Err(reader.error("not a checkpoint (bad magic)").into());
+    }
+    let version = reader.u16("version")?;
+    if version != CHECKPOINT_VERSION {
+        return Err(CheckpointDecodeError::Version(version));
+    }
+    if bytes.len() < CHECKPOINT_HEADER_BYTES + 32 {
+        return Err(reader.error("shorter than a checkpoint header").into());
+    }
+    let body_end = bytes.len() - 32;
+    let checksum = Hash(bytes[body_end..].try_into().expect("32 bytes"));
+    if Domain::Checkpoint.hash(&bytes[..body_end]) != checksum {
+        return Err(CheckpointDecodeError::Corrupt {
+            what: "checkpoint checksum does not match".into(),
+            offset: body_end as u64,
+        });
+    }
+    if reader.array::<6>("reserved")? != [0; 6] {
+        return Err(reader.error("reserved bytes are not zero").into());
+    }
+    let tick = reader.u64("tick")?;
+    let genesis_root = reader.hash("genesis root")?;
+    let continuity_root = reader.hash("continuity root")?;
+    let state_root = reader.hash("state root")?;
+    let entries = u64::from_le_bytes(bytes[128..136].try_into().expect("8 bytes"));
+    let summary = CheckpointSummary {
+        tick,
+        genesis_root,
+        continuity_root,
+        state_root,
+        checksum,
+        entries,
+    };
+    Ok((summary, reader))
+}
+
+fn attach(path: &Path, error: CheckpointDecodeError) -> StoreError {
+    match error {
+        CheckpointDecodeError::Version(found) => StoreError::UnsupportedVersion {
+            path: path.to_path_buf(),
+            found,
+            supported: CHECKPOINT_VERSION,
+        },
+        CheckpointDecodeError::Corrupt { what, offset } => StoreError::Corrupt {
+            path: path.to_path_buf(),
+            offset,
+            what,
+        },
+    }
+}
+
+/// Reads and fully verifies the checkpoint at `path`; its file name must
+/// match the tick it records.
+pub fn load_checkpoint(storage: &dyn Storage, path: &Path) -> Result<Checkpoint, StoreError> {
+    let bytes = storage.read(path).map_err(StoreError::io("read", path))?;
+    let checkpoint = decode_checkpoint(&bytes).map_err(|error| attach(path, error))?;
+    check_name(path, checkpoint.tick)?;
+    Ok(checkpoint)
+}
+
+/// Reads a checkpoint's header and checks its checksum, without rebuilding the state.
+pub fn read_checkpoint_summary(
+    storage: &dyn Storage,
+    path: &Path,
+) -> Result<CheckpointSummary, StoreError> {
+    let bytes = storage.read(path).map_err(StoreError::io("read", path))?;
+    let (summary, _) = decode_header(&bytes).map_err(|error| attach(path, error))?;
+    check_name(path, summary.tick)?;
+    Ok(summary)
+}
+
+fn check_name(path: &Path, tick: Tick) -> Result<(), StoreError> {
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+    if parse_checkpoint_name(name) != Some(tick) {
+        return Err(StoreError::Corrupt {
+            path: path.to_path_buf(),
+            offset: 16,
+            what: format!("it records tick {tick}, which its file name does not say"),
+        });
+    }
+    Ok(())
+}
+
+/// Writes checkpoint bytes for `tick` atomically (temp, fsync, rename, fsync dir).
+pub fn write_checkpoint(
+    storage: &dyn Storage,
+    world: &WorldDir,
+    tick: Tick,
+    bytes: &[u8],
+) -> Result<PathBuf, StoreError> {
+    let path = world.checkpoint(tick);
+    write_atomic(storage, &path, bytes).map_err(StoreError::io("write", &path))?;
+    Ok(path)
+}
+
+/// The checkpoint files and the strays (anything else) in `checkpoints/`.
+#[derive(Clone, Debug, Default)]
+pub struct CheckpointListing {
+    /// `(tick, path)`, ascending by tick.
+    pub checkpoints: Vec<(Tick, PathBuf)>,
+    /// Files that are not checkpoints (e.g. a `.tmp` left by a crash).
+    pub strays: Vec<PathBuf>,
+}
+
+/// Lists `checkpoints/` (empty if it does not exist).
+pub fn list_checkpoints(
+    storage: &dyn Storage,
+    world: &WorldDir,
+) -> Result<CheckpointListing, StoreError> {
+    let dir = world.checkpoints();
+    let names = match storage.list(&dir) {
+        Ok(names) => names,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+        Err(error) => return Err(StoreError::io("list", &dir)(error)),
+    };
+    let mut listing = CheckpointListing::default();
+    for name in names {
+        match parse_checkpoint_name(&name) {
+            Some(tick) => listing
+                .checkpoints
+                .push((tick, dir.join(checkpoint_name(tick)))),
+            None => listing.strays.push(dir.join(name)),
+        }
+    }
+    listing.checkpoints.sort();
+    Ok(listing)
+}
+
+/// Removes all but the newest `keep` checkpoints (`keep` ≥ 1, so the only
+/// one is never removed); returns the removed paths. Older checkpoints are
+/// redundant: the journal from genesis is kept whole.
+pub fn prune_checkpoints(
+    storage: &dyn Storage,
+    world: &WorldDir,
+    keep: usize,
+) -> Result<Vec<PathBuf>, StoreError> {
+    assert!(keep >= 1, "retention must keep at least one checkpoint");
+    let listing = list_checkpoints(storage, world)?;
+    let excess = listing.checkpoints.len().saturating_sub(keep);
+    let mut removed = Vec::new();
+    for (_, path) in listing.checkpoints.into_iter().take(excess) {
+        storage
+            .remove_file(&path)
+            .map_err(StoreError::io("remove", &path))?;
+        removed.push(path);
+    }
+    if !removed.is_empty() {
+        let dir = world.checkpoints();
+        storage
+            .sync_dir(&dir)
+            .map_err(StoreError::io("fsync the directory", &dir))?;
+    }
+    Ok(removed)
+}

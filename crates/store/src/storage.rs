@@ -1,0 +1,148 @@
+//! The file operations the journal and checkpoints need, behind a trait, so
+//! that tests can swap the disk for a simulator that separates written bytes
+//! from durable ones (see [`crate::sim`]).
+//!
+//! Every directory this crate creates is 0700 and every file 0600.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::Path;
+
+/// Mode of every directory under the runtime root.
+pub const DIRECTORY_MODE: u32 = 0o700;
+/// Mode of every file under the runtime root.
+pub const FILE_MODE: u32 = 0o600;
+
+/// A file opened for appending.
+pub trait AppendFile: Send {
+    /// Appends all of `bytes` (not yet durable).
+    fn write_all(&mut self, bytes: &[u8]) -> io::Result<()>;
+    /// Makes everything written so far durable (fdatasync).
+    fn sync_data(&mut self) -> io::Result<()>;
+}
+
+/// The file system as the store sees it.
+pub trait Storage: Send + Sync {
+    /// Creates `dir` and its parents (0700).
+    fn create_dir_all(&self, dir: &Path) -> io::Result<()>;
+    /// The whole file.
+    fn read(&self, path: &Path) -> io::Result<Vec<u8>>;
+    /// Names of the regular files directly in `dir`, sorted; `NotFound` if
+    /// `dir` does not exist.
+    fn list(&self, dir: &Path) -> io::Result<Vec<String>>;
+    /// Whether `path` exists.
+    fn exists(&self, path: &Path) -> bool;
+    /// Opens `path` for appending, creating it (0600) if it does not exist.
+    fn append(&self, path: &Path) -> io::Result<Box<dyn AppendFile>>;
+    /// Creates or replaces `path` with `bytes` and syncs it (not its directory).
+    fn write_synced(&self, path: &Path, bytes: &[u8]) -> io::Result<()>;
+    /// Renames atomically (not durable until the directory is synced).
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()>;
+    /// Makes the directory's entries durable (creates, renames, removes).
+    fn sync_dir(&self, dir: &Path) -> io::Result<()>;
+    /// Cuts `path` to `length` bytes and syncs it.
+    fn truncate(&self, path: &Path, length: u64) -> io::Result<()>;
+    /// Removes a file (not durable until the directory is synced).
+    fn remove_file(&self, path: &Path) -> io::Result<()>;
+}
+
+/// The real file system.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct DiskStorage;
+
+struct DiskFile(File);
+
+impl AppendFile for DiskFile {
+    fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.0.write_all(bytes)
+    }
+
+    fn sync_data(&mut self) -> io::Result<()> {
+        self.0.sync_data()
+    }
+}
+
+impl Storage for DiskStorage {
+    fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(DIRECTORY_MODE)
+            .create(dir)
+    }
+
+    fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
+        fs::read(path)
+    }
+
+    fn list(&self, dir: &Path) -> io::Result<Vec<String>> {
+        let mut names = Vec::new();
+        for entry in fs::read_dir(dir)? {
+            let entry = entry?;
+            if entry.file_type()?.is_file()
+                && let Ok(name) = entry.file_name().into_string()
+            {
+                names.push(name);
+            }
+        }
+        names.sort();
+        Ok(names)
+    }
+
+    fn exists(&self, path: &Path) -> bool {
+        fs::symlink_metadata(path).is_ok()
+    }
+
+    fn append(&self, path: &Path) -> io::Result<Box<dyn AppendFile>> {
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(FILE_MODE)
+            .open(path)?;
+        Ok(Box::new(DiskFile(file)))
+    }
+
+    fn write_synced(&self, path: &Path, bytes: &[u8]) -> io::Result<()> {
+        let mut file = OpenOptions::new()
+            .create(true)
+            .write(true)
+            .truncate(true)
+            .mode(FILE_MODE)
+            .open(path)?;
+        file.write_all(bytes)?;
+        file.sync_all()
+    }
+
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        fs::rename(from, to)
+    }
+
+    fn sync_dir(&self, dir: &Path) -> io::Result<()> {
+        File::open(dir)?.sync_all()
+    }
+
+    fn truncate(&self, path: &Path, length: u64) -> io::Result<()> {
+        let file = OpenOptions::new().write(true).open(path)?;
+        file.set_len(length)?;
+        file.sync_all()
+    }
+
+    fn remove_file(&self, path: &Path) -> io::Result<()> {
+        fs::remove_file(path)
+    }
+}
+
+/// Writes `bytes` to `path` atomically: a temporary file beside it, fsync,
+/// rename, fsync of the directory. A crash leaves either the old file (or
+/// none) or the new one, never a mix; at worst a stray `.tmp` file.
+pub fn write_atomic(storage: &dyn Storage, path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .map(|name| name.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let temporary = dir.join(format!(".{name}.tmp"));
+    storage.write_synced(&temporary, bytes)?;
+    storage.rename(&temporary, path)?;
+    storage.sync_dir(dir)
+}
