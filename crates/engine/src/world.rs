@@ -182,6 +182,23 @@ impl World {
     /// not above the sender's last, or a bad signature; on success records the
     /// nonce. Cheap checks run before the signature check.
     pub fn admit(&mut self, envelope: &Envelope) -> Result<(), EnvelopeError> {
+        self.check_admission(envelope)?;
+        envelope.verify_signature()?;
+        self.nonces.insert(envelope.sender, envelope.nonce);
+        Ok(())
+    }
+
+    /// Admission for recovery: an envelope read back from this world's own
+    /// checksummed journal, whose signature was verified when it was first
+    /// admitted. Checks world, size and nonce, not the signature
+    /// (replay verification uses [`World::admit`] and re-checks it).
+    pub fn readmit(&mut self, envelope: &Envelope) -> Result<(), EnvelopeError> {
+        self.check_admission(envelope)?;
+        self.nonces.insert(envelope.sender, envelope.nonce);
+        Ok(())
+    }
+
+    fn check_admission(&self, envelope: &Envelope) -> Result<(), EnvelopeError> {
         if envelope.world != self.id {
             return Err(EnvelopeError::WrongWorld {
                 expected: self.id.to_string(),
@@ -203,8 +220,6 @@ impl World {
                 last,
             });
         }
-        envelope.verify_signature()?;
-        self.nonces.insert(envelope.sender, envelope.nonce);
         Ok(())
     }
 

@@ -114,7 +114,8 @@ impl StoreError {
         )
     }
 
-    pub(crate) fn io(
+    /// A closure that wraps an I/O error with what was attempted on which path.
+    pub fn io(
         op: &'static str,
         path: impl Into<PathBuf>,
     ) -> impl FnOnce(io::Error) -> StoreError {

@@ -321,11 +321,17 @@ impl<'a> JournalReader<'a> {
         let body_end = RECORD_HEADER_BYTES + body_length as usize;
         let total = body_end + RECORD_TRAILER_BYTES;
         if rest.len() < total {
-            if segment.last {
-                self.torn = Some(torn);
-                return Ok(None);
+            if !segment.last {
+                return Err(corrupt("segment ends inside a record".into()));
             }
-            return Err(corrupt("segment ends inside a record".into()));
+            if let Some(length) = complete_body_length(rest) {
+                return Err(corrupt(format!(
+                    "the length field says {body_length} body bytes, but a complete record \
+                     of {length} body bytes is here: the length field is damaged"
+                )));
+            }
+            self.torn = Some(torn);
+            return Ok(None);
         }
         let checksum = Hash(rest[body_end..total].try_into().expect("32 bytes"));
         if Domain::JournalRecord.hash(&rest[..body_end]) != checksum {
@@ -355,4 +361,45 @@ impl<'a> JournalReader<'a> {
         debug_assert_eq!(self.end.segment, segment.index);
         Ok(Some(record))
     }
+}
+
+/// Most candidate ends [`complete_body_length`] verifies with a hash, so that
+/// crafted payloads cannot make reading a torn tail quadratic.
+const LENGTH_CANDIDATES_MAX: usize = 16;
+
+/// A record that runs past the end of the newest segment is torn only if it is
+/// really the last thing written. If `rest` (the record and everything after
+/// it) holds a complete record under another body length, the length field is
+/// damaged instead: its checksum verifies (with that length) either right at
+/// the end of the file, or just before a record header whose `prev` repeats
+/// it. Returns that body length. A record torn by a crash cannot pass: it
+/// would have to contain a checksum of its own prefix.
+fn complete_body_length(rest: &[u8]) -> Option<usize> {
+    let verifies = |body_end: usize| {
+        let mut hasher = Domain::JournalRecord.hasher();
+        hasher
+            .update_u32((body_end - RECORD_HEADER_BYTES) as u32)
+            .update(&rest[4..body_end]);
+        hasher.finalize().0[..] == rest[body_end..body_end + RECORD_TRAILER_BYTES]
+    };
+    let at_end = rest.len().checked_sub(RECORD_TRAILER_BYTES)?;
+    if at_end >= RECORD_HEADER_BYTES && verifies(at_end) {
+        return Some(at_end - RECORD_HEADER_BYTES);
+    }
+    // A following record: its kind is inputs or tick, its reserved bytes are
+    // zero, and its prev (bytes 8..40) repeats the checksum before it.
+    let followed = |body_end: usize| {
+        let next = &rest[body_end + RECORD_TRAILER_BYTES..];
+        matches!(next[4], 2 | 3)
+            && next[5..8] == [0, 0, 0]
+            && next[8..RECORD_HEADER_BYTES] == rest[body_end..body_end + RECORD_TRAILER_BYTES]
+    };
+    let last_end = rest
+        .len()
+        .checked_sub(RECORD_TRAILER_BYTES + RECORD_HEADER_BYTES)?;
+    (RECORD_HEADER_BYTES..=last_end)
+        .filter(|body_end| followed(*body_end))
+        .take(LENGTH_CANDIDATES_MAX)
+        .find(|body_end| verifies(*body_end))
+        .map(|body_end| body_end - RECORD_HEADER_BYTES)
 }

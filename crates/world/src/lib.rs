@@ -1,0 +1,32 @@
+//! A durable world: the engine's `World` over the store's journal and
+//! checkpoints. It creates worlds, recovers them on open, executes and
+//! journals ticks, takes checkpoints, replays the journal to verify it, and
+//! binds each world to the package it was created with.
+//!
+//! It is not responsible for byte formats or file integrity (that is
+//! `everarcade-store`), for execution (`everarcade-engine`), or for the
+//! command line and its output (the binary).
+//!
+//! Architecture invariants:
+//! - an input is acknowledged only after the fdatasync covering its journal
+//!   record, and a tick's record is journaled before the next tick begins;
+//! - recovery and `replay-verify` are the same walk ([`replay::replay`]): the
+//!   roots replay reaches must equal the recorded ones at every tick;
+//! - after any failure that may have left memory ahead of the disk, a
+//!   [`DurableWorld`] refuses further work until it is reopened.
+
+pub mod audit;
+mod binding;
+mod diff;
+mod durable;
+mod error;
+pub mod repair;
+pub mod replay;
+
+pub use binding::{bind_package, bound_package_root, check_binding};
+pub use diff::{StateDiff, state_diff};
+pub use durable::{CheckpointTaken, DurableWorld, Recovery, WorldConfig, genesis_file};
+pub use error::{Divergence, ErrorClass, WorldError};
+
+/// The runtime version recorded in `genesis.json` (the workspace version).
+pub const RUNTIME_VERSION: &str = env!("CARGO_PKG_VERSION");

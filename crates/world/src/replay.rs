@@ -1,0 +1,485 @@
+//! Replaying a world's journal: from genesis or a checkpoint, every tick's
+//! inputs are admitted again (nonces always, signatures when asked) and
+//! executed, and the roots reached must equal the roots recorded.
+//!
+//! Recovery on open and `replay-verify` are the same walk with different
+//! options, so whatever recovery accepts, replay verification re-checks.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use everarcade_engine::{CompiledPackage, Engine, Snapshot, TickOutput, World};
+use everarcade_protocol::{Envelope, Hash, Tick, TickRoots, WorldId, list_root};
+use everarcade_store::checkpoint::{list_checkpoints, load_checkpoint};
+use everarcade_store::journal::{GenesisRecord, InputsRecord, JournalEnd, RawRecord, TickRecord};
+use everarcade_store::journal::TornTail;
+use everarcade_store::{JournalReader, Record, Storage, WorldDir};
+
+use crate::diff::state_diff;
+use crate::error::{Divergence, WorldError};
+
+/// Everything replay needs to find and run a world.
+pub struct Context<'a> {
+    /// The file system.
+    pub storage: &'a dyn Storage,
+    /// The world's directory.
+    pub dir: &'a WorldDir,
+    /// The world id.
+    pub id: &'a WorldId,
+    /// The engine.
+    pub engine: &'a Engine,
+    /// The package the world must be bound to.
+    pub compiled: Arc<CompiledPackage>,
+}
+
+/// Where replay begins.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Start {
+    /// From genesis: `ea_genesis` runs again.
+    Genesis,
+    /// From the newest checkpoint that verifies and agrees with the journal,
+    /// falling back to older ones and finally to genesis.
+    NewestCheckpoint,
+    /// From the checkpoint of exactly this tick.
+    Checkpoint(Tick),
+}
+
+/// How to replay.
+#[derive(Clone, Copy, Debug)]
+pub struct ReplayOptions {
+    /// Where to begin.
+    pub start: Start,
+    /// Stop after this tick (default: the end of the journal).
+    pub stop_after: Option<Tick>,
+    /// Re-check every envelope signature (replay verification) or trust the
+    /// journal's checksums for them (recovery).
+    pub verify_signatures: bool,
+    /// On divergence, replay again to the tick before and report a state diff.
+    pub diff_on_divergence: bool,
+}
+
+/// Where a replay actually began.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StartedFrom {
+    /// Genesis.
+    Genesis,
+    /// A checkpoint file.
+    Checkpoint {
+        /// Its tick.
+        tick: Tick,
+        /// Its path.
+        path: PathBuf,
+    },
+}
+
+/// One replayed tick, as observers see it.
+pub struct ReplayedTick<'a> {
+    /// What was recorded.
+    pub record: &'a TickRecord,
+    /// What replay produced (its roots equal the record's).
+    pub output: &'a TickOutput,
+}
+
+/// The outcome of a replay that matched the record throughout.
+pub struct Replayed {
+    /// The world at the last replayed tick.
+    pub world: World,
+    /// The journal's genesis record.
+    pub genesis: GenesisRecord,
+    /// Where replay began.
+    pub started_from: StartedFrom,
+    /// Checkpoints passed over, with the reason.
+    pub skipped_checkpoints: Vec<(PathBuf, String)>,
+    /// The roots at the last replayed tick (tick 0: genesis).
+    pub last: TickRoots,
+    /// Ticks executed.
+    pub ticks_replayed: u64,
+    /// Acknowledged inputs recorded after the last tick record: they belong
+    /// to the next tick and are admitted already. Empty with `stop_after`.
+    pub pending: Vec<Envelope>,
+    /// Where the valid journal ends.
+    pub end: JournalEnd,
+    /// A torn tail after it, if any.
+    pub torn: Option<TornTail>,
+}
+
+/// Replays; see the module docs. `observe` sees every replayed tick.
+pub fn replay(
+    context: &Context<'_>,
+    options: &ReplayOptions,
+    observe: &mut dyn FnMut(ReplayedTick<'_>),
+) -> Result<Replayed, WorldError> {
+    let (world, started_from, skipped) = match options.start {
+        Start::Genesis => (None, StartedFrom::Genesis, Vec::new()),
+        Start::Checkpoint(tick) => {
+            let path = context.dir.checkpoint(tick);
+            let world = resume(context, &path)?;
+            (Some(world), StartedFrom::Checkpoint { tick, path }, Vec::new())
+        }
+        Start::NewestCheckpoint => return replay_newest(context, options, observe),
+    };
+    let mut replayed = walk(context, options, world, started_from, observe)?;
+    replayed.skipped_checkpoints = skipped;
+    Ok(replayed)
+}
+
+/// Tries checkpoints newest first; one that fails to load or contradicts the
+/// journal is passed over (and reported), never used.
+fn replay_newest(
+    context: &Context<'_>,
+    options: &ReplayOptions,
+    observe: &mut dyn FnMut(ReplayedTick<'_>),
+) -> Result<Replayed, WorldError> {
+    let listing = list_checkpoints(context.storage, context.dir)?;
+    let mut skipped = Vec::new();
+    for (tick, path) in listing.checkpoints.into_iter().rev() {
+        if options.stop_after.is_some_and(|stop| tick > stop) {
+            continue;
+        }
+        let world = match resume(context, &path) {
+            Ok(world) => world,
+            Err(error) => {
+                skipped.push((path, error.to_string()));
+                continue;
+            }
+        };
+        let from = StartedFrom::Checkpoint {
+            tick,
+            path: path.clone(),
+        };
+        match walk(context, options, Some(world), from, observe) {
+            Ok(mut replayed) => {
+                replayed.skipped_checkpoints = skipped;
+                return Ok(replayed);
+            }
+            Err(WorldError::Lineage { path: bad, what, .. }) if bad == path => {
+                skipped.push((path, what));
+            }
+            Err(error) => return Err(error),
+        }
+    }
+    let mut replayed = walk(context, options, None, StartedFrom::Genesis, observe)?;
+    replayed.skipped_checkpoints = skipped;
+    Ok(replayed)
+}
+
+fn resume(context: &Context<'_>, path: &std::path::Path) -> Result<World, WorldError> {
+    let checkpoint = load_checkpoint(context.storage, path)?;
+    let snapshot = Snapshot {
+        tick: checkpoint.tick,
+        genesis_root: checkpoint.genesis_root,
+        continuity_root: checkpoint.continuity_root,
+        state: checkpoint.state,
+        nonces: checkpoint.nonces,
+    };
+    World::resume(context.id.clone(), context.compiled.clone(), snapshot).map_err(|error| {
+        WorldError::Lineage {
+            path: path.to_path_buf(),
+            offset: 0,
+            what: error.to_string(),
+        }
+    })
+}
+
+/// The state of one walk over the journal.
+struct Walk<'c, 'o> {
+    context: &'c Context<'c>,
+    options: &'c ReplayOptions,
+    observe: &'o mut dyn FnMut(ReplayedTick<'_>),
+    world: Option<World>,
+    /// The checkpoint replay began from, until its tick record is checked.
+    checkpoint: Option<(Tick, PathBuf)>,
+    genesis: Option<GenesisRecord>,
+    last: Option<TickRoots>,
+    inputs: Vec<Envelope>,
+    ticks_replayed: u64,
+}
+
+fn walk(
+    context: &Context<'_>,
+    options: &ReplayOptions,
+    world: Option<World>,
+    started_from: StartedFrom,
+    observe: &mut dyn FnMut(ReplayedTick<'_>),
+) -> Result<Replayed, WorldError> {
+    let mut reader = JournalReader::open(context.storage, &context.dir.journal())?;
+    let checkpoint = match &started_from {
+        StartedFrom::Checkpoint { tick, path } => Some((*tick, path.clone())),
+        StartedFrom::Genesis => None,
+    };
+    let mut walk = Walk {
+        context,
+        options,
+        observe,
+        world,
+        checkpoint,
+        genesis: None,
+        last: None,
+        inputs: Vec::new(),
+        ticks_replayed: 0,
+    };
+    while let Some(raw) = reader.next()? {
+        if walk.step(&raw)? {
+            break;
+        }
+    }
+    if let Some((tick, path)) = &walk.checkpoint {
+        let last = walk.last.map_or(0, |roots| roots.tick);
+        return Err(WorldError::Lineage {
+            path: path.clone(),
+            offset: 0,
+            what: format!("the checkpoint is of tick {tick}, beyond the journal's last tick {last}"),
+        });
+    }
+    let genesis = walk.genesis.ok_or_else(|| WorldError::Lineage {
+        path: context.dir.journal(),
+        offset: 0,
+        what: "the journal has no genesis record".into(),
+    })?;
+    let stopped_early = options.stop_after.is_some_and(|stop| walk.last.is_none_or(|l| l.tick >= stop));
+    let pending = if stopped_early { Vec::new() } else { walk.inputs };
+    Ok(Replayed {
+        world: walk.world.expect("a genesis record creates the world"),
+        genesis,
+        started_from,
+        skipped_checkpoints: Vec::new(),
+        last: walk.last.expect("genesis sets the roots"),
+        ticks_replayed: walk.ticks_replayed,
+        pending,
+        end: reader.end().clone(),
+        torn: reader.torn_tail().cloned(),
+    })
+}
+
+impl Walk<'_, '_> {
+    /// Handles one record; returns whether to stop.
+    fn step(&mut self, raw: &RawRecord) -> Result<bool, WorldError> {
+        let lineage = |what: String| WorldError::Lineage {
+            path: raw.path.clone(),
+            offset: raw.offset,
+            what,
+        };
+        let current = self.last.map_or(0, |roots| roots.tick);
+        if let Some(tick) = raw.tick()
+            && tick <= current
+        {
+            // Before the checkpoint replay resumed from: the chain and
+            // checksums were checked by the reader; only the checkpoint's
+            // own tick record is compared, below.
+            if raw.kind == everarcade_store::journal::RecordKind::Tick
+                && let Some((checkpoint_tick, path)) = self.checkpoint.clone()
+                && tick == checkpoint_tick
+            {
+                let Record::Tick(record) = raw.decode()? else {
+                    unreachable!("kind checked")
+                };
+                self.check_checkpoint(&record, &path)?;
+            }
+            return Ok(false);
+        }
+        match raw.decode()? {
+            Record::Genesis(genesis) => self.genesis(genesis, raw)?,
+            Record::Inputs(inputs) => self.inputs(inputs, raw)?,
+            Record::Tick(record) => {
+                if let Some((tick, _)) = &self.checkpoint {
+                    return Err(lineage(format!(
+                        "tick {} follows tick {current}, but the checkpoint replay began from is of tick {tick}",
+                        record.roots.tick
+                    )));
+                }
+                self.tick(record, raw)?;
+                return Ok(self.options.stop_after.is_some_and(|stop| self.last.is_some_and(|l| l.tick >= stop)));
+            }
+        }
+        Ok(false)
+    }
+
+    fn check_checkpoint(&mut self, record: &TickRecord, path: &PathBuf) -> Result<(), WorldError> {
+        let world = self.world.as_mut().expect("resumed from the checkpoint");
+        let state_root = world.state_root();
+        if record.roots.continuity_root != world.continuity_root() || record.roots.state_root != state_root {
+            return Err(WorldError::Lineage {
+                path: path.clone(),
+                offset: 0,
+                what: format!(
+                    "the checkpoint contradicts the journal at tick {}: it holds continuity {} and state {}, the journal records {} and {}",
+                    record.roots.tick,
+                    world.continuity_root(),
+                    state_root,
+                    record.roots.continuity_root,
+                    record.roots.state_root
+                ),
+            });
+        }
+        self.last = Some(record.roots);
+        self.checkpoint = None;
+        Ok(())
+    }
+
+    fn genesis(&mut self, genesis: GenesisRecord, raw: &RawRecord) -> Result<(), WorldError> {
+        let context = self.context;
+        let package = &context.compiled.package;
+        if genesis.package_root != package.root {
+            return Err(WorldError::PackageMismatch {
+                bound: genesis.package_root,
+                given: package.root,
+            });
+        }
+        if &genesis.world != context.id {
+            return Err(WorldError::Lineage {
+                path: raw.path.clone(),
+                offset: raw.offset,
+                what: format!("the journal is of world {}, not {}", genesis.world, context.id),
+            });
+        }
+        let empty = list_root(&[]);
+        match &mut self.world {
+            Some(world) => {
+                if world.genesis_root() != genesis.genesis_root {
+                    return Err(WorldError::Lineage {
+                        path: raw.path.clone(),
+                        offset: raw.offset,
+                        what: "the checkpoint belongs to another genesis".into(),
+                    });
+                }
+            }
+            None => {
+                let (mut world, output) =
+                    World::genesis(context.engine, context.id.clone(), context.compiled.clone())?;
+                let replayed = [
+                    ("genesis_root", genesis.genesis_root, output.genesis_root),
+                    ("state_root", genesis.state_root, output.state_root),
+                ];
+                let differing: Vec<_> = replayed.into_iter().filter(|(_, a, b)| a != b).collect();
+                if !differing.is_empty() || output.receipt != genesis.receipt {
+                    return Err(WorldError::Divergence(Box::new(Divergence {
+                        tick: 0,
+                        roots: differing,
+                        diff: None,
+                    })));
+                }
+                self.last = Some(TickRoots {
+                    tick: 0,
+                    input_root: empty,
+                    receipt_root: empty,
+                    state_root: world.state_root(),
+                    continuity_root: world.continuity_root(),
+                });
+                self.world = Some(world);
+            }
+        }
+        self.genesis = Some(genesis);
+        Ok(())
+    }
+
+    fn inputs(&mut self, inputs: InputsRecord, raw: &RawRecord) -> Result<(), WorldError> {
+        let expected = self.last.map_or(0, |roots| roots.tick) + 1;
+        if inputs.tick != expected {
+            return Err(WorldError::Lineage {
+                path: raw.path.clone(),
+                offset: raw.offset,
+                what: format!("inputs for tick {} where tick {expected} is next", inputs.tick),
+            });
+        }
+        let world = self.world.as_mut().expect("genesis comes first");
+        for envelope in inputs.envelopes {
+            let admitted = if self.options.verify_signatures {
+                world.admit(&envelope)
+            } else {
+                world.readmit(&envelope)
+            };
+            admitted.map_err(|error| WorldError::InputRefused {
+                tick: expected,
+                index: self.inputs.len(),
+                path: raw.path.clone(),
+                offset: raw.offset,
+                error,
+            })?;
+            self.inputs.push(envelope);
+        }
+        Ok(())
+    }
+
+    fn tick(&mut self, record: TickRecord, raw: &RawRecord) -> Result<(), WorldError> {
+        let lineage = |what: String| WorldError::Lineage {
+            path: raw.path.clone(),
+            offset: raw.offset,
+            what,
+        };
+        let expected = self.last.map_or(0, |roots| roots.tick) + 1;
+        let tick = record.roots.tick;
+        if tick != expected {
+            return Err(lineage(format!("tick {tick} where tick {expected} is next")));
+        }
+        if record.input_count as usize != self.inputs.len() {
+            return Err(lineage(format!(
+                "tick {tick} records {} inputs, but {} were journaled for it",
+                record.input_count,
+                self.inputs.len()
+            )));
+        }
+        let world = self.world.as_mut().expect("genesis comes first");
+        if self.inputs.len() > world.limits().inputs_per_tick as usize {
+            return Err(lineage(format!("tick {tick} holds more inputs than inputs_per_tick")));
+        }
+        let inputs = std::mem::take(&mut self.inputs);
+        let output = world.execute_tick(self.context.engine, &inputs)?;
+        if output.roots != record.roots {
+            return Err(self.diverged(&record.roots, &output.roots, &inputs));
+        }
+        if output.receipts != record.receipts {
+            return Err(lineage(format!(
+                "tick {tick}: the recorded receipts do not match the recorded receipt root"
+            )));
+        }
+        self.last = Some(output.roots);
+        self.ticks_replayed += 1;
+        (self.observe)(ReplayedTick {
+            record: &record,
+            output: &output,
+        });
+        Ok(())
+    }
+
+    fn diverged(&self, recorded: &TickRoots, replayed: &TickRoots, inputs: &[Envelope]) -> WorldError {
+        let pairs = [
+            ("input_root", recorded.input_root, replayed.input_root),
+            ("receipt_root", recorded.receipt_root, replayed.receipt_root),
+            ("state_root", recorded.state_root, replayed.state_root),
+            ("continuity_root", recorded.continuity_root, replayed.continuity_root),
+        ];
+        let roots: Vec<(&'static str, Hash, Hash)> = pairs.into_iter().filter(|(_, a, b)| a != b).collect();
+        let diff = if self.options.diff_on_divergence {
+            self.diff_at(recorded.tick, inputs)
+        } else {
+            None
+        };
+        WorldError::Divergence(Box::new(Divergence {
+            tick: recorded.tick,
+            roots,
+            diff,
+        }))
+    }
+
+    /// Replays again to the tick before `tick` and diffs what `tick` changes.
+    fn diff_at(&self, tick: Tick, inputs: &[Envelope]) -> Option<crate::diff::StateDiff> {
+        let options = ReplayOptions {
+            stop_after: Some(tick - 1),
+            diff_on_divergence: false,
+            verify_signatures: false,
+            ..*self.options
+        };
+        let start = match &self.options.start {
+            Start::Genesis => Start::Genesis,
+            _ => Start::NewestCheckpoint,
+        };
+        let options = ReplayOptions { start, ..options };
+        let mut before = replay(self.context, &options, &mut |_| {}).ok()?.world;
+        let state = before.state().clone();
+        for envelope in inputs {
+            before.readmit(envelope).ok()?;
+        }
+        before.execute_tick(self.context.engine, inputs).ok()?;
+        Some(state_diff(&state, before.state()))
+    }
+}
