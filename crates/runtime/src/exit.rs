@@ -10,11 +10,9 @@ pub const FAILURE: u8 = 1;
 pub const USAGE: u8 = 2;
 /// Replay reached different roots than recorded.
 pub const DIVERGENCE: u8 = 3;
-/// A checksum, chain link or signature does not verify (used from the journal work on).
-#[allow(dead_code)]
+/// A checksum, chain link or signature does not verify.
 pub const INTEGRITY: u8 = 4;
-/// The command needs a running node and none runs (used from the node work on).
-#[allow(dead_code)]
+/// The command needs a running node and none runs.
 pub const NOT_RUNNING: u8 = 5;
 /// The world package is invalid or does not match the world.
 pub const PACKAGE: u8 = 6;

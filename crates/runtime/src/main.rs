@@ -4,8 +4,15 @@
 //! into typed values, runs one command and maps the outcome to an exit code
 //! (see [`exit`]).
 
+mod checkpoint;
+mod doctor;
 mod exit;
+mod recover;
+mod replay_cmd;
 mod simulate;
+mod status;
+mod target;
+mod verify;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -33,6 +40,16 @@ struct WorldArgs {
     package_path: PathBuf,
 }
 
+/// The world arguments plus `--json`.
+#[derive(Args)]
+struct JsonWorldArgs {
+    #[command(flatten)]
+    world: WorldArgs,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Drive a world without a network: bots and/or scripted inputs, then print its roots.
@@ -45,22 +62,22 @@ enum Command {
     Restart(NotBuilt),
     /// Not built yet: the node arrives with the world-node work.
     Run(NotBuilt),
-    /// Not built yet: needs the journal (durable-worlds work).
-    Status(NotBuilt),
-    /// Not built yet: needs the journal (durable-worlds work).
-    Verify(NotBuilt),
-    /// Not built yet: needs the journal (durable-worlds work).
-    Checkpoint(NotBuilt),
-    /// Not built yet: needs the journal (durable-worlds work).
-    ReplayVerify(NotBuilt),
-    /// Not built yet: needs the journal (durable-worlds work).
-    ReplayReport(NotBuilt),
-    /// Not built yet: needs the journal (durable-worlds work).
-    ReplayRoot(NotBuilt),
-    /// Not built yet: needs the journal (durable-worlds work).
-    Recover(NotBuilt),
-    /// Not built yet: needs the journal (durable-worlds work).
-    Doctor(NotBuilt),
+    /// The world as the disk shows it; exits 5 (not running) when no node runs.
+    Status(JsonWorldArgs),
+    /// Check every checksum, chain link, signature, checkpoint and the package binding.
+    Verify(JsonWorldArgs),
+    /// Take a checkpoint now (offline).
+    Checkpoint(checkpoint::CheckpointArgs),
+    /// Re-execute the journal and compare every tick's roots with the record.
+    ReplayVerify(replay_cmd::ReplayArgs),
+    /// Replay and report range, inputs, outcomes, fuel, time, checkpoint roots, divergences.
+    ReplayReport(replay_cmd::ReplayArgs),
+    /// The roots recomputed by replay, at the head or at --tick N.
+    ReplayRoot(replay_cmd::ReplayRootArgs),
+    /// Repair (torn tail, checkpoint fallback, quarantine) and prove the roots match the lineage.
+    Recover(recover::RecoverArgs),
+    /// Check the world's files, lock, status, package, journal and checkpoints.
+    Doctor(JsonWorldArgs),
     /// Not built yet: arrives with the operations work.
     Backup(NotBuilt),
     /// Not built yet: arrives with the operations work.
@@ -82,6 +99,14 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Simulate(args) => simulate::run(args),
+        Command::Status(args) => status::run(args),
+        Command::Verify(args) => verify::run(args),
+        Command::Checkpoint(args) => checkpoint::run(args),
+        Command::ReplayVerify(args) => replay_cmd::verify(args),
+        Command::ReplayReport(args) => replay_cmd::report(args),
+        Command::ReplayRoot(args) => replay_cmd::root(args),
+        Command::Recover(args) => recover::run(args),
+        Command::Doctor(args) => doctor::run(args),
         other => Err(Failure::not_built(command_name(&other))),
     };
     match result {

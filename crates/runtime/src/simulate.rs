@@ -1,9 +1,13 @@
 //! `simulate`: drives a world without a network, from the package's bots and/or
 //! a file of scripted inputs, and prints its roots.
 //!
-//! For now the world lives in memory only; nothing is written under the
-//! runtime root. `--verify` replays every recorded tick in a second, fresh
-//! world (signatures and nonces re-checked) and requires identical roots.
+//! By default the world is durable: it is created under the runtime root (or
+//! recovered and continued if it exists there), every tick is journaled and
+//! checkpoints are taken, through the same path a node uses. `--amnesia`
+//! keeps everything in memory and writes nothing. `--verify` replays the
+//! journal from genesis (signatures and nonces re-checked) and requires
+//! identical roots at every tick; with `--amnesia` it replays the ticks of
+//! this run in a second, fresh world.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -11,13 +15,17 @@ use std::sync::Arc;
 
 use clap::Args;
 use ed25519_dalek::SigningKey;
-use everarcade_engine::{CompiledPackage, Engine, World};
-use everarcade_package::Package;
-use everarcade_protocol::{Envelope, Hash, Receipt, Tick, TickRoots, WorldId, test_signing_key};
+use everarcade_engine::{CompiledPackage, Engine, TickOutput, World};
+use everarcade_protocol::{
+    Envelope, EnvelopeError, Receipt, Tick, TickRoots, WorldId, test_signing_key,
+};
+use everarcade_world::replay::{Context, ReplayOptions, Start, replay};
+use everarcade_world::{DurableWorld, bind_package};
 use serde::Deserialize;
 
 use crate::WorldArgs;
 use crate::exit::{DIVERGENCE, FAILURE, Failure, PACKAGE, USAGE};
+use crate::target::{DurabilityArgs, Target, disk, world_failure};
 
 /// Ticks run when neither `--ticks` nor an inputs file says otherwise.
 pub const TICKS_DEFAULT: u64 = 100;
@@ -40,7 +48,8 @@ pub struct SimulateArgs {
     /// Seed of the bots' choices.
     #[arg(long, default_value_t = 0)]
     seed: u64,
-    /// JSON lines {"tick": 1, "player": "alice", "payload": "<hex>"}, ticks ascending.
+    /// JSON lines {"tick": 1, "player": "alice", "payload": "<hex>"}, ticks ascending;
+    /// tick 1 is the first tick this run executes.
     #[arg(long)]
     inputs: Option<PathBuf>,
     /// Print the final state as JSON lines {"key": "<hex>", "value": "<hex>"}, sorted by key.
@@ -49,9 +58,14 @@ pub struct SimulateArgs {
     /// Print one JSON object instead of text.
     #[arg(long)]
     json: bool,
-    /// Replay the recorded inputs in a fresh world and require identical roots at every tick.
+    /// Replay and require identical roots at every tick (from the journal, or in memory with --amnesia).
     #[arg(long)]
     verify: bool,
+    /// Keep the world in memory only; write nothing under the runtime root.
+    #[arg(long)]
+    amnesia: bool,
+    #[command(flatten)]
+    durability: DurabilityArgs,
 }
 
 #[derive(Deserialize)]
@@ -83,10 +97,76 @@ struct Tally {
     inputs: u64,
 }
 
+/// The world being driven: in memory, or durable.
+enum Driver {
+    Memory {
+        world: World,
+        admitted: Vec<Envelope>,
+        history: Vec<(Vec<Envelope>, TickRoots)>,
+        keep_history: bool,
+    },
+    Durable(Box<DurableWorld>),
+}
+
+impl Driver {
+    fn world(&self) -> &World {
+        match self {
+            Driver::Memory { world, .. } => world,
+            Driver::Durable(durable) => durable.world(),
+        }
+    }
+
+    fn world_mut(&mut self) -> &mut World {
+        match self {
+            Driver::Memory { world, .. } => world,
+            Driver::Durable(durable) => durable.world_mut(),
+        }
+    }
+
+    fn admit(&mut self, envelope: Envelope) -> Result<(), EnvelopeError> {
+        match self {
+            Driver::Memory {
+                world, admitted, ..
+            } => {
+                let limit = world.limits().inputs_per_tick;
+                if admitted.len() >= limit as usize {
+                    return Err(EnvelopeError::TickFull {
+                        tick: world.tick() + 1,
+                        limit,
+                    });
+                }
+                world.admit(&envelope)?;
+                admitted.push(envelope);
+                Ok(())
+            }
+            Driver::Durable(durable) => durable.admit(envelope),
+        }
+    }
+
+    fn execute(&mut self, engine: &Engine) -> Result<TickOutput, Failure> {
+        match self {
+            Driver::Memory {
+                world,
+                admitted,
+                history,
+                keep_history,
+            } => {
+                let inputs = std::mem::take(admitted);
+                let output = world
+                    .execute_tick(engine, &inputs)
+                    .map_err(engine_failure)?;
+                if *keep_history {
+                    history.push((inputs, output.roots));
+                }
+                Ok(output)
+            }
+            Driver::Durable(durable) => durable.execute_tick().map_err(world_failure),
+        }
+    }
+}
+
 /// Runs `simulate`.
 pub fn run(args: SimulateArgs) -> Result<(), Failure> {
-    let world_id = WorldId::new(&args.world.world_id)
-        .map_err(|e| Failure::new(USAGE, "invalid_world_id", e.to_string()))?;
     if args.bots > BOTS_MAX {
         return Err(Failure::new(
             USAGE,
@@ -99,30 +179,42 @@ pub fn run(args: SimulateArgs) -> Result<(), Failure> {
         None => Vec::new(),
     };
     let ticks = tick_count(args.ticks, &scripted)?;
-    let package = Package::load(&args.world.package_path)
-        .map_err(|e| Failure::new(PACKAGE, e.code(), e.to_string()))?;
-    let engine = Engine::new().map_err(|e| Failure::new(FAILURE, e.code(), e.to_string()))?;
-    let compiled = engine
-        .compile(&package)
-        .map_err(|e| Failure::new(PACKAGE, e.code(), e.to_string()))?;
-    let (mut world, genesis) = World::genesis(&engine, world_id.clone(), compiled.clone())
-        .map_err(|e| Failure::new(PACKAGE, e.code(), e.to_string()))?;
-
-    let mut players = players_for(&scripted, args.bots);
+    let target = Target::resolve(&args.world)?;
+    let (engine, compiled) = target.compile()?;
+    let _lock;
+    let (mut driver, note) = if args.amnesia {
+        let (world, _) = World::genesis(&engine, target.id.clone(), compiled.clone())
+            .map_err(|e| Failure::new(PACKAGE, e.code(), e.to_string()))?;
+        let driver = Driver::Memory {
+            world,
+            admitted: Vec::new(),
+            history: Vec::new(),
+            keep_history: args.verify,
+        };
+        let note = format!(
+            "--amnesia: the world lived in memory; nothing was written under {}",
+            args.world.runtime_root.display()
+        );
+        (driver, note)
+    } else {
+        _lock = target.lock()?;
+        open_or_create(&target, &engine, &compiled, &args.durability)?
+    };
+    let first_tick = driver.world().tick() + 1;
+    let mut players = players_for(&scripted, args.bots, driver.world());
     let bot_keys: Vec<[u8; 32]> = (0..args.bots)
         .map(|i| players[&bot_name(i)].key.verifying_key().to_bytes())
         .collect();
     let mut tally = Tally::default();
-    let mut history: Vec<(Vec<Envelope>, TickRoots)> = Vec::new();
-    let mut last = None;
+    let mut last = current_roots(&mut driver);
     let mut script = scripted.iter().peekable();
-    for _ in 0..ticks {
-        let tick = world.tick() + 1;
+    for run_tick in 1..=ticks {
         let mut payloads: Vec<(String, Vec<u8>)> = Vec::new();
-        while let Some(input) = script.next_if(|input| input.tick == tick) {
+        while let Some(input) = script.next_if(|input| input.tick == run_tick) {
             payloads.push((input.player.clone(), input.payload.clone()));
         }
-        let bot_payloads = world
+        let bot_payloads = driver
+            .world_mut()
             .bot_payloads(&engine, &bot_keys, args.seed)
             .map_err(engine_failure)?;
         for (i, payload) in bot_payloads.into_iter().enumerate() {
@@ -130,31 +222,127 @@ pub fn run(args: SimulateArgs) -> Result<(), Failure> {
                 payloads.push((bot_name(i as u32), payload));
             }
         }
-        let admitted = admit_all(&mut world, &world_id, &mut players, payloads, &mut tally);
-        let output = world
-            .execute_tick(&engine, &admitted)
-            .map_err(engine_failure)?;
+        admit_all(&mut driver, &target.id, &mut players, payloads, &mut tally);
+        let output = driver.execute(&engine)?;
         count_outcomes(&output.receipts, &mut tally);
-        if args.verify {
-            history.push((admitted, output.roots));
-        }
-        last = Some(output.roots);
+        last = output.roots;
     }
-    if args.verify {
-        verify_history(&engine, &world_id, compiled, &history)?;
-    }
+    let verified = finish(&mut driver, &target, &engine, &compiled, &args)?;
     let summary = Summary {
-        world: &mut world,
-        genesis_root: genesis.genesis_root,
+        world: driver.world_mut(),
         last,
         tally,
         players: &players,
+        first_tick,
+        note,
+        verified,
     };
     print_summary(summary, &args);
     if args.dump_state {
-        dump_state(&world);
+        dump_state(driver.world());
+    }
+    if let Driver::Durable(durable) = driver {
+        durable.close().map_err(world_failure)?;
     }
     Ok(())
+}
+
+/// Recovers and continues the world if it exists, else binds the package and creates it.
+fn open_or_create(
+    target: &Target,
+    engine: &Arc<Engine>,
+    compiled: &Arc<CompiledPackage>,
+    durability: &DurabilityArgs,
+) -> Result<(Driver, String), Failure> {
+    let storage = disk();
+    let config = durability.config();
+    let dir = target.dir.clone();
+    if target.exists() {
+        target.require_bound()?;
+        let (durable, recovery) = DurableWorld::open(
+            storage,
+            dir,
+            target.id.clone(),
+            engine.clone(),
+            compiled.clone(),
+            config,
+        )
+        .map_err(world_failure)?;
+        let note = format!(
+            "continued the world under {}: recovered tick {} ({} ticks replayed from {}), roots match the journal",
+            target.dir.path().display(),
+            recovery.roots.tick,
+            recovery.ticks_replayed,
+            match &recovery.started_from {
+                everarcade_world::replay::StartedFrom::Genesis => "genesis".to_string(),
+                everarcade_world::replay::StartedFrom::Checkpoint { tick, .. } =>
+                    format!("the checkpoint of tick {tick}"),
+            }
+        );
+        return Ok((Driver::Durable(Box::new(durable)), note));
+    }
+    bind_package(&target.dir, &target.package).map_err(world_failure)?;
+    let durable = DurableWorld::create(
+        storage,
+        dir,
+        target.id.clone(),
+        engine.clone(),
+        compiled.clone(),
+        config,
+    )
+    .map_err(world_failure)?;
+    let note = format!(
+        "created the world under {}; every tick is journaled",
+        target.dir.path().display()
+    );
+    Ok((Driver::Durable(Box::new(durable)), note))
+}
+
+/// `--verify`: replays and compares; returns whether it ran.
+fn finish(
+    driver: &mut Driver,
+    target: &Target,
+    engine: &Arc<Engine>,
+    compiled: &Arc<CompiledPackage>,
+    args: &SimulateArgs,
+) -> Result<bool, Failure> {
+    if !args.verify {
+        return Ok(false);
+    }
+    match driver {
+        Driver::Memory { history, .. } => {
+            verify_history(engine, &target.id, compiled.clone(), history)?;
+        }
+        Driver::Durable(durable) => {
+            durable.commit_inputs().map_err(world_failure)?;
+            let storage = disk();
+            let context = Context {
+                storage: &*storage,
+                dir: &target.dir,
+                id: &target.id,
+                engine,
+                compiled: compiled.clone(),
+            };
+            let options = ReplayOptions {
+                start: Start::Genesis,
+                stop_after: None,
+                verify_signatures: true,
+                diff_on_divergence: true,
+            };
+            let replayed = replay(&context, &options, &mut |_| {}).map_err(world_failure)?;
+            if replayed.last != durable.roots() {
+                let message = format!(
+                    "replay from the journal reached tick {} continuity {}, but the world is at tick {} continuity {}",
+                    replayed.last.tick,
+                    replayed.last.continuity_root,
+                    durable.roots().tick,
+                    durable.roots().continuity_root
+                );
+                return Err(Failure::new(DIVERGENCE, "divergence", message));
+            }
+        }
+    }
+    Ok(true)
 }
 
 fn engine_failure(error: everarcade_engine::EngineError) -> Failure {
@@ -243,7 +431,8 @@ fn read_inputs(path: &Path) -> Result<Vec<Scripted>, Failure> {
     Ok(inputs)
 }
 
-fn players_for(scripted: &[Scripted], bots: u32) -> BTreeMap<String, Player> {
+/// Every named player's key; nonces continue after the world's last accepted one.
+fn players_for(scripted: &[Scripted], bots: u32, world: &World) -> BTreeMap<String, Player> {
     let names = scripted
         .iter()
         .map(|input| input.player.clone())
@@ -251,21 +440,21 @@ fn players_for(scripted: &[Scripted], bots: u32) -> BTreeMap<String, Player> {
     names
         .map(|name| {
             let key = test_signing_key(&name);
-            (name, Player { key, next_nonce: 1 })
+            let last = world.nonces().get(&key.verifying_key().to_bytes());
+            let next_nonce = last.map_or(1, |nonce| nonce + 1);
+            (name, Player { key, next_nonce })
         })
         .collect()
 }
 
 /// Signs and admits each payload in order; refusals are tallied, not fatal.
 fn admit_all(
-    world: &mut World,
+    driver: &mut Driver,
     world_id: &WorldId,
     players: &mut BTreeMap<String, Player>,
     payloads: Vec<(String, Vec<u8>)>,
     tally: &mut Tally,
-) -> Vec<Envelope> {
-    let limit = world.limits().inputs_per_tick as usize;
-    let mut admitted = Vec::with_capacity(payloads.len());
+) {
     for (name, payload) in payloads {
         let player = players
             .get_mut(&name)
@@ -273,16 +462,10 @@ fn admit_all(
         let envelope = Envelope::sign(world_id, &player.key, player.next_nonce, payload);
         player.next_nonce += 1;
         tally.inputs += 1;
-        if admitted.len() >= limit {
-            *tally.refused.entry("tick_full").or_default() += 1;
-            continue;
-        }
-        match world.admit(&envelope) {
-            Ok(()) => admitted.push(envelope),
-            Err(error) => *tally.refused.entry(error.code()).or_default() += 1,
+        if let Err(error) = driver.admit(envelope) {
+            *tally.refused.entry(error.code()).or_default() += 1;
         }
     }
-    admitted
 }
 
 fn count_outcomes(receipts: &[Receipt], tally: &mut Tally) {
@@ -324,24 +507,36 @@ fn verify_history(
 
 struct Summary<'a> {
     world: &'a mut World,
-    genesis_root: Hash,
-    last: Option<TickRoots>,
+    last: TickRoots,
     tally: Tally,
     players: &'a BTreeMap<String, Player>,
+    first_tick: Tick,
+    note: String,
+    verified: bool,
+}
+
+/// The roots of the world's last tick, for a world that has executed none
+/// in this run: genesis's for a new world.
+fn current_roots(driver: &mut Driver) -> TickRoots {
+    match driver {
+        Driver::Durable(durable) => durable.roots(),
+        Driver::Memory { world, .. } => {
+            let empty = everarcade_protocol::list_root(&[]);
+            TickRoots {
+                tick: world.tick(),
+                input_root: empty,
+                receipt_root: empty,
+                state_root: world.state_root(),
+                continuity_root: world.continuity_root(),
+            }
+        }
+    }
 }
 
 fn print_summary(summary: Summary<'_>, args: &SimulateArgs) {
     let world = summary.world;
-    let state_root = world.state_root();
-    // With zero ticks the roots are genesis's: no inputs, and the state after ea_genesis.
-    let empty = everarcade_protocol::list_root(&[]);
-    let roots = summary.last.unwrap_or(TickRoots {
-        tick: 0,
-        input_root: empty,
-        receipt_root: empty,
-        state_root,
-        continuity_root: world.continuity_root(),
-    });
+    let roots = summary.last;
+    let genesis_root = world.genesis_root();
     let players: BTreeMap<&str, String> = summary
         .players
         .iter()
@@ -361,7 +556,7 @@ fn print_summary(summary: Summary<'_>, args: &SimulateArgs) {
         let object = serde_json::json!({
             "world": world.id().as_str(),
             "package_root": world.compiled().package.root.to_hex(),
-            "genesis_root": summary.genesis_root.to_hex(),
+            "genesis_root": genesis_root.to_hex(),
             "tick": roots.tick,
             "state_root": roots.state_root.to_hex(),
             "input_root": roots.input_root.to_hex(),
@@ -372,15 +567,20 @@ fn print_summary(summary: Summary<'_>, args: &SimulateArgs) {
             "inputs": summary.tally.inputs,
             "refused": summary.tally.refused,
             "state_keys": world.state().len(),
-            "verified": args.verify,
+            "verified": summary.verified,
+            "persisted": !args.amnesia,
+            "first_tick": summary.first_tick,
         });
         println!("{object}");
         return;
     }
     println!("world            {}", world.id());
     println!("package root     {}", world.compiled().package.root);
-    println!("genesis C(0)     {}", summary.genesis_root);
-    println!("tick             {}", roots.tick);
+    println!("genesis C(0)     {genesis_root}");
+    println!(
+        "tick             {} (this run: ticks {}..={})",
+        roots.tick, summary.first_tick, roots.tick
+    );
     println!("state root       {}", roots.state_root);
     println!("input root       {}", roots.input_root);
     println!("receipt root     {}", roots.receipt_root);
@@ -396,16 +596,14 @@ fn print_summary(summary: Summary<'_>, args: &SimulateArgs) {
         world.state().len(),
         world.state().value_bytes()
     );
-    if args.verify {
+    if summary.verified && args.amnesia {
+        println!("verified         replayed this run's ticks in a fresh world: every root matches");
+    } else if summary.verified {
         println!(
-            "verified         replayed {} ticks in a fresh world: every root matches",
-            roots.tick
+            "verified         replayed the journal from genesis (signatures and nonces re-checked): every root matches"
         );
     }
-    println!(
-        "note             simulate runs in memory; nothing was written under {}",
-        args.world.runtime_root.display()
-    );
+    println!("note             {}", summary.note);
 }
 
 fn dump_state(world: &World) {

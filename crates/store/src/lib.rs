@@ -21,6 +21,7 @@ mod codec;
 mod error;
 
 pub mod checkpoint;
+pub mod fuzz;
 pub mod journal;
 pub mod layout;
 pub mod lock;

@@ -55,13 +55,18 @@ struct Chain {
 }
 
 /// Runs every check; the first failure is returned as the error.
-pub fn audit(storage: &dyn Storage, dir: &WorldDir, package: &Package) -> Result<Audit, WorldError> {
+pub fn audit(
+    storage: &dyn Storage,
+    dir: &WorldDir,
+    package: &Package,
+) -> Result<Audit, WorldError> {
     let mut audit = Audit::default();
     let listing = list_checkpoints(storage, dir)?;
     for stray in &listing.strays {
-        audit
-            .warnings
-            .push(format!("stray file {} (recover moves it to quarantine)", stray.display()));
+        audit.warnings.push(format!(
+            "stray file {} (recover moves it to quarantine)",
+            stray.display()
+        ));
     }
     let checkpoint_ticks: Vec<Tick> = listing.checkpoints.iter().map(|(tick, _)| *tick).collect();
     let mut reader = JournalReader::open(storage, &dir.journal())?;
@@ -86,7 +91,9 @@ pub fn audit(storage: &dyn Storage, dir: &WorldDir, package: &Package) -> Result
                 });
                 if checkpoint_ticks.contains(&0) {
                     let chain = chain.as_mut().expect("just set");
-                    chain.at_checkpoints.insert(0, (genesis.genesis_root, genesis.state_root));
+                    chain
+                        .at_checkpoints
+                        .insert(0, (genesis.genesis_root, genesis.state_root));
                 }
             }
             Record::Inputs(inputs) => {
@@ -100,7 +107,11 @@ pub fn audit(storage: &dyn Storage, dir: &WorldDir, package: &Package) -> Result
                 }
                 for envelope in inputs.envelopes {
                     check_envelope(chain, &envelope).map_err(|what| {
-                        lineage(format!("tick {}: input {}: {what}", inputs.tick, chain.inputs.len()))
+                        lineage(format!(
+                            "tick {}: input {}: {what}",
+                            inputs.tick,
+                            chain.inputs.len()
+                        ))
                     })?;
                     chain.inputs.push(envelope);
                     audit.envelopes += 1;
@@ -110,9 +121,10 @@ pub fn audit(storage: &dyn Storage, dir: &WorldDir, package: &Package) -> Result
                 let chain = chain.as_mut().expect("the reader puts genesis first");
                 check_tick(chain, &record).map_err(lineage)?;
                 if checkpoint_ticks.contains(&record.roots.tick) {
-                    chain
-                        .at_checkpoints
-                        .insert(record.roots.tick, (record.roots.continuity_root, record.roots.state_root));
+                    chain.at_checkpoints.insert(
+                        record.roots.tick,
+                        (record.roots.continuity_root, record.roots.state_root),
+                    );
                 }
                 audit.ticks += 1;
                 audit.head = Some((record.roots.tick, record.roots.continuity_root));
@@ -132,7 +144,10 @@ pub fn audit(storage: &dyn Storage, dir: &WorldDir, package: &Package) -> Result
             return Err(WorldError::Lineage {
                 path,
                 offset: 0,
-                what: format!("the checkpoint is of tick {tick}, beyond the journal's last tick {}", chain.tick),
+                what: format!(
+                    "the checkpoint is of tick {tick}, beyond the journal's last tick {}",
+                    chain.tick
+                ),
             });
         };
         if checkpoint.continuity_root != *continuity || checkpoint.state_root != *state {
@@ -165,7 +180,10 @@ fn check_genesis(
         return Err(WorldError::Lineage {
             path: journal,
             offset: 128,
-            what: format!("the genesis record's C(0) {} is not the one its fields give, {expected}", genesis.genesis_root),
+            what: format!(
+                "the genesis record's C(0) {} is not the one its fields give, {expected}",
+                genesis.genesis_root
+            ),
         });
     }
     if genesis.profile_hash != package.profile().hash() {
@@ -177,15 +195,19 @@ fn check_genesis(
     }
     let file: GenesisFile = read_json(storage, &dir.genesis())?;
     let recorded = genesis_file(genesis);
-    if (&file.world, &file.package_root, &file.profile_hash, &file.genesis_root, &file.state_root)
-        != (
-            &recorded.world,
-            &recorded.package_root,
-            &recorded.profile_hash,
-            &recorded.genesis_root,
-            &recorded.state_root,
-        )
-    {
+    if (
+        &file.world,
+        &file.package_root,
+        &file.profile_hash,
+        &file.genesis_root,
+        &file.state_root,
+    ) != (
+        &recorded.world,
+        &recorded.package_root,
+        &recorded.profile_hash,
+        &recorded.genesis_root,
+        &recorded.state_root,
+    ) {
         return Err(WorldError::Lineage {
             path: dir.genesis(),
             offset: 0,
@@ -212,7 +234,9 @@ fn check_envelope(chain: &mut Chain, envelope: &Envelope) -> Result<(), String> 
     if envelope.world != chain.world {
         return Err(format!("envelope is for world {}", envelope.world));
     }
-    envelope.verify_signature().map_err(|error| error.to_string())?;
+    envelope
+        .verify_signature()
+        .map_err(|error| error.to_string())?;
     let last = chain.nonces.get(&envelope.sender).copied().unwrap_or(0);
     if envelope.nonce <= last {
         return Err(format!("nonce {} is not above {last}", envelope.nonce));
@@ -236,7 +260,9 @@ fn check_tick(chain: &mut Chain, record: &TickRecord) -> Result<(), String> {
     }
     let envelope_hashes: Vec<Hash> = chain.inputs.iter().map(Envelope::hash).collect();
     if list_root(&envelope_hashes) != roots.input_root {
-        return Err(format!("tick {tick}: the input root is not the root of its inputs"));
+        return Err(format!(
+            "tick {tick}: the input root is not the root of its inputs"
+        ));
     }
     let subjects: Vec<Hash> = record
         .receipts
@@ -245,11 +271,15 @@ fn check_tick(chain: &mut Chain, record: &TickRecord) -> Result<(), String> {
         .map(|receipt| receipt.subject)
         .collect();
     if subjects != envelope_hashes {
-        return Err(format!("tick {tick}: the receipts are not one per input, in order"));
+        return Err(format!(
+            "tick {tick}: the receipts are not one per input, in order"
+        ));
     }
     let receipt_hashes: Vec<Hash> = record.receipts.iter().map(Receipt::hash).collect();
     if list_root(&receipt_hashes) != roots.receipt_root {
-        return Err(format!("tick {tick}: the receipt root is not the root of its receipts"));
+        return Err(format!(
+            "tick {tick}: the receipt root is not the root of its receipts"
+        ));
     }
     let continuity = continuity_root(
         &chain.continuity,
@@ -259,7 +289,9 @@ fn check_tick(chain: &mut Chain, record: &TickRecord) -> Result<(), String> {
         &roots.state_root,
     );
     if continuity != roots.continuity_root {
-        return Err(format!("tick {tick}: C(t) does not follow from C(t-1) and the tick's roots"));
+        return Err(format!(
+            "tick {tick}: C(t) does not follow from C(t-1) and the tick's roots"
+        ));
     }
     chain.continuity = continuity;
     chain.tick = tick;

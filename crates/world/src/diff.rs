@@ -78,7 +78,10 @@ mod tests {
         let diff = state_diff(&before, &after);
         assert_eq!(diff.counts, [1, 1, 1]);
         assert_eq!(diff.added, vec![(hex::encode("d"), hex::encode("5"))]);
-        assert_eq!(diff.changed, vec![(hex::encode("c"), hex::encode("3"), hex::encode("4"))]);
+        assert_eq!(
+            diff.changed,
+            vec![(hex::encode("c"), hex::encode("3"), hex::encode("4"))]
+        );
         assert_eq!(diff.removed, vec![(hex::encode("a"), hex::encode("1"))]);
         assert_eq!(state_diff(&after, &after), StateDiff::default());
     }

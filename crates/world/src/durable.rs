@@ -128,7 +128,8 @@ impl DurableWorld {
             receipt: output.receipt,
         };
         write_json(&*storage, &dir.genesis(), &genesis_file(&genesis))?;
-        let writer = JournalWriter::create(storage.clone(), &dir.journal(), &genesis, config.journal)?;
+        let writer =
+            JournalWriter::create(storage.clone(), &dir.journal(), &genesis, config.journal)?;
         let empty = everarcade_protocol::list_root(&[]);
         let roots = TickRoots {
             tick: 0,
@@ -281,7 +282,11 @@ impl DurableWorld {
             input_count: inputs.len() as u32,
             receipts: output.receipts.clone(),
         });
-        if let Err(error) = self.writer.append(&record).and_then(|_| self.writer.commit()) {
+        if let Err(error) = self
+            .writer
+            .append(&record)
+            .and_then(|_| self.writer.commit())
+        {
             return Err(self.poison(error.into()));
         }
         self.roots = output.roots;
@@ -314,7 +319,11 @@ impl DurableWorld {
             self.world.nonces(),
         );
         let path = write_checkpoint(&*self.storage, &self.dir, tick, &bytes)?;
-        let pruned = prune_checkpoints(&*self.storage, &self.dir, self.config.checkpoints_retained.max(1))?;
+        let pruned = prune_checkpoints(
+            &*self.storage,
+            &self.dir,
+            self.config.checkpoints_retained.max(1),
+        )?;
         Ok(CheckpointTaken {
             path,
             tick,
@@ -332,10 +341,11 @@ impl DurableWorld {
 
     /// Writes `status.json` with this process's view.
     pub fn write_status(&mut self, state: &str) -> Result<(), WorldError> {
-        let checkpoint_tick = everarcade_store::checkpoint::list_checkpoints(&*self.storage, &self.dir)?
-            .checkpoints
-            .last()
-            .map(|(tick, _)| *tick);
+        let checkpoint_tick =
+            everarcade_store::checkpoint::list_checkpoints(&*self.storage, &self.dir)?
+                .checkpoints
+                .last()
+                .map(|(tick, _)| *tick);
         let status = StatusFile {
             format: META_FORMAT,
             state: state.to_string(),

@@ -98,7 +98,9 @@ fn divergence_message(divergence: &Divergence) -> String {
     let roots: Vec<String> = divergence
         .roots
         .iter()
-        .map(|(name, recorded, replayed)| format!("{name} recorded {recorded}, replayed {replayed}"))
+        .map(|(name, recorded, replayed)| {
+            format!("{name} recorded {recorded}, replayed {replayed}")
+        })
         .collect();
     format!(
         "replay diverged at tick {}: {}",

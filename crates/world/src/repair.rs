@@ -122,13 +122,19 @@ pub fn repair(
     }
 }
 
-fn repair_journal(storage: &dyn Storage, dir: &WorldDir, actions: &mut Vec<Action>) -> Result<(), WorldError> {
+fn repair_journal(
+    storage: &dyn Storage,
+    dir: &WorldDir,
+    actions: &mut Vec<Action>,
+) -> Result<(), WorldError> {
     let mut reader = JournalReader::open(storage, &dir.journal())?;
     while reader.next()?.is_some() {}
     let Some(torn) = reader.torn_tail().cloned() else {
         return Ok(());
     };
-    let bytes = storage.read(&torn.path).map_err(StoreError::io("read", &torn.path))?;
+    let bytes = storage
+        .read(&torn.path)
+        .map_err(StoreError::io("read", &torn.path))?;
     let tail = &bytes[torn.offset as usize..];
     if torn.offset == 0 {
         let to = quarantine(storage, dir, &torn.path)?;
@@ -153,7 +159,11 @@ fn repair_journal(storage: &dyn Storage, dir: &WorldDir, actions: &mut Vec<Actio
     Ok(())
 }
 
-fn repair_checkpoints(storage: &dyn Storage, dir: &WorldDir, actions: &mut Vec<Action>) -> Result<(), WorldError> {
+fn repair_checkpoints(
+    storage: &dyn Storage,
+    dir: &WorldDir,
+    actions: &mut Vec<Action>,
+) -> Result<(), WorldError> {
     let listing = list_checkpoints(storage, dir)?;
     for stray in listing.strays {
         let to = quarantine(storage, dir, &stray)?;

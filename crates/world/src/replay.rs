@@ -11,8 +11,8 @@ use std::sync::Arc;
 use everarcade_engine::{CompiledPackage, Engine, Snapshot, TickOutput, World};
 use everarcade_protocol::{Envelope, Hash, Tick, TickRoots, WorldId, list_root};
 use everarcade_store::checkpoint::{list_checkpoints, load_checkpoint};
-use everarcade_store::journal::{GenesisRecord, InputsRecord, JournalEnd, RawRecord, TickRecord};
 use everarcade_store::journal::TornTail;
+use everarcade_store::journal::{GenesisRecord, InputsRecord, JournalEnd, RawRecord, TickRecord};
 use everarcade_store::{JournalReader, Record, Storage, WorldDir};
 
 use crate::diff::state_diff;
@@ -114,7 +114,11 @@ pub fn replay(
         Start::Checkpoint(tick) => {
             let path = context.dir.checkpoint(tick);
             let world = resume(context, &path)?;
-            (Some(world), StartedFrom::Checkpoint { tick, path }, Vec::new())
+            (
+                Some(world),
+                StartedFrom::Checkpoint { tick, path },
+                Vec::new(),
+            )
         }
         Start::NewestCheckpoint => return replay_newest(context, options, observe),
     };
@@ -152,7 +156,9 @@ fn replay_newest(
                 replayed.skipped_checkpoints = skipped;
                 return Ok(replayed);
             }
-            Err(WorldError::Lineage { path: bad, what, .. }) if bad == path => {
+            Err(WorldError::Lineage {
+                path: bad, what, ..
+            }) if bad == path => {
                 skipped.push((path, what));
             }
             Err(error) => return Err(error),
@@ -228,7 +234,9 @@ fn walk(
         return Err(WorldError::Lineage {
             path: path.clone(),
             offset: 0,
-            what: format!("the checkpoint is of tick {tick}, beyond the journal's last tick {last}"),
+            what: format!(
+                "the checkpoint is of tick {tick}, beyond the journal's last tick {last}"
+            ),
         });
     }
     let genesis = walk.genesis.ok_or_else(|| WorldError::Lineage {
@@ -236,8 +244,14 @@ fn walk(
         offset: 0,
         what: "the journal has no genesis record".into(),
     })?;
-    let stopped_early = options.stop_after.is_some_and(|stop| walk.last.is_none_or(|l| l.tick >= stop));
-    let pending = if stopped_early { Vec::new() } else { walk.inputs };
+    let stopped_early = options
+        .stop_after
+        .is_some_and(|stop| walk.last.is_none_or(|l| l.tick >= stop));
+    let pending = if stopped_early {
+        Vec::new()
+    } else {
+        walk.inputs
+    };
     Ok(Replayed {
         world: walk.world.expect("a genesis record creates the world"),
         genesis,
@@ -259,7 +273,12 @@ impl Walk<'_, '_> {
             offset: raw.offset,
             what,
         };
-        let current = self.last.map_or(0, |roots| roots.tick);
+        // Until the checkpoint's own tick record is reached, everything up
+        // to the checkpoint is skipped.
+        let current = match &self.checkpoint {
+            Some((tick, _)) => *tick,
+            None => self.last.map_or(0, |roots| roots.tick),
+        };
         if let Some(tick) = raw.tick()
             && tick <= current
         {
@@ -288,7 +307,10 @@ impl Walk<'_, '_> {
                     )));
                 }
                 self.tick(record, raw)?;
-                return Ok(self.options.stop_after.is_some_and(|stop| self.last.is_some_and(|l| l.tick >= stop)));
+                return Ok(self
+                    .options
+                    .stop_after
+                    .is_some_and(|stop| self.last.is_some_and(|l| l.tick >= stop)));
             }
         }
         Ok(false)
@@ -297,7 +319,9 @@ impl Walk<'_, '_> {
     fn check_checkpoint(&mut self, record: &TickRecord, path: &PathBuf) -> Result<(), WorldError> {
         let world = self.world.as_mut().expect("resumed from the checkpoint");
         let state_root = world.state_root();
-        if record.roots.continuity_root != world.continuity_root() || record.roots.state_root != state_root {
+        if record.roots.continuity_root != world.continuity_root()
+            || record.roots.state_root != state_root
+        {
             return Err(WorldError::Lineage {
                 path: path.clone(),
                 offset: 0,
@@ -329,7 +353,10 @@ impl Walk<'_, '_> {
             return Err(WorldError::Lineage {
                 path: raw.path.clone(),
                 offset: raw.offset,
-                what: format!("the journal is of world {}, not {}", genesis.world, context.id),
+                what: format!(
+                    "the journal is of world {}, not {}",
+                    genesis.world, context.id
+                ),
             });
         }
         let empty = list_root(&[]);
@@ -378,7 +405,10 @@ impl Walk<'_, '_> {
             return Err(WorldError::Lineage {
                 path: raw.path.clone(),
                 offset: raw.offset,
-                what: format!("inputs for tick {} where tick {expected} is next", inputs.tick),
+                what: format!(
+                    "inputs for tick {} where tick {expected} is next",
+                    inputs.tick
+                ),
             });
         }
         let world = self.world.as_mut().expect("genesis comes first");
@@ -409,7 +439,9 @@ impl Walk<'_, '_> {
         let expected = self.last.map_or(0, |roots| roots.tick) + 1;
         let tick = record.roots.tick;
         if tick != expected {
-            return Err(lineage(format!("tick {tick} where tick {expected} is next")));
+            return Err(lineage(format!(
+                "tick {tick} where tick {expected} is next"
+            )));
         }
         if record.input_count as usize != self.inputs.len() {
             return Err(lineage(format!(
@@ -420,7 +452,9 @@ impl Walk<'_, '_> {
         }
         let world = self.world.as_mut().expect("genesis comes first");
         if self.inputs.len() > world.limits().inputs_per_tick as usize {
-            return Err(lineage(format!("tick {tick} holds more inputs than inputs_per_tick")));
+            return Err(lineage(format!(
+                "tick {tick} holds more inputs than inputs_per_tick"
+            )));
         }
         let inputs = std::mem::take(&mut self.inputs);
         let output = world.execute_tick(self.context.engine, &inputs)?;
@@ -441,14 +475,24 @@ impl Walk<'_, '_> {
         Ok(())
     }
 
-    fn diverged(&self, recorded: &TickRoots, replayed: &TickRoots, inputs: &[Envelope]) -> WorldError {
+    fn diverged(
+        &self,
+        recorded: &TickRoots,
+        replayed: &TickRoots,
+        inputs: &[Envelope],
+    ) -> WorldError {
         let pairs = [
             ("input_root", recorded.input_root, replayed.input_root),
             ("receipt_root", recorded.receipt_root, replayed.receipt_root),
             ("state_root", recorded.state_root, replayed.state_root),
-            ("continuity_root", recorded.continuity_root, replayed.continuity_root),
+            (
+                "continuity_root",
+                recorded.continuity_root,
+                replayed.continuity_root,
+            ),
         ];
-        let roots: Vec<(&'static str, Hash, Hash)> = pairs.into_iter().filter(|(_, a, b)| a != b).collect();
+        let roots: Vec<(&'static str, Hash, Hash)> =
+            pairs.into_iter().filter(|(_, a, b)| a != b).collect();
         let diff = if self.options.diff_on_divergence {
             self.diff_at(recorded.tick, inputs)
         } else {

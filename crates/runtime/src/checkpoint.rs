@@ -1,0 +1,71 @@
+//! `checkpoint`: recovers the world and takes a checkpoint now (offline; the
+//! node adds the online path).
+
+use everarcade_world::DurableWorld;
+
+use crate::JsonWorldArgs;
+use crate::exit::Failure;
+use crate::target::{DurabilityArgs, Target, disk, world_failure};
+
+/// Options of `checkpoint`.
+#[derive(clap::Args)]
+pub struct CheckpointArgs {
+    #[command(flatten)]
+    common: JsonWorldArgs,
+    #[command(flatten)]
+    durability: DurabilityArgs,
+}
+
+/// Runs `checkpoint`.
+pub fn run(args: CheckpointArgs) -> Result<(), Failure> {
+    let target = Target::resolve(&args.common.world)?;
+    target.require_bound()?;
+    let _lock = target.lock()?;
+    let (engine, compiled) = target.compile()?;
+    let (mut world, recovery) = DurableWorld::open(
+        disk(),
+        target.dir.clone(),
+        target.id.clone(),
+        engine,
+        compiled,
+        args.durability.config(),
+    )
+    .map_err(world_failure)?;
+    // Refused (busy) when acknowledged inputs wait for the next tick: a
+    // checkpoint is of a tick boundary, and advancing the world is not this
+    // command's call to make.
+    let taken = world.checkpoint().map_err(world_failure)?;
+    let roots = world.roots();
+    world.close().map_err(world_failure)?;
+    let pruned: Vec<String> = taken
+        .pruned
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect();
+    if args.common.json {
+        let object = serde_json::json!({
+            "world": target.id.as_str(),
+            "tick": taken.tick,
+            "path": taken.path.display().to_string(),
+            "bytes": taken.bytes,
+            "state_root": roots.state_root.to_hex(),
+            "continuity_root": roots.continuity_root.to_hex(),
+            "pruned": pruned,
+            "recovered_ticks": recovery.ticks_replayed,
+        });
+        println!("{object}");
+        return Ok(());
+    }
+    println!(
+        "checkpoint of tick {} written to {} ({} bytes)",
+        taken.tick,
+        taken.path.display(),
+        taken.bytes
+    );
+    println!("state root       {}", roots.state_root);
+    println!("continuity C(t)  {}", roots.continuity_root);
+    for path in pruned {
+        println!("retention removed {path}");
+    }
+    Ok(())
+}

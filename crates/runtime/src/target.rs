@@ -1,0 +1,146 @@
+//! The world a command names: its id, directory and package, validated once,
+//! and the one mapping from library errors to exit codes.
+
+use std::sync::Arc;
+
+use everarcade_engine::{CompiledPackage, Engine};
+use everarcade_package::Package;
+use everarcade_protocol::WorldId;
+use everarcade_store::{DiskStorage, Storage, StoreError, WorldDir, WorldLock};
+use everarcade_world::{ErrorClass, WorldConfig, WorldError, check_binding};
+
+use crate::WorldArgs;
+use crate::exit::{DIVERGENCE, FAILURE, Failure, INTEGRITY, PACKAGE, USAGE};
+
+/// A validated world target.
+pub struct Target {
+    /// The world id.
+    pub id: WorldId,
+    /// Its directory.
+    pub dir: WorldDir,
+    /// The package given on the command line.
+    pub package: Package,
+}
+
+impl Target {
+    /// Validates the id and loads the package.
+    pub fn resolve(args: &WorldArgs) -> Result<Target, Failure> {
+        let id = WorldId::new(&args.world_id)
+            .map_err(|e| Failure::new(USAGE, "invalid_world_id", e.to_string()))?;
+        let package = Package::load(&args.package_path)
+            .map_err(|e| Failure::new(PACKAGE, e.code(), e.to_string()))?;
+        let dir = WorldDir::new(&args.runtime_root, &id);
+        Ok(Target { id, dir, package })
+    }
+
+    /// Whether the world has been created (it has a journal).
+    pub fn exists(&self) -> bool {
+        DiskStorage.exists(&self.dir.segment(1)) || DiskStorage.exists(&self.dir.genesis())
+    }
+
+    /// Refuses a world that does not exist, or a package not bound at its genesis.
+    pub fn require_bound(&self) -> Result<(), Failure> {
+        if !self.exists() {
+            return Err(Failure::new(
+                FAILURE,
+                "world_missing",
+                format!(
+                    "no world {} under {} (create it with `simulate`)",
+                    self.id,
+                    self.dir.runtime_root().display()
+                ),
+            ));
+        }
+        check_binding(&self.dir, &self.package).map_err(world_failure)
+    }
+
+    /// An engine and the compiled package.
+    pub fn compile(&self) -> Result<(Arc<Engine>, Arc<CompiledPackage>), Failure> {
+        let engine = Engine::new().map_err(|e| Failure::new(FAILURE, e.code(), e.to_string()))?;
+        let compiled = engine
+            .compile(&self.package)
+            .map_err(|e| Failure::new(PACKAGE, e.code(), e.to_string()))?;
+        Ok((Arc::new(engine), compiled))
+    }
+
+    /// Takes the world lock, creating the world directory if needed; says so
+    /// on stderr when it takes over a stale lock.
+    pub fn lock(&self) -> Result<WorldLock, Failure> {
+        DiskStorage
+            .create_dir_all(self.dir.path())
+            .map_err(|e| store_failure(StoreError::io("create", self.dir.path())(e)))?;
+        let lock = WorldLock::acquire(&self.dir.lock()).map_err(store_failure)?;
+        if let Some(pid) = lock.stale_pid() {
+            eprintln!(
+                "note: took over a stale world lock left by pid {pid}, which no longer holds it"
+            );
+        }
+        Ok(lock)
+    }
+}
+
+/// The disk, shared.
+pub fn disk() -> Arc<dyn Storage> {
+    Arc::new(DiskStorage)
+}
+
+/// Durability settings from the command line.
+#[derive(clap::Args, Clone, Copy)]
+pub struct DurabilityArgs {
+    /// Take a checkpoint after every tick divisible by this (0: only on demand).
+    #[arg(long, default_value_t = 1000)]
+    pub checkpoint_interval: u64,
+    /// Checkpoints to keep (at least 1).
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..))]
+    pub checkpoints_retained: u64,
+}
+
+impl DurabilityArgs {
+    /// As a world config.
+    pub fn config(&self) -> WorldConfig {
+        WorldConfig {
+            checkpoint_interval_ticks: self.checkpoint_interval,
+            checkpoints_retained: self.checkpoints_retained as usize,
+            ..WorldConfig::default()
+        }
+    }
+}
+
+/// The exit status and code of a world error.
+pub fn world_failure(error: WorldError) -> Failure {
+    let exit = match error.class() {
+        ErrorClass::Operational => FAILURE,
+        ErrorClass::Integrity => INTEGRITY,
+        ErrorClass::Divergence => DIVERGENCE,
+        ErrorClass::Package => PACKAGE,
+    };
+    let mut message = error.to_string();
+    if let WorldError::Divergence(divergence) = &error
+        && let Some(diff) = &divergence.diff
+    {
+        message.push_str(&format!(
+            "\nstate diff at tick {} (what replay changed): {} added, {} changed, {} removed",
+            divergence.tick, diff.counts[0], diff.counts[1], diff.counts[2]
+        ));
+        for (key, value) in &diff.added {
+            message.push_str(&format!("\n  + {key} = {value}"));
+        }
+        for (key, old, new) in &diff.changed {
+            message.push_str(&format!("\n  ~ {key}: {old} -> {new}"));
+        }
+        for (key, value) in &diff.removed {
+            message.push_str(&format!("\n  - {key} (was {value})"));
+        }
+    }
+    if let WorldError::Store(StoreError::Corrupt { .. }) = &error {
+        message.push_str(
+            "\nremedy: stop, preserve the world directory, and restore from a backup; `recover` does not repair corruption inside the journal",
+        );
+    }
+    Failure::new(exit, error.code(), message)
+}
+
+/// The exit status and code of a store error.
+pub fn store_failure(error: StoreError) -> Failure {
+    world_failure(WorldError::Store(error))
+}
