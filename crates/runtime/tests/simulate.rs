@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 use std::process::{Command, Output};
+use std::sync::atomic::{AtomicU32, Ordering};
 
 const PACKAGE: &str = "runtime/games/2d-arena";
 
@@ -17,20 +18,42 @@ fn run(args: &[&str]) -> Output {
         .expect("the binary runs")
 }
 
-fn simulate_json(extra: &[&str]) -> serde_json::Value {
-    let mut args = vec![
-        "simulate",
-        "runtime/test-root",
-        "world-001",
-        PACKAGE,
-        "--json",
-    ];
+/// A runtime root of its own under the temp dir, removed on drop.
+struct Root(PathBuf);
+
+impl Root {
+    fn new() -> Root {
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let path = std::env::temp_dir().join(format!("ea-sim-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&path);
+        Root(path)
+    }
+
+    fn as_str(&self) -> &str {
+        self.0.to_str().expect("utf-8 temp dir")
+    }
+}
+
+impl Drop for Root {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn simulate_in(root: &Root, extra: &[&str]) -> serde_json::Value {
+    let mut args = vec!["simulate", root.as_str(), "world-001", PACKAGE, "--json"];
     args.extend_from_slice(extra);
     let output = run(&args);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "simulate failed: {stderr}");
     let stdout = String::from_utf8(output.stdout).expect("utf-8");
     serde_json::from_str(stdout.lines().next().expect("one line")).expect("json")
+}
+
+/// A simulation of a new world in a fresh runtime root.
+fn simulate_json(extra: &[&str]) -> serde_json::Value {
+    simulate_in(&Root::new(), extra)
 }
 
 fn roots(summary: &serde_json::Value) -> [String; 4] {
@@ -104,9 +127,10 @@ fn scripted_inputs_apply_reject_and_dump_sorted_state() {
     ];
     std::fs::write(&inputs, lines.join("\n")).unwrap();
     let path = inputs.to_str().unwrap();
+    let root = Root::new();
     let output = run(&[
         "simulate",
-        "runtime/test-root",
+        root.as_str(),
         "world-001",
         PACKAGE,
         "--inputs",
@@ -186,7 +210,7 @@ fn bad_command_lines_fail_with_their_codes() {
         2,
         "inputs_unreadable",
     );
-    check_failure(&["verify", "r", "world-001", PACKAGE], 7, "not_built");
+    check_failure(&["backup", "r", "world-001", PACKAGE], 7, "not_built");
     let output = run(&["simulate", "r", "world-001", PACKAGE, "--ticks", "many"]);
     assert_eq!(output.status.code(), Some(2));
 }
@@ -253,4 +277,51 @@ fn bad_inputs_files_name_the_line() {
         "inputs_beyond_ticks",
     );
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_world_continued_equals_one_run_of_all_its_ticks() {
+    let root = Root::new();
+    let common = ["--bots", "12", "--seed", "3", "--checkpoint-interval", "40"];
+    let first = simulate_in(&root, &[&["--ticks", "60"], &common[..]].concat());
+    assert_eq!(first["first_tick"], 1);
+    assert_eq!(first["persisted"], true);
+    let second = simulate_in(
+        &root,
+        &[&["--ticks", "60", "--verify"], &common[..]].concat(),
+    );
+    assert_eq!(second["first_tick"], 61);
+    assert_eq!(second["tick"], 120);
+    assert_eq!(second["verified"], true);
+    let whole = simulate_json(&[&["--ticks", "120"], &common[..]].concat());
+    assert_eq!(roots(&second), roots(&whole));
+    assert_eq!(second["genesis_root"], whole["genesis_root"]);
+    let checkpoints = root.0.join("worlds/world-001/checkpoints");
+    let mut names: Vec<String> = std::fs::read_dir(checkpoints)
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "00000000000000000040.ckpt",
+            "00000000000000000080.ckpt",
+            "00000000000000000120.ckpt"
+        ]
+    );
+}
+
+#[test]
+fn amnesia_writes_nothing() {
+    let root = Root::new();
+    let summary = simulate_in(
+        &root,
+        &["--ticks", "30", "--bots", "4", "--amnesia", "--verify"],
+    );
+    assert_eq!(summary["persisted"], false);
+    assert_eq!(summary["verified"], true);
+    assert!(!root.0.exists(), "--amnesia created {}", root.0.display());
+    let durable = simulate_json(&["--ticks", "30", "--bots", "4"]);
+    assert_eq!(roots(&summary), roots(&durable));
 }

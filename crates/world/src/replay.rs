@@ -239,11 +239,17 @@ fn walk(
             ),
         });
     }
-    let genesis = walk.genesis.ok_or_else(|| WorldError::Lineage {
-        path: context.dir.journal(),
-        offset: 0,
-        what: "the journal has no genesis record".into(),
-    })?;
+    let Some(genesis) = walk.genesis else {
+        // A crash while the world was being created tears its only segment.
+        if let Some(torn) = reader.torn_tail() {
+            return Err(torn.to_error().into());
+        }
+        return Err(WorldError::Lineage {
+            path: context.dir.journal(),
+            offset: 0,
+            what: "the journal has no genesis record".into(),
+        });
+    };
     let stopped_early = options
         .stop_after
         .is_some_and(|stop| walk.last.is_none_or(|l| l.tick >= stop));
@@ -316,14 +322,14 @@ impl Walk<'_, '_> {
         Ok(false)
     }
 
-    fn check_checkpoint(&mut self, record: &TickRecord, path: &PathBuf) -> Result<(), WorldError> {
+    fn check_checkpoint(&mut self, record: &TickRecord, path: &std::path::Path) -> Result<(), WorldError> {
         let world = self.world.as_mut().expect("resumed from the checkpoint");
         let state_root = world.state_root();
         if record.roots.continuity_root != world.continuity_root()
             || record.roots.state_root != state_root
         {
             return Err(WorldError::Lineage {
-                path: path.clone(),
+                path: path.to_path_buf(),
                 offset: 0,
                 what: format!(
                     "the checkpoint contradicts the journal at tick {}: it holds continuity {} and state {}, the journal records {} and {}",
