@@ -10,12 +10,14 @@
 //! ([`state_root`]) and ed25519-dalek on the same messages ([`signatures`]).
 //!
 //! It is *not* a test suite (it checks no roots; the other crates' tests do),
-//! it writes nothing to disk and it never changes what it measures: every
-//! engine call goes through the same public functions `simulate` uses.
+//! it writes nothing to disk except under `target/bench-tmp/` ([`durable`],
+//! removed afterwards) and it never changes what it measures: every engine,
+//! store and world call goes through the same public functions `simulate` uses.
 //!
 //! Unlike the engine, the benchmarks read the clock (`std::time::Instant`).
 
 pub mod arena;
+pub mod durable;
 pub mod native;
 pub mod report;
 pub mod signatures;

@@ -98,6 +98,8 @@ struct Tally {
 }
 
 /// The world being driven: in memory, or durable.
+// One driver lives per process, so the size difference costs nothing.
+#[allow(clippy::large_enum_variant)]
 enum Driver {
     Memory {
         world: World,
@@ -198,7 +200,11 @@ pub fn run(args: SimulateArgs) -> Result<(), Failure> {
         (driver, note)
     } else {
         _lock = target.lock()?;
-        open_or_create(&target, &engine, &compiled, &args.durability)?
+        let (mut driver, note) = open_or_create(&target, &engine, &compiled, &args.durability)?;
+        if let Driver::Durable(durable) = &mut driver {
+            durable.write_status("running").map_err(world_failure)?;
+        }
+        (driver, note)
     };
     let first_tick = driver.world().tick() + 1;
     let mut players = players_for(&scripted, args.bots, driver.world());
@@ -257,7 +263,11 @@ fn open_or_create(
     let storage = disk();
     let config = durability.config();
     let dir = target.dir.clone();
-    if target.exists() {
+    // A world whose creation was interrupted before its journal began (and
+    // whose torn first segment `recover` moved to quarantine) is created again.
+    let listing = everarcade_store::checkpoint::list_checkpoints(&*storage, &dir)
+        .map_err(crate::target::store_failure)?;
+    if storage.exists(&dir.segment(1)) || !listing.checkpoints.is_empty() {
         target.require_bound()?;
         let (durable, recovery) = DurableWorld::open(
             storage,

@@ -318,12 +318,16 @@ impl DurableWorld {
             self.world.state(),
             self.world.nonces(),
         );
-        let path = write_checkpoint(&*self.storage, &self.dir, tick, &bytes)?;
-        let pruned = prune_checkpoints(
-            &*self.storage,
-            &self.dir,
-            self.config.checkpoints_retained.max(1),
-        )?;
+        let retained = self.config.checkpoints_retained.max(1);
+        let written = write_checkpoint(&*self.storage, &self.dir, tick, &bytes).and_then(|path| {
+            prune_checkpoints(&*self.storage, &self.dir, retained).map(|pruned| (path, pruned))
+        });
+        // A failed fsync is never retried (the kernel may have dropped what
+        // it was asked to keep), so a failure here poisons too.
+        let (path, pruned) = match written {
+            Ok(written) => written,
+            Err(error) => return Err(self.poison(error.into())),
+        };
         Ok(CheckpointTaken {
             path,
             tick,
@@ -341,6 +345,7 @@ impl DurableWorld {
 
     /// Writes `status.json` with this process's view.
     pub fn write_status(&mut self, state: &str) -> Result<(), WorldError> {
+        self.check()?;
         let checkpoint_tick =
             everarcade_store::checkpoint::list_checkpoints(&*self.storage, &self.dir)?
                 .checkpoints

@@ -322,7 +322,11 @@ impl Walk<'_, '_> {
         Ok(false)
     }
 
-    fn check_checkpoint(&mut self, record: &TickRecord, path: &std::path::Path) -> Result<(), WorldError> {
+    fn check_checkpoint(
+        &mut self,
+        record: &TickRecord,
+        path: &std::path::Path,
+    ) -> Result<(), WorldError> {
         let world = self.world.as_mut().expect("resumed from the checkpoint");
         let state_root = world.state_root();
         if record.roots.continuity_root != world.continuity_root()
@@ -400,6 +404,23 @@ impl Walk<'_, '_> {
                 });
                 self.world = Some(world);
             }
+        }
+        // A checkpoint of tick 0 has no tick record to be compared with:
+        // the genesis record holds its roots.
+        if let Some((0, path)) = self.checkpoint.clone() {
+            let roots = TickRoots {
+                tick: 0,
+                input_root: empty,
+                receipt_root: empty,
+                state_root: genesis.state_root,
+                continuity_root: genesis.genesis_root,
+            };
+            let record = TickRecord {
+                roots,
+                input_count: 0,
+                receipts: Vec::new(),
+            };
+            self.check_checkpoint(&record, &path)?;
         }
         self.genesis = Some(genesis);
         Ok(())

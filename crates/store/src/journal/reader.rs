@@ -188,6 +188,7 @@ impl<'a> JournalReader<'a> {
         loop {
             if self.current.is_none() {
                 if self.next_segment == self.indexes.len() || self.torn.is_some() {
+                    self.check_creation_finished();
                     return Ok(None);
                 }
                 self.open_segment()?;
@@ -198,6 +199,25 @@ impl<'a> JournalReader<'a> {
                 None => self.current = None,
             }
         }
+    }
+
+    /// A journal of one segment without one complete record, not even the
+    /// genesis record, is a world whose creation a crash interrupted: the
+    /// segment is torn as a whole, like a newest segment torn in its header,
+    /// so `recover` moves it aside and the world can be created again.
+    fn check_creation_finished(&mut self) {
+        if self.end.records != 0 || self.indexes.len() != 1 {
+            return;
+        }
+        let length = match &self.torn {
+            Some(torn) => torn.offset + torn.bytes,
+            None => self.end.length,
+        };
+        self.torn = Some(TornTail {
+            path: self.dir.join(segment_name(self.indexes[0])),
+            offset: 0,
+            bytes: length,
+        });
     }
 
     fn open_segment(&mut self) -> Result<(), StoreError> {
