@@ -5,7 +5,8 @@ use std::sync::Arc;
 
 use everarcade_protocol::{
     Envelope, EnvelopeError, Hash, Limits, Outcome, PublicKey, Receipt, ReceiptKind, Tick,
-    TickRoots, WorldId, continuity_root, events_hash, genesis_root, list_root, random_seed,
+    TickRoots, Verified, WorldId, continuity_root, events_hash, genesis_root, list_root,
+    random_seed,
 };
 use everarcade_state::State;
 
@@ -184,6 +185,16 @@ impl World {
     pub fn admit(&mut self, envelope: &Envelope) -> Result<(), EnvelopeError> {
         self.check_admission(envelope)?;
         envelope.verify_signature()?;
+        self.nonces.insert(envelope.sender, envelope.nonce);
+        Ok(())
+    }
+
+    /// Admission of an envelope whose signature was already checked (the
+    /// node verifies signatures on its HTTP threads, in parallel): the same
+    /// checks as [`World::admit`] but the signature.
+    pub fn admit_verified(&mut self, verified: &Verified) -> Result<(), EnvelopeError> {
+        let envelope = verified.envelope();
+        self.check_admission(envelope)?;
         self.nonces.insert(envelope.sender, envelope.nonce);
         Ok(())
     }

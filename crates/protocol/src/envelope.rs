@@ -103,6 +103,23 @@ pub enum EnvelopeError {
     },
 }
 
+/// An envelope whose signature verified. Only [`Envelope::into_verified`]
+/// makes one, so holding a `Verified` proves the check ran.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct Verified(Envelope);
+
+impl Verified {
+    /// The envelope.
+    pub fn envelope(&self) -> &Envelope {
+        &self.0
+    }
+
+    /// The envelope, unwrapped.
+    pub fn into_envelope(self) -> Envelope {
+        self.0
+    }
+}
+
 impl EnvelopeError {
     /// The stable machine-readable code.
     pub fn code(&self) -> &'static str {
@@ -156,6 +173,13 @@ impl Envelope {
         let signature = Signature::from_bytes(&self.signature);
         key.verify_strict(&self.signing_message(), &signature)
             .map_err(|_| bad())
+    }
+
+    /// Checks the signature and, if it verifies, wraps the envelope as
+    /// [`Verified`], so admission off the signing thread can skip re-checking.
+    pub fn into_verified(self) -> Result<Verified, EnvelopeError> {
+        self.verify_signature()?;
+        Ok(Verified(self))
     }
 
     /// The version-1 wire encoding.

@@ -23,7 +23,7 @@ pub mod receipt;
 pub mod roots;
 pub mod world_id;
 
-pub use envelope::{Envelope, EnvelopeError, test_signing_key};
+pub use envelope::{Envelope, EnvelopeError, Verified, test_signing_key};
 pub use hash::{Domain, Hash};
 pub use merkle::list_root;
 pub use profile::{Limits, Profile};

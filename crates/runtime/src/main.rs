@@ -5,8 +5,12 @@
 //! (see [`exit`]).
 
 mod checkpoint;
+mod client_cmd;
+mod config_cmd;
 mod doctor;
 mod exit;
+mod node_cmd;
+mod probe;
 mod recover;
 mod replay_cmd;
 mod simulate;
@@ -54,19 +58,19 @@ struct JsonWorldArgs {
 enum Command {
     /// Drive a world without a network: bots and/or scripted inputs, then print its roots.
     Simulate(simulate::SimulateArgs),
-    /// Not built yet: the node arrives with the world-node work.
-    Start(NotBuilt),
-    /// Not built yet: the node arrives with the world-node work.
-    Stop(NotBuilt),
-    /// Not built yet: the node arrives with the world-node work.
-    Restart(NotBuilt),
-    /// Not built yet: the node arrives with the world-node work.
-    Run(NotBuilt),
-    /// The world as the disk shows it; exits 5 (not running) when no node runs.
+    /// Start the node in the background; returns once /readyz is green.
+    Start(node_cmd::StartArgs),
+    /// Stop the node gracefully: close admission, finish the tick, checkpoint, release the lock.
+    Stop(node_cmd::StopArgs),
+    /// Stop, then start.
+    Restart(node_cmd::StartArgs),
+    /// Run the node in the foreground (systemd, containers).
+    Run(node_cmd::RunArgs),
+    /// The live node's status; without a node, the disk's view and exit 5 (not running).
     Status(JsonWorldArgs),
     /// Check every checksum, chain link, signature, checkpoint and the package binding.
     Verify(JsonWorldArgs),
-    /// Take a checkpoint now (offline).
+    /// Take a checkpoint now (through the running node, or offline).
     Checkpoint(checkpoint::CheckpointArgs),
     /// Re-execute the journal and compare every tick's roots with the record.
     ReplayVerify(replay_cmd::ReplayArgs),
@@ -86,6 +90,12 @@ enum Command {
     Upgrade(NotBuilt),
     /// Not built yet: arrives with the operations work.
     Rollback(NotBuilt),
+    /// Sign and send inputs to a running node.
+    Submit(client_cmd::SubmitArgs),
+    /// Drive a running node with the package's bots over HTTP (bounded).
+    Load(client_cmd::LoadArgs),
+    /// `config validate <file>` or `config print`.
+    Config(config_cmd::ConfigArgs),
 }
 
 /// Arguments of a command that is not built yet; accepted so the message is clear.
@@ -107,6 +117,13 @@ fn main() -> ExitCode {
         Command::ReplayRoot(args) => replay_cmd::root(args),
         Command::Recover(args) => recover::run(args),
         Command::Doctor(args) => doctor::run(args),
+        Command::Start(args) => node_cmd::start(args),
+        Command::Stop(args) => node_cmd::stop(args),
+        Command::Restart(args) => node_cmd::restart(args),
+        Command::Run(args) => node_cmd::run(args),
+        Command::Submit(args) => client_cmd::submit(args),
+        Command::Load(args) => client_cmd::load(args),
+        Command::Config(args) => config_cmd::run(args),
         other => Err(Failure::not_built(command_name(&other))),
     };
     match result {
@@ -134,5 +151,8 @@ fn command_name(command: &Command) -> &'static str {
         Command::Restore(_) => "restore",
         Command::Upgrade(_) => "upgrade",
         Command::Rollback(_) => "rollback",
+        Command::Submit(_) => "submit",
+        Command::Load(_) => "load",
+        Command::Config(_) => "config",
     }
 }

@@ -45,6 +45,12 @@ impl WorldDir {
         &self.root
     }
 
+    /// `<root>/admin.token`: the node's admin bearer token (0600), one per
+    /// runtime root.
+    pub fn admin_token(&self) -> PathBuf {
+        self.root.join("admin.token")
+    }
+
     /// `<root>/worlds/<id>`.
     pub fn path(&self) -> &Path {
         &self.dir

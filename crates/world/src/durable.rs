@@ -19,7 +19,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use everarcade_engine::{CompiledPackage, Engine, TickOutput, World};
-use everarcade_protocol::{Envelope, EnvelopeError, TickRoots, WorldId};
+use everarcade_protocol::{Envelope, EnvelopeError, TickRoots, Verified, WorldId};
 use everarcade_store::checkpoint::{encode_checkpoint, prune_checkpoints, write_checkpoint};
 use everarcade_store::journal::{GenesisRecord, InputsRecord, JournalConfig, TickRecord};
 use everarcade_store::meta::{GenesisFile, META_FORMAT, StatusFile, write_json};
@@ -256,6 +256,26 @@ impl DurableWorld {
         Ok(())
     }
 
+    /// [`DurableWorld::admit`] for an envelope whose signature was checked
+    /// already (off this thread). Returns its position in the next tick.
+    pub fn admit_verified(&mut self, verified: Verified) -> Result<u32, EnvelopeError> {
+        let tick = self.world.tick() + 1;
+        let limit = self.world.limits().inputs_per_tick;
+        let seq = self.pending_inputs();
+        if seq >= limit as usize {
+            return Err(EnvelopeError::TickFull { tick, limit });
+        }
+        self.world.admit_verified(&verified)?;
+        self.queued.push(verified.into_envelope());
+        Ok(seq as u32)
+    }
+
+    /// Why this world refuses work, if it does: the first failure that
+    /// poisoned it.
+    pub fn poisoned(&self) -> Option<&str> {
+        self.poisoned.as_deref()
+    }
+
     /// Journals the queued inputs and fdatasyncs: they are journaled when
     /// this returns `Ok`. Returns how many were journaled.
     pub fn commit_inputs(&mut self) -> Result<usize, WorldError> {
@@ -345,6 +365,17 @@ impl DurableWorld {
 
     /// Writes `status.json` with this process's view.
     pub fn write_status(&mut self, state: &str) -> Result<(), WorldError> {
+        self.write_live_status(state, false, Vec::new())
+    }
+
+    /// Writes `status.json` as a node sees it: state, admission and the
+    /// addresses it listens on.
+    pub fn write_live_status(
+        &mut self,
+        state: &str,
+        admission_open: bool,
+        addresses: Vec<String>,
+    ) -> Result<(), WorldError> {
         self.check()?;
         let checkpoint_tick =
             everarcade_store::checkpoint::list_checkpoints(&*self.storage, &self.dir)?
@@ -360,8 +391,8 @@ impl DurableWorld {
             input_root: self.roots.input_root.to_hex(),
             receipt_root: self.roots.receipt_root.to_hex(),
             continuity_root: self.roots.continuity_root.to_hex(),
-            admission: "closed".into(),
-            addresses: Vec::new(),
+            admission: if admission_open { "open" } else { "closed" }.into(),
+            addresses,
             checkpoint_tick,
         };
         write_json(&*self.storage, &self.dir.status(), &status)?;

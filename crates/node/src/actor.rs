@@ -1,0 +1,719 @@
+//! The world actor: the one thread that owns the [`DurableWorld`].
+//!
+//! It paces ticks at the manifest's rate and, between ticks, admits inputs
+//! in the order their messages arrive. Admission is group-committed: the
+//! actor takes every admission message already waiting, admits each input,
+//! journals them as one record with one `fdatasync`, and only then answers
+//! each with `{tick, seq}`. While that fdatasync runs, the next group
+//! gathers in the channel.
+//!
+//! HTTP handlers hold a [`WorldHandle`]: a channel to the actor and the
+//! shared [`Live`] view (status, readiness inputs, metrics, tick events),
+//! which they read without waiting for the actor.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use axum::http::StatusCode;
+use everarcade_protocol::{Outcome, Receipt, Tick, TickRoots, Verified};
+use everarcade_world::{DurableWorld, WorldError};
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
+
+use crate::error::ApiError;
+use crate::metrics::Metrics;
+
+/// Executed ticks kept in memory for `GET …/ticks/{tick}`.
+pub const TICKS_RETAINED_MAX: usize = 4096;
+/// Messages waiting for the actor at most; beyond it senders wait.
+pub const REQUESTS_QUEUED_MAX: usize = 65_536;
+/// Admission messages folded into one group commit at most.
+pub const GROUP_COMMIT_MESSAGES_MAX: usize = 4096;
+/// Tick events buffered per stream subscriber before it is told it lagged.
+pub const TICK_EVENTS_BUFFERED_MAX: usize = 1024;
+/// `status.json` is rewritten at least this often while ticks run.
+const STATUS_WRITE_INTERVAL: Duration = Duration::from_secs(5);
+/// Ticks the achieved-rate window spans.
+const RATE_WINDOW_TICKS: usize = 100;
+
+/// Where an admitted input will execute.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Ack {
+    /// The tick it executes in.
+    pub tick: Tick,
+    /// Its position among that tick's inputs, from 0.
+    pub seq: u32,
+}
+
+/// One executed tick as kept in memory.
+#[derive(Clone, Debug)]
+pub struct TickView {
+    /// Its roots.
+    pub roots: TickRoots,
+    /// Inputs it executed.
+    pub input_count: u32,
+    /// One receipt per input, then the tick hook's.
+    pub receipts: Vec<Receipt>,
+}
+
+impl TickView {
+    /// Receipts of inputs with this outcome.
+    pub fn count(&self, outcome: fn(&Outcome) -> bool) -> usize {
+        self.receipts
+            .iter()
+            .take(self.input_count as usize)
+            .filter(|receipt| outcome(&receipt.outcome))
+            .count()
+    }
+}
+
+/// A state value with its proof against the head's state root.
+#[derive(Clone, Debug)]
+pub struct StateView {
+    /// The head tick.
+    pub tick: Tick,
+    /// The value, if present.
+    pub value: Option<Vec<u8>>,
+    /// The state root at `tick`.
+    pub state_root: everarcade_protocol::Hash,
+    /// `Proof::encode()` of membership or absence.
+    pub proof: Vec<u8>,
+}
+
+/// A checkpoint taken on request.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct CheckpointView {
+    /// Its tick.
+    pub tick: Tick,
+    /// The file (inside the runtime root, or in memory under amnesia).
+    pub path: String,
+    /// Its size.
+    pub bytes: u64,
+}
+
+/// What a graceful stop did.
+#[derive(Clone, Debug)]
+pub struct StopReport {
+    /// The last executed tick.
+    pub tick: Tick,
+    /// Inputs that were acknowledged and executed in the final tick.
+    pub final_tick_inputs: usize,
+    /// The checkpoint written on the way out, if one was needed.
+    pub checkpoint: Option<CheckpointView>,
+    /// Why the world could not be stopped cleanly, if it could not.
+    pub error: Option<String>,
+}
+
+/// The head and its counters, readable without the actor.
+#[derive(Clone, Debug)]
+pub struct LiveStatus {
+    /// Roots of the head tick.
+    pub roots: TickRoots,
+    /// Inputs admitted for the next tick.
+    pub pending_inputs: usize,
+    /// The newest checkpoint's tick.
+    pub checkpoint_tick: Option<Tick>,
+    /// Ticks per second over the last ticks.
+    pub achieved_tick_rate_hz: f64,
+}
+
+/// What handlers read without waiting for the actor.
+pub struct Live {
+    /// The head.
+    pub status: RwLock<LiveStatus>,
+    /// Every metric.
+    pub metrics: Metrics,
+    /// Whether admission is open.
+    pub admission_open: AtomicBool,
+    /// Why the journal or world refuses work, once it does.
+    pub poisoned: Mutex<Option<String>>,
+    /// Whether a stop has begun.
+    pub stopping: AtomicBool,
+    /// Executed ticks, for the event stream.
+    pub events: broadcast::Sender<Arc<TickView>>,
+    /// Set once the world stopped: event streams end.
+    pub stopped: watch::Sender<bool>,
+}
+
+impl Live {
+    /// The poison reason, if any.
+    pub fn poison_reason(&self) -> Option<String> {
+        self.poisoned.lock().expect("poison lock").clone()
+    }
+
+    /// A copy of the head.
+    pub fn status(&self) -> LiveStatus {
+        self.status.read().expect("status lock").clone()
+    }
+}
+
+enum Request {
+    Admit {
+        inputs: Vec<Verified>,
+        reply: oneshot::Sender<Vec<Result<Ack, ApiError>>>,
+    },
+    Tick {
+        tick: Tick,
+        reply: oneshot::Sender<Option<TickView>>,
+    },
+    State {
+        key: Vec<u8>,
+        reply: oneshot::Sender<StateView>,
+    },
+    Admission {
+        open: bool,
+        reply: oneshot::Sender<()>,
+    },
+    Checkpoint {
+        reply: oneshot::Sender<Result<CheckpointView, ApiError>>,
+    },
+    Drain {
+        reply: oneshot::Sender<Result<Tick, ApiError>>,
+    },
+    Stop {
+        reply: oneshot::Sender<StopReport>,
+    },
+}
+
+/// A handle on the world actor; cheap to clone.
+#[derive(Clone)]
+pub struct WorldHandle {
+    requests: mpsc::Sender<Request>,
+    /// The shared live view.
+    pub live: Arc<Live>,
+}
+
+fn gone() -> ApiError {
+    ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "stopping",
+        "the world loop has stopped",
+    )
+}
+
+impl WorldHandle {
+    async fn ask<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<T>) -> Request,
+    ) -> Result<T, ApiError> {
+        let (reply, answer) = oneshot::channel();
+        self.requests.send(make(reply)).await.map_err(|_| gone())?;
+        answer.await.map_err(|_| gone())
+    }
+
+    /// Admits inputs; answers once they are durable (or refused).
+    pub async fn admit(
+        &self,
+        inputs: Vec<Verified>,
+    ) -> Result<Vec<Result<Ack, ApiError>>, ApiError> {
+        self.ask(|reply| Request::Admit { inputs, reply }).await
+    }
+
+    /// An executed tick still held in memory.
+    pub async fn tick(&self, tick: Tick) -> Result<Option<TickView>, ApiError> {
+        self.ask(|reply| Request::Tick { tick, reply }).await
+    }
+
+    /// A state value with its proof.
+    pub async fn state(&self, key: Vec<u8>) -> Result<StateView, ApiError> {
+        self.ask(|reply| Request::State { key, reply }).await
+    }
+
+    /// Opens or closes admission (and records it in `status.json`).
+    pub async fn set_admission(&self, open: bool) -> Result<(), ApiError> {
+        self.ask(|reply| Request::Admission { open, reply }).await
+    }
+
+    /// A checkpoint at the next tick boundary with no inputs pending.
+    pub async fn checkpoint(&self) -> Result<CheckpointView, ApiError> {
+        self.ask(|reply| Request::Checkpoint { reply }).await?
+    }
+
+    /// Closes admission and waits until every acknowledged input executed.
+    pub async fn drain(&self) -> Result<Tick, ApiError> {
+        self.ask(|reply| Request::Drain { reply }).await?
+    }
+
+    /// Graceful stop: close admission, finish the tick, checkpoint, write
+    /// `status.json`, end the actor.
+    pub async fn stop(&self) -> Result<StopReport, ApiError> {
+        self.live.stopping.store(true, Ordering::SeqCst);
+        self.live.admission_open.store(false, Ordering::SeqCst);
+        self.ask(|reply| Request::Stop { reply }).await
+    }
+}
+
+/// How the actor runs.
+#[derive(Clone, Debug)]
+pub struct ActorConfig {
+    /// Ticks per second (the manifest's `tick_rate_hz`).
+    pub tick_rate_hz: u32,
+    /// Periodic checkpoints; 0 only on demand.
+    pub checkpoint_interval_ticks: u64,
+    /// Addresses to record in `status.json`.
+    pub addresses: Vec<String>,
+    /// Whether admission opens at start.
+    pub admission_open: bool,
+}
+
+/// Starts the actor on its own thread.
+pub fn spawn(
+    world: DurableWorld,
+    checkpoint_tick: Option<Tick>,
+    config: ActorConfig,
+) -> std::io::Result<(WorldHandle, std::thread::JoinHandle<()>)> {
+    let (requests, receiver) = mpsc::channel(REQUESTS_QUEUED_MAX);
+    let (events, _) = broadcast::channel(TICK_EVENTS_BUFFERED_MAX);
+    let live = Arc::new(Live {
+        status: RwLock::new(LiveStatus {
+            roots: world.roots(),
+            pending_inputs: world.pending_inputs(),
+            checkpoint_tick,
+            achieved_tick_rate_hz: 0.0,
+        }),
+        metrics: Metrics::default(),
+        admission_open: AtomicBool::new(config.admission_open),
+        poisoned: Mutex::new(None),
+        stopping: AtomicBool::new(false),
+        events,
+        stopped: watch::channel(false).0,
+    });
+    let actor = Actor {
+        world,
+        live: live.clone(),
+        config,
+        ticks: VecDeque::new(),
+        tick_instants: VecDeque::new(),
+        checkpoint_waiters: Vec::new(),
+        drain_waiters: Vec::new(),
+        checkpoint_tick,
+        status_written: None,
+    };
+    actor.refresh_gauges();
+    let thread = std::thread::Builder::new()
+        .name("world".into())
+        .spawn(move || actor.run(receiver))?;
+    Ok((WorldHandle { requests, live }, thread))
+}
+
+/// Whether the actor goes on after a request.
+#[derive(PartialEq, Eq)]
+enum Served {
+    Going,
+    Stopped,
+}
+
+struct Actor {
+    world: DurableWorld,
+    live: Arc<Live>,
+    config: ActorConfig,
+    ticks: VecDeque<TickView>,
+    tick_instants: VecDeque<Instant>,
+    checkpoint_waiters: Vec<oneshot::Sender<Result<CheckpointView, ApiError>>>,
+    drain_waiters: Vec<oneshot::Sender<Result<Tick, ApiError>>>,
+    checkpoint_tick: Option<Tick>,
+    status_written: Option<Instant>,
+}
+
+impl Actor {
+    fn run(mut self, mut receiver: mpsc::Receiver<Request>) {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .expect("a current-thread runtime with timers");
+        let period = Duration::from_secs_f64(1.0 / f64::from(self.config.tick_rate_hz.max(1)));
+        self.write_status("running");
+        runtime.block_on(async move {
+            let mut next = tokio::time::Instant::now() + period;
+            loop {
+                tokio::select! {
+                    biased;
+                    _ = tokio::time::sleep_until(next) => {
+                        self.tick();
+                        next += period;
+                        let now = tokio::time::Instant::now();
+                        // Far behind (a long tick, a stalled disk): do not
+                        // burst to catch up; the rate metric shows it.
+                        if next + period * 10 < now {
+                            next = now + period;
+                        }
+                    }
+                    request = receiver.recv() => match request {
+                        None => {
+                            // Every handle is gone: stop as if asked.
+                            self.stop();
+                            return;
+                        }
+                        Some(request) => {
+                            if self.serve(request, &mut receiver) == Served::Stopped {
+                                return;
+                            }
+                        }
+                    }
+                }
+            }
+        });
+    }
+
+    /// Serves one request; an admission also takes every admission already
+    /// waiting (the group commit).
+    fn serve(&mut self, first: Request, receiver: &mut mpsc::Receiver<Request>) -> Served {
+        let Request::Admit { inputs, reply } = first else {
+            return self.serve_other(first);
+        };
+        let mut group = vec![(inputs, reply)];
+        let mut others = Vec::new();
+        while group.len() < GROUP_COMMIT_MESSAGES_MAX {
+            match receiver.try_recv() {
+                Ok(Request::Admit { inputs, reply }) => group.push((inputs, reply)),
+                // A stop waits for the group, then comes first.
+                Ok(other) => others.push(other),
+                Err(_) => break,
+            }
+        }
+        self.admit_group(group);
+        for other in others {
+            if self.serve_other(other) == Served::Stopped {
+                return Served::Stopped;
+            }
+        }
+        Served::Going
+    }
+
+    fn admit_group(
+        &mut self,
+        group: Vec<(Vec<Verified>, oneshot::Sender<Vec<Result<Ack, ApiError>>>)>,
+    ) {
+        let live = self.live.clone();
+        let metrics = &live.metrics;
+        let tick = self.world.roots().tick + 1;
+        let mut answers: Vec<Vec<Result<Ack, ApiError>>> = Vec::with_capacity(group.len());
+        let mut admitted = 0u64;
+        let mut replies = Vec::with_capacity(group.len());
+        for (inputs, reply) in group {
+            let mut answer = Vec::with_capacity(inputs.len());
+            for input in inputs {
+                answer.push(self.admit_one(input, tick));
+            }
+            admitted += answer.iter().filter(|a| a.is_ok()).count() as u64;
+            answers.push(answer);
+            replies.push(reply);
+        }
+        if admitted > 0 {
+            let started = Instant::now();
+            let committed = self.world.commit_inputs();
+            metrics.journal_fsync.observe(started.elapsed());
+            if let Err(error) = committed {
+                self.poison(&error);
+                let refused = ApiError::poisoned(&error.to_string());
+                for answer in &mut answers {
+                    for result in answer.iter_mut().filter(|r| r.is_ok()) {
+                        *result = Err(refused.clone());
+                    }
+                }
+                admitted = 0;
+            }
+            metrics.group_commits.fetch_add(1, Ordering::Relaxed);
+            metrics
+                .group_commit_inputs
+                .fetch_add(admitted, Ordering::Relaxed);
+        }
+        metrics
+            .inputs_admitted
+            .fetch_add(admitted, Ordering::Relaxed);
+        for answer in &answers {
+            for error in answer.iter().filter_map(|r| r.as_ref().err()) {
+                metrics.inputs_rejected.add(error.code, 1);
+            }
+        }
+        self.live
+            .status
+            .write()
+            .expect("status lock")
+            .pending_inputs = self.world.pending_inputs();
+        for (reply, answer) in replies.into_iter().zip(answers) {
+            let _ = reply.send(answer);
+        }
+    }
+
+    fn admit_one(&mut self, input: Verified, tick: Tick) -> Result<Ack, ApiError> {
+        if let Some(reason) = self.world.poisoned() {
+            return Err(ApiError::poisoned(reason));
+        }
+        if !self.live.admission_open.load(Ordering::SeqCst) {
+            let why = if self.live.stopping.load(Ordering::SeqCst) {
+                "the node is stopping"
+            } else {
+                "closed by the operator"
+            };
+            return Err(ApiError::admission_closed(why));
+        }
+        let seq = self.world.admit_verified(input)?;
+        Ok(Ack { tick, seq })
+    }
+
+    fn serve_other(&mut self, request: Request) -> Served {
+        match request {
+            Request::Admit { inputs, reply } => self.admit_group(vec![(inputs, reply)]),
+            Request::Stop { reply } => {
+                let _ = reply.send(self.stop());
+                return Served::Stopped;
+            }
+            Request::Tick { tick, reply } => {
+                let view = self
+                    .ticks
+                    .iter()
+                    .find(|view| view.roots.tick == tick)
+                    .cloned();
+                let _ = reply.send(view);
+            }
+            Request::State { key, reply } => {
+                let world = self.world.world_mut();
+                let state_root = world.state_root();
+                let proof = world.prove(&key).encode();
+                let value = world.state().get(&key).map(<[u8]>::to_vec);
+                let tick = world.tick();
+                let _ = reply.send(StateView {
+                    tick,
+                    value,
+                    state_root,
+                    proof,
+                });
+            }
+            Request::Admission { open, reply } => {
+                if !(open && self.live.stopping.load(Ordering::SeqCst)) {
+                    self.live.admission_open.store(open, Ordering::SeqCst);
+                }
+                tracing::info!(
+                    admission = if open { "open" } else { "closed" },
+                    "admission changed by the operator"
+                );
+                self.write_status("running");
+                let _ = reply.send(());
+            }
+            Request::Checkpoint { reply } => {
+                if self.world.pending_inputs() == 0 {
+                    let _ = reply.send(self.checkpoint("requested"));
+                } else {
+                    self.checkpoint_waiters.push(reply);
+                }
+            }
+            Request::Drain { reply } => {
+                self.live.admission_open.store(false, Ordering::SeqCst);
+                tracing::info!(
+                    "draining: admission closed until every acknowledged input executes"
+                );
+                if self.world.pending_inputs() == 0 {
+                    let _ = reply.send(Ok(self.world.roots().tick));
+                } else {
+                    self.drain_waiters.push(reply);
+                }
+            }
+        }
+        Served::Going
+    }
+
+    fn tick(&mut self) {
+        if self.world.poisoned().is_some() {
+            return;
+        }
+        let started = Instant::now();
+        let output = match self.world.execute_tick() {
+            Ok(output) => output,
+            Err(error) => {
+                self.poison(&error);
+                return;
+            }
+        };
+        let metrics = &self.live.metrics;
+        metrics.tick_duration.observe(started.elapsed());
+        metrics.ticks.fetch_add(1, Ordering::Relaxed);
+        let view = TickView {
+            roots: output.roots,
+            input_count: output.roots_input_count(),
+            receipts: output.receipts,
+        };
+        if self.ticks.len() == TICKS_RETAINED_MAX {
+            self.ticks.pop_front();
+        }
+        self.ticks.push_back(view.clone());
+        let _ = self.live.events.send(Arc::new(view));
+        self.record_rate();
+        let tick = output.roots.tick;
+        let interval = self.config.checkpoint_interval_ticks;
+        let due = interval > 0 && tick % interval == 0;
+        if due || !self.checkpoint_waiters.is_empty() {
+            let taken = self.checkpoint(if due { "periodic" } else { "requested" });
+            for waiter in self.checkpoint_waiters.drain(..) {
+                let _ = waiter.send(taken.clone());
+            }
+        }
+        for waiter in self.drain_waiters.drain(..) {
+            let _ = waiter.send(Ok(tick));
+        }
+        self.refresh_gauges();
+        let stale = self
+            .status_written
+            .is_none_or(|at| at.elapsed() >= STATUS_WRITE_INTERVAL);
+        if stale {
+            self.write_status("running");
+        }
+    }
+
+    fn checkpoint(&mut self, why: &str) -> Result<CheckpointView, ApiError> {
+        let started = Instant::now();
+        match self.world.checkpoint() {
+            Ok(taken) => {
+                self.live
+                    .metrics
+                    .checkpoint_duration
+                    .observe(started.elapsed());
+                self.checkpoint_tick = Some(taken.tick);
+                tracing::info!(
+                    tick = taken.tick,
+                    bytes = taken.bytes,
+                    why,
+                    "checkpoint written"
+                );
+                Ok(CheckpointView {
+                    tick: taken.tick,
+                    path: taken.path.display().to_string(),
+                    bytes: taken.bytes,
+                })
+            }
+            Err(error) => {
+                if self.world.poisoned().is_some() {
+                    self.poison(&error);
+                }
+                Err(ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    error.code(),
+                    format!("checkpoint failed: {error}"),
+                ))
+            }
+        }
+    }
+
+    /// Closes admission, executes a final tick for inputs already
+    /// acknowledged, checkpoints if the head is newer than the newest
+    /// checkpoint, and records `stopped`.
+    fn stop(&mut self) -> StopReport {
+        self.live.stopping.store(true, Ordering::SeqCst);
+        self.live.admission_open.store(false, Ordering::SeqCst);
+        let final_tick_inputs = self.world.pending_inputs();
+        let mut report = StopReport {
+            tick: self.world.roots().tick,
+            final_tick_inputs,
+            checkpoint: None,
+            error: None,
+        };
+        if let Some(reason) = self.world.poisoned() {
+            report.error = Some(format!("the world is poisoned: {reason}"));
+            return report;
+        }
+        if final_tick_inputs > 0 {
+            self.tick();
+        }
+        report.tick = self.world.roots().tick;
+        if self.checkpoint_tick != Some(report.tick) && self.world.poisoned().is_none() {
+            match self.checkpoint("stop") {
+                Ok(view) => report.checkpoint = Some(view),
+                Err(error) => report.error = Some(error.message),
+            }
+        }
+        self.refresh_gauges();
+        if let Err(error) = self.world.write_live_status("stopped", false, Vec::new()) {
+            report.error.get_or_insert(error.to_string());
+        }
+        for waiter in self.drain_waiters.drain(..) {
+            let _ = waiter.send(Ok(report.tick));
+        }
+        report
+    }
+
+    fn poison(&mut self, error: &WorldError) {
+        tracing::error!(error = %error, code = error.code(), "the world refuses further work; admission closed, readiness failed");
+        *self.live.poisoned.lock().expect("poison lock") = Some(error.to_string());
+        self.live.admission_open.store(false, Ordering::SeqCst);
+        let refused = ApiError::poisoned(&error.to_string());
+        for waiter in self.checkpoint_waiters.drain(..) {
+            let _ = waiter.send(Err(refused.clone()));
+        }
+        for waiter in self.drain_waiters.drain(..) {
+            let _ = waiter.send(Err(refused.clone()));
+        }
+    }
+
+    fn record_rate(&mut self) {
+        let now = Instant::now();
+        if self.tick_instants.len() == RATE_WINDOW_TICKS {
+            self.tick_instants.pop_front();
+        }
+        self.tick_instants.push_back(now);
+    }
+
+    fn achieved_rate(&self) -> f64 {
+        match (self.tick_instants.front(), self.tick_instants.back()) {
+            (Some(first), Some(last)) if self.tick_instants.len() > 1 => {
+                let span = last.duration_since(*first).as_secs_f64();
+                if span > 0.0 {
+                    (self.tick_instants.len() - 1) as f64 / span
+                } else {
+                    0.0
+                }
+            }
+            _ => 0.0,
+        }
+    }
+
+    fn refresh_gauges(&self) {
+        let world = self.world.world();
+        let metrics = &self.live.metrics;
+        let state = world.state();
+        metrics
+            .state_keys
+            .store(state.len() as u64, Ordering::Relaxed);
+        metrics
+            .state_bytes
+            .store(state.value_bytes(), Ordering::Relaxed);
+        metrics
+            .height
+            .store(self.world.roots().tick, Ordering::Relaxed);
+        let mut status = self.live.status.write().expect("status lock");
+        status.roots = self.world.roots();
+        status.pending_inputs = self.world.pending_inputs();
+        status.checkpoint_tick = self.checkpoint_tick;
+        status.achieved_tick_rate_hz = self.achieved_rate();
+    }
+
+    fn write_status(&mut self, state: &str) {
+        let open = self.live.admission_open.load(Ordering::SeqCst);
+        let addresses = self.config.addresses.clone();
+        match self.world.write_live_status(state, open, addresses) {
+            Ok(()) => self.status_written = Some(Instant::now()),
+            Err(error) => {
+                // status.json is advisory; the journal is the truth. A
+                // failed write is logged, and poisons only if the world says so.
+                tracing::warn!(error = %error, "status.json not written");
+                if self.world.poisoned().is_some() {
+                    self.poison(&error);
+                }
+            }
+        }
+    }
+}
+
+/// The number of inputs a tick executed: receipts of kind input.
+trait InputCount {
+    fn roots_input_count(&self) -> u32;
+}
+
+impl InputCount for everarcade_engine::TickOutput {
+    fn roots_input_count(&self) -> u32 {
+        self.receipts
+            .iter()
+            .filter(|receipt| receipt.kind == everarcade_protocol::ReceiptKind::Input)
+            .count() as u32
+    }
+}

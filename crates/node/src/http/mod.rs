@@ -1,0 +1,525 @@
+//! The HTTP surface (docs/HTTP.md): probes, metrics, version, the world API
+//! and the admin API. [`router`] builds it from an [`AppState`], so tests
+//! drive it with `oneshot` and the server with a real socket.
+
+pub mod body;
+pub mod guard;
+
+use std::convert::Infallible;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode, Uri, header};
+use axum::middleware::from_fn_with_state;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use everarcade_protocol::{Envelope, Hash, Outcome, ReceiptKind, Verified, WorldId};
+use serde_json::{Value, json};
+
+use crate::actor::{Ack, TickView, WorldHandle};
+use crate::config::HttpConfig;
+use crate::error::ApiError;
+use body::{BodyLimits, Inputs};
+use guard::{Guards, InFlight, RateLimiter};
+
+/// Envelopes whose signatures are checked on the async worker itself; a
+/// larger batch is checked on the blocking pool.
+const INLINE_SIGNATURE_CHECKS_MAX: usize = 8;
+
+/// What the node is, fixed at startup.
+#[derive(Debug)]
+pub struct Facts {
+    /// The world.
+    pub world: WorldId,
+    /// The package root bound at genesis.
+    pub package_root: Hash,
+    /// `C(0)`.
+    pub genesis_root: Hash,
+    /// The manifest's tick rate.
+    pub tick_rate_hz: u32,
+    /// The address served.
+    pub address: String,
+    /// This process.
+    pub pid: u32,
+    /// When the node started.
+    pub started: Instant,
+    /// Whether nothing is written to disk.
+    pub amnesia: bool,
+    /// Whether TLS is on.
+    pub tls: bool,
+    /// The runtime root (for the free-disk check), `None` under amnesia.
+    pub disk_root: Option<PathBuf>,
+    /// `/readyz` fails below this many free bytes.
+    pub disk_free_bytes_min: u64,
+}
+
+/// Everything a handler needs; cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    /// The world actor.
+    pub world: WorldHandle,
+    /// Fixed facts.
+    pub facts: Arc<Facts>,
+    /// Middleware state.
+    pub guards: Arc<Guards>,
+    /// Body limits.
+    pub body_limits: BodyLimits,
+    /// The admin bearer token; `None` turns the admin API off.
+    pub admin_token: Option<Arc<str>>,
+}
+
+impl AppState {
+    /// The state for a world handle, facts and the HTTP limits.
+    pub fn new(
+        world: WorldHandle,
+        facts: Facts,
+        http: &HttpConfig,
+        admin_token: Option<String>,
+    ) -> AppState {
+        AppState {
+            world,
+            facts: Arc::new(facts),
+            guards: Arc::new(Guards {
+                rate: RateLimiter::new(
+                    http.rate_per_client_per_second,
+                    http.rate_clients_tracked_max,
+                ),
+                in_flight: InFlight::new(http.in_flight_max),
+                request_timeout: Duration::from_millis(http.request_timeout_ms),
+            }),
+            body_limits: BodyLimits {
+                wire_bytes_max: http.body_bytes_max,
+                decompression_ratio_max: http.decompression_ratio_max,
+            },
+            admin_token: admin_token.map(Arc::from),
+        }
+    }
+}
+
+/// The whole HTTP surface.
+pub fn router(state: AppState) -> Router {
+    let world_api = Router::new()
+        .route("/v1/worlds/{world}/inputs", post(submit_inputs))
+        .route("/v1/worlds/{world}/status", get(world_status))
+        .route("/v1/worlds/{world}/ticks/{tick}", get(tick))
+        .route("/v1/worlds/{world}/state/{key}", get(state_value))
+        .route("/v1/worlds/{world}/events", get(events));
+    let admin_api = Router::new()
+        .route("/admin/admission/open", post(admission_open))
+        .route("/admin/admission/close", post(admission_close))
+        .route("/admin/checkpoint", post(admin_checkpoint))
+        .route("/admin/drain", post(admin_drain))
+        .route_layer(from_fn_with_state(state.clone(), guard::admin_auth));
+    // Limits apply to the APIs, not to the probes: a flood must not make a
+    // healthy node look unready.
+    let limited = world_api
+        .merge(admin_api)
+        .route_layer(from_fn_with_state(state.clone(), guard::bound))
+        .route_layer(from_fn_with_state(state.clone(), guard::rate_limit));
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .route("/version", get(version))
+        .merge(limited)
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(from_fn_with_state(state.clone(), guard::observe))
+        .with_state(state)
+}
+
+async fn not_found(uri: Uri) -> ApiError {
+    ApiError::not_found(uri.path())
+}
+
+async fn method_not_allowed(uri: Uri) -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        format!("{} does not take this method", uri.path()),
+    )
+}
+
+async fn healthz() -> Json<Value> {
+    Json(json!({"status": "alive"}))
+}
+
+/// The first failing readiness check, if any.
+pub fn not_ready_reason(state: &AppState) -> Option<String> {
+    let live = &state.world.live;
+    if let Some(reason) = live.poison_reason() {
+        return Some(format!("journal: the world refuses writes: {reason}"));
+    }
+    if live.stopping.load(Ordering::SeqCst) {
+        return Some("the node is stopping".into());
+    }
+    if let Some(root) = &state.facts.disk_root {
+        match free_bytes(root) {
+            Some(free) if free < state.facts.disk_free_bytes_min => {
+                return Some(format!(
+                    "disk: {free} bytes free under {}, below the {} required",
+                    root.display(),
+                    state.facts.disk_free_bytes_min
+                ));
+            }
+            None => {
+                return Some(format!(
+                    "disk: cannot read free space of {}",
+                    root.display()
+                ));
+            }
+            Some(_) => {}
+        }
+    }
+    if !live.admission_open.load(Ordering::SeqCst) {
+        return Some("admission is closed".into());
+    }
+    None
+}
+
+/// Free bytes on the filesystem holding `path`.
+pub fn free_bytes(path: &std::path::Path) -> Option<u64> {
+    let stat = rustix::fs::statvfs(path).ok()?;
+    Some(stat.f_bavail.saturating_mul(stat.f_frsize))
+}
+
+async fn readyz(State(state): State<AppState>) -> Response {
+    match not_ready_reason(&state) {
+        None => Json(json!({"status": "ready"})).into_response(),
+        Some(reason) => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "service_unavailable",
+            format!("not ready: {reason}"),
+        )
+        .into_response(),
+    }
+}
+
+async fn metrics(State(state): State<AppState>) -> Response {
+    let ready = not_ready_reason(&state).is_none();
+    let open = state.world.live.admission_open.load(Ordering::SeqCst);
+    let text = state.world.live.metrics.render(open, ready);
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        text,
+    )
+        .into_response()
+}
+
+async fn version(State(state): State<AppState>) -> Json<Value> {
+    let facts = &state.facts;
+    Json(json!({
+        "runtime": everarcade_world::RUNTIME_VERSION,
+        "protocol": everarcade_protocol::PROTOCOL_VERSION,
+        "package_root": facts.package_root.to_hex(),
+        "world": facts.world.as_str(),
+        "features": {"amnesia": facts.amnesia, "tls": facts.tls},
+    }))
+}
+
+fn check_world(state: &AppState, world: &str) -> Result<(), ApiError> {
+    if world == state.facts.world.as_str() {
+        return Ok(());
+    }
+    Err(ApiError::new(
+        StatusCode::NOT_FOUND,
+        "unknown_world",
+        format!("this node runs world {}, not {world:?}", state.facts.world),
+    ))
+}
+
+async fn submit_inputs(
+    State(state): State<AppState>,
+    Path(world): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    check_world(&state, &world)?;
+    let live = &state.world.live;
+    if let Some(reason) = live.poison_reason() {
+        return Err(ApiError::poisoned(&reason));
+    }
+    if !live.admission_open.load(Ordering::SeqCst) {
+        let why = if live.stopping.load(Ordering::SeqCst) {
+            "the node is stopping"
+        } else {
+            "closed by the operator"
+        };
+        return Err(ApiError::admission_closed(why));
+    }
+    let bytes = body::read(&headers, body, state.body_limits).await?;
+    match body::decode_inputs(&headers, &bytes)? {
+        Inputs::One(envelope) => {
+            let verified = envelope.into_verified().map_err(|error| {
+                live.metrics.inputs_rejected.add(error.code(), 1);
+                ApiError::from(error)
+            })?;
+            let mut answers = state.world.admit(vec![verified]).await?;
+            let ack = answers.pop().expect("one answer per input")?;
+            Ok((StatusCode::ACCEPTED, Json(ack)).into_response())
+        }
+        Inputs::Batch(envelopes) => {
+            let checked = verify_all(envelopes).await?;
+            let (verified, positions): (Vec<Verified>, Vec<usize>) = checked
+                .iter()
+                .enumerate()
+                .filter_map(|(index, result)| result.as_ref().ok().map(|v| (v.clone(), index)))
+                .unzip();
+            let mut results: Vec<Result<Ack, ApiError>> = checked
+                .into_iter()
+                .map(|result| {
+                    result.map(|_| Ack { tick: 0, seq: 0 }).map_err(|error| {
+                        live.metrics.inputs_rejected.add(error.code(), 1);
+                        ApiError::from(error)
+                    })
+                })
+                .collect();
+            let answers = state.world.admit(verified).await?;
+            for (position, answer) in positions.into_iter().zip(answers) {
+                results[position] = answer;
+            }
+            let results: Vec<Value> = results
+                .into_iter()
+                .map(|result| match result {
+                    Ok(ack) => json!({"tick": ack.tick, "seq": ack.seq}),
+                    Err(error) => error.body(),
+                })
+                .collect();
+            Ok((StatusCode::ACCEPTED, Json(json!({"results": results}))).into_response())
+        }
+    }
+}
+
+/// Checks every signature, on the blocking pool for larger batches.
+async fn verify_all(
+    envelopes: Vec<Envelope>,
+) -> Result<Vec<Result<Verified, everarcade_protocol::EnvelopeError>>, ApiError> {
+    let check = |envelopes: Vec<Envelope>| {
+        envelopes
+            .into_iter()
+            .map(Envelope::into_verified)
+            .collect::<Vec<_>>()
+    };
+    if envelopes.len() <= INLINE_SIGNATURE_CHECKS_MAX {
+        return Ok(check(envelopes));
+    }
+    tokio::task::spawn_blocking(move || check(envelopes))
+        .await
+        .map_err(|error| {
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                format!("signature checks failed to run: {error}"),
+            )
+        })
+}
+
+/// The live status as JSON (also used by `status` through the client).
+pub fn status_json(state: &AppState) -> Value {
+    let facts = &state.facts;
+    let live = state.world.live.status();
+    let reason = not_ready_reason(state);
+    let roots = live.roots;
+    json!({
+        "world": facts.world.as_str(),
+        "height": roots.tick,
+        "state_root": roots.state_root.to_hex(),
+        "input_root": roots.input_root.to_hex(),
+        "receipt_root": roots.receipt_root.to_hex(),
+        "continuity_root": roots.continuity_root.to_hex(),
+        "genesis_root": facts.genesis_root.to_hex(),
+        "package_root": facts.package_root.to_hex(),
+        "admission": if state.world.live.admission_open.load(Ordering::SeqCst) { "open" } else { "closed" },
+        "ready": reason.is_none(),
+        "not_ready_reason": reason,
+        "pid": facts.pid,
+        "uptime_ms": facts.started.elapsed().as_millis() as u64,
+        "tick_rate_hz": facts.tick_rate_hz,
+        "achieved_tick_rate_hz": (live.achieved_tick_rate_hz * 100.0).round() / 100.0,
+        "pending_inputs": live.pending_inputs,
+        "checkpoint_tick": live.checkpoint_tick,
+        "address": facts.address,
+        "amnesia": facts.amnesia,
+        "live": true,
+    })
+}
+
+async fn world_status(
+    State(state): State<AppState>,
+    Path(world): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    check_world(&state, &world)?;
+    Ok(Json(status_json(&state)))
+}
+
+/// A tick's roots and receipts as JSON.
+pub fn tick_json(view: &TickView) -> Value {
+    let receipts: Vec<Value> = view
+        .receipts
+        .iter()
+        .map(|receipt| {
+            json!({
+                "kind": match receipt.kind {
+                    ReceiptKind::Input => "input",
+                    ReceiptKind::TickHook => "tick_hook",
+                    ReceiptKind::GenesisHook => "genesis_hook",
+                },
+                "subject": receipt.subject.to_hex(),
+                "outcome": receipt.outcome.name(),
+                "code": receipt.outcome.code(),
+                "fuel_used": receipt.fuel_used,
+                "events_hash": receipt.events_hash.to_hex(),
+                "event_count": receipt.event_count,
+            })
+        })
+        .collect();
+    let roots = view.roots;
+    json!({
+        "tick": roots.tick,
+        "input_root": roots.input_root.to_hex(),
+        "receipt_root": roots.receipt_root.to_hex(),
+        "state_root": roots.state_root.to_hex(),
+        "continuity_root": roots.continuity_root.to_hex(),
+        "input_count": view.input_count,
+        "receipts": receipts,
+    })
+}
+
+async fn tick(
+    State(state): State<AppState>,
+    Path((world, tick)): Path<(String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    check_world(&state, &world)?;
+    let tick: u64 = tick.parse().map_err(|_| {
+        ApiError::bad_request("malformed_tick", format!("tick {tick:?} is not a number"))
+    })?;
+    let height = state.world.live.status().roots.tick;
+    if tick == 0 || tick > height {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "tick_not_found",
+            format!("tick {tick} has not been executed (the head is {height}; ticks start at 1)"),
+        ));
+    }
+    match state.world.tick(tick).await? {
+        Some(view) => Ok(Json(tick_json(&view))),
+        None => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "tick_not_found",
+            format!(
+                "tick {tick} is older than the {} ticks this node keeps in memory; read it from the journal with replay-report",
+                crate::actor::TICKS_RETAINED_MAX
+            ),
+        )),
+    }
+}
+
+async fn state_value(
+    State(state): State<AppState>,
+    Path((world, key)): Path<(String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    check_world(&state, &world)?;
+    let bytes = hex::decode(&key).map_err(|error| {
+        ApiError::bad_request("malformed_key", format!("key is not hex: {error}"))
+    })?;
+    if bytes.is_empty() || bytes.len() > 256 {
+        return Err(ApiError::bad_request(
+            "malformed_key",
+            format!("a key is 1 to 256 bytes, this one is {}", bytes.len()),
+        ));
+    }
+    let view = state.world.state(bytes).await?;
+    Ok(Json(json!({
+        "tick": view.tick,
+        "key": key.to_ascii_lowercase(),
+        "value": view.value.map(hex::encode),
+        "state_root": view.state_root.to_hex(),
+        "proof": hex::encode(&view.proof),
+    })))
+}
+
+/// One tick as a stream event.
+pub fn tick_event_json(view: &TickView) -> Value {
+    let roots = view.roots;
+    json!({
+        "tick": roots.tick,
+        "input_root": roots.input_root.to_hex(),
+        "receipt_root": roots.receipt_root.to_hex(),
+        "state_root": roots.state_root.to_hex(),
+        "continuity_root": roots.continuity_root.to_hex(),
+        "inputs": view.input_count,
+        "applied": view.count(|o| matches!(o, Outcome::Applied)),
+        "rejected": view.count(|o| matches!(o, Outcome::Rejected(_))),
+        "trapped": view.count(|o| matches!(o, Outcome::Trapped(_))),
+        "out_of_fuel": view.count(|o| matches!(o, Outcome::OutOfFuel)),
+    })
+}
+
+async fn events(
+    State(state): State<AppState>,
+    Path(world): Path<String>,
+) -> Result<Response, ApiError> {
+    check_world(&state, &world)?;
+    let receiver = state.world.live.events.subscribe();
+    let stopped = state.world.live.stopped.subscribe();
+    let stream = futures_util::stream::unfold(
+        (receiver, stopped),
+        |(mut receiver, mut stopped)| async move {
+            use tokio::sync::broadcast::error::RecvError;
+            if *stopped.borrow() {
+                return None;
+            }
+            let received = tokio::select! {
+                received = receiver.recv() => received,
+                _ = stopped.changed() => return None,
+            };
+            let event = match received {
+                Ok(view) => Event::default()
+                    .event("tick")
+                    .data(tick_event_json(&view).to_string()),
+                Err(RecvError::Lagged(skipped)) => Event::default()
+                    .event("lagged")
+                    .data(json!({"skipped": skipped}).to_string()),
+                Err(RecvError::Closed) => return None,
+            };
+            Some((Ok::<Event, Infallible>(event), (receiver, stopped)))
+        },
+    );
+    Ok(Sse::new(stream)
+        .keep_alive(KeepAlive::default())
+        .into_response())
+}
+
+async fn admission_open(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+    if state.world.live.stopping.load(Ordering::SeqCst) {
+        return Err(ApiError::admission_closed("the node is stopping"));
+    }
+    state.world.set_admission(true).await?;
+    Ok(Json(json!({"admission": "open"})))
+}
+
+async fn admission_close(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+    state.world.set_admission(false).await?;
+    Ok(Json(json!({"admission": "closed"})))
+}
+
+async fn admin_checkpoint(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+    let view = state.world.checkpoint().await?;
+    Ok(Json(
+        json!({"tick": view.tick, "path": view.path, "bytes": view.bytes}),
+    ))
+}
+
+async fn admin_drain(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+    let tick = state.world.drain().await?;
+    Ok(Json(json!({"admission": "closed", "tick": tick})))
+}

@@ -1,0 +1,381 @@
+//! The node's lifetime: a fixed startup order that fails fast before any
+//! listener opens, serving, and a graceful stop with a deadline.
+//!
+//! Startup order (each step logs one line; docs/OPERATIONS.md lists them):
+//! 1. `configuration validated`
+//! 2. `world lock acquired` (skipped under amnesia)
+//! 3. `module compiled`
+//! 4. `world recovered` or `world created` (the package binding is checked
+//!    before, or made at creation)
+//! 5. `admin token ready`
+//! 6. `listening`
+//! 7. `tick loop started`
+//! 8. `ready`
+
+use std::future::Future;
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use everarcade_engine::Engine;
+use everarcade_package::Package;
+use everarcade_protocol::WorldId;
+use everarcade_store::checkpoint::list_checkpoints;
+use everarcade_store::{DiskStorage, SimStorage, Storage, StoreError, WorldDir, WorldLock};
+use everarcade_world::{DurableWorld, WorldConfig, WorldError, bind_package, check_binding};
+
+use crate::actor::{self, ActorConfig, StopReport, WorldHandle};
+use crate::config::NodeConfig;
+use crate::error::NodeError;
+use crate::http::{AppState, Facts, router};
+
+/// Bytes of randomness in a generated admin token.
+const ADMIN_TOKEN_BYTES: usize = 32;
+
+/// What to run.
+pub struct NodeSpec {
+    /// The runtime root.
+    pub runtime_root: PathBuf,
+    /// The world.
+    pub world: WorldId,
+    /// The package given on the command line.
+    pub package: Package,
+    /// The effective configuration.
+    pub config: NodeConfig,
+}
+
+/// A node that passed every startup step but listening.
+pub struct Node {
+    spec: NodeSpec,
+    world: DurableWorld,
+    checkpoint_tick: Option<u64>,
+    admin_token: Option<String>,
+    _lock: Option<WorldLock>,
+    started: Instant,
+}
+
+/// How a node ended.
+#[derive(Debug)]
+pub struct NodeExit {
+    /// What the graceful stop did.
+    pub stop: StopReport,
+    /// The address it served.
+    pub address: SocketAddr,
+}
+
+impl Node {
+    /// Steps 1–5: everything before the listener. Any failure returns here,
+    /// before a socket is opened.
+    pub fn prepare(spec: NodeSpec) -> Result<Node, NodeError> {
+        let started = Instant::now();
+        let config = &spec.config;
+        config
+            .validate()
+            .map_err(|error| NodeError::Config(error.to_string()))?;
+        tracing::info!(
+            addr = %config.http.addr,
+            amnesia = config.amnesia,
+            tls = config.tls(),
+            world = %spec.world,
+            package_root = %spec.package.root,
+            "configuration validated"
+        );
+        let dir = WorldDir::new(&spec.runtime_root, &spec.world);
+        let lock = if config.amnesia {
+            tracing::info!("amnesia: no lock, no files; the world lives in memory only");
+            None
+        } else {
+            let lock = acquire_lock(&dir)?;
+            tracing::info!(path = %dir.lock().display(), pid = std::process::id(), "world lock acquired");
+            Some(lock)
+        };
+        let engine = Arc::new(Engine::new().map_err(|e| NodeError::World(WorldError::Engine(e)))?);
+        let compiled = engine
+            .compile(&spec.package)
+            .map_err(|e| NodeError::World(WorldError::Engine(e)))?;
+        tracing::info!(
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "module compiled"
+        );
+        let world_config = WorldConfig {
+            // The actor takes periodic checkpoints itself, to time them.
+            checkpoint_interval_ticks: 0,
+            checkpoints_retained: config.world.checkpoints_retained,
+            ..WorldConfig::default()
+        };
+        let storage: Arc<dyn Storage> = if config.amnesia {
+            Arc::new(SimStorage::new())
+        } else {
+            Arc::new(DiskStorage)
+        };
+        let exists = !config.amnesia && world_exists(&*storage, &dir)?;
+        let world = if exists {
+            check_binding(&dir, &spec.package)?;
+            let (world, recovery) = DurableWorld::open(
+                storage.clone(),
+                dir.clone(),
+                spec.world.clone(),
+                engine,
+                compiled,
+                world_config,
+            )?;
+            tracing::info!(
+                tick = recovery.roots.tick,
+                ticks_replayed = recovery.ticks_replayed,
+                from = ?recovery.started_from,
+                pending_inputs = recovery.pending_inputs,
+                continuity_root = %recovery.roots.continuity_root,
+                "world recovered; roots match the journal"
+            );
+            world
+        } else {
+            if !config.amnesia {
+                bind_package(&dir, &spec.package)?;
+            }
+            let world = DurableWorld::create(
+                storage.clone(),
+                dir.clone(),
+                spec.world.clone(),
+                engine,
+                compiled,
+                world_config,
+            )?;
+            tracing::info!(genesis_root = %world.genesis().genesis_root, "world created");
+            world
+        };
+        let checkpoint_tick = list_checkpoints(&*storage, &dir)
+            .map_err(WorldError::Store)?
+            .checkpoints
+            .last()
+            .map(|(tick, _)| *tick);
+        let admin_token = admin_token(config, &dir)?;
+        Ok(Node {
+            spec,
+            world,
+            checkpoint_tick,
+            admin_token,
+            _lock: lock,
+            started,
+        })
+    }
+
+    /// Steps 6–8, then serves until `shutdown` resolves; then stops
+    /// gracefully within the configured deadline.
+    pub async fn serve(
+        self,
+        shutdown: impl Future<Output = ()> + Send,
+    ) -> Result<NodeExit, NodeError> {
+        let config = self.spec.config.clone();
+        let addr = config.http.addr;
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|source| NodeError::Listen {
+                addr: addr.to_string(),
+                source,
+            })?;
+        let address = listener.local_addr().map_err(|source| NodeError::Listen {
+            addr: addr.to_string(),
+            source,
+        })?;
+        tracing::info!(addr = %address, tls = config.tls(), "listening");
+        let tick_rate_hz = self.world.world().compiled().package.manifest.tick_rate_hz;
+        let facts = Facts {
+            world: self.spec.world.clone(),
+            package_root: self.spec.package.root,
+            genesis_root: self.world.genesis().genesis_root,
+            tick_rate_hz,
+            address: address.to_string(),
+            pid: std::process::id(),
+            started: self.started,
+            amnesia: config.amnesia,
+            tls: config.tls(),
+            disk_root: (!config.amnesia).then(|| self.spec.runtime_root.clone()),
+            disk_free_bytes_min: config.world.disk_free_bytes_min,
+        };
+        let (handle, thread) = actor::spawn(
+            self.world,
+            self.checkpoint_tick,
+            ActorConfig {
+                tick_rate_hz,
+                checkpoint_interval_ticks: config.world.checkpoint_interval_ticks,
+                addresses: vec![address.to_string()],
+                admission_open: true,
+            },
+        )
+        .map_err(|error| NodeError::Actor(error.to_string()))?;
+        tracing::info!(tick_rate_hz, "tick loop started");
+        let state = AppState::new(handle.clone(), facts, &config.http, self.admin_token);
+        let app = router(state);
+        let (close, closed) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(serve_http(listener, app, config.clone(), closed));
+        tracing::info!(
+            elapsed_ms = self.started.elapsed().as_millis() as u64,
+            "ready"
+        );
+        shutdown.await;
+        let deadline = Duration::from_millis(config.world.shutdown_deadline_ms);
+        let exit = stop(handle, deadline, close, server, address).await;
+        let _ = thread.join();
+        exit
+    }
+}
+
+async fn serve_http(
+    listener: tokio::net::TcpListener,
+    app: axum::Router,
+    _config: NodeConfig,
+    closed: tokio::sync::oneshot::Receiver<()>,
+) -> std::io::Result<()> {
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move {
+        let _ = closed.await;
+    })
+    .await
+}
+
+async fn stop(
+    handle: WorldHandle,
+    deadline: Duration,
+    close: tokio::sync::oneshot::Sender<()>,
+    server: tokio::task::JoinHandle<std::io::Result<()>>,
+    address: SocketAddr,
+) -> Result<NodeExit, NodeError> {
+    let started = Instant::now();
+    tracing::info!("stopping: admission closed, finishing the tick");
+    let stopped = tokio::time::timeout(deadline, handle.stop()).await;
+    let report = match stopped {
+        Err(_) => return Err(NodeError::ShutdownDeadline(deadline.as_millis() as u64)),
+        Ok(Err(error)) => return Err(NodeError::Actor(error.message)),
+        Ok(Ok(report)) => report,
+    };
+    tracing::info!(
+        tick = report.tick,
+        final_tick_inputs = report.final_tick_inputs,
+        checkpoint = ?report.checkpoint.as_ref().map(|c| c.tick),
+        "world stopped; status.json says stopped"
+    );
+    // Ends event streams, then lets in-flight requests finish.
+    let _ = handle.live.stopped.send(true);
+    let _ = close.send(());
+    let left = deadline.saturating_sub(started.elapsed());
+    match tokio::time::timeout(left, server).await {
+        Err(_) => return Err(NodeError::ShutdownDeadline(deadline.as_millis() as u64)),
+        Ok(Ok(Err(source))) => {
+            return Err(NodeError::Listen {
+                addr: address.to_string(),
+                source,
+            });
+        }
+        Ok(_) => {}
+    }
+    tracing::info!(
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "listener closed; lock released on exit"
+    );
+    Ok(NodeExit {
+        stop: report,
+        address,
+    })
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut terminate = match signal(SignalKind::terminate()) {
+        Ok(stream) => stream,
+        Err(error) => {
+            tracing::error!(error = %error, "cannot listen for SIGTERM; only SIGINT stops the node");
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => tracing::info!(signal = "SIGINT", "shutdown requested"),
+        _ = terminate.recv() => tracing::info!(signal = "SIGTERM", "shutdown requested"),
+    }
+}
+
+fn acquire_lock(dir: &WorldDir) -> Result<WorldLock, NodeError> {
+    DiskStorage.create_dir_all(dir.path()).map_err(|e| {
+        NodeError::World(WorldError::Store(StoreError::io("create", dir.path())(e)))
+    })?;
+    let lock = WorldLock::acquire(&dir.lock()).map_err(WorldError::Store)?;
+    if let Some(pid) = lock.stale_pid() {
+        tracing::warn!(pid, "took over a stale world lock left by a dead process");
+    }
+    Ok(lock)
+}
+
+/// Whether the world has a journal or a checkpoint (a world whose creation
+/// was interrupted before its journal began is created again).
+fn world_exists(storage: &dyn Storage, dir: &WorldDir) -> Result<bool, NodeError> {
+    let listing = list_checkpoints(storage, dir).map_err(WorldError::Store)?;
+    Ok(storage.exists(&dir.segment(1)) || !listing.checkpoints.is_empty())
+}
+
+/// The configured token, else `<root>/admin.token`, created (0600) if absent.
+/// Under amnesia without a configured token the admin API is off.
+fn admin_token(config: &NodeConfig, dir: &WorldDir) -> Result<Option<String>, NodeError> {
+    if let Some(token) = &config.admin.token {
+        tracing::info!(source = "configuration", "admin token ready");
+        return Ok(Some(token.clone()));
+    }
+    if config.amnesia {
+        tracing::warn!("admin API off: amnesia mode and no admin.token configured");
+        return Ok(None);
+    }
+    let path = dir.admin_token();
+    let token = read_or_create_token(&path).map_err(|reason| NodeError::AdminToken {
+        path: path.display().to_string(),
+        reason,
+    })?;
+    tracing::info!(path = %path.display(), "admin token ready");
+    Ok(Some(token))
+}
+
+fn read_or_create_token(path: &Path) -> Result<String, String> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    match std::fs::read_to_string(path) {
+        Ok(text) => {
+            let mode = std::fs::metadata(path)
+                .map_err(|e| e.to_string())?
+                .permissions()
+                .mode();
+            if mode & 0o077 != 0 {
+                return Err(format!(
+                    "mode {:o} lets others read it; run `chmod 600 {}`",
+                    mode & 0o777,
+                    path.display()
+                ));
+            }
+            let token = text.trim().to_string();
+            if token.len() < 16 {
+                return Err("shorter than 16 characters".into());
+            }
+            Ok(token)
+        }
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+            let mut random = [0u8; ADMIN_TOKEN_BYTES];
+            std::fs::File::open("/dev/urandom")
+                .and_then(|mut file| std::io::Read::read_exact(&mut file, &mut random))
+                .map_err(|e| format!("reading /dev/urandom: {e}"))?;
+            let token = hex::encode(random);
+            let mut file = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(path)
+                .map_err(|e| format!("creating: {e}"))?;
+            file.write_all(format!("{token}\n").as_bytes())
+                .and_then(|_| file.sync_all())
+                .map_err(|e| format!("writing: {e}"))?;
+            Ok(token)
+        }
+        Err(error) => Err(error.to_string()),
+    }
+}

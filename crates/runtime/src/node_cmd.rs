@@ -1,0 +1,377 @@
+//! `run` (the node in the foreground), `start` (detached, returns once
+//! `/readyz` is green), `stop` (graceful, waits and reports) and `restart`.
+
+use std::fs::OpenOptions;
+use std::io::{Read, Seek, SeekFrom};
+use std::net::SocketAddr;
+use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::process::CommandExt;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use everarcade_node::config::{LogFormat, NodeConfig};
+use everarcade_node::server::shutdown_signal;
+use everarcade_node::{Node, NodeError, NodeSpec};
+use everarcade_store::meta::{StatusFile, read_json};
+use everarcade_store::{DiskStorage, LockState, Storage, WorldLock};
+
+use crate::WorldArgs;
+use crate::config_cmd::{NodeFlags, effective};
+use crate::exit::{FAILURE, Failure, NOT_RUNNING, USAGE};
+use crate::probe;
+use crate::target::{Target, store_failure, world_failure};
+
+/// How often `start` and `stop` look again.
+const POLL_INTERVAL: Duration = Duration::from_millis(100);
+/// Lines of `node.log` shown when a start fails.
+const LOG_TAIL_LINES: usize = 30;
+
+/// `run` arguments.
+#[derive(clap::Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    world: WorldArgs,
+    #[command(flatten)]
+    flags: NodeFlags,
+}
+
+/// `start` and `restart` arguments.
+#[derive(clap::Args)]
+pub struct StartArgs {
+    #[command(flatten)]
+    world: WorldArgs,
+    #[command(flatten)]
+    flags: NodeFlags,
+    /// Seconds to wait for /readyz before giving up (the node is then stopped).
+    #[arg(long, default_value_t = 60)]
+    ready_timeout_secs: u64,
+    /// Print one JSON object.
+    #[arg(long)]
+    json: bool,
+}
+
+/// `stop` arguments.
+#[derive(clap::Args)]
+pub struct StopArgs {
+    #[command(flatten)]
+    world: WorldArgs,
+    /// Seconds to wait for the node to finish stopping.
+    #[arg(long, default_value_t = 60)]
+    timeout_secs: u64,
+    /// Print one JSON object.
+    #[arg(long)]
+    json: bool,
+}
+
+/// The exit status and code of a node error.
+fn node_failure(error: NodeError) -> Failure {
+    let code = error.code();
+    match error {
+        NodeError::World(error) => world_failure(error),
+        NodeError::Config(message) => Failure::new(USAGE, code, message),
+        other => Failure::new(FAILURE, code, other.to_string()),
+    }
+}
+
+fn init_logs(config: &NodeConfig) {
+    let filter = tracing_subscriber::EnvFilter::try_new(&config.log.level)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(false);
+    let _ = match config.log.format {
+        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Text => builder.try_init(),
+    };
+}
+
+/// Runs `run`: the node in the foreground until SIGINT or SIGTERM.
+pub fn run(args: RunArgs) -> Result<(), Failure> {
+    let config = effective(&args.flags)?;
+    init_logs(&config);
+    let target = Target::resolve(&args.world)?;
+    let spec = NodeSpec {
+        runtime_root: args.world.runtime_root.clone(),
+        world: target.id.clone(),
+        package: target.package,
+        config,
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Failure::new(FAILURE, "runtime", e.to_string()))?;
+    let node = Node::prepare(spec).map_err(node_failure)?;
+    let exit = runtime
+        .block_on(node.serve(shutdown_signal()))
+        .map_err(node_failure)?;
+    let stop = &exit.stop;
+    if let Some(error) = &stop.error {
+        return Err(Failure::new(
+            FAILURE,
+            "stop_incomplete",
+            format!("the node stopped at tick {} but: {error}", stop.tick),
+        ));
+    }
+    println!(
+        "stopped world {} at tick {}{}; {} acknowledged inputs ran in the final tick",
+        target.id,
+        stop.tick,
+        match &stop.checkpoint {
+            Some(checkpoint) => format!(", checkpoint {}", checkpoint.path),
+            None => ", already checkpointed".to_string(),
+        },
+        stop.final_tick_inputs
+    );
+    Ok(())
+}
+
+/// The arguments of this process's `start`/`restart`, turned into `run`'s.
+fn run_arguments() -> Vec<String> {
+    let mut out = vec!["run".to_string()];
+    let mut skip_value = false;
+    for argument in std::env::args().skip(2) {
+        if skip_value {
+            skip_value = false;
+            continue;
+        }
+        if argument == "--json" || argument.starts_with("--ready-timeout-secs=") {
+            continue;
+        }
+        if argument == "--ready-timeout-secs" {
+            skip_value = true;
+            continue;
+        }
+        out.push(argument);
+    }
+    out
+}
+
+fn probe_lock(target: &Target) -> Result<LockState, Failure> {
+    WorldLock::probe(&target.dir.lock()).map_err(store_failure)
+}
+
+/// Runs `start`.
+pub fn start(args: StartArgs) -> Result<(), Failure> {
+    let config = effective(&args.flags)?;
+    let target = Target::resolve(&args.world)?;
+    if let LockState::Held { pid } = probe_lock(&target)? {
+        return Err(Failure::new(
+            FAILURE,
+            "already_running",
+            format!("a node (pid {pid}) already runs world {}", target.id),
+        ));
+    }
+    DiskStorage.create_dir_all(target.dir.path()).map_err(|e| {
+        Failure::new(
+            FAILURE,
+            "io",
+            format!("{}: {e}", target.dir.path().display()),
+        )
+    })?;
+    let log_path = target.dir.node_log();
+    let log = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(&log_path)
+        .map_err(|e| Failure::new(FAILURE, "io", format!("{}: {e}", log_path.display())))?;
+    let log_start = log.metadata().map(|m| m.len()).unwrap_or(0);
+    let exe = std::env::current_exe()
+        .map_err(|e| Failure::new(FAILURE, "io", format!("finding this binary: {e}")))?;
+    let mut child = Command::new(exe)
+        .args(run_arguments())
+        .stdin(Stdio::null())
+        .stdout(
+            log.try_clone()
+                .map_err(|e| Failure::new(FAILURE, "io", e.to_string()))?,
+        )
+        .stderr(log)
+        .process_group(0)
+        .spawn()
+        .map_err(|e| Failure::new(FAILURE, "start_failed", format!("spawning the node: {e}")))?;
+    let pid = child.id();
+    let started = Instant::now();
+    let deadline = Duration::from_secs(args.ready_timeout_secs);
+    loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            return Err(Failure::new(
+                FAILURE,
+                "start_failed",
+                format!(
+                    "the node exited ({status}) before it was ready; the end of {}:\n{}",
+                    log_path.display(),
+                    log_tail(&log_path, log_start)
+                ),
+            ));
+        }
+        let last_reason = match readiness(&target, pid, &config) {
+            Ok(address) => {
+                let elapsed = started.elapsed().as_millis();
+                if args.json {
+                    let object = serde_json::json!({
+                        "world": target.id.as_str(), "pid": pid, "address": address.to_string(),
+                        "ready_ms": elapsed as u64, "log": log_path.display().to_string(),
+                    });
+                    println!("{object}");
+                } else {
+                    println!(
+                        "started world {} as pid {pid} on http{}://{address}; ready in {elapsed} ms; log {}",
+                        target.id,
+                        if config.tls() { "s" } else { "" },
+                        log_path.display()
+                    );
+                }
+                return Ok(());
+            }
+            Err(reason) => reason,
+        };
+        if started.elapsed() >= deadline {
+            let _ = rustix::process::kill_process(
+                rustix::process::Pid::from_raw(pid as i32).expect("a child pid is positive"),
+                rustix::process::Signal::TERM,
+            );
+            return Err(Failure::new(
+                FAILURE,
+                "start_timeout",
+                format!(
+                    "not ready within {} s: {last_reason}; sent SIGTERM to pid {pid}; the end of {}:\n{}",
+                    args.ready_timeout_secs,
+                    log_path.display(),
+                    log_tail(&log_path, log_start)
+                ),
+            ));
+        }
+        std::thread::sleep(POLL_INTERVAL);
+    }
+}
+
+/// The address once `/readyz` answers 200 for the node with this pid.
+fn readiness(target: &Target, pid: u32, config: &NodeConfig) -> Result<SocketAddr, String> {
+    let status: Option<StatusFile> = read_json(&DiskStorage, &target.dir.status()).ok();
+    let recorded = status
+        .as_ref()
+        .filter(|s| s.state == "running" && s.pid == Some(pid))
+        .and_then(|s| s.addresses.first())
+        .and_then(|a| a.parse().ok());
+    let address = match (recorded, config.amnesia) {
+        (Some(address), _) => address,
+        // Under amnesia nothing is written, status.json included.
+        (None, true) => config.http.addr,
+        (None, false) => return Err("the node is still starting (recovering the world)".into()),
+    };
+    if config.tls() {
+        // The probe speaks plain HTTP; status.json's `running` is written
+        // once the TLS listener is bound.
+        return Ok(address);
+    }
+    match probe::exchange(address, "GET", "/readyz", None, Duration::from_secs(2)) {
+        Ok(reply) if reply.status == 200 => Ok(address),
+        Ok(reply) => Err(format!("/readyz answered {}: {}", reply.status, reply.body)),
+        Err(error) => Err(format!("/readyz at {address}: {error}")),
+    }
+}
+
+fn log_tail(path: &std::path::Path, from: u64) -> String {
+    let mut text = String::new();
+    if let Ok(mut file) = std::fs::File::open(path) {
+        let _ = file.seek(SeekFrom::Start(from));
+        let _ = file.take(1 << 20).read_to_string(&mut text);
+    }
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(LOG_TAIL_LINES)..].join("\n")
+}
+
+/// Runs `stop`.
+pub fn stop(args: StopArgs) -> Result<(), Failure> {
+    let target = Target::resolve(&args.world)?;
+    let pid = match probe_lock(&target)? {
+        LockState::Held { pid } if pid != 0 => pid,
+        LockState::Held { .. } => {
+            return Err(Failure::new(
+                FAILURE,
+                "lock_unreadable",
+                "the world lock is held but names no pid; stop the holder by hand",
+            ));
+        }
+        LockState::Free | LockState::Stale { .. } => {
+            return Err(Failure::new(
+                NOT_RUNNING,
+                "not_running",
+                format!("no node runs world {}; nothing to stop", target.id),
+            ));
+        }
+    };
+    let started = Instant::now();
+    rustix::process::kill_process(
+        rustix::process::Pid::from_raw(pid as i32)
+            .ok_or_else(|| Failure::new(FAILURE, "lock_unreadable", "pid 0 in the lock"))?,
+        rustix::process::Signal::TERM,
+    )
+    .map_err(|e| Failure::new(FAILURE, "stop_failed", format!("SIGTERM to pid {pid}: {e}")))?;
+    let deadline = Duration::from_secs(args.timeout_secs);
+    while matches!(probe_lock(&target)?, LockState::Held { .. }) {
+        if started.elapsed() >= deadline {
+            return Err(Failure::new(
+                FAILURE,
+                "stop_timeout",
+                format!(
+                    "pid {pid} still holds the world lock after {} s; see {}",
+                    args.timeout_secs,
+                    target.dir.node_log().display()
+                ),
+            ));
+        }
+        std::thread::sleep(POLL_INTERVAL);
+    }
+    let status: StatusFile =
+        read_json(&DiskStorage, &target.dir.status()).map_err(store_failure)?;
+    let elapsed = started.elapsed().as_millis() as u64;
+    if args.json {
+        let object = serde_json::json!({
+            "world": target.id.as_str(), "pid": pid, "state": status.state,
+            "height": status.height, "checkpoint_tick": status.checkpoint_tick,
+            "state_root": status.state_root, "continuity_root": status.continuity_root,
+            "stopped_ms": elapsed,
+        });
+        println!("{object}");
+    } else {
+        println!(
+            "stopped pid {pid} in {elapsed} ms: admission closed, last tick {} finished, checkpoint at tick {}, lock released",
+            status.height,
+            status
+                .checkpoint_tick
+                .map_or("none".to_string(), |t| t.to_string())
+        );
+        println!("state root       {}", status.state_root);
+        println!("continuity C(t)  {}", status.continuity_root);
+    }
+    if status.state != "stopped" {
+        return Err(Failure::new(
+            FAILURE,
+            "stop_unclean",
+            format!(
+                "the node exited but status.json says {:?}; run `recover`, then `verify`",
+                status.state
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Runs `restart`: `stop` (if a node runs), then `start`.
+pub fn restart(args: StartArgs) -> Result<(), Failure> {
+    let stop_args = StopArgs {
+        world: args.world.clone(),
+        timeout_secs: 60,
+        json: false,
+    };
+    match stop(stop_args) {
+        Ok(()) => {}
+        Err(failure) if failure.exit == NOT_RUNNING => {
+            println!("no node was running; starting one");
+        }
+        Err(failure) => return Err(failure),
+    }
+    start(args)
+}
