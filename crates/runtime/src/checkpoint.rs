@@ -1,11 +1,13 @@
-//! `checkpoint`: recovers the world and takes a checkpoint now (offline; the
-//! node adds the online path).
+//! `checkpoint`: through the running node when there is one (its admin API
+//! takes one at the next tick boundary); otherwise offline: recovers the
+//! world and takes a checkpoint now.
 
 use everarcade_world::DurableWorld;
 
 use crate::JsonWorldArgs;
-use crate::exit::Failure;
-use crate::target::{DurabilityArgs, Target, disk, world_failure};
+use crate::exit::{FAILURE, Failure};
+use crate::probe;
+use crate::target::{DurabilityArgs, Target, disk, store_failure, world_failure};
 
 /// Options of `checkpoint`.
 #[derive(clap::Args)]
@@ -20,6 +22,9 @@ pub struct CheckpointArgs {
 pub fn run(args: CheckpointArgs) -> Result<(), Failure> {
     let target = Target::resolve(&args.common.world)?;
     target.require_bound()?;
+    if let Some(node) = probe::running_node(&target.dir).map_err(store_failure)? {
+        return online(&target, &node, args.common.json);
+    }
     let _lock = target.lock()?;
     let (engine, compiled) = target.compile()?;
     let (mut world, recovery) = DurableWorld::open(
@@ -67,5 +72,56 @@ pub fn run(args: CheckpointArgs) -> Result<(), Failure> {
     for path in pruned {
         println!("retention removed {path}");
     }
+    Ok(())
+}
+
+/// Asks the running node for a checkpoint.
+fn online(target: &Target, node: &probe::RunningNode, json: bool) -> Result<(), Failure> {
+    let fail = |code: &str, message: String| Failure::new(FAILURE, code, message);
+    let address = node.address.ok_or_else(|| {
+        fail(
+            "node_unreachable",
+            format!(
+                "node pid {} holds the world lock but records no address",
+                node.pid
+            ),
+        )
+    })?;
+    let token = probe::admin_token(&target.dir).ok_or_else(|| {
+        fail(
+            "admin_token",
+            format!(
+                "no admin token: set EVERARCADE_ADMIN_TOKEN or create {}",
+                target.dir.admin_token().display()
+            ),
+        )
+    })?;
+    let reply = probe::exchange(
+        address,
+        "POST",
+        "/admin/checkpoint",
+        Some(&token),
+        std::time::Duration::from_secs(30),
+    )
+    .map_err(|error| fail("node_unreachable", format!("{address}: {error}")))?;
+    if reply.status != 200 {
+        return Err(fail(
+            "checkpoint_failed",
+            format!("the node answered {}: {}", reply.status, reply.body.trim()),
+        ));
+    }
+    if json {
+        println!("{}", reply.body.trim());
+        return Ok(());
+    }
+    let value: serde_json::Value = serde_json::from_str(&reply.body)
+        .map_err(|error| fail("node_reply", format!("bad JSON from the node: {error}")))?;
+    println!(
+        "checkpoint of tick {} written by the running node (pid {}) to {} ({} bytes)",
+        value["tick"],
+        node.pid,
+        value["path"].as_str().unwrap_or("?"),
+        value["bytes"]
+    );
     Ok(())
 }

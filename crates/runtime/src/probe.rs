@@ -94,3 +94,38 @@ mod tests {
         assert!(parse(b"garbage").is_none());
     }
 }
+
+/// The running node of a world: its pid and address, when the world lock
+/// is held and `status.json` (written by the holder) names an address.
+pub struct RunningNode {
+    /// The lock holder.
+    pub pid: u32,
+    /// Where it listens, if recorded.
+    pub address: Option<SocketAddr>,
+}
+
+/// Finds the node that runs the world in `dir`, if one does.
+pub fn running_node(
+    dir: &everarcade_store::WorldDir,
+) -> Result<Option<RunningNode>, everarcade_store::StoreError> {
+    use everarcade_store::meta::{StatusFile, read_json};
+    use everarcade_store::{DiskStorage, LockState, WorldLock};
+    let LockState::Held { pid } = WorldLock::probe(&dir.lock())? else {
+        return Ok(None);
+    };
+    let status: Option<StatusFile> = read_json(&DiskStorage, &dir.status()).ok();
+    let address = status
+        .filter(|s| s.state == "running" && s.pid == Some(pid))
+        .and_then(|s| s.addresses.first().and_then(|a| a.parse().ok()));
+    Ok(Some(RunningNode { pid, address }))
+}
+
+/// The admin token: `EVERARCADE_ADMIN_TOKEN`, else `<root>/admin.token`.
+pub fn admin_token(dir: &everarcade_store::WorldDir) -> Option<String> {
+    if let Ok(token) = std::env::var("EVERARCADE_ADMIN_TOKEN") {
+        return Some(token);
+    }
+    std::fs::read_to_string(dir.admin_token())
+        .ok()
+        .map(|text| text.trim().to_string())
+}

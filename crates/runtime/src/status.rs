@@ -1,6 +1,7 @@
-//! `status`: the world as the disk shows it: state, height, roots, lock
-//! holder, checkpoints and journal size. The node adds live state; until one
-//! runs, `status` exits with the not-running code.
+//! `status`: live from the running node (pid, uptime, height, roots,
+//! admission, achieved tick rate, address); without a node, the world as the
+//! disk shows it (state, height, roots, lock holder, checkpoints, journal
+//! size) and the not-running exit code.
 
 use everarcade_store::checkpoint::list_checkpoints;
 use everarcade_store::layout::parse_segment_name;
@@ -9,6 +10,7 @@ use everarcade_store::{DiskStorage, LockState, Storage, WorldLock};
 
 use crate::JsonWorldArgs;
 use crate::exit::{Failure, NOT_RUNNING};
+use crate::probe;
 use crate::target::{Target, store_failure};
 
 /// Runs `status`.
@@ -16,6 +18,15 @@ pub fn run(args: JsonWorldArgs) -> Result<(), Failure> {
     let target = Target::resolve(&args.world)?;
     target.require_bound()?;
     let dir = &target.dir;
+    let mut unreachable = None;
+    if let Some(node) = probe::running_node(dir).map_err(store_failure)? {
+        match live(&target, &node, args.json) {
+            Ok(()) => return Ok(()),
+            Err(reason) => {
+                unreachable = Some(format!("node pid {} holds the lock but {reason}", node.pid))
+            }
+        }
+    }
     let status: StatusFile = read_json(&DiskStorage, &dir.status()).map_err(store_failure)?;
     let lock = WorldLock::probe(&dir.lock()).map_err(store_failure)?;
     let checkpoints = list_checkpoints(&DiskStorage, dir).map_err(store_failure)?;
@@ -55,6 +66,7 @@ pub fn run(args: JsonWorldArgs) -> Result<(), Failure> {
             "journal_segments": segments.len(),
             "journal_bytes": journal_bytes,
             "live": false,
+            "unreachable": unreachable,
         });
         println!("{object}");
     } else {
@@ -80,6 +92,9 @@ pub fn run(args: JsonWorldArgs) -> Result<(), Failure> {
             "source           disk (status.json as the last process left it); live status comes with the node"
         );
     }
+    if let Some(reason) = &unreachable {
+        eprintln!("warning: {reason}; showing the disk's view");
+    }
     if running {
         return Ok(());
     }
@@ -88,4 +103,65 @@ pub fn run(args: JsonWorldArgs) -> Result<(), Failure> {
         "not_running",
         format!("no node runs world {}", target.id),
     ))
+}
+
+/// Prints the running node's own status.
+fn live(target: &Target, node: &probe::RunningNode, json: bool) -> Result<(), String> {
+    let address = node
+        .address
+        .ok_or("status.json records no address (starting, or amnesia)")?;
+    let path = format!("/v1/worlds/{}/status", target.id);
+    let reply = probe::exchange(
+        address,
+        "GET",
+        &path,
+        None,
+        std::time::Duration::from_secs(5),
+    )
+    .map_err(|error| format!("does not answer at {address}: {error}"))?;
+    if reply.status != 200 {
+        return Err(format!(
+            "answered {} at {address}: {}",
+            reply.status, reply.body
+        ));
+    }
+    if json {
+        println!("{}", reply.body.trim());
+        return Ok(());
+    }
+    let value: serde_json::Value =
+        serde_json::from_str(&reply.body).map_err(|error| format!("sent bad JSON: {error}"))?;
+    let field = |name: &str| match &value[name] {
+        serde_json::Value::String(text) => text.clone(),
+        serde_json::Value::Null => "none".to_string(),
+        other => other.to_string(),
+    };
+    println!("world            {}", field("world"));
+    println!(
+        "state            running (pid {}, up {} ms)",
+        field("pid"),
+        field("uptime_ms")
+    );
+    println!("address          http://{}", field("address"));
+    println!(
+        "ready            {} ({})",
+        field("ready"),
+        field("not_ready_reason")
+    );
+    println!("admission        {}", field("admission"));
+    println!("height           {}", field("height"));
+    println!(
+        "tick rate        {} Hz achieved of {} Hz",
+        field("achieved_tick_rate_hz"),
+        field("tick_rate_hz")
+    );
+    println!("pending inputs   {}", field("pending_inputs"));
+    println!("state root       {}", field("state_root"));
+    println!("input root       {}", field("input_root"));
+    println!("receipt root     {}", field("receipt_root"));
+    println!("continuity C(t)  {}", field("continuity_root"));
+    println!("package root     {}", field("package_root"));
+    println!("checkpoint tick  {}", field("checkpoint_tick"));
+    println!("source           live (the running node)");
+    Ok(())
 }

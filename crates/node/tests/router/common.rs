@@ -1,0 +1,239 @@
+//! A node's router over a world on the simulated disk, driven with `oneshot`.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{Request, Response, StatusCode, header};
+use ed25519_dalek::SigningKey;
+use everarcade_engine::Engine;
+use everarcade_node::actor::{self, ActorConfig, WorldHandle};
+use everarcade_node::config::HttpConfig;
+use everarcade_node::http::{AppState, Facts, router};
+use everarcade_package::Package;
+use everarcade_protocol::{Envelope, WorldId, test_signing_key};
+use everarcade_store::{SimStorage, WorldDir};
+use everarcade_world::{DurableWorld, WorldConfig};
+use http_body_util::BodyExt;
+use serde_json::Value;
+use tower::ServiceExt;
+
+pub const PACKAGE_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../runtime/games/2d-arena");
+pub const WORLD: &str = "world-001";
+pub const TOKEN: &str = "test-admin-token-0123456789";
+
+/// A running actor and its router.
+pub struct TestNode {
+    pub app: Router,
+    pub handle: WorldHandle,
+    pub disk: SimStorage,
+    pub _thread: std::thread::JoinHandle<()>,
+}
+
+impl Drop for TestNode {
+    fn drop(&mut self) {
+        let handle = self.handle.clone();
+        let runtime = tokio::runtime::Handle::try_current();
+        if let Ok(runtime) = runtime {
+            // Best effort: the test's runtime may be shutting down.
+            runtime.spawn(async move {
+                let _ = handle.stop().await;
+            });
+        }
+    }
+}
+
+pub fn world_id() -> WorldId {
+    WorldId::new(WORLD).unwrap()
+}
+
+/// A node with default limits changed by `adjust`.
+pub fn node(adjust: impl FnOnce(&mut HttpConfig)) -> TestNode {
+    let mut http = HttpConfig::default();
+    adjust(&mut http);
+    let package = Package::load(Path::new(PACKAGE_DIR)).expect("the sample package loads");
+    let engine = Arc::new(Engine::new().expect("the engine starts"));
+    let compiled = engine.compile(&package).expect("the package compiles");
+    let disk = SimStorage::new();
+    let dir = WorldDir::new(Path::new("/sim/root"), &world_id());
+    let config = WorldConfig {
+        checkpoint_interval_ticks: 0,
+        ..WorldConfig::default()
+    };
+    let world = DurableWorld::create(
+        Arc::new(disk.clone()),
+        dir,
+        world_id(),
+        engine,
+        compiled,
+        config,
+    )
+    .expect("the world is created");
+    let genesis_root = world.genesis().genesis_root;
+    let (handle, thread) = actor::spawn(
+        world,
+        None,
+        ActorConfig {
+            tick_rate_hz: 20,
+            checkpoint_interval_ticks: 0,
+            addresses: vec!["127.0.0.1:0".into()],
+            admission_open: true,
+        },
+    )
+    .expect("the actor starts");
+    let facts = Facts {
+        world: world_id(),
+        package_root: package.root,
+        genesis_root,
+        tick_rate_hz: 20,
+        address: "127.0.0.1:0".into(),
+        pid: std::process::id(),
+        started: Instant::now(),
+        amnesia: true,
+        tls: false,
+        disk_root: None,
+        disk_free_bytes_min: 0,
+    };
+    let state = AppState::new(handle.clone(), facts, &http, Some(TOKEN.into()));
+    TestNode {
+        app: router(state),
+        handle,
+        disk,
+        _thread: thread,
+    }
+}
+
+pub fn key(name: &str) -> SigningKey {
+    test_signing_key(name)
+}
+
+pub fn envelope(player: &str, nonce: u64, payload: &[u8]) -> Envelope {
+    Envelope::sign(&world_id(), &key(player), nonce, payload.to_vec())
+}
+
+pub fn json_envelope(envelope: &Envelope) -> Value {
+    serde_json::json!({
+        "world": envelope.world.as_str(),
+        "sender": hex::encode(envelope.sender),
+        "nonce": envelope.nonce,
+        "payload": hex::encode(&envelope.payload),
+        "signature": hex::encode(envelope.signature),
+    })
+}
+
+pub fn inputs_path() -> String {
+    format!("/v1/worlds/{WORLD}/inputs")
+}
+
+pub fn post_json(path: &str, body: &Value) -> Request<Body> {
+    Request::post(path)
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(body.to_string()))
+        .unwrap()
+}
+
+pub fn post_bytes(path: &str, content_type: &str, bytes: Vec<u8>) -> Request<Body> {
+    Request::post(path)
+        .header(header::CONTENT_TYPE, content_type)
+        .body(Body::from(bytes))
+        .unwrap()
+}
+
+pub fn get(path: &str) -> Request<Body> {
+    Request::get(path).body(Body::empty()).unwrap()
+}
+
+pub fn admin(path: &str, token: Option<&str>) -> Request<Body> {
+    let mut request = Request::post(path);
+    if let Some(token) = token {
+        request = request.header(header::AUTHORIZATION, format!("Bearer {token}"));
+    }
+    request.body(Body::empty()).unwrap()
+}
+
+impl TestNode {
+    pub async fn send(&self, request: Request<Body>) -> Response<Body> {
+        self.app
+            .clone()
+            .oneshot(request)
+            .await
+            .expect("the router is infallible")
+    }
+
+    /// Sends and returns status and JSON body.
+    pub async fn call(&self, request: Request<Body>) -> (StatusCode, Value) {
+        let response = self.send(request).await;
+        let status = response.status();
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        let value = serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
+        (status, value)
+    }
+
+    /// Sends and requires the error envelope with this status and code.
+    pub async fn refused(&self, request: Request<Body>, status: StatusCode, code: &str) -> Value {
+        let (got, body) = self.call(request).await;
+        assert_error(got, &body, status, code);
+        body
+    }
+
+    /// Submits one envelope as JSON and requires 202.
+    pub async fn admit(&self, envelope: &Envelope) -> (u64, u32) {
+        let (status, body) = self
+            .call(post_json(&inputs_path(), &json_envelope(envelope)))
+            .await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+        (
+            body["tick"].as_u64().unwrap(),
+            body["seq"].as_u64().unwrap() as u32,
+        )
+    }
+
+    /// Waits until the head reaches `tick`.
+    pub async fn wait_for_tick(&self, tick: u64) {
+        let started = Instant::now();
+        while self.handle.live.status().roots.tick < tick {
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "tick {tick} never came"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    /// Every input hash the node executed, from the ticks it keeps.
+    pub async fn executed_inputs(&self) -> Vec<String> {
+        let head = self.handle.live.status().roots.tick;
+        let mut out = Vec::new();
+        for tick in 1..=head {
+            let (status, body) = self
+                .call(get(&format!("/v1/worlds/{WORLD}/ticks/{tick}")))
+                .await;
+            assert_eq!(status, StatusCode::OK, "{body}");
+            for receipt in body["receipts"].as_array().unwrap() {
+                if receipt["kind"] == "input" {
+                    out.push(receipt["subject"].as_str().unwrap().to_string());
+                }
+            }
+        }
+        out
+    }
+
+    pub async fn ready(&self) -> (StatusCode, Value) {
+        self.call(get("/readyz")).await
+    }
+}
+
+pub fn assert_error(got: StatusCode, body: &Value, status: StatusCode, code: &str) {
+    assert_eq!(got, status, "{body}");
+    assert_eq!(body["error"]["code"], code, "{body}");
+    let message = body["error"]["message"].as_str().unwrap_or_default();
+    assert!(!message.is_empty(), "an error says what happened: {body}");
+    assert_eq!(
+        body.as_object().unwrap().len(),
+        1,
+        "only the envelope: {body}"
+    );
+}

@@ -1,0 +1,423 @@
+//! Router tests: every status code and error envelope of docs/HTTP.md,
+//! driven with `oneshot` against a real world actor on the simulated disk,
+//! and the hostile requests the node must refuse while staying ready and
+//! losing nothing it acknowledged.
+
+mod common;
+mod hostile;
+
+use axum::http::{StatusCode, header};
+use everarcade_state::Proof;
+use http_body_util::BodyExt;
+use serde_json::json;
+
+use common::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn probes_version_and_metrics() {
+    let node = node(|_| {});
+    let (status, body) = node.call(get("/healthz")).await;
+    assert_eq!((status, body), (StatusCode::OK, json!({"status": "alive"})));
+    let (status, body) = node.ready().await;
+    assert_eq!((status, body), (StatusCode::OK, json!({"status": "ready"})));
+    let (status, body) = node.call(get("/version")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["protocol"], 1);
+    assert_eq!(body["world"], WORLD);
+    assert_eq!(body["features"]["amnesia"], true);
+    assert_eq!(body["package_root"].as_str().unwrap().len(), 64);
+    node.wait_for_tick(1).await;
+    let response = node.send(get("/metrics")).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(
+        response.headers()[header::CONTENT_TYPE]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain; version=0.0.4")
+    );
+    let text = String::from_utf8(
+        response
+            .into_body()
+            .collect()
+            .await
+            .unwrap()
+            .to_bytes()
+            .to_vec(),
+    )
+    .unwrap();
+    for name in [
+        "everarcade_ticks_total",
+        "everarcade_tick_duration_seconds_bucket",
+        "everarcade_inputs_admitted_total",
+        "everarcade_journal_fsync_seconds_count",
+        "everarcade_checkpoint_duration_seconds_count",
+        "everarcade_state_keys",
+        "everarcade_state_bytes",
+        "everarcade_http_request_duration_seconds_bucket{route=\"/healthz\",method=\"GET\",status=\"200\"",
+    ] {
+        assert!(text.contains(name), "/metrics lacks {name}:\n{text}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_routes_methods_and_worlds() {
+    let node = node(|_| {});
+    node.refused(get("/nope"), StatusCode::NOT_FOUND, "not_found")
+        .await;
+    node.refused(
+        get(&inputs_path()),
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+    )
+    .await;
+    node.refused(
+        get("/v1/worlds/world-002/status"),
+        StatusCode::NOT_FOUND,
+        "unknown_world",
+    )
+    .await;
+    // Raw paths never become metric labels.
+    let (_, _) = node.call(get("/some/random/path/12345")).await;
+    let text = node.call(get("/metrics")).await.1;
+    let text = text.as_str().unwrap();
+    assert!(!text.contains("12345"), "{text}");
+    assert!(text.contains("route=\"unmatched\""), "{text}");
+    assert!(
+        text.contains("everarcade_rejected_total{reason=\"not_found\"}"),
+        "{text}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_input_is_acknowledged_then_executed_in_its_tick() {
+    let node = node(|_| {});
+    let envelope = envelope("alice", 1, b"\x01");
+    let (tick, seq) = node.admit(&envelope).await;
+    assert!(tick >= 1);
+    assert_eq!(seq, 0);
+    node.wait_for_tick(tick).await;
+    let (status, body) = node
+        .call(get(&format!("/v1/worlds/{WORLD}/ticks/{tick}")))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["input_count"], 1);
+    assert_eq!(body["receipts"][0]["subject"], envelope.hash().to_hex());
+    assert_eq!(body["receipts"][0]["kind"], "input");
+    let (status, body) = node.call(get(&format!("/v1/worlds/{WORLD}/status"))).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(body["height"].as_u64().unwrap() >= tick);
+    assert_eq!(body["admission"], "open");
+    assert_eq!(body["live"], true);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admission_refusals_have_their_codes() {
+    let node = node(|_| {});
+    node.admit(&envelope("bob", 5, b"x")).await;
+    let reused = json_envelope(&envelope("bob", 5, b"y"));
+    node.refused(
+        post_json(&inputs_path(), &reused),
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "stale_nonce",
+    )
+    .await;
+    let mut forged = envelope("bob", 6, b"x");
+    forged.payload = b"z".to_vec();
+    node.refused(
+        post_json(&inputs_path(), &json_envelope(&forged)),
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "bad_signature",
+    )
+    .await;
+    let other = everarcade_protocol::Envelope::sign(
+        &everarcade_protocol::WorldId::new("world-002").unwrap(),
+        &key("bob"),
+        7,
+        b"x".to_vec(),
+    );
+    node.refused(
+        post_json(&inputs_path(), &json_envelope(&other)),
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "wrong_world",
+    )
+    .await;
+    let big = envelope("bob", 8, &[0u8; 257]);
+    node.refused(
+        post_json(&inputs_path(), &json_envelope(&big)),
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "payload_too_large",
+    )
+    .await;
+    let text = node.call(get("/metrics")).await.1;
+    let text = text.as_str().unwrap();
+    for reason in [
+        "stale_nonce",
+        "bad_signature",
+        "wrong_world",
+        "payload_too_large",
+    ] {
+        assert!(
+            text.contains(&format!(
+                "everarcade_inputs_rejected_total{{reason=\"{reason}\"}} 1"
+            )),
+            "{reason}:\n{text}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batches_in_json_and_binary_answer_per_input() {
+    let node = node(|_| {});
+    let good = envelope("carol", 1, b"a");
+    let mut bad = envelope("carol", 2, b"b");
+    bad.signature[0] ^= 1;
+    let also_good = envelope("dave", 1, b"c");
+    let batch = json!({"envelopes": [json_envelope(&good), json_envelope(&bad), json_envelope(&also_good)]});
+    let (status, body) = node.call(post_json(&inputs_path(), &batch)).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    let results = body["results"].as_array().unwrap();
+    assert_eq!(results.len(), 3);
+    assert!(results[0]["tick"].is_u64(), "{body}");
+    assert_eq!(results[1]["error"]["code"], "bad_signature");
+    assert!(results[2]["tick"].is_u64(), "{body}");
+
+    let one = envelope("erin", 1, b"q").encode();
+    let (status, body) = node
+        .call(post_bytes(&inputs_path(), "application/octet-stream", one))
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    assert!(body["seq"].is_u64(), "{body}");
+
+    let mut two = envelope("erin", 2, b"r").encode();
+    two.extend(envelope("erin", 2, b"s").encode());
+    let (status, body) = node
+        .call(post_bytes(&inputs_path(), "application/octet-stream", two))
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    assert!(body["results"][0]["tick"].is_u64(), "{body}");
+    assert_eq!(body["results"][1]["error"]["code"], "stale_nonce", "{body}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn state_values_come_with_proofs() {
+    let node = node(|_| {});
+    node.wait_for_tick(1).await;
+    // The 2d-arena's genesis writes its config under a key; absence proofs work for any key.
+    let missing = hex::encode(b"no-such-key");
+    let (status, body) = node
+        .call(get(&format!("/v1/worlds/{WORLD}/state/{missing}")))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(body["value"].is_null());
+    let proof = Proof::decode(&hex::decode(body["proof"].as_str().unwrap()).unwrap()).unwrap();
+    let root_hex = body["state_root"].as_str().unwrap();
+    let root = everarcade_protocol::Hash(hex::decode(root_hex).unwrap().try_into().unwrap());
+    proof
+        .verify(&root, b"no-such-key", None)
+        .expect("the absence proof verifies");
+    assert!(proof.verify(&root, b"no-such-key", Some(b"x")).is_err());
+    // `W` is the arena's meta record, written at genesis: a membership proof.
+    let (status, body) = node.call(get(&format!("/v1/worlds/{WORLD}/state/57"))).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let value = hex::decode(body["value"].as_str().expect("W is present")).unwrap();
+    assert_eq!(value.len(), 40);
+    let proof = Proof::decode(&hex::decode(body["proof"].as_str().unwrap()).unwrap()).unwrap();
+    let root_hex = body["state_root"].as_str().unwrap();
+    let root = everarcade_protocol::Hash(hex::decode(root_hex).unwrap().try_into().unwrap());
+    proof.verify(&root, b"W", Some(&value)).expect("the membership proof verifies");
+    let mut changed = value.clone();
+    changed[0] ^= 1;
+    assert!(proof.verify(&root, b"W", Some(&changed)).is_err(), "a changed value fails");
+    assert!(proof.verify(&root, b"W", None).is_err(), "claiming absence fails");
+    node.refused(
+        get(&format!("/v1/worlds/{WORLD}/state/zz")),
+        StatusCode::BAD_REQUEST,
+        "malformed_key",
+    )
+    .await;
+    node.refused(
+        get(&format!("/v1/worlds/{WORLD}/state/{}", "00".repeat(257))),
+        StatusCode::BAD_REQUEST,
+        "malformed_key",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ticks_not_executed_or_malformed() {
+    let node = node(|_| {});
+    node.refused(
+        get(&format!("/v1/worlds/{WORLD}/ticks/99999999")),
+        StatusCode::NOT_FOUND,
+        "tick_not_found",
+    )
+    .await;
+    node.refused(
+        get(&format!("/v1/worlds/{WORLD}/ticks/0")),
+        StatusCode::NOT_FOUND,
+        "tick_not_found",
+    )
+    .await;
+    node.refused(
+        get(&format!("/v1/worlds/{WORLD}/ticks/abc")),
+        StatusCode::BAD_REQUEST,
+        "malformed_tick",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_needs_the_token_and_controls_admission() {
+    let node = node(|_| {});
+    node.refused(
+        admin("/admin/admission/close", None),
+        StatusCode::UNAUTHORIZED,
+        "unauthorized",
+    )
+    .await;
+    node.refused(
+        admin("/admin/admission/close", Some("wrong-token-wrong-token")),
+        StatusCode::UNAUTHORIZED,
+        "unauthorized",
+    )
+    .await;
+    let (status, body) = node
+        .call(admin("/admin/admission/close", Some(TOKEN)))
+        .await;
+    assert_eq!(
+        (status, body),
+        (StatusCode::OK, json!({"admission": "closed"}))
+    );
+    let refused = node
+        .refused(
+            post_json(&inputs_path(), &json_envelope(&envelope("frank", 1, b"a"))),
+            StatusCode::SERVICE_UNAVAILABLE,
+            "admission_closed",
+        )
+        .await;
+    assert!(
+        refused["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("operator")
+    );
+    let (status, body) = node.ready().await;
+    assert_error(
+        status,
+        &body,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "service_unavailable",
+    );
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("admission is closed"),
+        "{body}"
+    );
+    let (status, _) = node.call(admin("/admin/admission/open", Some(TOKEN))).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(node.ready().await.0, StatusCode::OK);
+    let (tick, _) = node.admit(&envelope("frank", 1, b"a")).await;
+    let (status, body) = node.call(admin("/admin/checkpoint", Some(TOKEN))).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(
+        body["tick"].as_u64().unwrap() >= tick,
+        "the checkpoint waits for the pending input's tick: {body}"
+    );
+    assert!(body["path"].as_str().unwrap().ends_with(".ckpt"));
+    node.admit(&envelope("frank", 2, b"b")).await;
+    let (status, body) = node.call(admin("/admin/drain", Some(TOKEN))).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["admission"], "closed");
+    let executed = node.executed_inputs().await;
+    assert!(
+        executed.contains(&envelope("frank", 2, b"b").hash().to_hex()),
+        "drain ran the pending input"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_event_stream_sends_ticks() {
+    let node = node(|_| {});
+    let response = node.send(get(&format!("/v1/worlds/{WORLD}/events"))).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(
+        response.headers()[header::CONTENT_TYPE],
+        "text/event-stream"
+    );
+    let mut body = response.into_body();
+    let mut text = String::new();
+    let started = std::time::Instant::now();
+    while !text.contains("\n\n") {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(10),
+            "no event: {text}"
+        );
+        let frame = body.frame().await.expect("the stream stays open").unwrap();
+        if let Ok(data) = frame.into_data() {
+            text.push_str(&String::from_utf8_lossy(&data));
+        }
+    }
+    assert!(text.starts_with("event: tick\ndata: {"), "{text}");
+    let data = text.lines().nth(1).unwrap().strip_prefix("data: ").unwrap();
+    let event: serde_json::Value = serde_json::from_str(data).unwrap();
+    assert!(event["tick"].as_u64().unwrap() >= 1);
+    assert_eq!(event["continuity_root"].as_str().unwrap().len(), 64);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_fsync_poisons_admission_and_readiness() {
+    let node = node(|_| {});
+    node.admit(&envelope("gina", 1, b"a")).await;
+    node.disk.fail_sync_at(node.disk.syncs() + 1);
+    let started = std::time::Instant::now();
+    let mut nonce = 2;
+    loop {
+        let (status, body) = node
+            .call(post_json(
+                &inputs_path(),
+                &json_envelope(&envelope("gina", nonce, b"a")),
+            ))
+            .await;
+        nonce += 1;
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            assert_error(
+                status,
+                &body,
+                StatusCode::SERVICE_UNAVAILABLE,
+                "journal_poisoned",
+            );
+            break;
+        }
+        assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(10),
+            "never poisoned"
+        );
+    }
+    let (status, body) = node.ready().await;
+    assert_error(
+        status,
+        &body,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "service_unavailable",
+    );
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("journal"),
+        "{body}"
+    );
+    // No retry: the next input is refused too.
+    node.refused(
+        post_json(
+            &inputs_path(),
+            &json_envelope(&envelope("gina", 1000, b"a")),
+        ),
+        StatusCode::SERVICE_UNAVAILABLE,
+        "journal_poisoned",
+    )
+    .await;
+}
