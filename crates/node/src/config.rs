@@ -368,7 +368,7 @@ pub const FIELDS: &[Field] = &[
     Field {
         name: "log.format",
         kind: Kind::Text,
-        unit: "text|json",
+        unit: "`text` or `json`",
         about: "Log lines for humans (`text`) or one JSON object per line (`json`).",
     },
     Field {
@@ -543,7 +543,7 @@ pub enum LayerError {
         reason: String,
     },
     /// A setting that does not exist.
-    #[error("{origin}: unknown setting `{name}`{hint}")]
+    #[error("{}", unknown_message(origin, name, hint))]
     Unknown {
         /// Where it was given.
         origin: Source,
@@ -562,6 +562,17 @@ pub enum LayerError {
         /// Why.
         reason: String,
     },
+}
+
+fn unknown_message(origin: &Source, name: &str, hint: &str) -> String {
+    match origin {
+        Source::Env(var) => format!(
+            "environment variable {var} is not a setting{hint}; unset it \
+             (every EVERARCADE_* variable is configuration except {})",
+            ENV_NOT_CONFIG.join(", ")
+        ),
+        origin => format!("{origin}: unknown setting `{name}`{hint}"),
+    }
 }
 
 impl LayerError {
