@@ -148,6 +148,9 @@ impl Live {
     }
 }
 
+/// Inputs to admit and where to send the per-input answers.
+type AdmitRequest = (Vec<Verified>, oneshot::Sender<Vec<Result<Ack, ApiError>>>);
+
 enum Request {
     Admit {
         inputs: Vec<Verified>,
@@ -381,10 +384,7 @@ impl Actor {
         Served::Going
     }
 
-    fn admit_group(
-        &mut self,
-        group: Vec<(Vec<Verified>, oneshot::Sender<Vec<Result<Ack, ApiError>>>)>,
-    ) {
+    fn admit_group(&mut self, group: Vec<AdmitRequest>) {
         let live = self.live.clone();
         let metrics = &live.metrics;
         let tick = self.world.roots().tick + 1;

@@ -8,9 +8,10 @@
 //! 4. `world recovered` or `world created` (the package binding is checked
 //!    before, or made at creation)
 //! 5. `admin token ready`
-//! 6. `listening`
-//! 7. `tick loop started`
-//! 8. `ready`
+//! 6. `tls configured` (only with a certificate and key)
+//! 7. `listening`
+//! 8. `tick loop started`
+//! 9. `ready`
 
 use std::future::Future;
 use std::io::Write;
@@ -52,6 +53,7 @@ pub struct Node {
     world: DurableWorld,
     checkpoint_tick: Option<u64>,
     admin_token: Option<String>,
+    tls: Option<Arc<tokio_rustls::rustls::ServerConfig>>,
     _lock: Option<WorldLock>,
     started: Instant,
 }
@@ -151,17 +153,27 @@ impl Node {
             .last()
             .map(|(tick, _)| *tick);
         let admin_token = admin_token(config, &dir)?;
+        let tls = match (&config.http.tls_cert, &config.http.tls_key) {
+            (Some(cert), Some(key)) => {
+                let tls = crate::tls::server_config(cert, key)
+                    .map_err(|error| NodeError::Tls(error.to_string()))?;
+                tracing::info!(cert = %cert.display(), "tls configured");
+                Some(tls)
+            }
+            _ => None,
+        };
         Ok(Node {
             spec,
             world,
             checkpoint_tick,
             admin_token,
+            tls,
             _lock: lock,
             started,
         })
     }
 
-    /// Steps 6–8, then serves until `shutdown` resolves; then stops
+    /// Steps 7–9, then serves until `shutdown` resolves; then stops
     /// gracefully within the configured deadline.
     pub async fn serve(
         self,
@@ -209,7 +221,7 @@ impl Node {
         let state = AppState::new(handle.clone(), facts, &config.http, self.admin_token);
         let app = router(state);
         let (close, closed) = tokio::sync::oneshot::channel::<()>();
-        let server = tokio::spawn(serve_http(listener, app, config.clone(), closed));
+        let server = tokio::spawn(serve_http(listener, app, self.tls, closed));
         tracing::info!(
             elapsed_ms = self.started.elapsed().as_millis() as u64,
             "ready"
@@ -225,17 +237,25 @@ impl Node {
 async fn serve_http(
     listener: tokio::net::TcpListener,
     app: axum::Router,
-    _config: NodeConfig,
+    tls: Option<Arc<tokio_rustls::rustls::ServerConfig>>,
     closed: tokio::sync::oneshot::Receiver<()>,
 ) -> std::io::Result<()> {
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(async move {
+    let shutdown = async move {
         let _ = closed.await;
-    })
-    .await
+    };
+    match tls {
+        Some(tls) => crate::tls::serve_tls_with(listener, app, tls, shutdown)
+            .await
+            .map_err(std::io::Error::other),
+        None => {
+            axum::serve(
+                listener,
+                app.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .with_graceful_shutdown(shutdown)
+            .await
+        }
+    }
 }
 
 async fn stop(

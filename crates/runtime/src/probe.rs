@@ -78,23 +78,6 @@ fn dechunk(mut body: &str) -> Option<String> {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn parses_plain_and_chunked_replies() {
-        let plain = parse(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok").unwrap();
-        assert_eq!((plain.status, plain.body.as_str()), (200, "ok"));
-        let chunked = parse(
-            b"HTTP/1.1 503 X\r\ntransfer-encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n",
-        )
-        .unwrap();
-        assert_eq!((chunked.status, chunked.body.as_str()), (503, "abcde"));
-        assert!(parse(b"garbage").is_none());
-    }
-}
-
 /// The running node of a world: its pid and address, when the world lock
 /// is held and `status.json` (written by the holder) names an address.
 pub struct RunningNode {
@@ -128,4 +111,21 @@ pub fn admin_token(dir: &everarcade_store::WorldDir) -> Option<String> {
     std::fs::read_to_string(dir.admin_token())
         .ok()
         .map(|text| text.trim().to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_plain_and_chunked_replies() {
+        let plain = parse(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok").unwrap();
+        assert_eq!((plain.status, plain.body.as_str()), (200, "ok"));
+        let chunked = parse(
+            b"HTTP/1.1 503 X\r\ntransfer-encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n",
+        )
+        .unwrap();
+        assert_eq!((chunked.status, chunked.body.as_str()), (503, "abcde"));
+        assert!(parse(b"garbage").is_none());
+    }
 }

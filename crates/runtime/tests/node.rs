@@ -1,0 +1,310 @@
+//! The node's lifecycle through the real binary: start/status/checkpoint/
+//! stop/restart, fail-fast startup, SIGTERM, and amnesia's no-files proof.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use everarcade_client::BlockingClient;
+use everarcade_protocol::{Envelope, WorldId, test_signing_key};
+
+const PACKAGE: &str = "runtime/games/2d-arena";
+const WORLD: &str = "world-001";
+
+fn repository_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn scratch(name: &str) -> PathBuf {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    let path = std::env::temp_dir().join(format!("ea-node-{name}-{}-{n}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&path);
+    path
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn command(root: &Path, verb: &str, extra: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_everarcade-runtime"));
+    command
+        .current_dir(repository_root())
+        .arg(verb)
+        .arg(root)
+        .arg(WORLD)
+        .arg(PACKAGE)
+        .args(extra)
+        .env_remove("EVERARCADE_ADMIN_TOKEN")
+        .env_remove("EVERARCADE_HTTP_ADDR");
+    command
+}
+
+fn run(root: &Path, verb: &str, extra: &[&str]) -> Output {
+    command(root, verb, extra).output().unwrap()
+}
+
+fn text(output: &Output) -> String {
+    format!(
+        "status {:?}\nstdout:\n{}\nstderr:\n{}",
+        output.status.code(),
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+fn client(port: u16) -> BlockingClient {
+    BlockingClient::connect(&format!("127.0.0.1:{port}"), WorldId::new(WORLD).unwrap()).unwrap()
+}
+
+fn wait_ready(client: &BlockingClient, child: &mut Child) {
+    let started = Instant::now();
+    while client.readyz().is_err() {
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("the node exited before it was ready: {status}");
+        }
+        assert!(started.elapsed() < Duration::from_secs(30), "never ready");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn sigterm(child: &Child) {
+    rustix::process::kill_process(
+        rustix::process::Pid::from_raw(child.id() as i32).unwrap(),
+        rustix::process::Signal::TERM,
+    )
+    .unwrap();
+}
+
+fn files_under(path: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(path) {
+        for entry in entries.flatten() {
+            out.push(entry.path());
+            out.extend(files_under(&entry.path()));
+        }
+    }
+    out
+}
+
+#[test]
+fn amnesia_writes_no_file_anywhere() {
+    let root = scratch("amnesia-root");
+    let tmp = scratch("amnesia-tmp");
+    std::fs::create_dir_all(&tmp).unwrap();
+    let port = free_port();
+    let mut child = command(
+        &root,
+        "run",
+        &["--amnesia", "--http-addr", &format!("127.0.0.1:{port}")],
+    )
+    .env("TMPDIR", &tmp)
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    let client = client(port);
+    wait_ready(&client, &mut child);
+    assert!(
+        client.version().unwrap().features.amnesia,
+        "/version says amnesia"
+    );
+    let key = test_signing_key("amnesiac");
+    let world = WorldId::new(WORLD).unwrap();
+    for nonce in 1..=5 {
+        client
+            .submit(&Envelope::sign(&world, &key, nonce, vec![1]))
+            .expect("an input is admitted in memory");
+    }
+    sigterm(&child);
+    let output = child.wait_with_output().unwrap();
+    assert!(output.status.success(), "{}", text(&output));
+    assert!(
+        !root.exists(),
+        "amnesia created the runtime root: {:?}",
+        files_under(&root)
+    );
+    assert_eq!(
+        files_under(&tmp),
+        Vec::<PathBuf>::new(),
+        "amnesia wrote to the temp dir"
+    );
+    std::fs::remove_dir_all(&tmp).unwrap();
+}
+
+#[test]
+fn start_status_checkpoint_stop_and_start_again() {
+    let root = scratch("lifecycle");
+    let port = free_port();
+    let addr = format!("127.0.0.1:{port}");
+    let started = run(&root, "start", &["--http-addr", &addr]);
+    assert!(started.status.success(), "{}", text(&started));
+    let again = run(&root, "start", &["--http-addr", &addr]);
+    assert_eq!(again.status.code(), Some(1), "{}", text(&again));
+    assert!(text(&again).contains("already_running"), "{}", text(&again));
+
+    let client = client(port);
+    let key = test_signing_key("lifecycle");
+    let world = WorldId::new(WORLD).unwrap();
+    let ack = client
+        .submit(&Envelope::sign(&world, &key, 1, vec![1]))
+        .unwrap();
+
+    let status = run(&root, "status", &["--json"]);
+    assert!(status.status.success(), "{}", text(&status));
+    let live: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert_eq!(live["live"], true);
+    assert_eq!(live["admission"], "open");
+    assert_eq!(live["address"], addr);
+
+    let checkpoint = run(&root, "checkpoint", &["--json"]);
+    assert!(checkpoint.status.success(), "{}", text(&checkpoint));
+    let taken: serde_json::Value = serde_json::from_slice(&checkpoint.stdout).unwrap();
+    assert!(taken["tick"].as_u64().unwrap() >= ack.tick, "{taken}");
+
+    let stopped = run(&root, "stop", &["--json"]);
+    assert!(stopped.status.success(), "{}", text(&stopped));
+    let report: serde_json::Value = serde_json::from_slice(&stopped.stdout).unwrap();
+    assert_eq!(report["state"], "stopped");
+    let height = report["height"].as_u64().unwrap();
+    assert!(height >= ack.tick);
+    assert_eq!(
+        report["checkpoint_tick"].as_u64(),
+        Some(height),
+        "stop checkpoints the head"
+    );
+
+    let down = run(&root, "status", &[]);
+    assert_eq!(down.status.code(), Some(5), "{}", text(&down));
+    let stop_again = run(&root, "stop", &[]);
+    assert_eq!(stop_again.status.code(), Some(5), "{}", text(&stop_again));
+
+    let verified = run(&root, "replay-verify", &["--json"]);
+    assert!(verified.status.success(), "{}", text(&verified));
+
+    let restarted = run(&root, "restart", &["--http-addr", &addr]);
+    assert!(restarted.status.success(), "{}", text(&restarted));
+    // A new client: the old one's pooled connection went with the old process.
+    let client = self::client(port);
+    let status = client.status().unwrap();
+    assert!(
+        status.height >= height,
+        "the world continues from tick {height}"
+    );
+    let ack = client
+        .submit(&Envelope::sign(&world, &key, 2, vec![1]))
+        .unwrap();
+    assert!(ack.tick > height);
+    let stopped = run(&root, "stop", &[]);
+    assert!(stopped.status.success(), "{}", text(&stopped));
+    let log = std::fs::read_to_string(root.join("worlds").join(WORLD).join("node.log")).unwrap();
+    for line in [
+        "configuration validated",
+        "world lock acquired",
+        "module compiled",
+        "world created",
+        "world recovered",
+        "admin token ready",
+        "listening",
+        "tick loop started",
+        "ready",
+        "shutdown requested",
+        "world stopped",
+    ] {
+        assert!(log.contains(line), "node.log lacks {line:?}:\n{log}");
+    }
+    let token = root.join("admin.token");
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&token).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "the admin token is 0600");
+    let token_text = std::fs::read_to_string(&token).unwrap();
+    assert!(
+        !log.contains(token_text.trim()),
+        "the token is never logged"
+    );
+}
+
+#[test]
+fn startup_fails_fast_before_any_listener_opens() {
+    let root = scratch("failfast");
+    let made = run(&root, "simulate", &["--ticks", "3"]);
+    assert!(made.status.success(), "{}", text(&made));
+    let other_package = scratch("failfast-package");
+    std::fs::create_dir_all(&other_package).unwrap();
+    for file in ["world.toml", "world.wasm"] {
+        std::fs::copy(
+            repository_root().join(PACKAGE).join(file),
+            other_package.join(file),
+        )
+        .unwrap();
+    }
+    std::fs::write(other_package.join("extra.txt"), "another package root").unwrap();
+    let port = free_port();
+    let output = Command::new(env!("CARGO_BIN_EXE_everarcade-runtime"))
+        .args(["run"])
+        .arg(&root)
+        .arg(WORLD)
+        .arg(&other_package)
+        .args(["--http-addr", &format!("127.0.0.1:{port}")])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(6), "{}", text(&output));
+    assert!(
+        text(&output).contains("package_mismatch"),
+        "{}",
+        text(&output)
+    );
+    assert!(!text(&output).contains("listening"), "{}", text(&output));
+    // Nothing listens, and the lock is free for the right package.
+    assert!(TcpListener::bind(("127.0.0.1", port)).is_ok());
+    let started = run(
+        &root,
+        "start",
+        &["--http-addr", &format!("127.0.0.1:{port}")],
+    );
+    assert!(started.status.success(), "{}", text(&started));
+    let stopped = run(&root, "stop", &[]);
+    assert!(stopped.status.success(), "{}", text(&stopped));
+    std::fs::remove_dir_all(&other_package).unwrap();
+}
+
+#[test]
+fn sigterm_finishes_the_tick_and_checkpoints() {
+    let root = scratch("sigterm");
+    let port = free_port();
+    let mut child = command(&root, "run", &["--http-addr", &format!("127.0.0.1:{port}")])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let client = client(port);
+    wait_ready(&client, &mut child);
+    let key = test_signing_key("term");
+    let world = WorldId::new(WORLD).unwrap();
+    let envelopes: Vec<Envelope> = (1..=20)
+        .map(|n| Envelope::sign(&world, &key, n, vec![1]))
+        .collect();
+    client.submit_batch(&envelopes).unwrap();
+    sigterm(&child);
+    let output = child.wait_with_output().unwrap();
+    assert!(output.status.success(), "{}", text(&output));
+    assert!(
+        String::from_utf8_lossy(&output.stdout).contains("stopped world world-001"),
+        "{}",
+        text(&output)
+    );
+    let report = run(&root, "replay-report", &["--json"]);
+    assert!(report.status.success(), "{}", text(&report));
+    let report: serde_json::Value = serde_json::from_slice(&report.stdout).unwrap();
+    assert_eq!(
+        report["inputs"], 20,
+        "every acknowledged input executed before exit: {report}"
+    );
+}
