@@ -22,8 +22,12 @@ pub struct CheckpointArgs {
 pub fn run(args: CheckpointArgs) -> Result<(), Failure> {
     let target = Target::resolve(&args.common.world)?;
     target.require_bound()?;
-    if let Some(node) = probe::running_node(&target.dir).map_err(store_failure)? {
-        return online(&target, &node, args.common.json);
+    // A lock holder that records an address is a node; any other holder
+    // (an offline command) makes the lock below fail, naming its pid.
+    if let Some(node) = probe::running_node(&target.dir).map_err(store_failure)?
+        && let Some(address) = node.address
+    {
+        return online(&target, node.pid, address, args.common.json);
     }
     let _lock = target.lock()?;
     let (engine, compiled) = target.compile()?;
@@ -76,17 +80,13 @@ pub fn run(args: CheckpointArgs) -> Result<(), Failure> {
 }
 
 /// Asks the running node for a checkpoint.
-fn online(target: &Target, node: &probe::RunningNode, json: bool) -> Result<(), Failure> {
+fn online(
+    target: &Target,
+    pid: u32,
+    address: std::net::SocketAddr,
+    json: bool,
+) -> Result<(), Failure> {
     let fail = |code: &str, message: String| Failure::new(FAILURE, code, message);
-    let address = node.address.ok_or_else(|| {
-        fail(
-            "node_unreachable",
-            format!(
-                "node pid {} holds the world lock but records no address",
-                node.pid
-            ),
-        )
-    })?;
     let token = probe::admin_token(&target.dir).ok_or_else(|| {
         fail(
             "admin_token",
@@ -119,7 +119,7 @@ fn online(target: &Target, node: &probe::RunningNode, json: bool) -> Result<(), 
     println!(
         "checkpoint of tick {} written by the running node (pid {}) to {} ({} bytes)",
         value["tick"],
-        node.pid,
+        pid,
         value["path"].as_str().unwrap_or("?"),
         value["bytes"]
     );

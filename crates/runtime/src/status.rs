@@ -89,7 +89,7 @@ pub fn run(args: JsonWorldArgs) -> Result<(), Failure> {
             segments.len()
         );
         println!(
-            "source           disk (status.json as the last process left it); live status comes with the node"
+            "source           disk (no node answers; status.json as the last process left it)"
         );
     }
     if let Some(reason) = &unreachable {

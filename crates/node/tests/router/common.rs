@@ -51,6 +51,14 @@ pub fn world_id() -> WorldId {
 
 /// A node with default limits changed by `adjust`.
 pub fn node(adjust: impl FnOnce(&mut HttpConfig)) -> TestNode {
+    node_with(adjust, |_| {})
+}
+
+/// A node with limits and facts changed.
+pub fn node_with(
+    adjust: impl FnOnce(&mut HttpConfig),
+    adjust_facts: impl FnOnce(&mut Facts),
+) -> TestNode {
     let mut http = HttpConfig::default();
     adjust(&mut http);
     let package = Package::load(Path::new(PACKAGE_DIR)).expect("the sample package loads");
@@ -83,7 +91,7 @@ pub fn node(adjust: impl FnOnce(&mut HttpConfig)) -> TestNode {
         },
     )
     .expect("the actor starts");
-    let facts = Facts {
+    let mut facts = Facts {
         world: world_id(),
         package_root: package.root,
         genesis_root,
@@ -96,6 +104,7 @@ pub fn node(adjust: impl FnOnce(&mut HttpConfig)) -> TestNode {
         disk_root: None,
         disk_free_bytes_min: 0,
     };
+    adjust_facts(&mut facts);
     let state = AppState::new(handle.clone(), facts, &http, Some(TOKEN.into()));
     TestNode {
         app: router(state),

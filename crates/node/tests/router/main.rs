@@ -217,18 +217,28 @@ async fn state_values_come_with_proofs() {
         .expect("the absence proof verifies");
     assert!(proof.verify(&root, b"no-such-key", Some(b"x")).is_err());
     // `W` is the arena's meta record, written at genesis: a membership proof.
-    let (status, body) = node.call(get(&format!("/v1/worlds/{WORLD}/state/57"))).await;
+    let (status, body) = node
+        .call(get(&format!("/v1/worlds/{WORLD}/state/57")))
+        .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let value = hex::decode(body["value"].as_str().expect("W is present")).unwrap();
     assert_eq!(value.len(), 40);
     let proof = Proof::decode(&hex::decode(body["proof"].as_str().unwrap()).unwrap()).unwrap();
     let root_hex = body["state_root"].as_str().unwrap();
     let root = everarcade_protocol::Hash(hex::decode(root_hex).unwrap().try_into().unwrap());
-    proof.verify(&root, b"W", Some(&value)).expect("the membership proof verifies");
+    proof
+        .verify(&root, b"W", Some(&value))
+        .expect("the membership proof verifies");
     let mut changed = value.clone();
     changed[0] ^= 1;
-    assert!(proof.verify(&root, b"W", Some(&changed)).is_err(), "a changed value fails");
-    assert!(proof.verify(&root, b"W", None).is_err(), "claiming absence fails");
+    assert!(
+        proof.verify(&root, b"W", Some(&changed)).is_err(),
+        "a changed value fails"
+    );
+    assert!(
+        proof.verify(&root, b"W", None).is_err(),
+        "claiming absence fails"
+    );
     node.refused(
         get(&format!("/v1/worlds/{WORLD}/state/zz")),
         StatusCode::BAD_REQUEST,
@@ -420,4 +430,35 @@ async fn a_failed_fsync_poisons_admission_and_readiness() {
         "journal_poisoned",
     )
     .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readiness_fails_when_the_disk_is_nearly_full() {
+    let node = node_with(
+        |_| {},
+        |facts| {
+            facts.disk_root = Some(std::env::temp_dir());
+            facts.disk_free_bytes_min = u64::MAX;
+        },
+    );
+    let (status, body) = node.ready().await;
+    assert_error(
+        status,
+        &body,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "service_unavailable",
+    );
+    assert!(
+        body["error"]["message"].as_str().unwrap().contains("disk:"),
+        "{body}"
+    );
+    let (status, body) = node.call(get(&format!("/v1/worlds/{WORLD}/status"))).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["ready"], false);
+    assert!(
+        body["not_ready_reason"].as_str().unwrap().contains("disk:"),
+        "{body}"
+    );
+    let metrics = node.call(get("/metrics")).await.1;
+    assert!(metrics.as_str().unwrap().contains("everarcade_ready 0"));
 }
