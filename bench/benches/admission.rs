@@ -1,0 +1,527 @@
+//! `cargo bench -p everarcade-bench --bench admission`: the node's input
+//! admission over loopback HTTP, and its cold start.
+//!
+//! **Admission.** A node (`everarcade_node::Node`, in this process, on a
+//! 2-worker tokio runtime, a durable 2d-arena world under `target/bench-tmp/`)
+//! takes signed 2d-arena bot inputs from `everarcade_client::load`: a closed
+//! loop of `EA_BENCH_ADMISSION_CONCURRENCY` lanes, each sending its next
+//! request as soon as the previous one is answered. An input counts once the
+//! node answered 202, i.e. once its journal record was fdatasynced. The limit
+//! beside it, measured in the same run: the same client, lanes and envelopes
+//! against an axum server on the same runtime whose handler answers 202 at
+//! once (the HTTP stack and the client with nothing behind them). The world
+//! itself caps admission at `inputs_per_tick × tick_rate_hz` (2d-arena:
+//! 1024 × 20 = 20,480 inputs/s); inputs beyond a full tick are refused
+//! `tick_full`, counted, and not retried.
+//!
+//! **Cold start.** A world with `EA_BENCH_COLD_TICKS` ticks (default 100,000;
+//! one bot) and a checkpoint at its last tick; the time from
+//! `Node::prepare` to the first `/readyz` 200, beside its floor: compiling
+//! the package on a fresh engine plus `DurableWorld::open` of the same world.
+//!
+//! Environment:
+//! - `EA_BENCH_ONLY`: `admission` or `cold-start` (default: both);
+//! - `EA_BENCH_ADMISSION_SECONDS`: bound of each load run (default 10);
+//! - `EA_BENCH_ADMISSION_INPUTS`: envelopes prepared per run (default 150000);
+//! - `EA_BENCH_ADMISSION_CONCURRENCY`: lanes (default 32);
+//! - `EA_BENCH_ADMISSION_BOTS`: bot players (default 256);
+//! - `EA_BENCH_COLD_TICKS`: ticks of the cold-start world (default 100000).
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use ed25519_dalek::SigningKey;
+use everarcade_bench::durable::fixture::{self, Arena, FixtureConfig};
+use everarcade_bench::durable::{Scratch, millis, scratch_root};
+use everarcade_bench::report::{Target, count, load_average, machine_facts};
+use everarcade_client::load::{self, Lane, LoadConfig, LoadReport};
+use everarcade_client::{Client, Encoding};
+use everarcade_engine::World;
+use everarcade_node::{Node, NodeConfig, NodeSpec};
+use everarcade_protocol::{Envelope, PublicKey, WorldId, test_signing_key};
+use everarcade_store::{DiskStorage, WorldDir};
+use everarcade_world::DurableWorld;
+
+/// Seed of the bots' choices.
+const SEED: u64 = 1;
+/// Envelopes per request in the batch rows.
+const BATCH_ROW_LANES_DIVISOR: u32 = 4;
+/// How long a node may take to become ready.
+const READY_WITHIN: Duration = Duration::from_secs(300);
+/// Cold starts measured (the fastest is the figure).
+const COLD_ROUNDS: usize = 3;
+/// Requests per second per client the node allows here: one client IP sends
+/// everything, so the per-client limit must not be the bottleneck.
+const RATE_PER_CLIENT: u32 = 1_000_000;
+
+struct Options {
+    admission: bool,
+    cold_start: bool,
+    seconds: u64,
+    inputs: u64,
+    concurrency: u32,
+    bots: u32,
+    cold_ticks: u64,
+}
+
+fn positive(name: &str, default: u64) -> Result<u64, String> {
+    match std::env::var(name) {
+        Err(_) => Ok(default),
+        Ok(text) => match text.parse::<u64>() {
+            Ok(value) if value > 0 => Ok(value),
+            _ => Err(format!("{name} must be a positive integer, got {text:?}")),
+        },
+    }
+}
+
+impl Options {
+    fn from_env() -> Result<Options, String> {
+        let (admission, cold_start) = match std::env::var("EA_BENCH_ONLY").as_deref() {
+            Err(_) => (true, true),
+            Ok("admission") => (true, false),
+            Ok("cold-start") => (false, true),
+            Ok(other) => {
+                return Err(format!(
+                    "EA_BENCH_ONLY must be admission or cold-start, got {other:?}"
+                ));
+            }
+        };
+        let small = |name: &str, default: u64, max: u64| -> Result<u32, String> {
+            let value = positive(name, default)?;
+            if value > max {
+                return Err(format!("{name} is at most {max}"));
+            }
+            Ok(value as u32)
+        };
+        Ok(Options {
+            admission,
+            cold_start,
+            seconds: positive("EA_BENCH_ADMISSION_SECONDS", 10)?,
+            inputs: positive("EA_BENCH_ADMISSION_INPUTS", 150_000)?.min(2_000_000),
+            concurrency: small("EA_BENCH_ADMISSION_CONCURRENCY", 32, 512)?,
+            bots: small("EA_BENCH_ADMISSION_BOTS", 256, 4096)?,
+            cold_ticks: positive("EA_BENCH_COLD_TICKS", 100_000)?,
+        })
+    }
+}
+
+fn main() -> ExitCode {
+    let options = match Options::from_env() {
+        Ok(options) => options,
+        Err(message) => {
+            eprintln!("{message}");
+            return ExitCode::from(2);
+        }
+    };
+    print!("{}", machine_facts());
+    println!("scratch directory: {}", scratch_root().display());
+    println!();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("tokio runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let sections: [(bool, &str, Section); 2] = [
+        (options.admission, "admission", admission_section),
+        (options.cold_start, "cold start", cold_start_section),
+    ];
+    for (enabled, name, run) in sections {
+        if !enabled {
+            continue;
+        }
+        println!("load average before {name}: {}", load_average());
+        if let Err(message) = run(&options, &runtime) {
+            eprintln!("{name} benchmark failed: {message}");
+            return ExitCode::FAILURE;
+        }
+        println!();
+    }
+    println!("load average at end: {}", load_average());
+    ExitCode::SUCCESS
+}
+
+type Section = fn(&Options, &tokio::runtime::Runtime) -> Result<(), String>;
+
+/// The bots' payloads, tick by tick: `(bot, payload)` in bot order.
+struct Match {
+    ticks: Vec<Vec<(usize, Vec<u8>)>>,
+    keys: Vec<SigningKey>,
+}
+
+impl Match {
+    fn inputs(&self) -> u64 {
+        self.ticks.iter().map(|tick| tick.len() as u64).sum()
+    }
+
+    /// Signs every payload (bot `b`'s input of tick `t` gets nonce
+    /// `nonce_base + t`) and deals the envelopes into `lanes` lanes (bot `b`
+    /// into lane `b % lanes`): one request per envelope, or with `batch`
+    /// one request per tick per lane.
+    fn lanes(&self, id: &WorldId, lanes: u32, batch: bool, nonce_base: u64) -> Vec<Lane> {
+        let mut out: Vec<Lane> = vec![Vec::new(); lanes as usize];
+        for (index, tick) in self.ticks.iter().enumerate() {
+            let mut per_lane: Vec<Vec<Envelope>> = vec![Vec::new(); lanes as usize];
+            for (bot, payload) in tick {
+                let nonce = nonce_base + index as u64 + 1;
+                let envelope = Envelope::sign(id, &self.keys[*bot], nonce, payload.clone());
+                per_lane[bot % lanes as usize].push(envelope);
+            }
+            for (lane, envelopes) in out.iter_mut().zip(per_lane) {
+                if envelopes.is_empty() {
+                } else if batch {
+                    lane.push(envelopes);
+                } else {
+                    lane.extend(envelopes.into_iter().map(|envelope| vec![envelope]));
+                }
+            }
+        }
+        out
+    }
+}
+
+/// Plays the bots' match in a local world until it holds `inputs` payloads
+/// (bots that send nothing in a tick send nothing).
+fn play(arena: &Arena, bots: u32, inputs: u64) -> Result<Match, String> {
+    let (mut world, _) = World::genesis(&arena.engine, Arena::world_id(), arena.compiled.clone())
+        .map_err(|e| e.to_string())?;
+    let keys: Vec<SigningKey> = (0..bots)
+        .map(|i| test_signing_key(&format!("bot-{i}")))
+        .collect();
+    let public: Vec<PublicKey> = keys.iter().map(|k| k.verifying_key().to_bytes()).collect();
+    let limit = world.limits().inputs_per_tick as usize;
+    let mut played = Match {
+        ticks: Vec::new(),
+        keys,
+    };
+    let mut total = 0u64;
+    while total < inputs {
+        let payloads = world
+            .bot_payloads(&arena.engine, &public, SEED)
+            .map_err(|e| e.to_string())?;
+        let tick_number = played.ticks.len() as u64 + 1;
+        let mut tick = Vec::new();
+        let mut admitted = Vec::new();
+        for (bot, payload) in payloads.into_iter().enumerate() {
+            let Some(payload) = payload else { continue };
+            let envelope = Envelope::sign(
+                &Arena::world_id(),
+                &played.keys[bot],
+                tick_number,
+                payload.clone(),
+            );
+            if admitted.len() < limit && world.admit(&envelope).is_ok() {
+                admitted.push(envelope);
+            }
+            tick.push((bot, payload));
+        }
+        world
+            .execute_tick(&arena.engine, &admitted)
+            .map_err(|e| e.to_string())?;
+        total += tick.len() as u64;
+        played.ticks.push(tick);
+        if played.ticks.len() > 1_000_000 {
+            return Err("the bots send almost nothing; no load to prepare".into());
+        }
+    }
+    Ok(played)
+}
+
+fn free_address() -> Result<SocketAddr, String> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
+    listener.local_addr().map_err(|e| e.to_string())
+}
+
+/// A node over the world under `root`, serving until `stop` fires.
+struct Running {
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<Result<everarcade_node::server::NodeExit, String>>,
+    client: Client,
+    /// From `Node::prepare` to the first `/readyz` 200.
+    ready_seconds: f64,
+}
+
+fn start_node(
+    runtime: &tokio::runtime::Runtime,
+    arena: &Arena,
+    root: &std::path::Path,
+) -> Result<Running, String> {
+    let address = free_address()?;
+    let mut config = NodeConfig::default();
+    config.http.addr = address;
+    config.http.rate_per_client_per_second = RATE_PER_CLIENT;
+    config.admin.token = Some("bench-admin-token-0123456789".into());
+    let spec = NodeSpec {
+        runtime_root: root.to_path_buf(),
+        world: Arena::world_id(),
+        package: arena.package.clone(),
+        config,
+    };
+    let started = Instant::now();
+    let node = Node::prepare(spec).map_err(|e| format!("node: {e}"))?;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = runtime.spawn(async move {
+        node.serve(async move {
+            let _ = stopped.await;
+        })
+        .await
+        .map_err(|e| format!("node: {e}"))
+    });
+    let client = Client::new(&address.to_string(), Arena::world_id()).map_err(|e| e.to_string())?;
+    runtime
+        .block_on(client.wait_ready(READY_WITHIN))
+        .map_err(|e| format!("the node never became ready: {e}"))?;
+    let ready_seconds = started.elapsed().as_secs_f64();
+    Ok(Running {
+        stop,
+        task,
+        client,
+        ready_seconds,
+    })
+}
+
+fn stop_node(runtime: &tokio::runtime::Runtime, running: Running) -> Result<(), String> {
+    let _ = running.stop.send(());
+    let exit = runtime
+        .block_on(running.task)
+        .map_err(|e| format!("node task: {e}"))??;
+    match exit.stop.error {
+        None => Ok(()),
+        Some(error) => Err(format!("the node stopped with an error: {error}")),
+    }
+}
+
+/// The limit: an axum server on the same runtime that answers every
+/// submission 202 at once, with one acknowledgement per envelope of a
+/// JSON batch (counted by its `"signature"` fields).
+fn trivial_server(
+    runtime: &tokio::runtime::Runtime,
+) -> Result<(SocketAddr, tokio::task::JoinHandle<()>), String> {
+    async fn accept(body: Bytes) -> impl IntoResponse {
+        let text = body.as_ref();
+        let answer = if text.starts_with(b"{\"envelopes\"") {
+            let needle = b"\"signature\"";
+            let n = text.windows(needle.len()).filter(|w| w == needle).count();
+            let results = vec![serde_json::json!({"tick": 0, "seq": 0}); n];
+            serde_json::json!({ "results": results })
+        } else {
+            serde_json::json!({"tick": 0, "seq": 0})
+        };
+        (StatusCode::ACCEPTED, axum::Json(answer))
+    }
+    let app = Router::new().route("/v1/worlds/{world}/inputs", axum::routing::post(accept));
+    let listener = runtime
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .map_err(|e| e.to_string())?;
+    let address = listener.local_addr().map_err(|e| e.to_string())?;
+    let task = runtime.spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    Ok((address, task))
+}
+
+/// One row: the node and the trivial server with the same lanes.
+struct Row {
+    name: String,
+    node: LoadReport,
+    limit: LoadReport,
+    /// Ticks the node executed per second during its run.
+    ticks_per_second: f64,
+}
+
+fn print_row(row: &Row, cap_per_second: f64) {
+    let quantile = |report: &LoadReport, q: f64| {
+        report
+            .latency_quantile_micros(q)
+            .map_or("-".into(), |micros| millis(micros as f64 / 1e6))
+    };
+    let node_rate = row.node.acknowledged_per_second();
+    let limit_rate = row.limit.acknowledged_per_second();
+    let ratio = node_rate / limit_rate;
+    let cap_ratio = node_rate / cap_per_second;
+    println!(
+        "{}: node {} inputs/s admitted ({} of {} sent in {:.1} s, {} requests; refused {:?}), ack p50 {} p99 {} | trivial axum 202 {} inputs/s, p50 {} p99 {} | ratio {ratio:.3} {} | world cap {} inputs/s: {:.0}%; the node ran {:.1} ticks/s ({:.0} admitted per tick)",
+        row.name,
+        count(node_rate),
+        row.node.acknowledged,
+        row.node.sent,
+        row.node.elapsed_seconds,
+        row.node.requests,
+        row.node.refused,
+        quantile(&row.node, 0.5),
+        quantile(&row.node, 0.99),
+        count(limit_rate),
+        quantile(&row.limit, 0.5),
+        quantile(&row.limit, 0.99),
+        Target::None.verdict(ratio),
+        count(cap_per_second),
+        100.0 * cap_ratio,
+        row.ticks_per_second,
+        row.node.acknowledged as f64 / (row.ticks_per_second * row.node.elapsed_seconds).max(1.0),
+    );
+}
+
+fn admission_section(options: &Options, runtime: &tokio::runtime::Runtime) -> Result<(), String> {
+    let arena = Arena::load()?;
+    let started = Instant::now();
+    let played = play(&arena, options.bots, options.inputs)?;
+    let manifest = &arena.package.manifest;
+    let cap = f64::from(manifest.limits.inputs_per_tick) * f64::from(manifest.tick_rate_hz);
+    println!(
+        "== admission over loopback HTTP/1.1 (keep-alive): {} 2d-arena bot inputs of {} bots over {} ticks, prepared in {:.1} s; {} lanes, closed loop; each run bounded by {} s; node: durable world, default limits but rate_per_client_per_second {}",
+        played.inputs(),
+        options.bots,
+        played.ticks.len(),
+        started.elapsed().as_secs_f64(),
+        options.concurrency,
+        options.seconds,
+        RATE_PER_CLIENT
+    );
+    let scratch = Scratch::new("admission").map_err(|e| e.to_string())?;
+    let id = Arena::world_id();
+    let config = LoadConfig {
+        duration: Duration::from_secs(options.seconds),
+    };
+    let (limit_address, limit_task) = trivial_server(runtime)?;
+    let limit_client =
+        Client::new(&limit_address.to_string(), id.clone()).map_err(|e| e.to_string())?;
+    let running = start_node(runtime, &arena, scratch.path())?;
+    let batch_lanes = (options.concurrency / BATCH_ROW_LANES_DIVISOR).max(1);
+    let variants: [(&str, Encoding, bool, u32); 3] = [
+        ("single JSON  ", Encoding::Json, false, options.concurrency),
+        (
+            "single binary",
+            Encoding::Binary,
+            false,
+            options.concurrency,
+        ),
+        ("batch JSON   ", Encoding::Json, true, batch_lanes),
+    ];
+    let ticks = played.ticks.len() as u64;
+    let mut rows = Vec::new();
+    for (index, (name, encoding, batch, lanes)) in variants.into_iter().enumerate() {
+        // Each run signs with nonces above the previous run's.
+        let prepared = played.lanes(&id, lanes, batch, index as u64 * ticks);
+        let limit = runtime.block_on(load::run(
+            &limit_client.clone().with_encoding(encoding),
+            prepared.clone(),
+            config,
+        ));
+        let before = runtime
+            .block_on(running.client.status())
+            .map_err(|e| e.to_string())?;
+        let node = runtime.block_on(load::run(
+            &running.client.clone().with_encoding(encoding),
+            prepared,
+            config,
+        ));
+        let after = runtime
+            .block_on(running.client.status())
+            .map_err(|e| e.to_string())?;
+        let ticks_per_second = (after.height - before.height) as f64 / node.elapsed_seconds;
+        let name = if batch {
+            let per_request = node.sent as f64 / node.requests.max(1) as f64;
+            format!("{name} ({lanes} lanes, {per_request:.1} inputs/request)")
+        } else {
+            format!("{name} ({lanes} lanes, 1 input/request)")
+        };
+        let row = Row {
+            name,
+            node,
+            limit,
+            ticks_per_second,
+        };
+        print_row(&row, cap);
+        rows.push(row);
+    }
+    let status = runtime
+        .block_on(running.client.status())
+        .map_err(|e| e.to_string())?;
+    println!(
+        "  node after the runs: height {}, achieved tick rate {:.2} Hz (target {} Hz), pending inputs {}",
+        status.height, status.achieved_tick_rate_hz, status.tick_rate_hz, status.pending_inputs
+    );
+    stop_node(runtime, running)?;
+    limit_task.abort();
+    Ok(())
+}
+
+fn cold_start_section(options: &Options, runtime: &tokio::runtime::Runtime) -> Result<(), String> {
+    let arena = Arena::load()?;
+    let config = FixtureConfig {
+        bots: 1,
+        ticks: options.cold_ticks,
+        seed: SEED,
+        checkpoint_interval_ticks: options.cold_ticks,
+    };
+    let fixture = fixture::build(&arena, &config, "cold-start", &mut |_| {})?;
+    println!(
+        "== cold start to ready: a world of {} ticks (1 bot, {} inputs, journal {:.1} MB, checkpoint at tick {}), built in {:.1} s; page cache warm",
+        config.ticks,
+        fixture.input_count(),
+        fixture.journal_bytes as f64 / 1e6,
+        config.ticks,
+        fixture.build_seconds
+    );
+    let root = fixture.scratch.path().to_path_buf();
+    let mut best: Option<(f64, f64, f64)> = None;
+    for round in 1..=COLD_ROUNDS {
+        let (compile, open) = floor(&arena, &fixture.dir)?;
+        let running = start_node(runtime, &arena, &root)?;
+        let ready = running.ready_seconds;
+        stop_node(runtime, running)?;
+        println!(
+            "  round {round}: Node::prepare to /readyz 200 {} | floor: compile on a fresh engine {} + DurableWorld::open {} = {}",
+            millis(ready),
+            millis(compile),
+            millis(open),
+            millis(compile + open)
+        );
+        if best.is_none_or(|(fastest, _, _)| ready < fastest) {
+            best = Some((ready, compile, open));
+        }
+    }
+    let (ready, compile, open) = best.expect("at least one round");
+    let ratio = ready / (compile + open);
+    println!(
+        "cold start ({} ticks, checkpointed): ready in {} (fastest of {COLD_ROUNDS}) | compile + open {} | ratio {ratio:.2} {}",
+        config.ticks,
+        millis(ready),
+        millis(compile + open),
+        Target::None.verdict(ratio)
+    );
+    Ok(())
+}
+
+/// Compiling the package on a fresh engine, and opening (recovering) the
+/// world, each timed alone: what any start must do.
+fn floor(arena: &Arena, dir: &WorldDir) -> Result<(f64, f64), String> {
+    let started = Instant::now();
+    let engine = Arc::new(everarcade_engine::Engine::new().map_err(|e| e.to_string())?);
+    let compiled = engine.compile(&arena.package).map_err(|e| e.to_string())?;
+    let compile = started.elapsed().as_secs_f64();
+    let started = Instant::now();
+    let (world, _) = DurableWorld::open(
+        Arc::new(DiskStorage),
+        dir.clone(),
+        Arena::world_id(),
+        engine,
+        compiled,
+        everarcade_world::WorldConfig::default(),
+    )
+    .map_err(|e| e.to_string())?;
+    let open = started.elapsed().as_secs_f64();
+    drop(world);
+    Ok((compile, open))
+}
