@@ -538,8 +538,10 @@ impl Actor {
             self.ticks.pop_front();
         }
         self.ticks.push_back(view.clone());
-        let _ = self.live.events.send(Arc::new(view));
         self.record_rate();
+        // The live view moves before anyone hears of the tick.
+        self.refresh_gauges();
+        let _ = self.live.events.send(Arc::new(view));
         let tick = output.roots.tick;
         let interval = self.config.checkpoint_interval_ticks;
         let due = interval > 0 && tick % interval == 0;
@@ -570,6 +572,7 @@ impl Actor {
                     .checkpoint_duration
                     .observe(started.elapsed());
                 self.checkpoint_tick = Some(taken.tick);
+                self.live.status.write().expect("status lock").checkpoint_tick = Some(taken.tick);
                 tracing::info!(
                     tick = taken.tick,
                     bytes = taken.bytes,

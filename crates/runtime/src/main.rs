@@ -4,26 +4,28 @@
 //! into typed values, runs one command and maps the outcome to an exit code
 //! (see [`exit`]).
 
+mod bundle_cmd;
 mod checkpoint;
 mod client_cmd;
 mod config_cmd;
 mod doctor;
 mod exit;
 mod node_cmd;
+mod ops_cmd;
 mod probe;
 mod recover;
+mod release_cmd;
 mod replay_cmd;
 mod simulate;
 mod status;
 mod target;
+mod upgrade_cmd;
 mod verify;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
-
-use crate::exit::Failure;
 
 /// Hosts deterministic game worlds.
 #[derive(Parser)]
@@ -82,27 +84,34 @@ enum Command {
     Recover(recover::RecoverArgs),
     /// Check the world's files, lock, status, package, journal and checkpoints.
     Doctor(JsonWorldArgs),
-    /// Not built yet: arrives with the operations work.
-    Backup(NotBuilt),
-    /// Not built yet: arrives with the operations work.
-    Restore(NotBuilt),
-    /// Not built yet: arrives with the operations work.
-    Upgrade(NotBuilt),
-    /// Not built yet: arrives with the operations work.
-    Rollback(NotBuilt),
+    /// Write a self-contained, signed, checksummed backup (offline, or hot through the node).
+    Backup(ops_cmd::BackupArgs),
+    /// Restore a backup into the runtime root (quarantining what is there), then verify.
+    Restore(ops_cmd::RestoreArgs),
+    /// Upgrade the world's package under the semver rule, keeping rollback artifacts.
+    Upgrade(upgrade_cmd::UpgradeArgs),
+    /// Return to the pre-upgrade package and checkpoint.
+    Rollback(upgrade_cmd::RollbackArgs),
+    /// Operator keys: `keys rotate`, `keys list`.
+    Keys(ops_cmd::KeysArgs),
+    /// Write a proof bundle for ticks T1..T2 that another machine can replay.
+    ExportBundle(bundle_cmd::ExportArgs),
+    /// Replay a proof bundle and confirm every root (no runtime root needed).
+    VerifyBundle(bundle_cmd::VerifyArgs),
+    /// A proof for a player: a receipt at tick t, or a state value now, against the head.
+    Prove(bundle_cmd::ProveArgs),
+    /// Check a player proof against a head.
+    VerifyProof(bundle_cmd::VerifyProofArgs),
+    /// Rebuild a world from a backup plus later bundles or journals.
+    ArchiveRecover(bundle_cmd::ArchiveArgs),
+    /// Check a release's checksums and manifest; record the deployment manifest in the root.
+    VerifyRelease(release_cmd::VerifyReleaseArgs),
     /// Sign and send inputs to a running node.
     Submit(client_cmd::SubmitArgs),
     /// Drive a running node with the package's bots over HTTP (bounded).
     Load(client_cmd::LoadArgs),
     /// `config validate <file>` or `config print`.
     Config(config_cmd::ConfigArgs),
-}
-
-/// Arguments of a command that is not built yet; accepted so the message is clear.
-#[derive(Args)]
-struct NotBuilt {
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
-    rest: Vec<String>,
 }
 
 fn main() -> ExitCode {
@@ -124,35 +133,20 @@ fn main() -> ExitCode {
         Command::Submit(args) => client_cmd::submit(args),
         Command::Load(args) => client_cmd::load(args),
         Command::Config(args) => config_cmd::run(args),
-        other => Err(Failure::not_built(command_name(&other))),
+        Command::Backup(args) => ops_cmd::backup(args),
+        Command::Restore(args) => ops_cmd::restore(args),
+        Command::Keys(args) => ops_cmd::keys(args),
+        Command::Upgrade(args) => upgrade_cmd::upgrade(args),
+        Command::Rollback(args) => upgrade_cmd::rollback(args),
+        Command::ExportBundle(args) => bundle_cmd::export(args),
+        Command::VerifyBundle(args) => bundle_cmd::verify(args),
+        Command::Prove(args) => bundle_cmd::prove(args),
+        Command::VerifyProof(args) => bundle_cmd::verify_proof(args),
+        Command::ArchiveRecover(args) => bundle_cmd::archive_recover(args),
+        Command::VerifyRelease(args) => release_cmd::verify_release(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(failure) => failure.report(),
-    }
-}
-
-fn command_name(command: &Command) -> &'static str {
-    match command {
-        Command::Simulate(_) => "simulate",
-        Command::Start(_) => "start",
-        Command::Stop(_) => "stop",
-        Command::Restart(_) => "restart",
-        Command::Run(_) => "run",
-        Command::Status(_) => "status",
-        Command::Verify(_) => "verify",
-        Command::Checkpoint(_) => "checkpoint",
-        Command::ReplayVerify(_) => "replay-verify",
-        Command::ReplayReport(_) => "replay-report",
-        Command::ReplayRoot(_) => "replay-root",
-        Command::Recover(_) => "recover",
-        Command::Doctor(_) => "doctor",
-        Command::Backup(_) => "backup",
-        Command::Restore(_) => "restore",
-        Command::Upgrade(_) => "upgrade",
-        Command::Rollback(_) => "rollback",
-        Command::Submit(_) => "submit",
-        Command::Load(_) => "load",
-        Command::Config(_) => "config",
     }
 }

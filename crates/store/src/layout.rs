@@ -101,6 +101,21 @@ impl WorldDir {
         self.dir.join("quarantine")
     }
 
+    /// `operator/`: the world's operator keys (see `keys`).
+    pub fn operator(&self) -> PathBuf {
+        self.dir.join("operator")
+    }
+
+    /// `operator/key`: the current operator key's secret seed (0600).
+    pub fn operator_key(&self) -> PathBuf {
+        self.operator().join("key")
+    }
+
+    /// `operator/keys.json`: every operator key with the ticks it signed.
+    pub fn operator_keys(&self) -> PathBuf {
+        self.operator().join("keys.json")
+    }
+
     /// `node.log`.
     pub fn node_log(&self) -> PathBuf {
         self.dir.join("node.log")

@@ -23,6 +23,7 @@ mod error;
 pub mod checkpoint;
 pub mod fuzz;
 pub mod journal;
+pub mod keys;
 pub mod layout;
 pub mod lock;
 pub mod meta;
