@@ -238,6 +238,16 @@ impl DurableWorld {
         self.roots
     }
 
+    /// Where the durable journal ends: `(segment index, durable bytes in it)`.
+    pub fn journal_end(&self) -> (u64, u64) {
+        self.writer.durable_end()
+    }
+
+    /// The storage this world writes through.
+    pub fn storage(&self) -> &Arc<dyn Storage> {
+        &self.storage
+    }
+
     /// Inputs admitted for the next tick (queued and journaled).
     pub fn pending_inputs(&self) -> usize {
         self.queued.len() + self.journaled.len()

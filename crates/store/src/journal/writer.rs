@@ -185,6 +185,14 @@ impl JournalWriter {
         self.segment
     }
 
+    /// Where the durable journal ends: the current segment and how many of
+    /// its bytes are durable. Segments before it are complete. A copy of
+    /// every segment up to this point is a consistent journal (it is
+    /// append-only), whatever is appended after.
+    pub fn durable_end(&self) -> (u64, u64) {
+        (self.segment, self.segment_length)
+    }
+
     /// Successful commits that wrote something.
     pub fn commits(&self) -> u64 {
         self.commits
