@@ -1,5 +1,6 @@
-//! Errors of this crate. The store itself cannot fail; only proofs can be
-//! rejected, either while decoding their bytes or while verifying them.
+//! Errors of this crate. The store itself cannot fail; proofs can be
+//! rejected, either while decoding their bytes or while verifying them, and
+//! a [`StateBuilder`](crate::StateBuilder) refuses keys out of order.
 
 use everarcade_protocol::Hash;
 
@@ -63,5 +64,16 @@ pub enum ProofError {
     TrailingBytes {
         /// How many bytes follow the proof.
         count: usize,
+    },
+}
+
+/// Why a [`StateBuilder`](crate::StateBuilder) refused an entry.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BuildError {
+    /// The entry's key does not sort strictly after the previous one.
+    #[error("entry {index}: its key does not sort strictly after the previous key")]
+    NotAscending {
+        /// The refused entry's position (the number of entries before it).
+        index: usize,
     },
 }

@@ -5,7 +5,9 @@
 //! This crate *is* responsible for holding the key-value contents, for
 //! computing the state root incrementally (the work per [`State::root`] call is
 //! proportional to the keys changed since the previous call times `log n`),
-//! and for producing and checking [`Proof`]s and their byte encoding.
+//! for building a whole state at once from sorted entries ([`StateBuilder`],
+//! which hashes every node once, on several threads for large states), and
+//! for producing and checking [`Proof`]s and their byte encoding.
 //!
 //! It is deliberately *not* responsible for limits (key and value sizes,
 //! number of keys, bytes per tick: the engine enforces those), for
@@ -60,11 +62,14 @@
 //!
 //! Proofs and their encoding are specified in the [`proof`] module.
 
+mod build;
+mod bytes;
 pub mod error;
 pub mod proof;
 mod store;
 mod trie;
 
-pub use error::ProofError;
+pub use build::StateBuilder;
+pub use error::{BuildError, ProofError};
 pub use proof::{Proof, Terminal};
 pub use store::State;

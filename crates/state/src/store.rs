@@ -4,34 +4,38 @@
 //! value hashes and the trie are brought up to date by [`State::root`]. So a
 //! key written many times between two roots is hashed once, and a key set
 //! and deleted again between two roots costs no trie work at all.
+//!
+//! Keys and values up to a few dozen bytes are kept inline in the map's nodes
+//! (`crate::bytes`), so most writes allocate nothing.
 
 use std::collections::BTreeMap;
 use std::fmt;
 
 use everarcade_protocol::{Domain, Hash};
 
+use crate::bytes::{Key, Value};
 use crate::proof::Proof;
 use crate::trie::Trie;
 
 /// One stored value, with the key's hash cached.
 #[derive(Clone)]
-struct Entry {
-    value: Vec<u8>,
-    key_hash: Hash,
+pub(crate) struct Entry {
+    pub(crate) value: Value,
+    pub(crate) key_hash: Hash,
     /// Whether the key is in `State::pending` (its trie leaf may be stale).
-    pending: bool,
+    pub(crate) pending: bool,
 }
 
 /// An in-memory ordered key-value store committed by a Merkle root; see the
 /// crate docs for the exact root.
 #[derive(Clone, Default)]
 pub struct State {
-    entries: BTreeMap<Vec<u8>, Entry>,
+    entries: BTreeMap<Key, Entry>,
     trie: Trie,
     /// Keys (with their key hashes) changed since the trie was last folded.
     /// A key appears at most once while present; a key deleted and inserted
     /// again may appear twice, which folding tolerates.
-    pending: Vec<(Hash, Vec<u8>)>,
+    pending: Vec<(Hash, Key)>,
     /// Sum of key and value lengths over all entries.
     value_bytes: u64,
 }
@@ -42,6 +46,16 @@ impl State {
         State::default()
     }
 
+    /// A store with nothing pending, from its parts (see `crate::build`).
+    pub(crate) fn from_parts(entries: BTreeMap<Key, Entry>, trie: Trie, value_bytes: u64) -> State {
+        State {
+            entries,
+            trie,
+            pending: Vec::new(),
+            value_bytes,
+        }
+    }
+
     /// The value stored under `key`, if any.
     pub fn get(&self, key: &[u8]) -> Option<&[u8]> {
         self.entries.get(key).map(|entry| entry.value.as_slice())
@@ -50,22 +64,23 @@ impl State {
     /// Inserts or replaces; returns the previous value (used as an undo log).
     pub fn set(&mut self, key: &[u8], value: &[u8]) -> Option<Vec<u8>> {
         if let Some(entry) = self.entries.get_mut(key) {
-            let previous = std::mem::replace(&mut entry.value, value.to_vec());
-            self.value_bytes = self.value_bytes - previous.len() as u64 + value.len() as u64;
-            if !entry.pending && previous != value {
+            let previous = std::mem::replace(&mut entry.value, Value::new(value));
+            let previous_len = previous.as_slice().len() as u64;
+            self.value_bytes = self.value_bytes - previous_len + value.len() as u64;
+            if !entry.pending && previous.as_slice() != value {
                 entry.pending = true;
-                self.pending.push((entry.key_hash, key.to_vec()));
+                self.pending.push((entry.key_hash, Key::new(key)));
             }
-            return Some(previous);
+            return Some(previous.into_vec());
         }
         let key_hash = Domain::StateKey.hash(key);
-        self.pending.push((key_hash, key.to_vec()));
+        self.pending.push((key_hash, Key::new(key)));
         let entry = Entry {
-            value: value.to_vec(),
+            value: Value::new(value),
             key_hash,
             pending: true,
         };
-        self.entries.insert(key.to_vec(), entry);
+        self.entries.insert(Key::new(key), entry);
         self.value_bytes += (key.len() + value.len()) as u64;
         None
     }
@@ -73,11 +88,11 @@ impl State {
     /// Removes `key`; returns the previous value.
     pub fn delete(&mut self, key: &[u8]) -> Option<Vec<u8>> {
         let (key, entry) = self.entries.remove_entry(key)?;
-        self.value_bytes -= (key.len() + entry.value.len()) as u64;
+        self.value_bytes -= (key.as_slice().len() + entry.value.as_slice().len()) as u64;
         if !entry.pending {
             self.pending.push((entry.key_hash, key));
         }
-        Some(entry.value)
+        Some(entry.value.into_vec())
     }
 
     /// Folds all changes since the last call into the trie and returns the
@@ -85,11 +100,11 @@ impl State {
     pub fn root(&mut self) -> Hash {
         let mut pending = std::mem::take(&mut self.pending);
         for (key_hash, key) in pending.drain(..) {
-            match self.entries.get_mut(&key) {
+            match self.entries.get_mut(key.as_slice()) {
                 None => self.trie.remove(&key_hash),
                 Some(entry) if entry.pending => {
                     entry.pending = false;
-                    let value_hash = Domain::StateValue.hash(&entry.value);
+                    let value_hash = Domain::StateValue.hash(entry.value.as_slice());
                     self.trie.upsert(&key_hash, &value_hash);
                 }
                 // Deleted, set again and already folded by an earlier duplicate.

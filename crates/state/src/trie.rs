@@ -10,6 +10,12 @@
 //! Updates only restructure the tree and mark the inner nodes on the touched
 //! path stale; [`Trie::root_hash`] rehashes stale nodes once, bottom-up, so a
 //! batch of changes costs `O(changed × depth)` hashes.
+//!
+//! A whole trie can also be built at once from leaves sorted by key hash
+//! ([`Trie::from_sorted`], used when a checkpoint is loaded): one pass, every
+//! node hashed once, on several threads for large tries. Leaves and inner
+//! nodes live in two arenas, so the sorted leaves become the leaf arena as
+//! they are.
 
 use std::sync::LazyLock;
 
@@ -71,18 +77,71 @@ fn extend(mut hash: Hash, prefix: &Hash, from: u16, to: u16) -> Hash {
     hash
 }
 
-/// Index of a node in the arena.
-type NodeId = u32;
+/// A node: a leaf or an inner node, by its index in that kind's arena. The
+/// top bit says which, so a child link is four bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct NodeRef(u32);
+
+/// Set in a [`NodeRef`] to a leaf.
+const LEAF_FLAG: u32 = 1 << 31;
+
+/// Most nodes of one kind a trie holds: 2^31 leaves (and as many inner nodes).
+const NODES_MAX: usize = LEAF_FLAG as usize;
+
+/// A [`NodeRef`] taken apart.
+enum Node {
+    Leaf(usize),
+    Inner(usize),
+}
+
+impl NodeRef {
+    fn leaf(index: usize) -> NodeRef {
+        assert!(index < NODES_MAX, "the state trie exceeds 2^31 leaves");
+        NodeRef(index as u32 | LEAF_FLAG)
+    }
+
+    fn inner(index: usize) -> NodeRef {
+        assert!(index < NODES_MAX, "the state trie exceeds 2^31 inner nodes");
+        NodeRef(index as u32)
+    }
+
+    fn get(self) -> Node {
+        if self.0 & LEAF_FLAG == 0 {
+            Node::Inner(self.0 as usize)
+        } else {
+            Node::Leaf((self.0 & !LEAF_FLAG) as usize)
+        }
+    }
+}
 
 /// Marks an inner node's lifted-hash memo as unusable.
 const NO_MEMO: u16 = u16::MAX;
 
-#[derive(Clone, Debug)]
-struct Leaf {
-    key_hash: Hash,
-    value_hash: Hash,
+/// A key of the trie: its key hash, value hash and leaf hash.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Leaf {
+    pub(crate) key_hash: Hash,
+    pub(crate) value_hash: Hash,
     /// `leaf_hash(key_hash, value_hash)`.
-    hash: Hash,
+    pub(crate) hash: Hash,
+}
+
+impl Leaf {
+    /// The leaf of a key hash and value hash (one hash computed).
+    pub(crate) fn new(key_hash: Hash, value_hash: Hash) -> Leaf {
+        Leaf {
+            hash: leaf_hash(&key_hash, &value_hash),
+            key_hash,
+            value_hash,
+        }
+    }
+
+    /// A slot to be overwritten (sorting scratch).
+    pub(crate) const UNSET: Leaf = Leaf {
+        key_hash: Hash::ZERO,
+        value_hash: Hash::ZERO,
+        hash: Hash::ZERO,
+    };
 }
 
 #[derive(Clone, Debug)]
@@ -91,7 +150,7 @@ struct Inner {
     /// of `prefix` before it.
     bit: u16,
     /// Left (bit 0) and right (bit 1) subtrees; both hold at least one key.
-    children: [NodeId; 2],
+    children: [NodeRef; 2],
     /// The key hash of some key below (only bits `< bit` are meaningful).
     prefix: Hash,
     /// The subtree hash at depth `bit`; valid only when `fresh`.
@@ -103,36 +162,71 @@ struct Inner {
     memo_hash: Hash,
 }
 
-#[derive(Clone, Debug)]
-enum Node {
-    Leaf(Leaf),
-    Inner(Inner),
-    /// A slot on the free list.
-    Free,
+impl Inner {
+    /// A node splitting at `bit`, to be hashed.
+    fn stale(bit: u16, children: [NodeRef; 2], prefix: Hash) -> Inner {
+        Inner {
+            bit,
+            children,
+            prefix,
+            hash: Hash::ZERO,
+            fresh: false,
+            memo_depth: NO_MEMO,
+            memo_hash: Hash::ZERO,
+        }
+    }
 }
 
 /// Where a subtree hangs: at the root, or as child `side` of an inner node.
 #[derive(Clone, Copy)]
 enum Link {
     Root,
-    Child(NodeId, usize),
+    Child(usize, usize),
 }
 
 /// The crit-bit trie over key hashes, with cached subtree hashes.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Trie {
-    nodes: Vec<Node>,
-    free: Vec<NodeId>,
-    root: Option<NodeId>,
-    /// Scratch path for `remove`, kept to avoid an allocation per call.
-    path: Vec<(NodeId, usize)>,
+    leaves: Vec<Leaf>,
+    inners: Vec<Inner>,
+    /// Released slots of each arena, reused first.
+    free_leaves: Vec<u32>,
+    free_inners: Vec<u32>,
+    root: Option<NodeRef>,
+    /// Scratch path for `remove` (inner node, side taken), kept to avoid an
+    /// allocation per call.
+    path: Vec<(usize, usize)>,
 }
 
 impl Trie {
+    /// The trie holding `leaves`, which must be sorted by key hash, strictly
+    /// ascending. Every node is hashed once, bottom-up; with `threads > 1`
+    /// the two halves below the root are built on two threads, recursively.
+    /// The result is the same node for node whatever `threads` is.
+    pub(crate) fn from_sorted(leaves: Vec<Leaf>, threads: usize) -> Trie {
+        assert!(
+            leaves.len() <= NODES_MAX,
+            "the state trie exceeds 2^31 leaves"
+        );
+        let mut trie = Trie {
+            leaves,
+            ..Trie::default()
+        };
+        if trie.leaves.is_empty() {
+            return trie;
+        }
+        let mut inners = Vec::with_capacity(trie.leaves.len() - 1);
+        let root = build(&trie.leaves, 0, &mut inners, 0, threads);
+        assert_eq!(inners.len(), trie.leaves.len() - 1);
+        trie.inners = inners;
+        trie.root = Some(root);
+        trie
+    }
+
     /// Inserts the key or replaces its value hash.
     pub(crate) fn upsert(&mut self, key_hash: &Hash, value_hash: &Hash) {
         let Some(root) = self.root else {
-            self.root = Some(self.alloc_leaf(key_hash, value_hash));
+            self.root = Some(self.alloc_leaf(Leaf::new(*key_hash, *value_hash)));
             return;
         };
         let nearest = self.nearest_leaf(root, key_hash);
@@ -143,37 +237,29 @@ impl Trie {
         // Walk down again, staling every node above the change, to the first
         // node that does not split above `split` (the leaf itself if equal).
         let limit = split.unwrap_or(KEY_HASH_BITS);
-        let (mut link, mut id) = (Link::Root, root);
-        while let Node::Inner(inner) = &mut self.nodes[id as usize] {
+        let (mut link, mut node) = (Link::Root, root);
+        while let Node::Inner(index) = node.get() {
+            let inner = &mut self.inners[index];
             if inner.bit >= limit {
                 break;
             }
             inner.fresh = false;
             let side = bit(key_hash, inner.bit);
-            link = Link::Child(id, side);
-            id = inner.children[side];
+            link = Link::Child(index, side);
+            node = inner.children[side];
         }
         match split {
             None => {
-                let Node::Leaf(leaf) = &mut self.nodes[id as usize] else {
+                let Node::Leaf(index) = node.get() else {
                     unreachable!("a key hash equal to a leaf's leads to that leaf");
                 };
-                leaf.value_hash = *value_hash;
-                leaf.hash = leaf_hash(key_hash, value_hash);
+                self.leaves[index] = Leaf::new(*key_hash, *value_hash);
             }
             Some(split) => {
-                let leaf = self.alloc_leaf(key_hash, value_hash);
-                let mut children = [id, id];
+                let leaf = self.alloc_leaf(Leaf::new(*key_hash, *value_hash));
+                let mut children = [node, node];
                 children[bit(key_hash, split)] = leaf;
-                let inner = self.alloc(Node::Inner(Inner {
-                    bit: split,
-                    children,
-                    prefix: *key_hash,
-                    hash: Hash::ZERO,
-                    fresh: false,
-                    memo_depth: NO_MEMO,
-                    memo_hash: Hash::ZERO,
-                }));
+                let inner = self.alloc_inner(Inner::stale(split, children, *key_hash));
                 self.set_link(link, inner);
             }
         }
@@ -183,30 +269,31 @@ impl Trie {
     pub(crate) fn remove(&mut self, key_hash: &Hash) {
         let Some(root) = self.root else { return };
         self.path.clear();
-        let mut id = root;
-        while let Node::Inner(inner) = &self.nodes[id as usize] {
+        let mut node = root;
+        while let Node::Inner(index) = node.get() {
+            let inner = &self.inners[index];
             let side = bit(key_hash, inner.bit);
-            self.path.push((id, side));
-            id = inner.children[side];
+            self.path.push((index, side));
+            node = inner.children[side];
         }
-        if self.leaf(id).key_hash != *key_hash {
+        let leaf = self.leaf_index(node);
+        if self.leaves[leaf].key_hash != *key_hash {
             return;
         }
-        self.release(id);
+        self.free_leaves.push(leaf as u32);
         let Some((parent, side)) = self.path.pop() else {
             self.root = None;
             return;
         };
-        let sibling = self.inner_mut(parent).children[1 - side];
-        self.release(parent);
+        let sibling = self.inners[parent].children[1 - side];
+        self.free_inners.push(parent as u32);
         let link = match self.path.last() {
             None => Link::Root,
             Some(&(grandparent, side)) => Link::Child(grandparent, side),
         };
         self.set_link(link, sibling);
-        for index in 0..self.path.len() {
-            let (ancestor, _) = self.path[index];
-            self.inner_mut(ancestor).fresh = false;
+        for &(ancestor, _) in &self.path {
+            self.inners[ancestor].fresh = false;
         }
     }
 
@@ -225,7 +312,7 @@ impl Trie {
     /// since the last change).
     pub(crate) fn prove(&mut self, key_hash: &Hash) -> Proof {
         let mut siblings = Vec::new();
-        let Some(mut id) = self.root else {
+        let Some(mut node) = self.root else {
             return Proof {
                 siblings,
                 terminal: Terminal::Empty,
@@ -233,20 +320,21 @@ impl Trie {
         };
         let mut depth = 0;
         loop {
-            let (split, children, prefix, hash) = match &self.nodes[id as usize] {
-                Node::Inner(inner) => {
-                    debug_assert!(inner.fresh, "prove needs a fresh trie");
-                    (inner.bit, inner.children, inner.prefix, inner.hash)
-                }
-                Node::Leaf(leaf) => {
+            let index = match node.get() {
+                Node::Inner(index) => index,
+                Node::Leaf(index) => {
+                    let leaf = &self.leaves[index];
                     let terminal = Terminal::Leaf {
                         key_hash: leaf.key_hash,
                         value_hash: leaf.value_hash,
                     };
                     return Proof { siblings, terminal };
                 }
-                Node::Free => unreachable!("a free slot is never linked"),
             };
+            let inner = &self.inners[index];
+            debug_assert!(inner.fresh, "prove needs a fresh trie");
+            let (split, children, prefix, hash) =
+                (inner.bit, inner.children, inner.prefix, inner.hash);
             for level in depth..split {
                 if bit(key_hash, level) == bit(&prefix, level) {
                     siblings.push(empty_hash());
@@ -261,95 +349,214 @@ impl Trie {
             }
             let side = bit(key_hash, split);
             siblings.push(self.hash_at(children[1 - side], split + 1));
-            id = children[side];
+            node = children[side];
             depth = split + 1;
         }
     }
 
     /// Follows `key_hash`'s bits at each branching point down to a leaf.
-    fn nearest_leaf(&self, root: NodeId, key_hash: &Hash) -> &Leaf {
-        let mut id = root;
-        while let Node::Inner(inner) = &self.nodes[id as usize] {
-            id = inner.children[bit(key_hash, inner.bit)];
+    fn nearest_leaf(&self, root: NodeRef, key_hash: &Hash) -> &Leaf {
+        let mut node = root;
+        while let Node::Inner(index) = node.get() {
+            let inner = &self.inners[index];
+            node = inner.children[bit(key_hash, inner.bit)];
         }
-        self.leaf(id)
+        &self.leaves[self.leaf_index(node)]
     }
 
-    /// Recomputes the hash of `id` and every stale node below it.
-    fn refresh(&mut self, id: NodeId) {
-        let (split, children) = match &self.nodes[id as usize] {
-            Node::Inner(inner) if !inner.fresh => (inner.bit, inner.children),
-            _ => return,
+    /// Recomputes the hash of `node` and every stale node below it.
+    fn refresh(&mut self, node: NodeRef) {
+        let Node::Inner(index) = node.get() else {
+            return;
         };
+        let inner = &self.inners[index];
+        if inner.fresh {
+            return;
+        }
+        let (split, children) = (inner.bit, inner.children);
         let mut halves = [Hash::ZERO; 2];
         for (half, child) in halves.iter_mut().zip(children) {
             self.refresh(child);
             *half = self.hash_at(child, split + 1);
         }
-        let inner = self.inner_mut(id);
+        let inner = &mut self.inners[index];
         inner.hash = Domain::StateNode.hash_pair(&halves[0], &halves[1]);
         inner.fresh = true;
         inner.memo_depth = NO_MEMO;
     }
 
-    /// The hash of fresh subtree `id` seen from depth `depth`, memoized.
-    fn hash_at(&mut self, id: NodeId, depth: u16) -> Hash {
-        match &mut self.nodes[id as usize] {
-            Node::Leaf(leaf) => leaf.hash,
-            Node::Inner(inner) => {
-                if inner.memo_depth != depth {
-                    inner.memo_hash = extend(inner.hash, &inner.prefix, inner.bit, depth);
-                    inner.memo_depth = depth;
-                }
-                inner.memo_hash
-            }
-            Node::Free => unreachable!("a free slot is never linked"),
+    /// The hash of fresh subtree `node` seen from depth `depth`, memoized.
+    fn hash_at(&mut self, node: NodeRef, depth: u16) -> Hash {
+        match node.get() {
+            Node::Leaf(index) => self.leaves[index].hash,
+            Node::Inner(index) => lifted(&mut self.inners[index], depth),
         }
     }
 
-    fn set_link(&mut self, link: Link, id: NodeId) {
+    fn set_link(&mut self, link: Link, node: NodeRef) {
         match link {
-            Link::Root => self.root = Some(id),
-            Link::Child(parent, side) => self.inner_mut(parent).children[side] = id,
+            Link::Root => self.root = Some(node),
+            Link::Child(parent, side) => self.inners[parent].children[side] = node,
         }
     }
 
-    fn alloc_leaf(&mut self, key_hash: &Hash, value_hash: &Hash) -> NodeId {
-        self.alloc(Node::Leaf(Leaf {
-            key_hash: *key_hash,
-            value_hash: *value_hash,
-            hash: leaf_hash(key_hash, value_hash),
-        }))
-    }
-
-    fn alloc(&mut self, node: Node) -> NodeId {
-        if let Some(id) = self.free.pop() {
-            self.nodes[id as usize] = node;
-            return id;
+    fn alloc_leaf(&mut self, leaf: Leaf) -> NodeRef {
+        if let Some(index) = self.free_leaves.pop() {
+            self.leaves[index as usize] = leaf;
+            return NodeRef::leaf(index as usize);
         }
-        let id = NodeId::try_from(self.nodes.len()).expect("state trie exceeds 2^32 nodes");
-        self.nodes.push(node);
-        id
+        self.leaves.push(leaf);
+        NodeRef::leaf(self.leaves.len() - 1)
     }
 
-    fn release(&mut self, id: NodeId) {
-        self.nodes[id as usize] = Node::Free;
-        self.free.push(id);
+    fn alloc_inner(&mut self, inner: Inner) -> NodeRef {
+        if let Some(index) = self.free_inners.pop() {
+            self.inners[index as usize] = inner;
+            return NodeRef::inner(index as usize);
+        }
+        self.inners.push(inner);
+        NodeRef::inner(self.inners.len() - 1)
     }
 
-    fn leaf(&self, id: NodeId) -> &Leaf {
-        match &self.nodes[id as usize] {
-            Node::Leaf(leaf) => leaf,
-            _ => unreachable!("trie invariant: node {id} is a leaf"),
+    fn leaf_index(&self, node: NodeRef) -> usize {
+        match node.get() {
+            Node::Leaf(index) => index,
+            Node::Inner(index) => unreachable!("trie invariant: inner node {index} is a leaf"),
         }
     }
+}
 
-    fn inner_mut(&mut self, id: NodeId) -> &mut Inner {
-        match &mut self.nodes[id as usize] {
-            Node::Inner(inner) => inner,
-            _ => unreachable!("trie invariant: node {id} is an inner node"),
-        }
+/// The hash of fresh inner node `inner` seen from depth `depth`, memoized.
+fn lifted(inner: &mut Inner, depth: u16) -> Hash {
+    if inner.memo_depth != depth {
+        inner.memo_hash = extend(inner.hash, &inner.prefix, inner.bit, depth);
+        inner.memo_depth = depth;
     }
+    inner.memo_hash
+}
+
+/// Subtrees of at least this many leaves are split between two threads by
+/// [`build`] when it has more than one; below it, a thread costs more than
+/// it saves.
+const PARALLEL_LEAVES_MIN: usize = 1 << 14;
+
+/// Builds the subtree of `leaves` (sorted, strictly ascending), the leaves
+/// at indices `leaf_base..` of the trie. Its inner nodes are appended to
+/// `out`, whose element `k` is inner node `out_base + k` of the trie; a
+/// subtree of `n` leaves has exactly `n - 1`, so where each part goes is
+/// known before it is built. Returns the subtree's top node, fresh, whose
+/// memo is left to its parent.
+fn build(
+    leaves: &[Leaf],
+    leaf_base: usize,
+    out: &mut Vec<Inner>,
+    out_base: usize,
+    threads: usize,
+) -> NodeRef {
+    if threads < 2 || leaves.len() < PARALLEL_LEAVES_MIN {
+        return build_sequential(leaves, leaf_base, out, out_base);
+    }
+    let first = leaves[0].key_hash;
+    let split = first_difference(&first, &leaves[leaves.len() - 1].key_hash)
+        .expect("leaves are sorted by key hash, strictly ascending");
+    let middle = leaves.partition_point(|leaf| bit(&leaf.key_hash, split) == 0);
+    let (left_leaves, right_leaves) = leaves.split_at(middle);
+    // The left part's inner nodes go into `out` now, the right part's are
+    // built aside and numbered after them, then the top node.
+    let right_base = out_base + out.len() + left_leaves.len() - 1;
+    let right_threads = threads / 2;
+    let (left, (right, mut right_out)) = std::thread::scope(|scope| {
+        let right = scope.spawn(move || {
+            let mut right_out = Vec::with_capacity(right_leaves.len() - 1);
+            let top = build(
+                right_leaves,
+                leaf_base + middle,
+                &mut right_out,
+                right_base,
+                right_threads,
+            );
+            (top, right_out)
+        });
+        let left = build(
+            left_leaves,
+            leaf_base,
+            out,
+            out_base,
+            threads - right_threads,
+        );
+        let right = right
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        (left, right)
+    });
+    assert_eq!(out_base + out.len(), right_base);
+    out.append(&mut right_out);
+    let top = push_inner(out, out_base, Inner::stale(split, [left, right], first));
+    finalize(leaves, leaf_base, out, out_base, top);
+    NodeRef::inner(top)
+}
+
+/// [`build`] on one thread, in one pass over the sorted leaves: the crit-bit
+/// tree of sorted keys is built left to right, keeping the inner nodes whose
+/// right subtree is still growing on a stack (their bits increase upwards,
+/// so it holds at most 256). A node is hashed when it leaves the stack, once
+/// both its subtrees are complete.
+fn build_sequential(
+    leaves: &[Leaf],
+    leaf_base: usize,
+    out: &mut Vec<Inner>,
+    out_base: usize,
+) -> NodeRef {
+    let mut spine: Vec<usize> = Vec::with_capacity(usize::from(KEY_HASH_BITS));
+    let mut tail = NodeRef::leaf(leaf_base);
+    for (offset, pair) in leaves.windows(2).enumerate() {
+        let (previous, next) = (&pair[0].key_hash, &pair[1].key_hash);
+        // Ascending: the first differing bit is 0 in `previous`, 1 in `next`.
+        let split = first_difference(previous, next)
+            .filter(|&split| bit(next, split) == 1)
+            .expect("leaves are sorted by key hash, strictly ascending");
+        while let Some(&top) = spine.last()
+            && out[top - out_base].bit > split
+        {
+            out[top - out_base].children[1] = tail;
+            finalize(leaves, leaf_base, out, out_base, top);
+            tail = NodeRef::inner(top);
+            spine.pop();
+        }
+        let index = push_inner(out, out_base, Inner::stale(split, [tail, tail], *next));
+        spine.push(index);
+        tail = NodeRef::leaf(leaf_base + offset + 1);
+    }
+    while let Some(top) = spine.pop() {
+        out[top - out_base].children[1] = tail;
+        finalize(leaves, leaf_base, out, out_base, top);
+        tail = NodeRef::inner(top);
+    }
+    tail
+}
+
+/// Appends `inner` to `out` (numbered from `out_base`); returns its index.
+fn push_inner(out: &mut Vec<Inner>, out_base: usize, inner: Inner) -> usize {
+    out.push(inner);
+    out_base + out.len() - 1
+}
+
+/// Hashes inner node `index`, whose children are complete and fresh: lifts
+/// each child to depth `bit + 1` (filling an inner child's memo, which is
+/// exactly what its parent will ask for) and hashes the pair.
+fn finalize(leaves: &[Leaf], leaf_base: usize, out: &mut [Inner], out_base: usize, index: usize) {
+    let inner = &out[index - out_base];
+    let (depth, children) = (inner.bit + 1, inner.children);
+    let mut halves = [Hash::ZERO; 2];
+    for (half, child) in halves.iter_mut().zip(children) {
+        *half = match child.get() {
+            Node::Leaf(leaf) => leaves[leaf - leaf_base].hash,
+            Node::Inner(child) => lifted(&mut out[child - out_base], depth),
+        };
+    }
+    let inner = &mut out[index - out_base];
+    inner.hash = Domain::StateNode.hash_pair(&halves[0], &halves[1]);
+    inner.fresh = true;
 }
 
 #[cfg(test)]
@@ -373,14 +580,24 @@ mod tests {
     }
 
     impl Trie {
-        /// Checks the structural invariants and returns the leaves below `id`.
-        fn check(&self, id: NodeId, depth: u16, out: &mut Vec<(Hash, Hash)>) {
-            match &self.nodes[id as usize] {
-                Node::Leaf(leaf) => {
+        /// Checks the structural invariants and returns the leaves below `node`.
+        fn check(&self, node: NodeRef, depth: u16, out: &mut Vec<(Hash, Hash)>) {
+            match node.get() {
+                Node::Leaf(index) => {
+                    let leaf = &self.leaves[index];
+                    assert!(
+                        !self.free_leaves.contains(&(index as u32)),
+                        "free leaf linked"
+                    );
                     assert_eq!(leaf.hash, leaf_hash(&leaf.key_hash, &leaf.value_hash));
                     out.push((leaf.key_hash, leaf.value_hash));
                 }
-                Node::Inner(inner) => {
+                Node::Inner(index) => {
+                    let inner = &self.inners[index];
+                    assert!(
+                        !self.free_inners.contains(&(index as u32)),
+                        "free node linked"
+                    );
                     assert!(inner.bit >= depth && inner.bit < KEY_HASH_BITS);
                     assert!(inner.fresh);
                     let start = out.len();
@@ -397,8 +614,11 @@ mod tests {
                         assert!(shared >= inner.bit, "key outside the node's prefix");
                     }
                     assert_eq!(inner.hash, reference(&out[start..], inner.bit));
+                    if inner.memo_depth != NO_MEMO {
+                        let lifted = extend(inner.hash, &inner.prefix, inner.bit, inner.memo_depth);
+                        assert_eq!(inner.memo_hash, lifted, "stale memo");
+                    }
                 }
-                Node::Free => panic!("free slot {id} is linked"),
             }
         }
 
@@ -407,9 +627,78 @@ mod tests {
             if let Some(root) = self.root {
                 self.check(root, 0, &mut leaves);
             }
-            let linked = leaves.len() + leaves.len().saturating_sub(1);
-            assert_eq!(linked + self.free.len(), self.nodes.len());
+            assert_eq!(leaves.len() + self.free_leaves.len(), self.leaves.len());
+            let linked = leaves.len().saturating_sub(1);
+            assert_eq!(linked + self.free_inners.len(), self.inners.len());
             leaves
+        }
+    }
+
+    /// Sorted, distinct leaves of the key and value hashes of `0..count`.
+    fn sorted_leaves(count: u32) -> Vec<Leaf> {
+        let mut leaves: Vec<Leaf> = (0..count)
+            .map(|i| {
+                Leaf::new(
+                    Domain::StateKey.hash(&i.to_le_bytes()),
+                    Domain::StateValue.hash(&i.to_be_bytes()),
+                )
+            })
+            .collect();
+        leaves.sort_by_key(|leaf| leaf.key_hash);
+        leaves
+    }
+
+    #[test]
+    fn bulk_build_equals_upserts_whatever_the_threads() {
+        for count in [0, 1, 2, 3, 17, 1000, PARALLEL_LEAVES_MIN as u32 * 2 + 77] {
+            let leaves = sorted_leaves(count);
+            let mut incremental = Trie::default();
+            for leaf in &leaves {
+                incremental.upsert(&leaf.key_hash, &leaf.value_hash);
+            }
+            let expected = incremental.root_hash();
+            for threads in [1, 2, 3, 8] {
+                let mut bulk = Trie::from_sorted(leaves.clone(), threads);
+                let found = bulk.check_all();
+                assert_eq!(found.len(), leaves.len());
+                assert_eq!(
+                    bulk.root_hash(),
+                    expected,
+                    "{count} leaves, {threads} threads"
+                );
+                if count <= 1000 {
+                    let pairs: Vec<_> = leaves.iter().map(|l| (l.key_hash, l.value_hash)).collect();
+                    assert_eq!(expected, reference(&pairs, 0));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_bulk_built_trie_takes_updates_and_proofs() {
+        let leaves = sorted_leaves(300);
+        let mut bulk = Trie::from_sorted(leaves.clone(), 1);
+        let mut incremental = Trie::default();
+        for leaf in &leaves {
+            incremental.upsert(&leaf.key_hash, &leaf.value_hash);
+        }
+        for (index, leaf) in leaves.iter().enumerate().step_by(7) {
+            for trie in [&mut bulk, &mut incremental] {
+                if index % 2 == 0 {
+                    trie.remove(&leaf.key_hash);
+                } else {
+                    trie.upsert(&leaf.key_hash, &value(index as u8));
+                }
+                trie.upsert(&key(index as u8), &value(3));
+            }
+        }
+        assert_eq!(bulk.root_hash(), incremental.root_hash());
+        bulk.check_all();
+        for leaf in leaves.iter().take(40) {
+            assert_eq!(
+                bulk.prove(&leaf.key_hash),
+                incremental.prove(&leaf.key_hash)
+            );
         }
     }
 

@@ -134,10 +134,7 @@ impl From<DecodeError> for CheckpointDecodeError {
 /// Decodes and fully verifies checkpoint bytes: checksum, structure, then the
 /// recomputed state root. Never panics.
 pub fn decode_checkpoint(bytes: &[u8]) -> Result<Checkpoint, CheckpointDecodeError> {
-    let t = everarcade_state::cpu_now();
     let (summary, mut reader) = decode_header(bytes)?;
-    eprintln!("TIMING header+checksum {:?}", t.elapsed());
-    let t = everarcade_state::cpu_now();
     let nonce_count = reader.u64("nonce count")?;
     let entry_count = reader.u64("entry count")?;
     let mut nonces = BTreeMap::new();
@@ -177,7 +174,6 @@ pub fn decode_checkpoint(bytes: &[u8]) -> Result<Checkpoint, CheckpointDecodeErr
     }
     reader.take(32, "checksum")?;
     reader.finish("checkpoint")?;
-    eprintln!("TIMING parse {:?}", t.elapsed());
     // Rebuilds the trie from scratch: every key, value and node is hashed.
     let mut state = builder.finish();
     let root = state.root();
