@@ -572,7 +572,11 @@ impl Actor {
                     .checkpoint_duration
                     .observe(started.elapsed());
                 self.checkpoint_tick = Some(taken.tick);
-                self.live.status.write().expect("status lock").checkpoint_tick = Some(taken.tick);
+                self.live
+                    .status
+                    .write()
+                    .expect("status lock")
+                    .checkpoint_tick = Some(taken.tick);
                 tracing::info!(
                     tick = taken.tick,
                     bytes = taken.bytes,

@@ -7,11 +7,12 @@
 //! 3. `module compiled`
 //! 4. `world recovered` or `world created` (the package binding is checked
 //!    before, or made at creation)
-//! 5. `admin token ready`
-//! 6. `tls configured` (only with a certificate and key)
-//! 7. `listening`
-//! 8. `tick loop started`
-//! 9. `ready`
+//! 5. `operator key ready` (its public key; created on the first start)
+//! 6. `admin token ready`
+//! 7. `tls configured` (only with a certificate and key)
+//! 8. `listening`
+//! 9. `tick loop started`
+//! 10. `ready`
 
 use std::future::Future;
 use std::io::Write;
@@ -24,6 +25,7 @@ use everarcade_engine::Engine;
 use everarcade_package::Package;
 use everarcade_protocol::WorldId;
 use everarcade_store::checkpoint::list_checkpoints;
+use everarcade_store::keys::OperatorKeys;
 use everarcade_store::{DiskStorage, SimStorage, Storage, StoreError, WorldDir, WorldLock};
 use everarcade_world::{DurableWorld, WorldConfig, WorldError, bind_package, check_binding};
 
@@ -51,6 +53,7 @@ pub struct NodeSpec {
 pub struct Node {
     spec: NodeSpec,
     world: DurableWorld,
+    keys: Arc<OperatorKeys>,
     checkpoint_tick: Option<u64>,
     admin_token: Option<String>,
     tls: Option<Arc<tokio_rustls::rustls::ServerConfig>>,
@@ -68,7 +71,7 @@ pub struct NodeExit {
 }
 
 impl Node {
-    /// Steps 1–5: everything before the listener. Any failure returns here,
+    /// Steps 1–7: everything before the listener. Any failure returns here,
     /// before a socket is opened.
     pub fn prepare(spec: NodeSpec) -> Result<Node, NodeError> {
         let started = Instant::now();
@@ -147,6 +150,16 @@ impl Node {
             tracing::info!(genesis_root = %world.genesis().genesis_root, "world created");
             world
         };
+        let mut world = world;
+        let (keys, created) = OperatorKeys::load_or_create(&*storage, &dir, world.roots().tick)
+            .map_err(WorldError::Store)?;
+        tracing::info!(
+            public_key = %keys.public_key_hex(),
+            created,
+            "operator key ready"
+        );
+        let keys = Arc::new(keys);
+        world.set_operator(keys.clone());
         let checkpoint_tick = list_checkpoints(&*storage, &dir)
             .map_err(WorldError::Store)?
             .checkpoints
@@ -165,6 +178,7 @@ impl Node {
         Ok(Node {
             spec,
             world,
+            keys,
             checkpoint_tick,
             admin_token,
             tls,
@@ -173,7 +187,7 @@ impl Node {
         })
     }
 
-    /// Steps 7–9, then serves until `shutdown` resolves; then stops
+    /// Steps 8–10, then serves until `shutdown` resolves; then stops
     /// gracefully within the configured deadline.
     pub async fn serve(
         self,
@@ -205,6 +219,7 @@ impl Node {
             tls: config.tls(),
             disk_root: (!config.amnesia).then(|| self.spec.runtime_root.clone()),
             disk_free_bytes_min: config.world.disk_free_bytes_min,
+            operator: self.keys.clone(),
         };
         let (handle, thread) = actor::spawn(
             self.world,

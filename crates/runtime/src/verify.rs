@@ -44,6 +44,8 @@ pub fn run(args: JsonWorldArgs) -> Result<(), Failure> {
             "envelopes": audit.envelopes,
             "pending_inputs": audit.pending_inputs,
             "checkpoints": checkpoints,
+            "signed_checkpoints": audit.signed_checkpoints,
+            "operator_keys": audit.operator_keys,
             "head_tick": head_tick,
             "continuity_root": head,
             "warnings": audit.warnings,
@@ -71,6 +73,16 @@ pub fn run(args: JsonWorldArgs) -> Result<(), Failure> {
         "PASS  checkpoints  {} verified {checkpoints:?}: checksum, state root recomputed, roots agree with the journal",
         checkpoints.len()
     );
+    if audit.operator_keys == 0 {
+        println!(
+            "PASS  operator     no operator key yet (a node creates one on its first start); nothing to check"
+        );
+    } else {
+        println!(
+            "PASS  operator     {} keys, every rotation endorsed by the key before; {} checkpoints signed by the key of their tick",
+            audit.operator_keys, audit.signed_checkpoints
+        );
+    }
     for warning in &audit.warnings {
         println!("WARN  {warning}");
     }

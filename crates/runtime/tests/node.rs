@@ -188,6 +188,20 @@ fn start_status_checkpoint_stop_and_start_again() {
 
     let verified = run(&root, "replay-verify", &["--json"]);
     assert!(verified.status.success(), "{}", text(&verified));
+    let audited = run(&root, "verify", &["--json"]);
+    assert!(audited.status.success(), "{}", text(&audited));
+    let audited: serde_json::Value = serde_json::from_slice(&audited.stdout).unwrap();
+    assert_eq!(audited["operator_keys"], 1);
+    assert!(
+        audited["signed_checkpoints"].as_u64().unwrap() >= 1,
+        "{audited}"
+    );
+    let key_file = root.join("worlds").join(WORLD).join("operator/key");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&key_file).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
 
     let restarted = run(&root, "restart", &["--http-addr", &addr]);
     assert!(restarted.status.success(), "{}", text(&restarted));
@@ -211,6 +225,7 @@ fn start_status_checkpoint_stop_and_start_again() {
         "module compiled",
         "world created",
         "world recovered",
+        "operator key ready",
         "admin token ready",
         "listening",
         "tick loop started",
@@ -221,7 +236,6 @@ fn start_status_checkpoint_stop_and_start_again() {
         assert!(log.contains(line), "node.log lacks {line:?}:\n{log}");
     }
     let token = root.join("admin.token");
-    use std::os::unix::fs::PermissionsExt;
     let mode = std::fs::metadata(&token).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o600, "the admin token is 0600");
     let token_text = std::fs::read_to_string(&token).unwrap();

@@ -116,6 +116,17 @@ impl WorldDir {
         self.operator().join("keys.json")
     }
 
+    /// `signatures/`: operator signatures of checkpoints.
+    pub fn signatures(&self) -> PathBuf {
+        self.dir.join("signatures")
+    }
+
+    /// `signatures/<tick>.ckpt.sig`.
+    pub fn checkpoint_signature(&self, tick: Tick) -> PathBuf {
+        self.signatures()
+            .join(format!("{}.sig", checkpoint_name(tick)))
+    }
+
     /// `node.log`.
     pub fn node_log(&self) -> PathBuf {
         self.dir.join("node.log")

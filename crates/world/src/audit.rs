@@ -15,8 +15,11 @@ use everarcade_protocol::{
 };
 use everarcade_store::checkpoint::{list_checkpoints, load_checkpoint};
 use everarcade_store::journal::{GenesisRecord, TickRecord};
+use everarcade_store::keys::{
+    CheckpointSigning, check_checkpoint_signature, read_history, verify_history,
+};
 use everarcade_store::meta::{GenesisFile, read_json};
-use everarcade_store::{JournalReader, Record, Storage, WorldDir};
+use everarcade_store::{JournalReader, Record, Storage, StoreError, WorldDir};
 
 use crate::durable::genesis_file;
 use crate::error::WorldError;
@@ -42,6 +45,10 @@ pub struct Audit {
     pub package_root: Hash,
     /// Things worth a look that are not failures (stray files).
     pub warnings: Vec<String>,
+    /// Checkpoints whose operator signature verified in the key history.
+    pub signed_checkpoints: usize,
+    /// Operator keys in the history (every rotation endorsement checked).
+    pub operator_keys: usize,
 }
 
 struct Chain {
@@ -138,8 +145,21 @@ pub fn audit(
     audit.segments = reader.end().segments;
     audit.records = reader.end().records;
     audit.pending_inputs = chain.inputs.len() as u64;
+    let history = read_history(storage, dir)?;
+    if let Some(history) = &history {
+        verify_history(history).map_err(|e| {
+            WorldError::OperatorSignature(format!("{}: {e}", dir.operator_keys().display()))
+        })?;
+        audit.operator_keys = history.keys.len();
+    }
     for (tick, path) in listing.checkpoints {
         let checkpoint = load_checkpoint(storage, &path)?;
+        let bytes = storage.read(&path).map_err(StoreError::io("read", &path))?;
+        match check_checkpoint_signature(storage, dir, history.as_ref(), tick, &bytes) {
+            Ok(CheckpointSigning::Signed(_)) => audit.signed_checkpoints += 1,
+            Ok(CheckpointSigning::Unsigned) => {}
+            Err(reason) => return Err(WorldError::OperatorSignature(reason)),
+        }
         let Some((continuity, state)) = chain.at_checkpoints.get(&tick) else {
             return Err(WorldError::Lineage {
                 path,

@@ -22,6 +22,7 @@ use everarcade_engine::{CompiledPackage, Engine, TickOutput, World};
 use everarcade_protocol::{Envelope, EnvelopeError, TickRoots, Verified, WorldId};
 use everarcade_store::checkpoint::{encode_checkpoint, prune_checkpoints, write_checkpoint};
 use everarcade_store::journal::{GenesisRecord, InputsRecord, JournalConfig, TickRecord};
+use everarcade_store::keys::{OperatorKeys, sign_checkpoint};
 use everarcade_store::meta::{GenesisFile, META_FORMAT, StatusFile, write_json};
 use everarcade_store::{JournalWriter, Record, Storage, StoreError, WorldDir};
 
@@ -94,6 +95,8 @@ pub struct DurableWorld {
     journaled: Vec<Envelope>,
     roots: TickRoots,
     poisoned: Option<String>,
+    /// Signs checkpoints when the world has an operator key.
+    operator: Option<Arc<OperatorKeys>>,
 }
 
 impl DurableWorld {
@@ -150,6 +153,7 @@ impl DurableWorld {
             journaled: Vec::new(),
             roots,
             poisoned: None,
+            operator: None,
         };
         durable.write_status("stopped")?;
         Ok(durable)
@@ -209,8 +213,24 @@ impl DurableWorld {
             journaled: replayed.pending,
             roots: replayed.last,
             poisoned: None,
+            operator: None,
         };
+        let mut durable = durable;
+        // A world that has an operator key signs every checkpoint it writes.
+        if let Some(keys) = OperatorKeys::load(&*durable.storage, &durable.dir)? {
+            durable.operator = Some(Arc::new(keys));
+        }
         Ok((durable, recovery))
+    }
+
+    /// Signs checkpoints from now on with `keys`.
+    pub fn set_operator(&mut self, keys: Arc<OperatorKeys>) {
+        self.operator = Some(keys);
+    }
+
+    /// The operator key that signs this world's checkpoints, if it has one.
+    pub fn operator(&self) -> Option<&Arc<OperatorKeys>> {
+        self.operator.as_ref()
     }
 
     /// The engine world (read only).
@@ -349,9 +369,17 @@ impl DurableWorld {
             self.world.nonces(),
         );
         let retained = self.config.checkpoints_retained.max(1);
-        let written = write_checkpoint(&*self.storage, &self.dir, tick, &bytes).and_then(|path| {
-            prune_checkpoints(&*self.storage, &self.dir, retained).map(|pruned| (path, pruned))
-        });
+        let operator = self.operator.clone();
+        let written = write_checkpoint(&*self.storage, &self.dir, tick, &bytes)
+            .and_then(|path| match &operator {
+                Some(keys) => {
+                    sign_checkpoint(&*self.storage, &self.dir, keys, tick, &bytes).map(|_| path)
+                }
+                None => Ok(path),
+            })
+            .and_then(|path| {
+                prune_checkpoints(&*self.storage, &self.dir, retained).map(|pruned| (path, pruned))
+            });
         // A failed fsync is never retried (the kernel may have dropped what
         // it was asked to keep), so a failure here poisons too.
         let (path, pruned) = match written {

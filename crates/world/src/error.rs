@@ -83,6 +83,10 @@ pub enum WorldError {
         /// What is inconsistent.
         what: String,
     },
+    /// An operator signature is missing where one is due, or does not
+    /// verify against the world's key history.
+    #[error("operator signature: {0}")]
+    OperatorSignature(String),
     /// Replay diverged from the record.
     #[error("{}", divergence_message(.0))]
     Divergence(Box<Divergence>),
@@ -120,6 +124,7 @@ impl WorldError {
             WorldError::InputRefused { .. } => "input_refused_at_replay",
             WorldError::Lineage { .. } => "lineage_broken",
             WorldError::Divergence(_) => "divergence",
+            WorldError::OperatorSignature(_) => "bad_operator_signature",
             WorldError::Busy(_) => "busy",
             WorldError::Poisoned(_) => "world_poisoned",
         }
@@ -136,7 +141,9 @@ impl WorldError {
             WorldError::Engine(EngineError::GenesisMismatch { .. }) => ErrorClass::Integrity,
             WorldError::Engine(_) => ErrorClass::Operational,
             WorldError::PackageMismatch { .. } => ErrorClass::Package,
-            WorldError::InputRefused { .. } | WorldError::Lineage { .. } => ErrorClass::Integrity,
+            WorldError::InputRefused { .. }
+            | WorldError::Lineage { .. }
+            | WorldError::OperatorSignature(_) => ErrorClass::Integrity,
             WorldError::Divergence(_) => ErrorClass::Divergence,
         }
     }

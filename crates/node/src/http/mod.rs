@@ -20,6 +20,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use everarcade_protocol::{Envelope, Hash, Outcome, ReceiptKind, Verified, WorldId};
+use everarcade_store::keys::{OperatorKeys, Signed, file_digest};
 use serde_json::{Value, json};
 
 use crate::actor::{Ack, TickView, WorldHandle};
@@ -57,6 +58,8 @@ pub struct Facts {
     pub disk_root: Option<PathBuf>,
     /// `/readyz` fails below this many free bytes.
     pub disk_free_bytes_min: u64,
+    /// The world's operator key (signs checkpoints and status attestations).
+    pub operator: Arc<OperatorKeys>,
 }
 
 /// Everything a handler needs; cheap to clone.
@@ -109,7 +112,8 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/worlds/{world}/status", get(world_status))
         .route("/v1/worlds/{world}/ticks/{tick}", get(tick))
         .route("/v1/worlds/{world}/state/{key}", get(state_value))
-        .route("/v1/worlds/{world}/events", get(events));
+        .route("/v1/worlds/{world}/events", get(events))
+        .route("/v1/worlds/{world}/attestation", get(attestation));
     let admin_api = Router::new()
         .route("/admin/admission/open", post(admission_open))
         .route("/admin/admission/close", post(admission_close))
@@ -223,6 +227,7 @@ async fn version(State(state): State<AppState>) -> Json<Value> {
         "package_root": facts.package_root.to_hex(),
         "world": facts.world.as_str(),
         "features": {"amnesia": facts.amnesia, "tls": facts.tls},
+        "operator_public_key": facts.operator.public_key_hex(),
     }))
 }
 
@@ -349,6 +354,7 @@ pub fn status_json(state: &AppState) -> Value {
         "checkpoint_tick": live.checkpoint_tick,
         "address": facts.address,
         "amnesia": facts.amnesia,
+        "operator_public_key": facts.operator.public_key_hex(),
         "live": true,
     })
 }
@@ -522,4 +528,40 @@ async fn admin_checkpoint(State(state): State<AppState>) -> Result<Json<Value>, 
 async fn admin_drain(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
     let tick = state.world.drain().await?;
     Ok(Json(json!({"admission": "closed", "tick": tick})))
+}
+
+/// The head as a statement the operator signs: what a player or auditor can
+/// hold the operator to. `statement` is a JSON string (its exact bytes are
+/// what `digest` covers); `signature` is `Signed::Status` over the digest.
+pub fn attestation_json(state: &AppState) -> Value {
+    let facts = &state.facts;
+    let roots = state.world.live.status().roots;
+    let statement = json!({
+        "world": facts.world.as_str(),
+        "tick": roots.tick,
+        "state_root": roots.state_root.to_hex(),
+        "input_root": roots.input_root.to_hex(),
+        "receipt_root": roots.receipt_root.to_hex(),
+        "continuity_root": roots.continuity_root.to_hex(),
+        "genesis_root": facts.genesis_root.to_hex(),
+        "package_root": facts.package_root.to_hex(),
+        "runtime": everarcade_world::RUNTIME_VERSION,
+        "protocol": everarcade_protocol::PROTOCOL_VERSION,
+    })
+    .to_string();
+    let digest = file_digest(statement.as_bytes());
+    json!({
+        "statement": statement,
+        "digest": digest.to_hex(),
+        "public_key": facts.operator.public_key_hex(),
+        "signature": hex::encode(facts.operator.sign(Signed::Status, &digest)),
+    })
+}
+
+async fn attestation(
+    State(state): State<AppState>,
+    Path(world): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    check_world(&state, &world)?;
+    Ok(Json(attestation_json(&state)))
 }

@@ -14,6 +14,7 @@ use everarcade_node::config::HttpConfig;
 use everarcade_node::http::{AppState, Facts, router};
 use everarcade_package::Package;
 use everarcade_protocol::{Envelope, WorldId, test_signing_key};
+use everarcade_store::keys::OperatorKeys;
 use everarcade_store::{SimStorage, WorldDir};
 use everarcade_world::{DurableWorld, WorldConfig};
 use http_body_util::BodyExt;
@@ -70,7 +71,9 @@ pub fn node_with(
         checkpoint_interval_ticks: 0,
         ..WorldConfig::default()
     };
-    let world = DurableWorld::create(
+    let (keys, _) = OperatorKeys::load_or_create(&disk, &dir, 0).expect("an operator key");
+    let keys = Arc::new(keys);
+    let mut world = DurableWorld::create(
         Arc::new(disk.clone()),
         dir,
         world_id(),
@@ -79,6 +82,7 @@ pub fn node_with(
         config,
     )
     .expect("the world is created");
+    world.set_operator(keys.clone());
     let genesis_root = world.genesis().genesis_root;
     let (handle, thread) = actor::spawn(
         world,
@@ -103,6 +107,7 @@ pub fn node_with(
         tls: false,
         disk_root: None,
         disk_free_bytes_min: 0,
+        operator: keys,
     };
     adjust_facts(&mut facts);
     let state = AppState::new(handle.clone(), facts, &http, Some(TOKEN.into()));

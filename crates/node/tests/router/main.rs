@@ -462,3 +462,69 @@ async fn readiness_fails_when_the_disk_is_nearly_full() {
     let metrics = node.call(get("/metrics")).await.1;
     assert!(metrics.as_str().unwrap().contains("everarcade_ready 0"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_operator_attests_the_head_and_signs_checkpoints() {
+    use everarcade_store::keys::{
+        Signed, file_digest, parse_public_key, parse_signature, verify_signature,
+    };
+    let node = node(|_| {});
+    node.wait_for_tick(2).await;
+    let (status, body) = node
+        .call(get(&format!("/v1/worlds/{WORLD}/attestation")))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let statement = body["statement"].as_str().unwrap();
+    let digest = file_digest(statement.as_bytes());
+    assert_eq!(body["digest"], digest.to_hex());
+    let key = parse_public_key(body["public_key"].as_str().unwrap()).unwrap();
+    let signature = parse_signature(body["signature"].as_str().unwrap()).unwrap();
+    verify_signature(&key, Signed::Status, &digest, &signature).expect("the attestation verifies");
+    let tampered = statement.replace("\"tick\":", "\"tick\":1");
+    assert!(
+        verify_signature(
+            &key,
+            Signed::Status,
+            &file_digest(tampered.as_bytes()),
+            &signature
+        )
+        .is_err()
+    );
+    let version = node.call(get("/version")).await.1;
+    assert_eq!(version["operator_public_key"], body["public_key"]);
+    let statement: serde_json::Value = serde_json::from_str(statement).unwrap();
+    assert_eq!(statement["world"], WORLD);
+
+    let (status, taken) = node.call(admin("/admin/checkpoint", Some(TOKEN))).await;
+    assert_eq!(status, StatusCode::OK, "{taken}");
+    let tick = taken["tick"].as_u64().unwrap();
+    let dir = everarcade_store::WorldDir::new(std::path::Path::new("/sim/root"), &world_id());
+    let bytes = everarcade_store::Storage::read(&node.disk, &dir.checkpoint(tick)).unwrap();
+    let history = everarcade_store::keys::read_history(&node.disk, &dir).unwrap();
+    let signing = everarcade_store::keys::check_checkpoint_signature(
+        &node.disk,
+        &dir,
+        history.as_ref(),
+        tick,
+        &bytes,
+    );
+    assert!(
+        matches!(
+            signing,
+            Ok(everarcade_store::keys::CheckpointSigning::Signed(_))
+        ),
+        "{signing:?}"
+    );
+    let mut flipped = bytes.clone();
+    flipped[20] ^= 1;
+    assert!(
+        everarcade_store::keys::check_checkpoint_signature(
+            &node.disk,
+            &dir,
+            history.as_ref(),
+            tick,
+            &flipped
+        )
+        .is_err()
+    );
+}
