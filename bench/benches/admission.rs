@@ -12,7 +12,9 @@
 //! once (the HTTP stack and the client with nothing behind them). The world
 //! itself caps admission at `inputs_per_tick × tick_rate_hz` (2d-arena:
 //! 1024 × 20 = 20,480 inputs/s); inputs beyond a full tick are refused
-//! `tick_full`, counted, and not retried.
+//! `tick_full`, counted, and not retried, and the lane pauses one tick
+//! period. Beside both: the latency of one `write` + `fdatasync` on the
+//! same disk, the floor of every acknowledgement.
 //!
 //! **Cold start.** A world with `EA_BENCH_COLD_TICKS` ticks (default 100,000;
 //! one bot) and a checkpoint at its last tick; the time from
@@ -338,9 +340,11 @@ struct Row {
     limit: LoadReport,
     /// Ticks the node executed per second during its run.
     ticks_per_second: f64,
+    /// Inputs of each tick executed during the run, sorted.
+    tick_inputs: Vec<u64>,
 }
 
-fn print_row(row: &Row, cap_per_second: f64) {
+fn print_row(row: &Row, cap_per_second: f64, inputs_per_tick: u64) {
     let quantile = |report: &LoadReport, q: f64| {
         report
             .latency_quantile_micros(q)
@@ -370,6 +374,45 @@ fn print_row(row: &Row, cap_per_second: f64) {
         row.ticks_per_second,
         row.node.acknowledged as f64 / (row.ticks_per_second * row.node.elapsed_seconds).max(1.0),
     );
+    let ticks = &row.tick_inputs;
+    if let (Some(min), Some(max)) = (ticks.first(), ticks.last()) {
+        println!(
+            "    inputs per executed tick: min {min} p50 {} max {max}; {} of {} ticks full ({inputs_per_tick})",
+            ticks[ticks.len() / 2],
+            ticks.iter().filter(|n| **n >= inputs_per_tick).count(),
+            ticks.len()
+        );
+    }
+}
+
+/// The inputs of every tick in `first..=last` the node still holds.
+async fn tick_inputs(client: &Client, first: u64, last: u64) -> Vec<u64> {
+    let mut counts = Vec::new();
+    for tick in first..=last {
+        if let Ok(info) = client.tick(tick).await {
+            counts.push(info.input_count);
+        }
+    }
+    counts.sort_unstable();
+    counts
+}
+
+/// `write` of 256 bytes + `fdatasync` on the scratch directory's file
+/// system, `rounds` times: the latency floor of one group commit.
+fn fdatasync_seconds(dir: &std::path::Path, rounds: usize) -> Result<Vec<f64>, String> {
+    use std::io::Write;
+    let path = dir.join("fdatasync-probe");
+    let mut file = std::fs::File::create(&path).map_err(|e| e.to_string())?;
+    let mut samples = Vec::with_capacity(rounds);
+    for _ in 0..rounds {
+        let started = Instant::now();
+        file.write_all(&[7u8; 256]).map_err(|e| e.to_string())?;
+        file.sync_data().map_err(|e| e.to_string())?;
+        samples.push(started.elapsed().as_secs_f64());
+    }
+    std::fs::remove_file(&path).map_err(|e| e.to_string())?;
+    samples.sort_by(f64::total_cmp);
+    Ok(samples)
 }
 
 fn admission_section(options: &Options, runtime: &tokio::runtime::Runtime) -> Result<(), String> {
@@ -389,9 +432,19 @@ fn admission_section(options: &Options, runtime: &tokio::runtime::Runtime) -> Re
         RATE_PER_CLIENT
     );
     let scratch = Scratch::new("admission").map_err(|e| e.to_string())?;
+    let fsync = fdatasync_seconds(scratch.path(), 200)?;
+    let fsync_p50 = fsync[fsync.len() / 2];
+    println!(
+        "  write 256 B + fdatasync on this disk: p50 {} p99 {}; a closed loop of {} single-input lanes that waits one fdatasync per request cannot exceed {} inputs/s",
+        millis(fsync_p50),
+        millis(fsync[fsync.len() * 99 / 100]),
+        options.concurrency,
+        count(f64::from(options.concurrency) / fsync_p50)
+    );
     let id = Arena::world_id();
     let config = LoadConfig {
         duration: Duration::from_secs(options.seconds),
+        pause_after_full: Duration::from_secs_f64(1.0 / f64::from(manifest.tick_rate_hz)),
     };
     let (limit_address, limit_task) = trivial_server(runtime)?;
     let limit_client =
@@ -430,6 +483,11 @@ fn admission_section(options: &Options, runtime: &tokio::runtime::Runtime) -> Re
             .block_on(running.client.status())
             .map_err(|e| e.to_string())?;
         let ticks_per_second = (after.height - before.height) as f64 / node.elapsed_seconds;
+        let tick_inputs = runtime.block_on(tick_inputs(
+            &running.client,
+            before.height + 1,
+            after.height,
+        ));
         let name = if batch {
             let per_request = node.sent as f64 / node.requests.max(1) as f64;
             format!("{name} ({lanes} lanes, {per_request:.1} inputs/request)")
@@ -441,8 +499,9 @@ fn admission_section(options: &Options, runtime: &tokio::runtime::Runtime) -> Re
             node,
             limit,
             ticks_per_second,
+            tick_inputs,
         };
-        print_row(&row, cap);
+        print_row(&row, cap, u64::from(manifest.limits.inputs_per_tick));
         rows.push(row);
     }
     let status = runtime

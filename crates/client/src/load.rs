@@ -11,6 +11,11 @@
 //! refusals are counted, not retried) and by [`LoadConfig::duration`], after
 //! which no lane starts another request. A request in flight at the deadline
 //! still finishes, within the client's timeout.
+//!
+//! A lane told to come back later (429: `tick_full`, or `rate_limited` with
+//! `Retry-After`) pauses before its next request, as a well-behaved client
+//! does: otherwise the quick refusals of a full tick would burn through the
+//! prepared envelopes in a tight loop until the tick executes.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -31,6 +36,9 @@ pub type Lane = Vec<Request>;
 pub struct LoadConfig {
     /// No request starts after this much time.
     pub duration: Duration,
+    /// How long a lane pauses after a `tick_full` refusal (one tick period
+    /// of the world is right), and after a 429 without `Retry-After`.
+    pub pause_after_full: Duration,
 }
 
 /// What a load run did.
@@ -116,7 +124,7 @@ pub async fn run(client: &Client, lanes: Vec<Lane>, config: LoadConfig) -> LoadR
     let mut tasks = Vec::with_capacity(lanes.len());
     for lane in lanes {
         let client = client.clone();
-        tasks.push(tokio::spawn(run_lane(client, lane, deadline)));
+        tasks.push(tokio::spawn(run_lane(client, lane, config, deadline)));
     }
     let mut report = LoadReport::default();
     for task in tasks {
@@ -128,7 +136,7 @@ pub async fn run(client: &Client, lanes: Vec<Lane>, config: LoadConfig) -> LoadR
     report
 }
 
-async fn run_lane(client: Client, lane: Lane, deadline: Instant) -> LoadReport {
+async fn run_lane(client: Client, lane: Lane, config: LoadConfig, deadline: Instant) -> LoadReport {
     let mut report = LoadReport::default();
     for request in lane {
         if Instant::now() >= deadline {
@@ -139,30 +147,62 @@ async fn run_lane(client: Client, lane: Lane, deadline: Instant) -> LoadReport {
         report.sent += count;
         report.requests += 1;
         let sent_at = Instant::now();
-        if let [envelope] = request.as_slice() {
+        let pause = if let [envelope] = request.as_slice() {
             match client.submit(envelope).await {
                 Ok(_) => {
                     report.acknowledged += 1;
                     report.latencies_micros.push(micros(sent_at));
+                    None
                 }
-                Err(error) => refuse(&mut report, &error, 1),
+                Err(error) => {
+                    refuse(&mut report, &error, 1);
+                    pause_for(&error, &config)
+                }
             }
-            continue;
-        }
-        match client.submit_batch(&request).await {
-            Ok(results) => {
-                report.latencies_micros.push(micros(sent_at));
-                for result in results {
-                    match result {
-                        Ok(_) => report.acknowledged += 1,
-                        Err(refusal) => *report.refused.entry(refusal.code).or_default() += 1,
+        } else {
+            match client.submit_batch(&request).await {
+                Ok(results) => {
+                    report.latencies_micros.push(micros(sent_at));
+                    let mut full = false;
+                    for result in results {
+                        match result {
+                            Ok(_) => report.acknowledged += 1,
+                            Err(refusal) => {
+                                full |= refusal.code == "tick_full";
+                                *report.refused.entry(refusal.code).or_default() += 1;
+                            }
+                        }
                     }
+                    full.then_some(config.pause_after_full)
+                }
+                Err(error) => {
+                    refuse(&mut report, &error, count);
+                    pause_for(&error, &config)
                 }
             }
-            Err(error) => refuse(&mut report, &error, count),
+        };
+        if let Some(pause) = pause {
+            let left = deadline.saturating_duration_since(Instant::now());
+            tokio::time::sleep(pause.min(left)).await;
         }
     }
     report
+}
+
+/// How long to wait after a refusal that says "later" (429).
+fn pause_for(error: &ClientError, config: &LoadConfig) -> Option<Duration> {
+    match error {
+        ClientError::Node {
+            status: 429,
+            code,
+            retry_after_seconds,
+            ..
+        } => Some(match retry_after_seconds {
+            Some(seconds) if code != "tick_full" => Duration::from_secs(*seconds),
+            _ => config.pause_after_full,
+        }),
+        _ => None,
+    }
 }
 
 fn refuse(report: &mut LoadReport, error: &ClientError, count: u64) {

@@ -407,8 +407,14 @@ async fn load_keeps_each_lane_in_nonce_order_and_counts_refusals() {
         .collect();
     let config = LoadConfig {
         duration: Duration::from_secs(30),
+        pause_after_full: Duration::from_millis(20),
     };
+    let started = std::time::Instant::now();
     let report = load::run(&client(&server), lanes, config).await;
+    assert!(
+        started.elapsed() >= Duration::from_millis(40),
+        "each lane paused after each of its two tick_full refusals"
+    );
     assert_eq!((report.sent, report.requests), (200, 200));
     assert_eq!(
         report.acknowledged,
@@ -424,6 +430,7 @@ async fn load_keeps_each_lane_in_nonce_order_and_counts_refusals() {
         vec![vec![vec![envelope("q", 1)]]],
         LoadConfig {
             duration: Duration::ZERO,
+            pause_after_full: Duration::ZERO,
         },
     )
     .await;

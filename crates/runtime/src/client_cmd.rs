@@ -533,8 +533,10 @@ pub fn load(args: LoadArgs) -> Result<(), Failure> {
         return Err(Failure::new(PACKAGE, "package_mismatch", message));
     }
     let prepared = prepare(&target, &args, lanes, clock_nonce())?;
+    // After a full tick, a lane waits one tick period before its next request.
     let config = LoadConfig {
         duration: Duration::from_secs(args.duration_secs),
+        pause_after_full: Duration::from_secs_f64(1.0 / before.tick_rate_hz.max(1.0)),
     };
     let report = runtime.block_on(load::run(&client, prepared.lanes, config));
     let after = runtime
