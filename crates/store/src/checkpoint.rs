@@ -69,7 +69,24 @@ pub struct CheckpointSummary {
     pub entries: u64,
 }
 
+/// Bytes the encoder hands to the checksum at a time: a multiple of BLAKE3's
+/// 1 KiB chunk, small enough to still be in cache when it is hashed, large
+/// enough that waking the checksum thread per block costs little.
+const CHECKSUM_BLOCK_BYTES: usize = 1 << 20;
+
+/// Checkpoints of at least this many bytes are checksummed on a second
+/// thread while they are encoded; smaller ones block by block in line.
+const PARALLEL_CHECKSUM_BYTES_MIN: usize = 4 << 20;
+
+/// Blocks waiting for the checksum thread at most (8 MiB); the encoder waits
+/// when the queue is full.
+const CHECKSUM_QUEUE_BLOCKS: usize = 8;
+
 /// Encodes a checkpoint. `state_root` must be `state`'s root.
+///
+/// The bytes go straight into one buffer of the exact size, and the checksum
+/// follows the encoder a block behind (on a second thread for large
+/// checkpoints), so the bytes are hashed while still in cache.
 pub fn encode_checkpoint(
     tick: Tick,
     genesis_root: &Hash,
@@ -78,34 +95,128 @@ pub fn encode_checkpoint(
     state: &State,
     nonces: &BTreeMap<PublicKey, u64>,
 ) -> Vec<u8> {
+    let mut header = Vec::with_capacity(CHECKPOINT_HEADER_BYTES);
+    header.extend_from_slice(&CHECKPOINT_MAGIC);
+    header.put_u16(CHECKPOINT_VERSION);
+    header.extend_from_slice(&[0; 6]);
+    header.put_u64(tick);
+    header.put_hash(genesis_root);
+    header.put_hash(continuity_root);
+    header.put_hash(state_root);
+    header.put_u64(nonces.len() as u64);
+    header.put_u64(state.len() as u64);
+    assert_eq!(header.len(), CHECKPOINT_HEADER_BYTES);
     let size = CHECKPOINT_HEADER_BYTES
         + nonces.len() * 40
         + state.len() * 8
         + state.value_bytes() as usize
         + 32;
-    let mut out = Vec::with_capacity(size);
-    out.extend_from_slice(&CHECKPOINT_MAGIC);
-    out.put_u16(CHECKPOINT_VERSION);
-    out.extend_from_slice(&[0; 6]);
-    out.put_u64(tick);
-    out.put_hash(genesis_root);
-    out.put_hash(continuity_root);
-    out.put_hash(state_root);
-    out.put_u64(nonces.len() as u64);
-    out.put_u64(state.len() as u64);
+    // Zeroed memory costs nothing until it is written, and is written once.
+    let mut out = vec![0u8; size];
+    let (body, checksum) = out.split_at_mut(size - 32);
+    let digest = if size < PARALLEL_CHECKSUM_BYTES_MIN {
+        let mut hasher = Domain::Checkpoint.hasher();
+        encode_body(body, &header, state, nonces, |block| {
+            hasher.update(block);
+        });
+        hasher.finalize()
+    } else {
+        std::thread::scope(|scope| {
+            let (sender, blocks) = std::sync::mpsc::sync_channel::<&[u8]>(CHECKSUM_QUEUE_BLOCKS);
+            let hasher = scope.spawn(move || {
+                let mut hasher = Domain::Checkpoint.hasher();
+                for block in blocks {
+                    hasher.update(block);
+                }
+                hasher.finalize()
+            });
+            encode_body(body, &header, state, nonces, move |block| {
+                sender
+                    .send(block)
+                    .expect("the checksum thread runs until the last block is sent");
+            });
+            hasher
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+        })
+    };
+    checksum.copy_from_slice(&digest.0);
+    out
+}
+
+/// Writes the header, nonces and entries into `body`, handing each completed
+/// stretch of blocks to `sink` (the checksum), in order.
+fn encode_body<'a>(
+    body: &'a mut [u8],
+    header: &[u8],
+    state: &State,
+    nonces: &BTreeMap<PublicKey, u64>,
+    sink: impl FnMut(&'a [u8]),
+) {
+    let mut writer = BodyWriter::new(body, sink);
+    writer.put(header);
     for (sender, nonce) in nonces {
-        out.extend_from_slice(sender);
-        out.put_u64(*nonce);
+        writer.put(sender);
+        writer.put(&nonce.to_le_bytes());
     }
     for (key, value) in state.iter() {
-        out.put_u32(key.len() as u32);
-        out.extend_from_slice(key);
-        out.put_u32(value.len() as u32);
-        out.extend_from_slice(value);
+        writer.put(&(key.len() as u32).to_le_bytes());
+        writer.put(key);
+        writer.put(&(value.len() as u32).to_le_bytes());
+        writer.put(value);
+        writer.hand_over_blocks();
     }
-    let checksum = Domain::Checkpoint.hash(&out);
-    out.put_hash(&checksum);
-    out
+    writer.finish();
+}
+
+/// Writes a checkpoint body front to back into a buffer of its exact size,
+/// handing each completed stretch of whole blocks to the checksum.
+struct BodyWriter<'a, F: FnMut(&'a [u8])> {
+    /// From the first byte not yet handed over to the end of the body.
+    rest: &'a mut [u8],
+    /// Bytes written at the start of `rest`.
+    written: usize,
+    sink: F,
+}
+
+impl<'a, F: FnMut(&'a [u8])> BodyWriter<'a, F> {
+    fn new(body: &'a mut [u8], sink: F) -> BodyWriter<'a, F> {
+        BodyWriter {
+            rest: body,
+            written: 0,
+            sink,
+        }
+    }
+
+    /// Appends `bytes`; the body's size was computed exactly, so running
+    /// past its end is a bug (and panics).
+    fn put(&mut self, bytes: &[u8]) {
+        self.rest[self.written..self.written + bytes.len()].copy_from_slice(bytes);
+        self.written += bytes.len();
+    }
+
+    /// Hands over the whole blocks written so far.
+    fn hand_over_blocks(&mut self) {
+        if self.written < CHECKSUM_BLOCK_BYTES {
+            return;
+        }
+        let whole = self.written - self.written % CHECKSUM_BLOCK_BYTES;
+        let (done, rest) = std::mem::take(&mut self.rest).split_at_mut(whole);
+        (self.sink)(done);
+        self.rest = rest;
+        self.written -= whole;
+    }
+
+    /// Hands over the rest, which must be exactly what was written.
+    fn finish(mut self) {
+        assert_eq!(
+            self.written,
+            self.rest.len(),
+            "a checkpoint body fills its computed size exactly"
+        );
+        let rest = std::mem::take(&mut self.rest);
+        (self.sink)(rest);
+    }
 }
 
 /// Why checkpoint bytes were refused (before a path is attached).

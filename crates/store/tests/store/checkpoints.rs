@@ -528,3 +528,27 @@ fn every_entry_of_a_large_checkpoint_is_checked() {
         "keys are not strictly ascending",
     );
 }
+
+#[test]
+fn a_checkpoint_of_megabytes_is_checksummed_whole_while_encoded() {
+    // 6.7 MB: past the size at which the checksum runs beside the encoder,
+    // and over several of the blocks it is handed.
+    let mut state = State::new();
+    for i in 0..60_000u32 {
+        state.set(&i.to_be_bytes(), &[i as u8; 100]);
+    }
+    let root = state.root();
+    let bytes = encode_checkpoint(
+        42,
+        &Hash::ZERO,
+        &Hash::ZERO,
+        &root,
+        &state,
+        &BTreeMap::new(),
+    );
+    assert!(bytes.len() > 6_000_000);
+    let end = bytes.len() - 32;
+    assert_eq!(&bytes[end..], &Domain::Checkpoint.hash(&bytes[..end]).0);
+    let checkpoint = decode_checkpoint(&bytes).ok().unwrap();
+    assert!(checkpoint.state.iter().eq(state.iter()));
+}
