@@ -1,39 +1,480 @@
-//! Operator keys, `backup` and `restore`.
+//! Operator keys (`keys rotate`, `keys list`), `backup` and `restore`,
+//! through `everarcade-ops`. Each refuses to run while a node holds the
+//! world, naming its pid.
 
-use crate::exit::Failure;
+use std::path::PathBuf;
+
+use everarcade_ops::operator::{OfflineWorld, list_keys, rotate_offline};
+use everarcade_ops::{
+    KeySource, OfflineBackup, OpsError, ReplayFrom, RestoreOptions, RestoreRequest, VerifyOptions,
+    backup_offline, restore as restore_world,
+};
+use everarcade_store::keys::parse_public_key;
+use everarcade_world::ErrorClass;
+
+use crate::JsonWorldArgs;
+use crate::exit::{DIVERGENCE, FAILURE, Failure, INTEGRITY, PACKAGE, USAGE};
+use crate::probe;
+use crate::target::{Target, store_failure, world_failure};
 
 /// `backup` arguments.
 #[derive(clap::Args)]
 pub struct BackupArgs {
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
-    rest: Vec<String>,
+    #[command(flatten)]
+    common: JsonWorldArgs,
+    /// Where backup folders go; each backup is a new folder
+    /// `DIR/<world>-<tick>-<n>` [default: `<parent of the runtime root>/<root name>-backups`].
+    #[arg(long, value_name = "DIR")]
+    backup_dir: Option<PathBuf>,
 }
 
 /// `restore` arguments.
 #[derive(clap::Args)]
 pub struct RestoreArgs {
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
-    rest: Vec<String>,
+    #[command(flatten)]
+    common: JsonWorldArgs,
+    /// The backup folder (the one holding manifest.json).
+    #[arg(long, value_name = "BACKUP")]
+    from: PathBuf,
+    /// An operator public key (hex) kept outside the backup: the backup's
+    /// signer must be it or endorsed by it through the key history.
+    #[arg(long, value_name = "HEX")]
+    trusted_key: Option<String>,
+    /// A file holding the backup's current operator key secret (64 hex
+    /// digits, as `operator/key`), for a host that does not have it.
+    #[arg(long, value_name = "FILE")]
+    operator_key: Option<PathBuf>,
+    /// Where replay verification of the restored world begins.
+    #[arg(long, value_enum, default_value = "genesis")]
+    replay_from: ReplayStart,
+}
+
+/// `--replay-from`.
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum ReplayStart {
+    /// Every tick of the journal.
+    Genesis,
+    /// Only the ticks after the backup's checkpoint.
+    Checkpoint,
 }
 
 /// `keys` arguments.
 #[derive(clap::Args)]
 pub struct KeysArgs {
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
-    rest: Vec<String>,
+    #[command(subcommand)]
+    command: KeysCommand,
+}
+
+#[derive(clap::Subcommand)]
+enum KeysCommand {
+    /// Retire the world's operator key at its height and start a new one
+    /// endorsed by it (offline: stop the node first).
+    Rotate(JsonWorldArgs),
+    /// The world's operator keys with the tick range each one signed.
+    List(JsonWorldArgs),
+}
+
+/// The exit status and code of an ops error.
+fn ops_failure(error: OpsError) -> Failure {
+    if let OpsError::World(error) = error {
+        return world_failure(error);
+    }
+    let exit = match error.class() {
+        ErrorClass::Operational => FAILURE,
+        ErrorClass::Integrity => INTEGRITY,
+        ErrorClass::Divergence => DIVERGENCE,
+        ErrorClass::Package => PACKAGE,
+    };
+    Failure::new(exit, error.code(), error.to_string())
+}
+
+/// Refuses when a process holds the world: a node, or another command.
+fn refuse_running(target: &Target, remedy: &str) -> Result<(), Failure> {
+    let Some(node) = probe::running_node(&target.dir).map_err(store_failure)? else {
+        return Ok(());
+    };
+    let holder = match node.address {
+        Some(address) => format!("a node (pid {}, listening on {address})", node.pid),
+        None => format!("pid {}", node.pid),
+    };
+    Err(Failure::new(
+        FAILURE,
+        "node_running",
+        format!("{holder} holds world {}; {remedy}", target.id),
+    ))
 }
 
 /// Runs `backup`.
-pub fn backup(_args: BackupArgs) -> Result<(), Failure> {
-    Err(Failure::not_built("backup"))
+pub fn backup(args: BackupArgs) -> Result<(), Failure> {
+    let target = Target::resolve(&args.common.world)?;
+    target.require_bound()?;
+    refuse_running(
+        &target,
+        "stop the node, or use the node's hot backup once it lands",
+    )?;
+    let (engine, compiled) = target.compile()?;
+    let done = backup_offline(&OfflineBackup {
+        dir: &target.dir,
+        id: &target.id,
+        engine: &engine,
+        compiled: &compiled,
+        parent: args.backup_dir,
+    })
+    .map_err(ops_failure)?;
+    let report = &done.backup;
+    let manifest = &report.manifest;
+    let checkpoint = manifest.checkpoint.as_ref();
+    if args.common.json {
+        let object = serde_json::json!({
+            "world": manifest.world,
+            "path": report.path.display().to_string(),
+            "manifest": report.manifest_path.display().to_string(),
+            "manifest_blake3": report.manifest_blake3.to_hex(),
+            "tick": manifest.head.tick,
+            "head": manifest.head,
+            "checkpoint": checkpoint,
+            "checkpoint_taken": done.checkpoint_taken.is_some(),
+            "note": done.checkpoint_note,
+            "package_root": manifest.package_root,
+            "runtime_version": manifest.runtime_version,
+            "protocol_version": manifest.protocol_version,
+            "host": manifest.host,
+            "created_at": manifest.created_at,
+            "operator_public_key": manifest.operator_public_key,
+            "operator_key_created": done.key_created,
+            "files": manifest.files.len(),
+            "bytes": report.data_bytes,
+            "seconds": report.seconds,
+        });
+        println!("{object}");
+        return Ok(());
+    }
+    println!(
+        "backup of world {} at tick {} written to {} ({} files, {:.1} MB in {:.2} s)",
+        manifest.world,
+        manifest.head.tick,
+        report.path.display(),
+        manifest.files.len(),
+        report.data_bytes as f64 / 1e6,
+        report.seconds
+    );
+    match checkpoint {
+        Some(c) => println!(
+            "checkpoint     {} (tick {}, BLAKE3 {}){}",
+            c.file,
+            c.tick,
+            c.blake3,
+            if done.checkpoint_taken.is_some() {
+                ", taken now"
+            } else {
+                ""
+            }
+        ),
+        None => println!("checkpoint     none: a restore replays from genesis"),
+    }
+    if let Some(note) = &done.checkpoint_note {
+        println!("note: {note}");
+    }
+    println!(
+        "head           tick {}, C(t) {}",
+        manifest.head.tick, manifest.head.continuity_root
+    );
+    println!("package root   {}", manifest.package_root);
+    println!(
+        "runtime        {} (protocol {}), host {}, {}",
+        manifest.runtime_version, manifest.protocol_version, manifest.host, manifest.created_at
+    );
+    println!(
+        "operator key   {}{}",
+        manifest.operator_public_key,
+        if done.key_created {
+            " (created now: the world had none)"
+        } else {
+            ""
+        }
+    );
+    println!(
+        "manifest       {} (BLAKE3 {})",
+        report.manifest_path.display(),
+        report.manifest_blake3
+    );
+    println!(
+        "store a copy of the manifest (or its BLAKE3 and the operator key) off this host; check the folder with: cd {} && sha256sum -c SHA256SUMS",
+        report.path.display()
+    );
+    Ok(())
 }
 
 /// Runs `restore`.
-pub fn restore(_args: RestoreArgs) -> Result<(), Failure> {
-    Err(Failure::not_built("restore"))
+pub fn restore(args: RestoreArgs) -> Result<(), Failure> {
+    let target = Target::resolve(&args.common.world)?;
+    refuse_running(&target, "stop the node before restoring")?;
+    let trusted_key = match &args.trusted_key {
+        None => None,
+        Some(text) => Some(parse_public_key(text).map_err(|_| {
+            Failure::new(
+                USAGE,
+                "invalid_key",
+                format!("--trusted-key takes 64 hex digits, not {text:?}"),
+            )
+        })?),
+    };
+    let (engine, compiled) = target.compile()?;
+    let request = RestoreRequest {
+        runtime_root: target.dir.runtime_root(),
+        id: &target.id,
+        package: &target.package,
+        engine: &engine,
+        compiled: &compiled,
+        backup: &args.from,
+        options: RestoreOptions {
+            verify: VerifyOptions {
+                trusted_keys: trusted_key.into_iter().collect(),
+            },
+            replay_from: match args.replay_from {
+                ReplayStart::Genesis => ReplayFrom::Genesis,
+                ReplayStart::Checkpoint => ReplayFrom::Checkpoint,
+            },
+            operator_key_file: args.operator_key.clone(),
+        },
+    };
+    let report = restore_world(&request).map_err(ops_failure)?;
+    let roots = report.roots;
+    let backup = &report.backup;
+    let key_source = match &report.key_source {
+        KeySource::Given(path) => format!("kept: its secret came from {}", path.display()),
+        KeySource::Host(path) => format!("kept: its secret came from {}", path.display()),
+        KeySource::New => format!(
+            "new: no secret for {} was at hand (pass --operator-key FILE to keep it), so the restored world has a new operator identity from tick {}; the backup's key history is kept in operator/keys.before-restore.json",
+            backup
+                .history
+                .keys
+                .last()
+                .map_or("", |entry| entry.public_key.as_str()),
+            backup.manifest.head.tick
+        ),
+    };
+    if args.common.json {
+        let phases = report.phases;
+        let object = serde_json::json!({
+            "world": target.id.as_str(),
+            "restored": report.world_dir.display().to_string(),
+            "from": backup.dir.display().to_string(),
+            "manifest_blake3": backup.manifest_blake3.to_hex(),
+            "signed_by": backup.manifest.operator_public_key,
+            "anchored_by": backup.anchored_by,
+            "unlisted_files": backup.unlisted,
+            "quarantined": report.quarantined.as_ref().map(|p| p.display().to_string()),
+            "recovered_from_checkpoint": report.recovered_from,
+            "recovered_ticks": report.recovered_ticks,
+            "audited_ticks": report.audited_ticks,
+            "audited_envelopes": report.audited_envelopes,
+            "replayed_from_checkpoint": report.replayed_from,
+            "replayed_ticks": report.replayed_ticks,
+            "tick": roots.tick,
+            "state_root": roots.state_root.to_hex(),
+            "input_root": roots.input_root.to_hex(),
+            "receipt_root": roots.receipt_root.to_hex(),
+            "continuity_root": roots.continuity_root.to_hex(),
+            "operator_public_key": report.operator_key,
+            "operator_key": key_source,
+            "bytes": backup.data_bytes,
+            "seconds": {
+                "verify": phases.verify,
+                "copy": phases.copy,
+                "open": phases.open,
+                "audit": phases.audit,
+                "replay": phases.replay,
+                "total": phases.total,
+            },
+        });
+        println!("{object}");
+        return Ok(());
+    }
+    println!(
+        "PASS  backup        {}: manifest (BLAKE3 {}), {} files ({:.1} MB) by size and BLAKE3, SHA256SUMS",
+        backup.dir.display(),
+        backup.manifest_blake3,
+        backup.manifest.files.len(),
+        backup.data_bytes as f64 / 1e6
+    );
+    let anchor = match &backup.anchored_by {
+        Some(key) if *key == backup.manifest.operator_public_key => {
+            ", a trusted key".to_string()
+        }
+        Some(key) => format!(", endorsed from the trusted key {key}"),
+        None => " per the backup's own key history (pass --trusted-key to check it against a key kept elsewhere)".to_string(),
+    };
+    println!(
+        "PASS  signature     operator key {}{anchor}",
+        backup.manifest.operator_public_key
+    );
+    for key in &backup.unendorsed_keys {
+        println!(
+            "WARN  key history   {key} was not endorsed by the key before it (a restore without the old secret)"
+        );
+    }
+    for file in &backup.unlisted {
+        println!("WARN  unlisted      {file} is not in the manifest and was not restored");
+    }
+    println!(
+        "PASS  recovery      from {}, {} ticks replayed, roots equal the manifest's",
+        report
+            .recovered_from
+            .map_or("genesis".to_string(), |tick| format!("checkpoint {tick}")),
+        report.recovered_ticks
+    );
+    println!(
+        "PASS  verify        {} ticks, {} envelopes: checksums, chain, signatures, roots, checkpoint",
+        report.audited_ticks, report.audited_envelopes
+    );
+    println!(
+        "PASS  replay-verify from {}, {} ticks re-executed, every root equal",
+        report
+            .replayed_from
+            .map_or("genesis".to_string(), |tick| format!("checkpoint {tick}")),
+        report.replayed_ticks
+    );
+    match &report.quarantined {
+        Some(path) => println!("previous world moved to {}", path.display()),
+        None => println!("there was no previous world"),
+    }
+    println!("operator key   {} ({key_source})", report.operator_key);
+    println!(
+        "restored world {} to tick {} at {}",
+        target.id,
+        roots.tick,
+        report.world_dir.display()
+    );
+    println!("state root       {}", roots.state_root);
+    println!("input root       {}", roots.input_root);
+    println!("receipt root     {}", roots.receipt_root);
+    println!("continuity C(t)  {}", roots.continuity_root);
+    println!("run `doctor`, then start the node once these roots are the expected ones");
+    Ok(())
 }
 
 /// Runs `keys`.
-pub fn keys(_args: KeysArgs) -> Result<(), Failure> {
-    Err(Failure::not_built("keys"))
+pub fn keys(args: KeysArgs) -> Result<(), Failure> {
+    match args.command {
+        KeysCommand::Rotate(args) => rotate(args),
+        KeysCommand::List(args) => list(args),
+    }
+}
+
+fn rotate(args: JsonWorldArgs) -> Result<(), Failure> {
+    let target = Target::resolve(&args.world)?;
+    target.require_bound()?;
+    refuse_running(&target, "stop the node first: `keys rotate` works offline")?;
+    let (engine, compiled) = target.compile()?;
+    let rotation = rotate_offline(&OfflineWorld {
+        dir: &target.dir,
+        id: &target.id,
+        engine: &engine,
+        compiled: &compiled,
+    })
+    .map_err(ops_failure)?;
+    if args.json {
+        let object = serde_json::json!({
+            "world": target.id.as_str(),
+            "height": rotation.height,
+            "retired": rotation.retired,
+            "current": rotation.current,
+            "keys": rotation.history.keys,
+        });
+        println!("{object}");
+        return Ok(());
+    }
+    match &rotation.retired {
+        Some(retired) => println!(
+            "operator key rotated at tick {}: {retired} retired (it signed up to tick {}), {} current from tick {}, endorsed by the retired key",
+            rotation.height,
+            rotation.height,
+            rotation.current.public_key,
+            rotation.current.from_tick
+        ),
+        None => println!(
+            "world {} had no operator key; created {} at tick {} (nothing to rotate)",
+            target.id, rotation.current.public_key, rotation.height
+        ),
+    }
+    println!(
+        "the retired secret stays in {}",
+        target.dir.operator().join("retired").display()
+    );
+    Ok(())
+}
+
+fn list(args: JsonWorldArgs) -> Result<(), Failure> {
+    let target = Target::resolve(&args.world)?;
+    let listed = list_keys(&target.dir).map_err(ops_failure)?;
+    let Some((history, check)) = listed else {
+        if args.json {
+            let object = serde_json::json!({"world": target.id.as_str(), "keys": [], "history_verified": true});
+            println!("{object}");
+        } else {
+            println!(
+                "world {} has no operator key yet (the node's first start or the first backup creates it)",
+                target.id
+            );
+        }
+        return Ok(());
+    };
+    let count = history.keys.len();
+    let unendorsed = check
+        .as_ref()
+        .map(|c| c.unendorsed.clone())
+        .unwrap_or_default();
+    if args.json {
+        let keys: Vec<serde_json::Value> = history
+            .keys
+            .iter()
+            .enumerate()
+            .map(|(index, entry)| {
+                serde_json::json!({
+                    "public_key": entry.public_key,
+                    "from_tick": entry.from_tick,
+                    "to_tick": entry.to_tick,
+                    "current": index + 1 == count,
+                    "endorsed_by_previous": entry.endorsed_by_previous.is_some(),
+                })
+            })
+            .collect();
+        let object = serde_json::json!({
+            "world": target.id.as_str(),
+            "keys": keys,
+            "history_verified": check.is_ok(),
+            "error": check.as_ref().err().map(|e| serde_json::json!({"code": e.code(), "message": e.to_string()})),
+        });
+        println!("{object}");
+    } else {
+        for (index, entry) in history.keys.iter().enumerate() {
+            let range = match entry.to_tick {
+                Some(to) => format!("ticks {}..={to}", entry.from_tick),
+                None => format!("ticks {}.. (current)", entry.from_tick),
+            };
+            let endorsement = match (index, &entry.endorsed_by_previous) {
+                (0, _) => "first key",
+                (_, Some(_)) => "endorsed by the previous key",
+                (_, None) => "NOT endorsed by the previous key",
+            };
+            println!("{index:>3}  {}  {range}  {endorsement}", entry.public_key);
+        }
+        match &check {
+            Ok(_) => {
+                println!("history verified: every endorsement checks out, ranges follow each other")
+            }
+            Err(error) => println!("FAIL  history: {error} [{}]", error.code()),
+        }
+    }
+    check.map(|_| ()).map_err(|error| {
+        Failure::new(
+            INTEGRITY,
+            error.code(),
+            format!(
+                "the operator key history of {} does not verify: {error}",
+                target.id
+            ),
+        )
+    })
 }

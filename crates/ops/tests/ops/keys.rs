@@ -1,0 +1,114 @@
+//! Operator keys: after a rotation, old checkpoints and old backups still
+//! verify (their signers are in the history, in range); a backup signed by
+//! the new key is vouched for by the old one through the endorsement; a
+//! restore without the secret starts a new identity that no old key vouches
+//! for.
+
+use everarcade_ops::operator::{OfflineWorld, check_history, list_keys, rotate_offline};
+use everarcade_ops::restore::PREVIOUS_HISTORY_FILE;
+use everarcade_ops::{KeySource, RestoreOptions, VerifyOptions, verify_backup};
+use everarcade_store::keys::{KeyHistory, parse_public_key};
+
+use crate::common::{Root, audit, backup, continue_world, fixture, make_world, restore_into, world_id};
+
+fn trusting(key: &str) -> VerifyOptions {
+    VerifyOptions {
+        trusted_keys: vec![parse_public_key(key).unwrap()],
+    }
+}
+
+#[test]
+fn after_a_rotation_old_checkpoints_and_backups_still_verify() {
+    let root = Root::new();
+    make_world(&root, 12);
+    let first = backup(&root, None).expect("backup");
+    let old_key = first.backup.manifest.operator_public_key.clone();
+    let fixture = fixture();
+    let rotation = rotate_offline(&OfflineWorld {
+        dir: &root.dir(),
+        id: &world_id(),
+        engine: &fixture.engine,
+        compiled: &fixture.compiled,
+    })
+    .expect("rotate");
+    assert_eq!(rotation.height, 12);
+    assert_eq!(rotation.retired.as_deref(), Some(old_key.as_str()));
+    assert_eq!(rotation.current.from_tick, 13);
+    let new_key = rotation.current.public_key.clone();
+
+    // Tick 20's checkpoint is signed by the new key, 12's by the old one.
+    continue_world(&root, 10);
+    let audited = audit(&root).expect("verify after the rotation");
+    assert_eq!(audited.signed_checkpoints, 2);
+    assert_eq!(audited.operator_keys, 2);
+    let (history, check) = list_keys(&root.dir()).unwrap().expect("a history");
+    check.expect("endorsed");
+    assert_eq!(history.keys[0].to_tick, Some(12));
+
+    // The old backup: its own history, and the old key anchors it.
+    verify_backup(&first.backup.path, &trusting(&old_key)).expect("old backup");
+    let refused = verify_backup(&first.backup.path, &trusting(&new_key)).expect_err("not yet");
+    assert_eq!(refused.code(), "backup_signature_invalid");
+    // A new backup is signed by the new key, which the old key endorsed.
+    let second = backup(&root, None).expect("backup after the rotation");
+    assert_eq!(second.backup.manifest.operator_public_key, new_key);
+    let verified = verify_backup(&second.backup.path, &trusting(&old_key)).expect("endorsed");
+    assert_eq!(verified.anchored_by.as_deref(), Some(old_key.as_str()));
+
+    // Restoring the old backup here: the retired secret is found on the host.
+    let report = restore_into(&root, &first.backup.path, RestoreOptions::default())
+        .expect("restore the pre-rotation backup");
+    assert_eq!(report.roots.tick, 12);
+    assert_eq!(report.operator_key, old_key);
+    match &report.key_source {
+        KeySource::Host(path) => assert!(path.ends_with(format!("retired/{old_key}.key"))),
+        other => panic!("{other:?}"),
+    }
+    audit(&root).expect("verify the restored world");
+}
+
+#[test]
+fn a_restore_without_the_secret_starts_a_new_identity_that_old_keys_do_not_vouch_for() {
+    let root = Root::new();
+    make_world(&root, 9);
+    let done = backup(&root, None).expect("backup");
+    let old_key = done.backup.manifest.operator_public_key.clone();
+    let old_history = std::fs::read(done.backup.path.join("operator/keys.json")).unwrap();
+    std::fs::remove_dir_all(&root.path).unwrap();
+
+    let report =
+        restore_into(&root, &done.backup.path, RestoreOptions::default()).expect("restore");
+    assert_eq!(report.key_source, KeySource::New);
+    assert_ne!(report.operator_key, old_key);
+    let operator = root.dir().operator();
+    assert_eq!(
+        std::fs::read(operator.join(PREVIOUS_HISTORY_FILE)).unwrap(),
+        old_history
+    );
+    let history: KeyHistory =
+        serde_json::from_slice(&std::fs::read(root.dir().operator_keys()).unwrap()).unwrap();
+    assert_eq!(history.keys.len(), 1);
+    assert_eq!(history.keys[0].from_tick, 9);
+    check_history(&history).expect("a valid history");
+    audit(&root).expect("verify");
+
+    continue_world(&root, 3);
+    let after = backup(&root, None).expect("backup of the restored world");
+    verify_backup(&after.backup.path, &VerifyOptions::default()).expect("self-consistent");
+    let refused = verify_backup(&after.backup.path, &trusting(&old_key)).expect_err("no link");
+    assert_eq!(refused.code(), "backup_signature_invalid");
+    // With the old secret given, the identity is kept instead.
+    let keyed = Root::new();
+    make_world(&keyed, 4);
+    let keyed_backup = backup(&keyed, None).expect("backup");
+    let secret = keyed.beside("operator.key");
+    std::fs::copy(keyed.dir().operator_key(), &secret).unwrap();
+    std::fs::remove_dir_all(&keyed.path).unwrap();
+    let options = RestoreOptions {
+        operator_key_file: Some(secret.clone()),
+        ..RestoreOptions::default()
+    };
+    let kept = restore_into(&keyed, &keyed_backup.backup.path, options).expect("restore");
+    assert_eq!(kept.key_source, KeySource::Given(secret));
+    assert_eq!(kept.operator_key, keyed_backup.backup.manifest.operator_public_key);
+}
