@@ -104,6 +104,17 @@ domains! {
     JournalRecord = "ea/journal/record/v1",
     /// The checksum of a checkpoint file.
     Checkpoint = "ea/checkpoint/v1",
+    /// A tick's leaf in the accumulator of ticks (docs/BUNDLES.md): the
+    /// tick number and its four roots.
+    MmrLeaf = "ea/mmr/leaf/v1",
+    /// An inner node of the accumulator of ticks.
+    MmrNode = "ea/mmr/node/v1",
+    /// The accumulator's root: the leaf count and every peak.
+    MmrRoot = "ea/mmr/root/v1",
+    /// The digest of a proof bundle's body, which the operator signs.
+    Bundle = "ea/bundle/v1",
+    /// The checksum of a proof bundle file: body and signature.
+    BundleChecksum = "ea/bundle/checksum/v1",
 }
 
 static DOMAIN_KEYS: LazyLock<Vec<[u8; 32]>> = LazyLock::new(|| {

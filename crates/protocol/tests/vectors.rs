@@ -122,3 +122,57 @@ const VECTORS: [&str; 15] = [
     "be92b49f8d5fb0c00bf6ea2b45f8e09708cc1cf8ebe741a3864b7af62df0eb03",
     "d93efbf32eaa633917b39cb7be9cc0abbf0ff460214a9e4d4146cca80f3b0817",
 ];
+
+/// The audit domains and the Merkle list membership path (PROTOCOL §11.4).
+#[test]
+fn audit_domain_and_list_proof_vectors() {
+    let domains = [
+        Domain::MmrLeaf,
+        Domain::MmrNode,
+        Domain::MmrRoot,
+        Domain::Bundle,
+        Domain::BundleChecksum,
+    ];
+    for (domain, expected) in domains.iter().zip(AUDIT_VECTORS) {
+        check(domain.as_str(), domain.hash(b"abc").0, expected);
+    }
+    let items: Vec<Hash> = (0u8..3).map(|i| Domain::Envelope.hash(&[i])).collect();
+    let root = list_root(&items);
+    let path = everarcade_protocol::list_proof(&items, 0).unwrap();
+    check(
+        "list path of item 0 of 3",
+        path.concat_bytes(),
+        AUDIT_VECTORS[5],
+    );
+    let path2 = everarcade_protocol::list_proof(&items, 2).unwrap();
+    check(
+        "list path of item 2 of 3",
+        path2.concat_bytes(),
+        AUDIT_VECTORS[6],
+    );
+    for (index, path) in [(0u64, &path), (2, &path2)] {
+        let found =
+            everarcade_protocol::list_root_from_proof(&items[index as usize], index, 3, path);
+        assert_eq!(found, Some(root));
+    }
+}
+
+trait ConcatBytes {
+    fn concat_bytes(&self) -> Vec<u8>;
+}
+
+impl ConcatBytes for Vec<Hash> {
+    fn concat_bytes(&self) -> Vec<u8> {
+        self.iter().flat_map(|hash| hash.0).collect()
+    }
+}
+
+const AUDIT_VECTORS: [&str; 7] = [
+    "69c30fecd27c357cb86f356d1512c4753670ef60f1f15bf28ba02a764c57803d",
+    "fc8eb275290666d96b9a7d5cf95ed56f5c791ada1fd5e24cc021ef15dd129be1",
+    "119e7323bf78bf9f1a27d540891d9e9947d0c69371e86c6e26aa1912a8c760be",
+    "753c71d1739b7b095aca51649c2d675113856807a7604587788ed20c098a79d3",
+    "a14830073ac453e54333c4572923f1efc96701db7a3f2b28529607f1476c2170",
+    "c140bf47be5cd467ddb2db9bfd31e0770768c275e33c718d2247069eeb58b4dd10cdcee22a306422923003f3e8603b4765fb46b8f09e64b74376f6455c8d7a26",
+    "8b25e89bb32ff47bb641de744c129c18831a1601d7ac51ce51716691dfbfe1eb",
+];
