@@ -34,6 +34,9 @@ pub const CHECKPOINT_HEADER_BYTES: usize = 136;
 /// The smallest encoded entry: a key length, a one-byte key, a value length
 /// and an empty value. Bounds what an entry count may reserve.
 const ENTRY_BYTES_MIN: usize = 4 + 1 + 4;
+/// Most entries reserved before decoding them (about 126 MB); a larger state
+/// grows as it is decoded.
+const ENTRIES_RESERVED_MAX: usize = 1 << 20;
 
 /// A world's durable snapshot at the end of `tick`.
 #[derive(Clone)]
@@ -262,7 +265,8 @@ pub fn decode_checkpoint(bytes: &[u8]) -> Result<Checkpoint, CheckpointDecodeErr
     // The count is not trusted: no more entries than the bytes left can hold.
     let capacity = usize::try_from(entry_count)
         .unwrap_or(usize::MAX)
-        .min(reader.remaining() / ENTRY_BYTES_MIN);
+        .min(reader.remaining() / ENTRY_BYTES_MIN)
+        .min(ENTRIES_RESERVED_MAX);
     let mut builder = StateBuilder::with_capacity(capacity);
     for _ in 0..entry_count {
         let key_length = reader.u32("key length")? as usize;
