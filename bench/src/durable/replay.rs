@@ -76,6 +76,7 @@ pub fn replay_once(arena: &Arena, fixture: &Fixture, verify: bool) -> Result<f64
         id: &id,
         engine: &arena.engine,
         compiled: arena.compiled.clone(),
+        schedule: None,
     };
     let options = ReplayOptions {
         start: Start::Genesis,

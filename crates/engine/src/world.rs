@@ -149,6 +149,13 @@ impl World {
         self.continuity
     }
 
+    /// Switches the rules from the next tick on: a package transition
+    /// recorded in the world's lineage (an upgrade). The state, nonces and
+    /// continuity chain carry over unchanged.
+    pub fn set_package(&mut self, compiled: Arc<CompiledPackage>) {
+        self.compiled = compiled;
+    }
+
     /// The compiled package the world runs.
     pub fn compiled(&self) -> &Arc<CompiledPackage> {
         &self.compiled

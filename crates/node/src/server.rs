@@ -27,6 +27,8 @@ use everarcade_protocol::WorldId;
 use everarcade_store::checkpoint::list_checkpoints;
 use everarcade_store::keys::OperatorKeys;
 use everarcade_store::{DiskStorage, SimStorage, Storage, StoreError, WorldDir, WorldLock};
+use everarcade_world::incident::{Incident, record_incident, record_runtime, verified_runtime};
+use everarcade_world::replay::{Context, ReplayOptions, Start, replay};
 use everarcade_world::{DurableWorld, WorldConfig, WorldError, bind_package, check_binding};
 
 use crate::actor::{self, ActorConfig, StopReport, WorldHandle};
@@ -118,14 +120,25 @@ impl Node {
         let exists = !config.amnesia && world_exists(&*storage, &dir)?;
         let world = if exists {
             check_binding(&dir, &spec.package)?;
-            let (world, recovery) = DurableWorld::open(
+            verify_for_new_runtime(&*storage, &dir, &spec, &engine, &compiled)?;
+            let opened = DurableWorld::open(
                 storage.clone(),
                 dir.clone(),
                 spec.world.clone(),
                 engine,
                 compiled,
                 world_config,
-            )?;
+            );
+            let (world, recovery) = match opened {
+                Err(WorldError::Divergence(divergence)) => {
+                    let root = spec.package.root.to_hex();
+                    let incident = Incident::divergence(&divergence, "recovery", &root);
+                    let path = record_incident(&*storage, &dir, &incident)?;
+                    tracing::error!(tick = divergence.tick, incident = %path.display(), "divergence during recovery; refusing to serve");
+                    return Err(NodeError::World(WorldError::Divergence(divergence)));
+                }
+                other => other?,
+            };
             tracing::info!(
                 tick = recovery.roots.tick,
                 ticks_replayed = recovery.ticks_replayed,
@@ -148,6 +161,9 @@ impl Node {
                 world_config,
             )?;
             tracing::info!(genesis_root = %world.genesis().genesis_root, "world created");
+            if !config.amnesia {
+                record_runtime(&*storage, &dir, 0, &world.genesis().genesis_root)?;
+            }
             world
         };
         let mut world = world;
@@ -316,6 +332,64 @@ async fn stop(
         stop: report,
         address,
     })
+}
+
+/// A binary of another runtime version than the one that last verified
+/// the lineage replay-verifies it from genesis before it serves; on a
+/// divergence it records an incident and refuses.
+fn verify_for_new_runtime(
+    storage: &dyn Storage,
+    dir: &WorldDir,
+    spec: &NodeSpec,
+    engine: &Arc<Engine>,
+    compiled: &Arc<everarcade_engine::CompiledPackage>,
+) -> Result<(), NodeError> {
+    let verified = verified_runtime(storage, dir)?;
+    if verified == everarcade_world::RUNTIME_VERSION {
+        return Ok(());
+    }
+    let started = Instant::now();
+    tracing::warn!(
+        verified_by = %verified,
+        runtime = everarcade_world::RUNTIME_VERSION,
+        "another runtime version verified this lineage: replay-verifying it from genesis before serving"
+    );
+    let context = Context {
+        storage,
+        dir,
+        id: &spec.world,
+        engine,
+        compiled: compiled.clone(),
+        schedule: None,
+    };
+    let options = ReplayOptions {
+        start: Start::Genesis,
+        stop_after: None,
+        verify_signatures: true,
+        diff_on_divergence: true,
+    };
+    match replay(&context, &options, &mut |_| {}) {
+        Ok(replayed) => {
+            record_runtime(storage, dir, replayed.last.tick, &replayed.last.continuity_root)?;
+            tracing::info!(
+                ticks = replayed.last.tick,
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                "the lineage replays to its recorded roots under this runtime"
+            );
+            Ok(())
+        }
+        Err(WorldError::Divergence(divergence)) => {
+            let incident = Incident::divergence(&divergence, "startup replay-verify", &spec.package.root.to_hex());
+            let path = record_incident(storage, dir, &incident)?;
+            tracing::error!(
+                tick = divergence.tick,
+                incident = %path.display(),
+                "divergence: this runtime does not reproduce the lineage; refusing to serve"
+            );
+            Err(NodeError::World(WorldError::Divergence(divergence)))
+        }
+        Err(error) => Err(error.into()),
+    }
 }
 
 /// Resolves on SIGINT or SIGTERM.

@@ -359,6 +359,15 @@ pub fn stop(args: StopArgs) -> Result<(), Failure> {
     Ok(())
 }
 
+/// `stop` with the default timeout, for commands that stop a node first.
+pub fn stop_world(world: &WorldArgs) -> Result<(), Failure> {
+    stop(StopArgs {
+        world: world.clone(),
+        timeout_secs: 60,
+        json: false,
+    })
+}
+
 /// Runs `restart`: `stop` (if a node runs), then `start`.
 pub fn restart(args: StartArgs) -> Result<(), Failure> {
     let stop_args = StopArgs {

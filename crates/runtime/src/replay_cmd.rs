@@ -86,6 +86,7 @@ fn run_replay(
         id: &target.id,
         engine: &engine,
         compiled,
+        schedule: None,
     };
     let options = ReplayOptions {
         start: start(args)?,

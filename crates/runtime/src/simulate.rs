@@ -332,6 +332,7 @@ fn finish(
                 id: &target.id,
                 engine,
                 compiled: compiled.clone(),
+                schedule: None,
             };
             let options = ReplayOptions {
                 start: Start::Genesis,

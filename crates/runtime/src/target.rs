@@ -96,6 +96,14 @@ pub struct DurabilityArgs {
 }
 
 impl DurabilityArgs {
+    /// The defaults the flags have.
+    pub fn defaults() -> DurabilityArgs {
+        DurabilityArgs {
+            checkpoint_interval: 1000,
+            checkpoints_retained: 3,
+        }
+    }
+
     /// As a world config.
     pub fn config(&self) -> WorldConfig {
         WorldConfig {

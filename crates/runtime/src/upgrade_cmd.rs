@@ -1,27 +1,510 @@
-//! `upgrade` and `rollback` of a world's package.
+//! `upgrade --to NEW_PACKAGE` and `rollback`: the manual's upgrade and
+//! rollback procedures for a world's package (`everarcade_world::upgrade`).
+//!
+//! Upgrade: stop the node if one runs (admission closes, the tick finishes,
+//! a checkpoint is written); take a checkpoint of the head; take a backup;
+//! replay-verify the lineage under the current package; validate the new
+//! package; apply the semver rule (a patch must replay all history under
+//! the new package; minor and major need `--allow-minor`/`--allow-major`
+//! and are recorded as a protocol transition at the next tick); switch;
+//! verify; start the node again if one ran. The rollback artifacts stay
+//! until `upgrade --accept`.
 
-use crate::exit::Failure;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use everarcade_engine::Engine;
+use everarcade_package::Package;
+use everarcade_store::DiskStorage;
+use everarcade_store::keys::OperatorKeys;
+use everarcade_world::DurableWorld;
+use everarcade_world::audit::audit;
+use everarcade_world::upgrade::{
+    Allow, UpgradeInputs, accept, apply, classify, matches_head, pending, replay_history_under_new,
+    roll_back, verify_current,
+};
+
+use crate::WorldArgs;
+use crate::exit::{DIVERGENCE, FAILURE, Failure, NOT_RUNNING, PACKAGE};
+use crate::target::{DurabilityArgs, Target, disk, store_failure, world_failure};
+use crate::{node_cmd, probe};
 
 /// `upgrade` arguments.
 #[derive(clap::Args)]
 pub struct UpgradeArgs {
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
-    rest: Vec<String>,
+    #[command(flatten)]
+    world: WorldArgs,
+    /// The new package directory.
+    #[arg(long, required_unless_present = "accept")]
+    to: Option<PathBuf>,
+    /// Allow a minor version upgrade (a protocol transition at the next tick).
+    #[arg(long)]
+    allow_minor: bool,
+    /// Allow a major version upgrade (a protocol transition at the next tick).
+    #[arg(long)]
+    allow_major: bool,
+    /// Accept the pending upgrade: its rollback artifacts stop being rollback artifacts.
+    #[arg(long, conflicts_with = "to")]
+    accept: bool,
+    /// Print one JSON object.
+    #[arg(long)]
+    json: bool,
 }
 
 /// `rollback` arguments.
 #[derive(clap::Args)]
 pub struct RollbackArgs {
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
-    rest: Vec<String>,
+    #[command(flatten)]
+    world: WorldArgs,
+    /// Print one JSON object.
+    #[arg(long)]
+    json: bool,
+}
+
+fn step(json: bool, text: &str) {
+    if !json {
+        println!("{text}");
+    }
+}
+
+/// The running node's command line, to start it again after the change.
+fn running_command(target: &Target) -> Result<Option<Vec<String>>, Failure> {
+    let Some(node) = probe::running_node(&target.dir).map_err(store_failure)? else {
+        return Ok(None);
+    };
+    let raw = std::fs::read(format!("/proc/{}/cmdline", node.pid)).map_err(|e| {
+        Failure::new(
+            FAILURE,
+            "node_unreachable",
+            format!("reading pid {}'s command line: {e}", node.pid),
+        )
+    })?;
+    let arguments: Vec<String> = raw
+        .split(|b| *b == 0)
+        .filter(|part| !part.is_empty())
+        .map(|part| String::from_utf8_lossy(part).into_owned())
+        .collect();
+    if arguments.get(1).map(String::as_str) != Some("run") || arguments.len() < 5 {
+        return Err(Failure::new(
+            FAILURE,
+            "node_unrecognized",
+            format!(
+                "pid {} holds the world but is not `everarcade-runtime run …`; stop it first",
+                node.pid
+            ),
+        ));
+    }
+    Ok(Some(arguments))
+}
+
+/// Starts the node again with its old flags and `package`.
+fn start_again(mut arguments: Vec<String>, package: &std::path::Path) -> Result<(), Failure> {
+    arguments[1] = "start".into();
+    arguments[4] = package.display().to_string();
+    let status = std::process::Command::new(&arguments[0])
+        .args(&arguments[1..])
+        .status()
+        .map_err(|e| Failure::new(FAILURE, "start_failed", e.to_string()))?;
+    if !status.success() {
+        return Err(Failure::new(
+            FAILURE,
+            "start_failed",
+            format!("the node did not start again ({status}); see node.log"),
+        ));
+    }
+    Ok(())
+}
+
+/// Stops a running node, if any; returns its command line.
+fn stop_if_running(
+    target: &Target,
+    world: &WorldArgs,
+    json: bool,
+) -> Result<Option<Vec<String>>, Failure> {
+    let command = running_command(target)?;
+    if command.is_some() {
+        step(
+            json,
+            "1. closing admission: stopping the node (it finishes the tick and checkpoints)",
+        );
+        match node_cmd::stop_world(world) {
+            Ok(()) => {}
+            Err(failure) if failure.exit == NOT_RUNNING => {}
+            Err(failure) => return Err(failure),
+        }
+    } else {
+        step(json, "1. no node runs: admission is closed");
+    }
+    Ok(command)
 }
 
 /// Runs `upgrade`.
-pub fn upgrade(_args: UpgradeArgs) -> Result<(), Failure> {
-    Err(Failure::not_built("upgrade"))
+pub fn upgrade(args: UpgradeArgs) -> Result<(), Failure> {
+    let target = Target::resolve(&args.world)?;
+    target.require_bound()?;
+    let storage = disk();
+    if args.accept {
+        return accept_pending(&target, args.json);
+    }
+    if let Some(pending) = pending(&*storage, &target.dir).map_err(world_failure)? {
+        let refusal = everarcade_world::upgrade::UpgradeRefusal::Pending {
+            to: pending.transition.package_root,
+            tick: pending.transition.from_tick,
+        };
+        return Err(Failure::new(FAILURE, refusal.code(), refusal.to_string()));
+    }
+    let new_path = args
+        .to
+        .clone()
+        .expect("clap requires --to without --accept");
+    let new_package = Package::load(&new_path)
+        .map_err(|e| Failure::new(PACKAGE, e.code(), format!("the new package: {e}")))?;
+    let allow = Allow {
+        minor: args.allow_minor,
+        major: args.allow_major,
+    };
+    let kind = classify(&target.package, &new_package, allow)
+        .map_err(|refusal| Failure::new(PACKAGE, refusal.code(), refusal.to_string()))?;
+    let restart = stop_if_running(&target, &args.world, args.json)?;
+    let _lock = target.lock()?;
+    let (engine, current) = target.compile()?;
+    // 2. a checkpoint of the head (and the world's journal end, for rollback).
+    let (mut world, _) = DurableWorld::open(
+        storage.clone(),
+        target.dir.clone(),
+        target.id.clone(),
+        engine.clone(),
+        current.clone(),
+        DurabilityArgs::defaults().config(),
+    )
+    .map_err(world_failure)?;
+    if world.pending_inputs() > 0 {
+        // Acknowledged inputs execute under the rules they were admitted
+        // under: one tick before the switch.
+        world.execute_tick().map_err(world_failure)?;
+    }
+    let taken = world.checkpoint().map_err(world_failure)?;
+    let head = world.roots();
+    let journal_end = world.journal_end();
+    world.close().map_err(world_failure)?;
+    step(
+        args.json,
+        &format!(
+            "2. checkpoint of tick {} at {}",
+            taken.tick,
+            taken.path.display()
+        ),
+    );
+    step(
+        args.json,
+        "   backup: run `backup` before upgrading; this upgrade keeps its rollback artifacts under upgrade/",
+    );
+    let compiled_new = compile(&engine, &new_package)?;
+    let inputs = UpgradeInputs {
+        storage: &*storage,
+        dir: &target.dir,
+        id: &target.id,
+        engine: &engine,
+        current: current.clone(),
+        new: compiled_new.clone(),
+    };
+    let verified = verify_current(&inputs).map_err(world_failure)?;
+    step(
+        args.json,
+        &format!(
+            "3. replay-verify under the current package: ticks 1..={} match",
+            verified.tick
+        ),
+    );
+    step(
+        args.json,
+        &format!(
+            "4. the new package {} ({} {}) validates and compiles",
+            new_package.root, new_package.manifest.name, new_package.manifest.version
+        ),
+    );
+    let history_replayed = match kind {
+        everarcade_world::lineage::UpgradeKind::Patch => {
+            replay_history_under_new(&inputs).map_err(|error| {
+                let mut failure = world_failure(error);
+                failure.message = format!(
+                    "refused: a patch must replay all history to the recorded roots, and this one does not: {}\n\
+                     nothing was changed; if the new rules are meant to change the game, make it a minor version and pass --allow-minor",
+                    failure.message
+                );
+                if failure.exit == DIVERGENCE {
+                    failure.code = "upgrade_history_diverges".into();
+                }
+                failure
+            })?;
+            step(
+                args.json,
+                &format!(
+                    "5. patch: history replays to the recorded roots under {}",
+                    new_package.manifest.version
+                ),
+            );
+            true
+        }
+        other => {
+            step(
+                args.json,
+                &format!(
+                    "5. {other:?} upgrade allowed: recorded as a protocol transition at tick {}",
+                    head.tick + 1
+                ),
+            );
+            false
+        }
+    };
+    let (keys, _) =
+        OperatorKeys::load_or_create(&*storage, &target.dir, head.tick).map_err(store_failure)?;
+    let pending = apply(
+        &inputs,
+        &keys,
+        kind,
+        head,
+        journal_end,
+        history_replayed,
+        None,
+    )
+    .map_err(world_failure)?;
+    step(
+        args.json,
+        &format!(
+            "6. switched: package/ is {} from tick {}; lineage.json signed by {}",
+            new_package.root,
+            pending.transition.from_tick,
+            keys.public_key_hex()
+        ),
+    );
+    let new_target = Target {
+        id: target.id.clone(),
+        dir: target.dir.clone(),
+        package: new_package,
+    };
+    verify_after(&new_target, &engine, &compiled_new, args.json)?;
+    drop(_lock);
+    if let Some(command) = restart {
+        start_again(command, &new_path)?;
+        step(args.json, "7. the node runs again with the new package");
+    }
+    if args.json {
+        let object = serde_json::json!({
+            "world": target.id.as_str(),
+            "kind": pending.transition.kind,
+            "from_tick": pending.transition.from_tick,
+            "previous_root": pending.transition.previous_root,
+            "package_root": pending.transition.package_root,
+            "history_replayed": history_replayed,
+            "pending": true,
+        });
+        println!("{object}");
+    } else {
+        println!(
+            "upgrade pending: keep the rollback artifacts until `upgrade --accept`; `rollback` returns to tick {}",
+            pending.head_tick
+        );
+    }
+    Ok(())
+}
+
+fn compile(
+    engine: &Arc<Engine>,
+    package: &Package,
+) -> Result<Arc<everarcade_engine::CompiledPackage>, Failure> {
+    engine
+        .compile(package)
+        .map_err(|e| Failure::new(PACKAGE, e.code(), format!("the new package: {e}")))
+}
+
+/// `verify` and `replay-verify` of the switched world.
+fn verify_after(
+    target: &Target,
+    engine: &Arc<Engine>,
+    compiled: &Arc<everarcade_engine::CompiledPackage>,
+    json: bool,
+) -> Result<(), Failure> {
+    audit(&DiskStorage, &target.dir, &target.package).map_err(world_failure)?;
+    let inputs = UpgradeInputs {
+        storage: &DiskStorage,
+        dir: &target.dir,
+        id: &target.id,
+        engine,
+        current: compiled.clone(),
+        new: compiled.clone(),
+    };
+    let roots = verify_current(&inputs).map_err(world_failure)?;
+    step(
+        json,
+        &format!(
+            "   verify and replay-verify pass with the new lineage: head tick {} C(t) {}",
+            roots.tick, roots.continuity_root
+        ),
+    );
+    Ok(())
+}
+
+fn accept_pending(target: &Target, json: bool) -> Result<(), Failure> {
+    let _lock = target.lock()?;
+    match accept(&DiskStorage, &target.dir).map_err(world_failure)? {
+        None => Err(Failure::new(
+            FAILURE,
+            "no_pending_upgrade",
+            "no upgrade is pending",
+        )),
+        Some(pending) => {
+            if json {
+                println!(
+                    "{}",
+                    serde_json::json!({"accepted": pending.transition.package_root, "from_tick": pending.transition.from_tick})
+                );
+            } else {
+                println!(
+                    "accepted the upgrade to {} (from tick {}); its record is under upgrade/",
+                    pending.transition.package_root, pending.transition.from_tick
+                );
+            }
+            Ok(())
+        }
+    }
 }
 
 /// Runs `rollback`.
-pub fn rollback(_args: RollbackArgs) -> Result<(), Failure> {
-    Err(Failure::not_built("rollback"))
+pub fn rollback(args: RollbackArgs) -> Result<(), Failure> {
+    let target = Target::resolve(&args.world)?;
+    target.require_bound()?;
+    let storage = disk();
+    let Some(pending) = pending(&*storage, &target.dir).map_err(world_failure)? else {
+        return Err(Failure::new(
+            FAILURE,
+            "no_pending_upgrade",
+            "no upgrade is pending: nothing to roll back",
+        ));
+    };
+    let restart = stop_if_running(&target, &args.world, args.json)?;
+    let _lock = target.lock()?;
+    let preserved = preserve(&target)?;
+    step(
+        args.json,
+        &format!(
+            "2. preserved the failed world directory at {}",
+            preserved.display()
+        ),
+    );
+    let report = roll_back(&*storage, &target.dir, &pending).map_err(world_failure)?;
+    step(
+        args.json,
+        &format!(
+            "3. moved {} journal bytes and {} checkpoint files after tick {} to quarantine/",
+            report.journal_bytes_moved,
+            report.checkpoints_moved.len(),
+            pending.head_tick
+        ),
+    );
+    let previous_dir = target.dir.package();
+    let previous = Package::load(&previous_dir)
+        .map_err(|e| Failure::new(PACKAGE, e.code(), format!("the pre-upgrade package: {e}")))?;
+    let old_target = Target {
+        id: target.id.clone(),
+        dir: target.dir.clone(),
+        package: previous,
+    };
+    let (engine, compiled) = old_target.compile()?;
+    let (world, recovery) = DurableWorld::open(
+        storage.clone(),
+        target.dir.clone(),
+        target.id.clone(),
+        engine.clone(),
+        compiled.clone(),
+        DurabilityArgs::defaults().config(),
+    )
+    .map_err(world_failure)?;
+    let roots = world.roots();
+    world.close().map_err(world_failure)?;
+    if !matches_head(&pending, &roots) {
+        return Err(Failure::new(
+            crate::exit::INTEGRITY,
+            "rollback_roots_differ",
+            format!(
+                "after rollback the head is tick {} C(t) {}, not the pre-upgrade tick {} C(t) {}",
+                roots.tick, roots.continuity_root, pending.head_tick, pending.head_roots[3]
+            ),
+        ));
+    }
+    step(
+        args.json,
+        &format!(
+            "4. recovered {} ticks with the pre-upgrade package {}: tick {} C(t) {} equals the last accepted pre-upgrade root",
+            recovery.ticks_replayed, old_target.package.root, roots.tick, roots.continuity_root
+        ),
+    );
+    verify_after(&old_target, &engine, &compiled, args.json)?;
+    drop(_lock);
+    if let Some(command) = restart {
+        start_again(command, &previous_dir)?;
+        step(
+            args.json,
+            "5. the node runs again with the pre-upgrade package (from the world's package/)",
+        );
+    }
+    if args.json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "world": target.id.as_str(),
+                "tick": roots.tick,
+                "state_root": roots.state_root.to_hex(),
+                "continuity_root": roots.continuity_root.to_hex(),
+                "package_root": old_target.package.root.to_hex(),
+                "preserved": preserved.display().to_string(),
+            })
+        );
+    } else {
+        println!(
+            "rolled back to tick {}; document the incident and its approval",
+            roots.tick
+        );
+    }
+    Ok(())
+}
+
+/// Copies the whole world directory to `<root>/quarantine/<world>-rollback-<n>/`.
+fn preserve(target: &Target) -> Result<PathBuf, Failure> {
+    let base = target.dir.runtime_root().join("quarantine");
+    let mut n = 1;
+    let destination = loop {
+        let candidate = base.join(format!("{}-rollback-{n}", target.id));
+        if !candidate.exists() {
+            break candidate;
+        }
+        n += 1;
+    };
+    copy_tree(target.dir.path(), &destination).map_err(|e| {
+        Failure::new(
+            FAILURE,
+            "io",
+            format!("preserving {}: {e}", target.dir.path().display()),
+        )
+    })?;
+    Ok(destination)
+}
+
+fn copy_tree(from: &std::path::Path, to: &std::path::Path) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(to)?;
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        let kind = entry.file_type()?;
+        let target = to.join(entry.file_name());
+        if kind.is_dir() {
+            copy_tree(&entry.path(), &target)?;
+        } else if kind.is_file() && entry.file_name() != "world.lock" {
+            std::fs::copy(entry.path(), &target)?;
+        }
+    }
+    Ok(())
 }

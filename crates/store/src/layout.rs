@@ -116,6 +116,34 @@ impl WorldDir {
         self.operator().join("keys.json")
     }
 
+    /// `lineage.json`: the package transitions (upgrades) after genesis.
+    pub fn lineage(&self) -> PathBuf {
+        self.dir.join("lineage.json")
+    }
+
+    /// `packages/<package root>/`: every package the world has run, kept
+    /// so that replay from genesis can use each for its ticks.
+    pub fn package_store(&self, root: &str) -> PathBuf {
+        self.dir.join("packages").join(root)
+    }
+
+    /// `upgrade/`: rollback artifacts of a pending upgrade and the records
+    /// of accepted ones.
+    pub fn upgrades(&self) -> PathBuf {
+        self.dir.join("upgrade")
+    }
+
+    /// `runtime.json`: the last runtime version that replay-verified the
+    /// whole lineage.
+    pub fn runtime_record(&self) -> PathBuf {
+        self.dir.join("runtime.json")
+    }
+
+    /// `incidents/`: divergence incident records.
+    pub fn incidents(&self) -> PathBuf {
+        self.dir.join("incidents")
+    }
+
     /// `signatures/`: operator signatures of checkpoints.
     pub fn signatures(&self) -> PathBuf {
         self.dir.join("signatures")

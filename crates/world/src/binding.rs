@@ -81,9 +81,17 @@ pub fn bound_package_root(dir: &WorldDir) -> Result<Hash, WorldError> {
     })
 }
 
-/// Refuses a package whose root is not the one bound at genesis.
+/// The package root that runs now: the last upgrade's, else genesis's.
+pub fn current_package_root(dir: &WorldDir) -> Result<Hash, WorldError> {
+    let genesis = bound_package_root(dir)?;
+    let lineage = crate::lineage::read_lineage(&DiskStorage, dir)?;
+    Ok(lineage.current_root(genesis))
+}
+
+/// Refuses a package whose root is not the one the world runs now (bound
+/// at genesis, or by the last upgrade).
 pub fn check_binding(dir: &WorldDir, package: &Package) -> Result<(), WorldError> {
-    let bound = bound_package_root(dir)?;
+    let bound = current_package_root(dir)?;
     if bound != package.root {
         return Err(WorldError::PackageMismatch {
             bound,

@@ -170,12 +170,14 @@ impl DurableWorld {
         compiled: Arc<CompiledPackage>,
         config: WorldConfig,
     ) -> Result<(DurableWorld, Recovery), WorldError> {
+        let context_package = compiled.clone();
         let context = Context {
             storage: &*storage,
             dir: &dir,
             id: &id,
             engine: &engine,
             compiled,
+            schedule: None,
         };
         let options = ReplayOptions {
             start: Start::NewestCheckpoint,
@@ -201,11 +203,15 @@ impl DurableWorld {
             pending_inputs: replayed.pending.len(),
             roots: replayed.last,
         };
+        let mut world = replayed.world;
+        // The current package runs every tick from here on (a transition
+        // recorded by an upgrade starts at the tick after the head).
+        world.set_package(context_package);
         let durable = DurableWorld {
             storage,
             dir,
             engine,
-            world: replayed.world,
+            world,
             writer,
             config,
             genesis: replayed.genesis,

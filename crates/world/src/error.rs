@@ -23,7 +23,7 @@ pub enum ErrorClass {
 }
 
 /// The first tick at which replay disagreed with the record.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct Divergence {
     /// The tick.
     pub tick: Tick,

@@ -20,10 +20,13 @@ mod binding;
 mod diff;
 mod durable;
 mod error;
+pub mod incident;
+pub mod lineage;
 pub mod repair;
 pub mod replay;
+pub mod upgrade;
 
-pub use binding::{bind_package, bound_package_root, check_binding};
+pub use binding::{bind_package, bound_package_root, check_binding, current_package_root};
 pub use diff::{StateDiff, state_diff};
 pub use durable::{CheckpointTaken, DurableWorld, Recovery, WorldConfig, genesis_file};
 pub use error::{Divergence, ErrorClass, WorldError};

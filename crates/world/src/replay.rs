@@ -17,6 +17,7 @@ use everarcade_store::{JournalReader, Record, Storage, WorldDir};
 
 use crate::diff::state_diff;
 use crate::error::{Divergence, WorldError};
+use crate::lineage::Schedule;
 
 /// Everything replay needs to find and run a world.
 pub struct Context<'a> {
@@ -30,6 +31,10 @@ pub struct Context<'a> {
     pub engine: &'a Engine,
     /// The package the world must be bound to.
     pub compiled: Arc<CompiledPackage>,
+    /// Which package executes which tick; `None`: the world's own lineage
+    /// (`lineage.json` and `packages/`). An upgrade passes a schedule to
+    /// replay history under a candidate package.
+    pub schedule: Option<&'a Schedule>,
 }
 
 /// Where replay begins.
@@ -199,6 +204,8 @@ struct Walk<'c, 'o> {
     last: Option<TickRoots>,
     inputs: Vec<Envelope>,
     ticks_replayed: u64,
+    /// Which package executes each tick (upgrades, `lineage.json`).
+    schedule: Schedule,
 }
 
 fn walk(
@@ -208,6 +215,15 @@ fn walk(
     started_from: StartedFrom,
     observe: &mut dyn FnMut(ReplayedTick<'_>),
 ) -> Result<Replayed, WorldError> {
+    let schedule = match context.schedule {
+        Some(schedule) => schedule.clone(),
+        None => Schedule::load(
+            context.storage,
+            context.dir,
+            context.engine,
+            &context.compiled,
+        )?,
+    };
     let mut reader = JournalReader::open(context.storage, &context.dir.journal())?;
     let checkpoint = match &started_from {
         StartedFrom::Checkpoint { tick, path } => Some((*tick, path.clone())),
@@ -223,6 +239,7 @@ fn walk(
         last: None,
         inputs: Vec::new(),
         ticks_replayed: 0,
+        schedule,
     };
     while let Some(raw) = reader.next()? {
         if walk.step(&raw)? {
@@ -352,7 +369,8 @@ impl Walk<'_, '_> {
 
     fn genesis(&mut self, genesis: GenesisRecord, raw: &RawRecord) -> Result<(), WorldError> {
         let context = self.context;
-        let package = &context.compiled.package;
+        let genesis_package = self.schedule.genesis_package().clone();
+        let package = &genesis_package.package;
         if genesis.package_root != package.root {
             return Err(WorldError::PackageMismatch {
                 bound: genesis.package_root,
@@ -382,7 +400,7 @@ impl Walk<'_, '_> {
             }
             None => {
                 let (mut world, output) =
-                    World::genesis(context.engine, context.id.clone(), context.compiled.clone())?;
+                    World::genesis(context.engine, context.id.clone(), genesis_package.clone())?;
                 let replayed = [
                     ("genesis_root", genesis.genesis_root, output.genesis_root),
                     ("state_root", genesis.state_root, output.state_root),
@@ -483,6 +501,10 @@ impl Walk<'_, '_> {
                 "tick {tick} holds more inputs than inputs_per_tick"
             )));
         }
+        let package = self.schedule.package_for(tick);
+        if !Arc::ptr_eq(world.compiled(), package) {
+            world.set_package(package.clone());
+        }
         let inputs = std::mem::take(&mut self.inputs);
         let output = world.execute_tick(self.context.engine, &inputs)?;
         if output.roots != record.roots {
@@ -546,6 +568,7 @@ impl Walk<'_, '_> {
         };
         let options = ReplayOptions { start, ..options };
         let mut before = replay(self.context, &options, &mut |_| {}).ok()?.world;
+        before.set_package(self.schedule.package_for(tick).clone());
         let state = before.state().clone();
         for envelope in inputs {
             before.readmit(envelope).ok()?;

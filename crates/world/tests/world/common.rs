@@ -148,6 +148,7 @@ pub fn replay_from_genesis(storage: &SimStorage) -> Result<Replayed, WorldError>
         id: &id,
         engine: &fixture.engine,
         compiled: fixture.compiled.clone(),
+        schedule: None,
     };
     let options = ReplayOptions {
         start: Start::Genesis,
