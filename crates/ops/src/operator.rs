@@ -132,12 +132,19 @@ pub fn rotate_offline(world: &OfflineWorld<'_>) -> Result<Rotation, OpsError> {
     })
 }
 
+/// A world's key history and whether it checks out.
+#[derive(Clone, Debug)]
+pub struct KeyListing {
+    /// `operator/keys.json`.
+    pub history: KeyHistory,
+    /// [`check_history`]'s verdict.
+    pub check: Result<(), KeyError>,
+}
+
 /// The world's key history, if it has one, and its check.
-pub fn list_keys(
-    dir: &WorldDir,
-) -> Result<Option<(KeyHistory, Result<(), KeyError>)>, OpsError> {
-    Ok(read_history(&DiskStorage, dir)?.map(|history| {
-        let check = check_history(&history);
-        (history, check)
+pub fn list_keys(dir: &WorldDir) -> Result<Option<KeyListing>, OpsError> {
+    Ok(read_history(&DiskStorage, dir)?.map(|history| KeyListing {
+        check: check_history(&history),
+        history,
     }))
 }

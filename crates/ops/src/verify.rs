@@ -249,7 +249,9 @@ fn check_file_list(manifest: &Manifest) -> Result<(), String> {
     }
     let checkpoint_tick = manifest.checkpoint.as_ref().map(|c| c.tick);
     if signatures.iter().any(|tick| Some(*tick) != checkpoint_tick) {
-        return Err("a checkpoint signature is listed for a checkpoint the backup does not hold".into());
+        return Err(
+            "a checkpoint signature is listed for a checkpoint the backup does not hold".into(),
+        );
     }
     match (&manifest.checkpoint, checkpoints.as_slice()) {
         (None, []) => Ok(()),

@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use everarcade_ops::operator::{OfflineWorld, list_keys, rotate_offline};
+use everarcade_ops::operator::{KeyListing, OfflineWorld, list_keys, rotate_offline};
 use everarcade_ops::{
     KeySource, OfflineBackup, OpsError, ReplayFrom, RestoreOptions, RestoreRequest, VerifyOptions,
     backup_offline, restore as restore_world,
@@ -309,11 +309,6 @@ pub fn restore(args: RestoreArgs) -> Result<(), Failure> {
         "PASS  signature     operator key {}{anchor}",
         backup.manifest.operator_public_key
     );
-    for key in &backup.unendorsed_keys {
-        println!(
-            "WARN  key history   {key} was not endorsed by the key before it (a restore without the old secret)"
-        );
-    }
     for file in &backup.unlisted {
         println!("WARN  unlisted      {file} is not in the manifest and was not restored");
     }
@@ -408,7 +403,7 @@ fn rotate(args: JsonWorldArgs) -> Result<(), Failure> {
 fn list(args: JsonWorldArgs) -> Result<(), Failure> {
     let target = Target::resolve(&args.world)?;
     let listed = list_keys(&target.dir).map_err(ops_failure)?;
-    let Some((history, check)) = listed else {
+    let Some(KeyListing { history, check }) = listed else {
         if args.json {
             let object = serde_json::json!({"world": target.id.as_str(), "keys": [], "history_verified": true});
             println!("{object}");
@@ -421,10 +416,6 @@ fn list(args: JsonWorldArgs) -> Result<(), Failure> {
         return Ok(());
     };
     let count = history.keys.len();
-    let unendorsed = check
-        .as_ref()
-        .map(|c| c.unendorsed.clone())
-        .unwrap_or_default();
     if args.json {
         let keys: Vec<serde_json::Value> = history
             .keys

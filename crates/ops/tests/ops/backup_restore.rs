@@ -12,8 +12,7 @@ use everarcade_store::keys::OperatorKeys;
 use everarcade_store::{DiskStorage, WorldLock};
 
 use crate::common::{
-    Root, audit, backup, continue_world, files, make_world, open, play, replay_verify,
-    restore_into,
+    Root, audit, backup, continue_world, files, make_world, open, play, replay_verify, restore_into,
 };
 
 #[test]
@@ -26,8 +25,14 @@ fn backup_destroy_restore_gives_identical_roots_and_the_world_carries_on() {
     assert_eq!(done.checkpoint_taken.as_ref().map(|c| c.tick), Some(25));
     assert_eq!(manifest.checkpoint.as_ref().map(|c| c.tick), Some(25));
     assert_eq!(manifest.head.tick, 25);
-    assert_eq!(manifest.head.continuity_root, roots.continuity_root.to_hex());
-    assert!(manifest.journal.segments > 1, "small segments: several copied");
+    assert_eq!(
+        manifest.head.continuity_root,
+        roots.continuity_root.to_hex()
+    );
+    assert!(
+        manifest.journal.segments > 1,
+        "small segments: several copied"
+    );
     // The default place: beside the runtime root, never inside it.
     assert_eq!(done.backup.path, root.beside("root-backups/world-001-25-1"));
     assert!(!done.backup.path.starts_with(&root.path));
@@ -44,15 +49,25 @@ fn backup_destroy_restore_gives_identical_roots_and_the_world_carries_on() {
     assert_eq!(report.recovered_from, Some(25));
     assert_eq!(report.replayed_from, None, "replay-verify from genesis");
     assert_eq!(report.replayed_ticks, 25);
-    assert_eq!(report.key_source, KeySource::New, "the secret went with the root");
-    assert!(!root.path.join("restoring").exists(), "staging is cleaned up");
+    assert_eq!(
+        report.key_source,
+        KeySource::New,
+        "the secret went with the root"
+    );
+    assert!(
+        !root.path.join("restoring").exists(),
+        "staging is cleaned up"
+    );
 
     let after = continue_world(&root, 12);
     assert_eq!(after, continue_world(&twin, 12));
     assert_eq!(replay_verify(&root).expect("replay-verify").last, after);
     let audited = audit(&root).expect("verify");
     assert_eq!(audited.head.map(|(tick, _)| tick), Some(37));
-    assert!(audited.signed_checkpoints >= 1, "tick 30 is signed by the new key");
+    assert!(
+        audited.signed_checkpoints >= 1,
+        "tick 30 is signed by the new key"
+    );
 }
 
 #[test]
@@ -69,8 +84,15 @@ fn a_restore_over_a_world_moves_it_to_quarantine_whole_and_keeps_the_key() {
     assert_ne!(report.roots, advanced);
     let quarantined = report.quarantined.clone().expect("the old world is kept");
     assert!(quarantined.starts_with(root.path.join("quarantine")));
-    let name = quarantined.file_name().unwrap().to_string_lossy().into_owned();
-    assert!(name.starts_with("world-001-") && name.ends_with("Z-1"), "{name}");
+    let name = quarantined
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
+    assert!(
+        name.starts_with("world-001-") && name.ends_with("Z-1"),
+        "{name}"
+    );
     let kept = files(&quarantined);
     for (path, bytes) in &before {
         if path != "world.lock" {
@@ -83,19 +105,24 @@ fn a_restore_over_a_world_moves_it_to_quarantine_whole_and_keeps_the_key() {
     );
     // The current world's secret is the backup's key: it is kept.
     assert!(matches!(report.key_source, KeySource::Host(_)));
-    assert_eq!(report.operator_key, done.backup.manifest.operator_public_key);
+    assert_eq!(
+        report.operator_key,
+        done.backup.manifest.operator_public_key
+    );
     assert_eq!(
         report.backup.anchored_by.as_deref(),
         Some(report.operator_key.as_str()),
         "the host's history anchors the backup's signature"
     );
     let audited = audit(&root).expect("verify");
-    assert_eq!(audited.signed_checkpoints, 1, "the shipped checkpoint's signature");
+    assert_eq!(
+        audited.signed_checkpoints, 1,
+        "the shipped checkpoint's signature"
+    );
     assert_eq!(replay_verify(&root).expect("replay").last, report.roots);
 
     // A second restore quarantines the first restored world beside the old one.
-    let again =
-        restore_into(&root, &done.backup.path, RestoreOptions::default()).expect("restore");
+    let again = restore_into(&root, &done.backup.path, RestoreOptions::default()).expect("restore");
     let second = again.quarantined.expect("kept");
     assert_ne!(second, quarantined);
     assert!(quarantined.exists() && second.exists());
@@ -119,7 +146,10 @@ fn sha256sum_checks_a_backup_and_it_holds_no_secret() {
         String::from_utf8_lossy(&output.stderr)
     );
     let listed = done.backup.manifest.files.len() + 2;
-    assert_eq!(stdout.lines().filter(|l| l.ends_with(": OK")).count(), listed);
+    assert_eq!(
+        stdout.lines().filter(|l| l.ends_with(": OK")).count(),
+        listed
+    );
 
     let seed = std::fs::read_to_string(root.dir().operator_key()).expect("the world's key");
     let seed = seed.trim();
@@ -130,11 +160,24 @@ fn sha256sum_checks_a_backup_and_it_holds_no_secret() {
             "{path} holds the secret"
         );
         assert_ne!(path, "operator/key");
-        let mode = std::fs::metadata(dir.join(path)).unwrap().permissions().mode();
+        let mode = std::fs::metadata(dir.join(path))
+            .unwrap()
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o600, "{path}");
     }
-    for sub in ["", "journal", "checkpoints", "package", "operator", "signatures"] {
-        let mode = std::fs::metadata(dir.join(sub)).unwrap().permissions().mode();
+    for sub in [
+        "",
+        "journal",
+        "checkpoints",
+        "package",
+        "operator",
+        "signatures",
+    ] {
+        let mode = std::fs::metadata(dir.join(sub))
+            .unwrap()
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o700, "{sub}/");
     }
     // Every file is the manifest's, or the manifest, its signature, SHA256SUMS.
@@ -182,7 +225,11 @@ fn a_backup_of_a_world_held_by_another_process_is_refused() {
     let lock = WorldLock::acquire(&root.dir().lock()).expect("hold the world");
     let refused = backup(&root, None).expect_err("locked");
     assert_eq!(refused.code(), "world_locked");
-    assert!(refused.to_string().contains(&std::process::id().to_string()));
+    assert!(
+        refused
+            .to_string()
+            .contains(&std::process::id().to_string())
+    );
     drop(lock);
     let inside = backup(&root, Some(root.path.join("backups"))).expect_err("inside");
     assert_eq!(inside.code(), "backup_dir_inside_root");

@@ -9,7 +9,9 @@ use everarcade_ops::restore::PREVIOUS_HISTORY_FILE;
 use everarcade_ops::{KeySource, RestoreOptions, VerifyOptions, verify_backup};
 use everarcade_store::keys::{KeyHistory, parse_public_key};
 
-use crate::common::{Root, audit, backup, continue_world, fixture, make_world, restore_into, world_id};
+use crate::common::{
+    Root, audit, backup, continue_world, fixture, make_world, restore_into, world_id,
+};
 
 fn trusting(key: &str) -> VerifyOptions {
     VerifyOptions {
@@ -41,9 +43,9 @@ fn after_a_rotation_old_checkpoints_and_backups_still_verify() {
     let audited = audit(&root).expect("verify after the rotation");
     assert_eq!(audited.signed_checkpoints, 2);
     assert_eq!(audited.operator_keys, 2);
-    let (history, check) = list_keys(&root.dir()).unwrap().expect("a history");
-    check.expect("endorsed");
-    assert_eq!(history.keys[0].to_tick, Some(12));
+    let listing = list_keys(&root.dir()).unwrap().expect("a history");
+    listing.check.expect("endorsed");
+    assert_eq!(listing.history.keys[0].to_tick, Some(12));
 
     // The old backup: its own history, and the old key anchors it.
     verify_backup(&first.backup.path, &trusting(&old_key)).expect("old backup");
@@ -110,5 +112,8 @@ fn a_restore_without_the_secret_starts_a_new_identity_that_old_keys_do_not_vouch
     };
     let kept = restore_into(&keyed, &keyed_backup.backup.path, options).expect("restore");
     assert_eq!(kept.key_source, KeySource::Given(secret));
-    assert_eq!(kept.operator_key, keyed_backup.backup.manifest.operator_public_key);
+    assert_eq!(
+        kept.operator_key,
+        keyed_backup.backup.manifest.operator_public_key
+    );
 }

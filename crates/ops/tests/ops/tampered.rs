@@ -147,7 +147,11 @@ fn a_bad_signature_or_an_edited_manifest_is_refused() {
 
     // The signature checked out but the history now says another key signed.
     let history = case.copy("history");
-    edit(&history.join("operator/keys.json"), "\"from_tick\": 12", "\"from_tick\": 13");
+    edit(
+        &history.join("operator/keys.json"),
+        "\"from_tick\": 12",
+        "\"from_tick\": 13",
+    );
     let message = case.refused(&history, "backup_file_changed");
     assert!(message.contains("operator/keys.json"), "{message}");
 }
@@ -166,7 +170,11 @@ fn a_malformed_manifest_is_refused() {
     case.refused(&unknown, "backup_manifest_malformed");
 
     let future = case.copy("future");
-    edit(&future.join("manifest.json"), "\"format\": 1", "\"format\": 2");
+    edit(
+        &future.join("manifest.json"),
+        "\"format\": 1",
+        "\"format\": 2",
+    );
     let message = case.refused(&future, "backup_manifest_malformed");
     assert!(message.contains("format 2"), "{message}");
 
@@ -234,8 +242,7 @@ fn forge(dir: &Path, stranger: &SigningKey) {
 fn a_backup_re_signed_by_a_stranger_is_refused_where_a_key_is_trusted() {
     let case = Case::new();
     let real: Manifest =
-        serde_json::from_slice(&std::fs::read(case.backup.join("manifest.json")).unwrap())
-            .unwrap();
+        serde_json::from_slice(&std::fs::read(case.backup.join("manifest.json")).unwrap()).unwrap();
     let forged = case.copy("forged");
     forge(&forged, &SigningKey::from_bytes(&[42; 32]));
     // Over the world: the host's key history is the anchor.
