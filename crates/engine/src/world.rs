@@ -156,6 +156,14 @@ impl World {
         self.compiled = compiled;
     }
 
+    /// Continues the chain from `root` as if the last tick had produced it.
+    /// Only for compatibility checks, which replay history under another
+    /// package and must keep the recorded randomness (`random_seed` derives
+    /// from `C(t-1)`); never on a lineage's own path.
+    pub fn set_continuity_root(&mut self, root: Hash) {
+        self.continuity = root;
+    }
+
     /// The compiled package the world runs.
     pub fn compiled(&self) -> &Arc<CompiledPackage> {
         &self.compiled

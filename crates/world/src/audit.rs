@@ -23,6 +23,7 @@ use everarcade_store::{JournalReader, Record, Storage, StoreError, WorldDir};
 
 use crate::durable::genesis_file;
 use crate::error::WorldError;
+use crate::lineage::{load_stored, read_lineage};
 
 /// What `verify` checked, for the report.
 #[derive(Clone, Debug, Default)]
@@ -182,12 +183,43 @@ pub fn audit(
     Ok(audit)
 }
 
-fn check_genesis(
+/// The genesis package and the current one: without upgrades both are the
+/// package given; after upgrades the genesis package is the stored copy of
+/// the first transition's previous package, and the package given must be
+/// the last transition's.
+fn lineage_packages(
     storage: &dyn Storage,
     dir: &WorldDir,
     package: &Package,
+) -> Result<Package, WorldError> {
+    let lineage = read_lineage(storage, dir)?;
+    let Some(first) = lineage.transitions.first() else {
+        return Ok(package.clone());
+    };
+    let current = lineage.current_root(package.root);
+    if current != package.root {
+        return Err(WorldError::PackageMismatch {
+            bound: current,
+            given: package.root,
+        });
+    }
+    lineage.verify(read_history(storage, dir)?.as_ref())?;
+    for transition in &lineage.transitions {
+        let root = &transition.body.package_root;
+        load_stored(&dir.package_store(root), root)?;
+    }
+    let root = &first.body.previous_root;
+    load_stored(&dir.package_store(root), root)
+}
+
+fn check_genesis(
+    storage: &dyn Storage,
+    dir: &WorldDir,
+    given: &Package,
     genesis: &GenesisRecord,
 ) -> Result<(), WorldError> {
+    let genesis_package = lineage_packages(storage, dir, given)?;
+    let package = &genesis_package;
     if genesis.package_root != package.root {
         return Err(WorldError::PackageMismatch {
             bound: genesis.package_root,
@@ -240,10 +272,10 @@ fn check_genesis(
             offset: 0,
             what: format!("the bound package copy does not load: {error}"),
         })?;
-        if bound.root != genesis.package_root {
+        if bound.root != given.root {
             return Err(WorldError::PackageMismatch {
-                bound: genesis.package_root,
-                given: bound.root,
+                bound: bound.root,
+                given: given.root,
             });
         }
     }

@@ -186,6 +186,8 @@ impl Lineage {
 pub struct Schedule {
     /// `(first tick, package)`, ascending; the first starts at genesis.
     entries: Vec<(Tick, Arc<CompiledPackage>)>,
+    /// A compatibility check (see [`Schedule::compatibility`]).
+    outcomes_only: bool,
 }
 
 impl Schedule {
@@ -193,6 +195,7 @@ impl Schedule {
     pub fn single(compiled: Arc<CompiledPackage>) -> Schedule {
         Schedule {
             entries: vec![(0, compiled)],
+            outcomes_only: false,
         }
     }
 
@@ -200,7 +203,27 @@ impl Schedule {
     pub fn from_entries(entries: Vec<(Tick, Arc<CompiledPackage>)>) -> Schedule {
         assert!(entries.first().is_some_and(|(from, _)| *from == 0));
         assert!(entries.windows(2).all(|pair| pair[0].0 < pair[1].0));
-        Schedule { entries }
+        Schedule {
+            entries,
+            outcomes_only: false,
+        }
+    }
+
+    /// A schedule for a compatibility check: replay compares each tick's
+    /// state root and every receipt but its fuel (another package's code
+    /// uses other amounts of fuel, which changes receipt roots), and
+    /// continues from the recorded continuity root, so that the world's
+    /// randomness stays the recorded one.
+    pub fn compatibility(entries: Vec<(Tick, Arc<CompiledPackage>)>) -> Schedule {
+        Schedule {
+            outcomes_only: true,
+            ..Schedule::from_entries(entries)
+        }
+    }
+
+    /// Whether this is a compatibility check.
+    pub fn outcomes_only(&self) -> bool {
+        self.outcomes_only
     }
 
     /// The schedule of the world in `dir`, whose current package is
@@ -228,7 +251,10 @@ impl Schedule {
             let compiled = stored_package(dir, engine, &transition.body.package_root, current)?;
             entries.push((transition.body.from_tick, compiled));
         }
-        Ok(Schedule { entries })
+        Ok(Schedule {
+            entries,
+            outcomes_only: false,
+        })
     }
 
     /// The package that executes `tick` (tick 0: genesis).

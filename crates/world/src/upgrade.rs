@@ -218,10 +218,11 @@ pub fn verify_current(inputs: &UpgradeInputs<'_>) -> Result<TickRoots, WorldErro
 }
 
 /// Replays history with the new package for every tick after genesis; a
-/// patch must reach every recorded root.
+/// patch must reach every recorded state root and receipt outcome (its
+/// fuel use may differ; see [`Schedule::compatibility`]).
 pub fn replay_history_under_new(inputs: &UpgradeInputs<'_>) -> Result<TickRoots, WorldError> {
     let current = Schedule::load(inputs.storage, inputs.dir, inputs.engine, &inputs.current)?;
-    let schedule = Schedule::from_entries(vec![
+    let schedule = Schedule::compatibility(vec![
         (0, current.genesis_package().clone()),
         (1, inputs.new.clone()),
     ]);
@@ -338,7 +339,11 @@ fn replace_bound_package(
     Ok(())
 }
 
+/// `base` if free, else `base.1`, `base.2`, …
 fn free_path(storage: &dyn Storage, base: &Path) -> PathBuf {
+    if !storage.exists(base) {
+        return base.to_path_buf();
+    }
     let mut n = 1;
     loop {
         let candidate = PathBuf::from(format!("{}.{n}", base.display()));
