@@ -33,6 +33,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use everarcade_engine::{CompiledPackage, Engine};
+use everarcade_ops::manifest::MANIFEST_FILE;
+use everarcade_ops::{OpsError, verify_backup};
 use everarcade_package::Package;
 use everarcade_protocol::{
     Envelope, EnvelopeError, Hash, PublicKey, Receipt, Tick, TickRoots, WorldId, genesis_root,
@@ -41,7 +43,7 @@ use everarcade_protocol::{
 use everarcade_store::journal::GenesisRecord;
 use everarcade_store::storage::{AppendFile, DIRECTORY_MODE, DiskStorage, FILE_MODE, Storage};
 use everarcade_store::{StoreError, WorldDir, WorldLock};
-use everarcade_world::{DurableWorld, WorldConfig, WorldError, bind_package};
+use everarcade_world::{DurableWorld, ErrorClass, WorldConfig, WorldError, bind_package};
 
 use crate::bundle::{BUNDLE_BYTES_MAX, SealedBundle, StartState, decode};
 use crate::error::{Class, RootMismatch, SourceError, VerifyError, world_class};
@@ -66,7 +68,15 @@ pub enum ArchiveError {
         /// The bundle.
         path: PathBuf,
         /// Why.
-        error: VerifyError,
+        error: Box<VerifyError>,
+    },
+    /// A backup folder does not verify (manifest, signature, checksums).
+    #[error("{}: {error}", path.display())]
+    Backup {
+        /// The backup folder.
+        path: PathBuf,
+        /// Why.
+        error: Box<OpsError>,
     },
     /// A journal could not be read.
     #[error("{}: {error}", path.display())]
@@ -96,7 +106,7 @@ pub enum ArchiveError {
         /// The input's position.
         index: usize,
         /// Why.
-        error: EnvelopeError,
+        error: Box<EnvelopeError>,
     },
     /// Replay reached other roots than the source records.
     #[error("{}: {mismatch}", path.display())]
@@ -104,7 +114,7 @@ pub enum ArchiveError {
         /// The source.
         path: PathBuf,
         /// The first root that differs.
-        mismatch: RootMismatch,
+        mismatch: Box<RootMismatch>,
     },
     /// The world already exists.
     #[error("world {} already exists; archive recovery builds a new world and never touches an existing one", path.display())]
@@ -116,7 +126,7 @@ pub enum ArchiveError {
     #[error("{error} (the staging world is left at {})", staging.display())]
     World {
         /// Why.
-        error: WorldError,
+        error: Box<WorldError>,
         /// The staging directory, left in place.
         staging: PathBuf,
     },
@@ -129,6 +139,7 @@ impl ArchiveError {
             ArchiveError::Unrecognized { .. } => "archive_source_unrecognized",
             ArchiveError::Bundle { error, .. } => error.code(),
             ArchiveError::Source { error, .. } => error.code(),
+            ArchiveError::Backup { error, .. } => error.code(),
             ArchiveError::ChainBroken { .. } => "chain_broken",
             ArchiveError::InputRefused { .. } => "input_refused_at_replay",
             ArchiveError::Divergence { .. } => "divergence",
@@ -143,6 +154,12 @@ impl ArchiveError {
             ArchiveError::Unrecognized { .. } | ArchiveError::Exists { .. } => Class::Usage,
             ArchiveError::Bundle { error, .. } => error.class(),
             ArchiveError::Source { error, .. } => error.class(),
+            ArchiveError::Backup { error, .. } => match error.class() {
+                ErrorClass::Operational => Class::Operational,
+                ErrorClass::Integrity => Class::Integrity,
+                ErrorClass::Divergence => Class::Divergence,
+                ErrorClass::Package => Class::Package,
+            },
             ArchiveError::ChainBroken { .. } | ArchiveError::InputRefused { .. } => {
                 Class::Integrity
             }
@@ -250,7 +267,9 @@ impl Source {
 }
 
 /// Reads one source: a bundle file, or a directory holding `journal/`
-/// (a backup or a world directory) or journal segments.
+/// (a backup or a world directory) or journal segments. A backup folder
+/// (it has `manifest.json`) is verified first: manifest, signature (against
+/// `trusted` when given) and every file's checksum.
 pub fn open_source(path: &Path, trusted: &[PublicKey]) -> Result<Source, ArchiveError> {
     let unrecognized = |what: String| ArchiveError::Unrecognized {
         path: path.to_path_buf(),
@@ -264,7 +283,7 @@ pub fn open_source(path: &Path, trusted: &[PublicKey]) -> Result<Source, Archive
         let bytes = fs::read(path).map_err(|error| unrecognized(error.to_string()))?;
         let bundle_error = |error: VerifyError| ArchiveError::Bundle {
             path: path.to_path_buf(),
-            error,
+            error: Box::new(error),
         };
         let sealed = decode(&bytes).map_err(|error| bundle_error(error.into()))?;
         check_signature(&sealed, trusted).map_err(bundle_error)?;
@@ -272,6 +291,15 @@ pub fn open_source(path: &Path, trusted: &[PublicKey]) -> Result<Source, Archive
             path: path.to_path_buf(),
             kind: SourceKind::Bundle(Box::new(sealed)),
         });
+    }
+    if path.join(MANIFEST_FILE).is_file() {
+        let options = everarcade_ops::VerifyOptions {
+            trusted_keys: trusted.to_vec(),
+        };
+        verify_backup(path, &options).map_err(|error| ArchiveError::Backup {
+            path: path.to_path_buf(),
+            error: Box::new(error),
+        })?;
     }
     let journal = if path.join("journal").is_dir() {
         path.join("journal")
@@ -481,14 +509,14 @@ pub fn rebuild(
     ));
     let staging = WorldDir::new(&staging_root, request.id);
     let world_error = |error: WorldError| ArchiveError::World {
-        error,
+        error: Box::new(error),
         staging: staging.path().to_path_buf(),
     };
     let io_error = |op: &'static str, path: &Path| {
         let path = path.to_path_buf();
         let staging = staging.path().to_path_buf();
         move |source: io::Error| ArchiveError::World {
-            error: WorldError::Store(StoreError::Io { op, path, source }),
+            error: Box::new(WorldError::Store(StoreError::Io { op, path, source })),
             staging,
         }
     };
@@ -551,12 +579,12 @@ pub fn rebuild(
         request.config,
     )
     .map_err(|error| ArchiveError::World {
-        error,
+        error: Box::new(error),
         staging: target.path().to_path_buf(),
     })?;
     let roots = reopened.roots();
     reopened.close().map_err(|error| ArchiveError::World {
-        error,
+        error: Box::new(error),
         staging: target.path().to_path_buf(),
     })?;
     assert_eq!(
@@ -646,12 +674,12 @@ impl Feed<'_> {
     ) -> ArchiveError {
         ArchiveError::Divergence {
             path: self.path.to_path_buf(),
-            mismatch: RootMismatch {
+            mismatch: Box::new(RootMismatch {
                 tick,
                 root,
                 recorded,
                 replayed,
-            },
+            }),
         }
     }
 
@@ -685,14 +713,14 @@ impl Feed<'_> {
                     path: self.path.to_path_buf(),
                     tick,
                     index,
-                    error,
+                    error: Box::new(error),
                 })?;
         }
         let output = self
             .world
             .execute_tick()
             .map_err(|error| ArchiveError::World {
-                error,
+                error: Box::new(error),
                 staging: self.staging.to_path_buf(),
             })?;
         let replayed = output.roots;

@@ -18,6 +18,10 @@ pub const NOT_RUNNING: u8 = 5;
 pub const PACKAGE: u8 = 6;
 /// The command exists in the manual but is not built yet.
 pub const NOT_BUILT: u8 = 7;
+/// A proof bundle or proof file is not well formed (checksum, structure).
+pub const MALFORMED: u8 = 8;
+/// A proof bundle's operator signature does not verify or is not trusted.
+pub const BAD_SIGNATURE: u8 = 9;
 
 /// A failed command.
 #[derive(Debug)]
