@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 
 use axum::http::StatusCode;
 use everarcade_protocol::{Outcome, Receipt, Tick, TickRoots, Verified};
+use everarcade_world::incident::{Incident, record_incident};
 use everarcade_world::{DurableWorld, WorldError};
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
@@ -134,12 +135,33 @@ pub struct Live {
     pub events: broadcast::Sender<Arc<TickView>>,
     /// Set once the world stopped: event streams end.
     pub stopped: watch::Sender<bool>,
+    /// A divergence (or corruption) the self-audit found: admission is
+    /// closed, ticks stop and the lineage is no longer published.
+    pub incident: Mutex<Option<IncidentView>>,
+}
+
+/// What `status` and `/readyz` show of an incident.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct IncidentView {
+    /// `divergence` or `integrity`.
+    pub kind: String,
+    /// The first tick involved.
+    pub tick: Tick,
+    /// The record under `incidents/`.
+    pub record: String,
+    /// The message.
+    pub message: String,
 }
 
 impl Live {
     /// The poison reason, if any.
     pub fn poison_reason(&self) -> Option<String> {
         self.poisoned.lock().expect("poison lock").clone()
+    }
+
+    /// The incident, if one was found.
+    pub fn incident(&self) -> Option<IncidentView> {
+        self.incident.lock().expect("incident lock").clone()
     }
 
     /// A copy of the head.
@@ -176,6 +198,10 @@ enum Request {
     },
     Stop {
         reply: oneshot::Sender<StopReport>,
+    },
+    Incident {
+        incident: Box<Incident>,
+        reply: oneshot::Sender<IncidentView>,
     },
 }
 
@@ -238,6 +264,14 @@ impl WorldHandle {
         self.ask(|reply| Request::Drain { reply }).await?
     }
 
+    /// Records an incident the self-audit found: closes admission, stops
+    /// ticks and publishing, writes `incidents/<n>.json`.
+    pub async fn incident(&self, incident: Incident) -> Result<IncidentView, ApiError> {
+        let incident = Box::new(incident);
+        self.ask(|reply| Request::Incident { incident, reply })
+            .await
+    }
+
     /// Graceful stop: close admission, finish the tick, checkpoint, write
     /// `status.json`, end the actor.
     pub async fn stop(&self) -> Result<StopReport, ApiError> {
@@ -281,6 +315,7 @@ pub fn spawn(
         stopping: AtomicBool::new(false),
         events,
         stopped: watch::channel(false).0,
+        incident: Mutex::new(None),
     });
     let actor = Actor {
         world,
@@ -499,6 +534,9 @@ impl Actor {
                     self.checkpoint_waiters.push(reply);
                 }
             }
+            Request::Incident { incident, reply } => {
+                let _ = reply.send(self.record_incident(*incident));
+            }
             Request::Drain { reply } => {
                 self.live.admission_open.store(false, Ordering::SeqCst);
                 tracing::info!(
@@ -515,7 +553,7 @@ impl Actor {
     }
 
     fn tick(&mut self) {
-        if self.world.poisoned().is_some() {
+        if self.world.poisoned().is_some() || self.live.incident().is_some() {
             return;
         }
         let started = Instant::now();
@@ -623,7 +661,10 @@ impl Actor {
             self.tick();
         }
         report.tick = self.world.roots().tick;
-        if self.checkpoint_tick != Some(report.tick) && self.world.poisoned().is_none() {
+        // Under an incident nothing is added or pruned: every artifact stays.
+        let incident = self.live.incident().is_some();
+        if self.checkpoint_tick != Some(report.tick) && self.world.poisoned().is_none() && !incident
+        {
             match self.checkpoint("stop") {
                 Ok(view) => report.checkpoint = Some(view),
                 Err(error) => report.error = Some(error.message),
@@ -650,6 +691,30 @@ impl Actor {
         for waiter in self.drain_waiters.drain(..) {
             let _ = waiter.send(Err(refused.clone()));
         }
+    }
+
+    fn record_incident(&mut self, incident: Incident) -> IncidentView {
+        self.live.admission_open.store(false, Ordering::SeqCst);
+        let storage = self.world.storage().clone();
+        let record = match record_incident(&*storage, self.world.dir(), &incident) {
+            Ok(path) => path.display().to_string(),
+            Err(error) => format!("(not written: {error})"),
+        };
+        let view = IncidentView {
+            kind: incident.kind.clone(),
+            tick: incident.tick,
+            record,
+            message: incident.message.clone(),
+        };
+        tracing::error!(
+            kind = %view.kind,
+            tick = view.tick,
+            record = %view.record,
+            "incident: admission closed, ticks stopped, the lineage is no longer published; every artifact is kept"
+        );
+        *self.live.incident.lock().expect("incident lock") = Some(view.clone());
+        self.write_status("incident");
+        view
     }
 
     fn record_rate(&mut self) {

@@ -139,6 +139,18 @@ pub enum NodeError {
     /// The world actor stopped unexpectedly.
     #[error("the world loop stopped: {0}")]
     Actor(String),
+    /// An unresolved incident record is in the world's `incidents/`.
+    #[error(
+        "incident {path} is unresolved ({kind} at tick {tick}): the node does not serve a lineage under investigation; once resolved (restore, rollback, or a fixed runtime), move the record to incidents/resolved/"
+    )]
+    Incident {
+        /// The record.
+        path: String,
+        /// Its kind.
+        kind: String,
+        /// Its tick.
+        tick: u64,
+    },
     /// A graceful shutdown did not finish within the deadline.
     #[error("shutdown did not finish within {0} ms")]
     ShutdownDeadline(u64),
@@ -155,6 +167,7 @@ impl NodeError {
             NodeError::Tls(_) => "tls_config",
             NodeError::Actor(_) => "world_loop_stopped",
             NodeError::ShutdownDeadline(_) => "shutdown_deadline",
+            NodeError::Incident { .. } => "incident_unresolved",
         }
     }
 }

@@ -19,6 +19,7 @@
 //! - every non-2xx response is the error envelope of [`error::ApiError`].
 
 pub mod actor;
+pub mod audit;
 pub mod config;
 pub mod error;
 pub mod http;

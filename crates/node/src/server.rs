@@ -27,7 +27,9 @@ use everarcade_protocol::WorldId;
 use everarcade_store::checkpoint::list_checkpoints;
 use everarcade_store::keys::OperatorKeys;
 use everarcade_store::{DiskStorage, SimStorage, Storage, StoreError, WorldDir, WorldLock};
-use everarcade_world::incident::{Incident, record_incident, record_runtime, verified_runtime};
+use everarcade_world::incident::{
+    Incident, list_incidents, record_incident, record_runtime, verified_runtime,
+};
 use everarcade_world::replay::{Context, ReplayOptions, Start, replay};
 use everarcade_world::{DurableWorld, WorldConfig, WorldError, bind_package, check_binding};
 
@@ -56,6 +58,7 @@ pub struct Node {
     spec: NodeSpec,
     world: DurableWorld,
     keys: Arc<OperatorKeys>,
+    audit: crate::audit::AuditTarget,
     checkpoint_tick: Option<u64>,
     admin_token: Option<String>,
     tls: Option<Arc<tokio_rustls::rustls::ServerConfig>>,
@@ -102,6 +105,7 @@ impl Node {
         let compiled = engine
             .compile(&spec.package)
             .map_err(|e| NodeError::World(WorldError::Engine(e)))?;
+        let (audit_engine, audit_compiled) = (engine.clone(), compiled.clone());
         tracing::info!(
             elapsed_ms = started.elapsed().as_millis() as u64,
             "module compiled"
@@ -118,6 +122,13 @@ impl Node {
             Arc::new(DiskStorage)
         };
         let exists = !config.amnesia && world_exists(&*storage, &dir)?;
+        if exists && let Some((path, incident)) = list_incidents(&*storage, &dir)?.pop() {
+            return Err(NodeError::Incident {
+                path: path.display().to_string(),
+                kind: incident.kind,
+                tick: incident.tick,
+            });
+        }
         let world = if exists {
             check_binding(&dir, &spec.package)?;
             verify_for_new_runtime(&*storage, &dir, &spec, &engine, &compiled)?;
@@ -191,10 +202,18 @@ impl Node {
             }
             _ => None,
         };
+        let audit = crate::audit::AuditTarget {
+            storage: storage.clone(),
+            dir: dir.clone(),
+            id: spec.world.clone(),
+            engine: audit_engine,
+            compiled: audit_compiled,
+        };
         Ok(Node {
             spec,
             world,
             keys,
+            audit,
             checkpoint_tick,
             admin_token,
             tls,
@@ -249,7 +268,14 @@ impl Node {
         )
         .map_err(|error| NodeError::Actor(error.to_string()))?;
         tracing::info!(tick_rate_hz, "tick loop started");
-        let state = AppState::new(handle.clone(), facts, &config.http, self.admin_token);
+        let auditor = crate::audit::spawn(
+            self.audit,
+            handle.clone(),
+            tokio::runtime::Handle::current(),
+        )
+        .map_err(|error| NodeError::Actor(error.to_string()))?;
+        let state = AppState::new(handle.clone(), facts, &config.http, self.admin_token)
+            .with_audit(auditor);
         let app = router(state);
         let (close, closed) = tokio::sync::oneshot::channel::<()>();
         let server = tokio::spawn(serve_http(listener, app, self.tls, closed));
@@ -370,7 +396,12 @@ fn verify_for_new_runtime(
     };
     match replay(&context, &options, &mut |_| {}) {
         Ok(replayed) => {
-            record_runtime(storage, dir, replayed.last.tick, &replayed.last.continuity_root)?;
+            record_runtime(
+                storage,
+                dir,
+                replayed.last.tick,
+                &replayed.last.continuity_root,
+            )?;
             tracing::info!(
                 ticks = replayed.last.tick,
                 elapsed_ms = started.elapsed().as_millis() as u64,
@@ -379,7 +410,11 @@ fn verify_for_new_runtime(
             Ok(())
         }
         Err(WorldError::Divergence(divergence)) => {
-            let incident = Incident::divergence(&divergence, "startup replay-verify", &spec.package.root.to_hex());
+            let incident = Incident::divergence(
+                &divergence,
+                "startup replay-verify",
+                &spec.package.root.to_hex(),
+            );
             let path = record_incident(storage, dir, &incident)?;
             tracing::error!(
                 tick = divergence.tick,

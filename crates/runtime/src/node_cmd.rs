@@ -69,6 +69,9 @@ fn node_failure(error: NodeError) -> Failure {
     match error {
         NodeError::World(error) => world_failure(error),
         NodeError::Config(message) => Failure::new(USAGE, code, message),
+        incident @ NodeError::Incident { .. } => {
+            Failure::new(crate::exit::DIVERGENCE, code, incident.to_string())
+        }
         other => Failure::new(FAILURE, code, other.to_string()),
     }
 }

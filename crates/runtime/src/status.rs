@@ -50,6 +50,17 @@ pub fn run(args: JsonWorldArgs) -> Result<(), Failure> {
         ),
     };
     let checkpoint_ticks: Vec<u64> = checkpoints.checkpoints.iter().map(|(t, _)| *t).collect();
+    let incidents = everarcade_world::incident::list_incidents(&DiskStorage, dir)
+        .map_err(crate::target::world_failure)?;
+    let last_incident = incidents.last().map(|(path, incident)| {
+        serde_json::json!({
+            "path": path.display().to_string(),
+            "kind": incident.kind,
+            "tick": incident.tick,
+            "detected_by": incident.detected_by,
+            "message": incident.message,
+        })
+    });
     if args.json {
         let object = serde_json::json!({
             "world": target.id.as_str(),
@@ -67,6 +78,8 @@ pub fn run(args: JsonWorldArgs) -> Result<(), Failure> {
             "journal_bytes": journal_bytes,
             "live": false,
             "unreachable": unreachable,
+            "incidents": incidents.len(),
+            "last_incident": last_incident,
         });
         println!("{object}");
     } else {
@@ -90,6 +103,15 @@ pub fn run(args: JsonWorldArgs) -> Result<(), Failure> {
         );
         println!(
             "source           disk (no node answers; status.json as the last process left it)"
+        );
+    }
+    if let Some((path, incident)) = incidents.last() {
+        println!(
+            "INCIDENT         {} at tick {} ({}); record {}; the node refuses to serve until it is resolved",
+            incident.kind,
+            incident.tick,
+            incident.detected_by,
+            path.display()
         );
     }
     if let Some(reason) = &unreachable {

@@ -401,3 +401,97 @@ fn commands_on_a_missing_world_say_so() {
     let text = expect_failure(&output, 1, "world_missing");
     assert!(text.contains("no world world-404"), "{text}");
 }
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn pretend_another_runtime_verified(world: &World) {
+    let record = serde_json::json!({
+        "format": 1,
+        "runtime_version": "0.0.1-previous",
+        "verified_through_tick": 0,
+        "continuity_root": "00".repeat(32),
+    });
+    std::fs::write(world.dir().join("runtime.json"), record.to_string()).unwrap();
+}
+
+#[test]
+fn a_new_runtime_replay_verifies_the_lineage_before_it_serves() {
+    let world = World::new(30, 20);
+    pretend_another_runtime_verified(&world);
+    let addr = format!("127.0.0.1:{}", free_port());
+    let started = world.run(&["start", "--http-addr", &addr]);
+    assert!(started.status.success(), "{}", stderr(&started));
+    let stopped = world.run(&["stop"]);
+    assert!(stopped.status.success(), "{}", stderr(&stopped));
+    let log = std::fs::read_to_string(world.dir().join("node.log")).unwrap();
+    assert!(
+        log.contains("replay-verifying it from genesis before serving"),
+        "{log}"
+    );
+    assert!(
+        log.contains("the lineage replays to its recorded roots under this runtime"),
+        "{log}"
+    );
+    let record: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(world.dir().join("runtime.json")).unwrap()).unwrap();
+    assert_eq!(record["runtime_version"], env!("CARGO_PKG_VERSION"));
+
+    // A forged root before the newest checkpoint: recovery (from the
+    // checkpoint) cannot see it; a new runtime's full replay does.
+    forge(&world.segment(), |kind, body| {
+        if kind == KIND_TICK && body_tick(body) == 12 {
+            body[12 + 64] ^= 0x80;
+        }
+    });
+    pretend_another_runtime_verified(&world);
+    let output = world.run(&["run", "--http-addr", &addr]);
+    let text = expect_failure(&output, 3, "divergence");
+    assert!(text.contains("diverged at tick 12"), "{text}");
+    let incident: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(world.dir().join("incidents/000001.json")).unwrap())
+            .unwrap();
+    assert_eq!(incident["kind"], "divergence");
+    assert_eq!(incident["tick"], 12);
+    assert_eq!(incident["detected_by"], "startup replay-verify");
+    assert_eq!(incident["roots"][0][0], "state_root");
+    let (exit, status) = world.json(&["status"]);
+    assert_eq!(exit, 5);
+    assert_eq!(status["incidents"], 1, "{status}");
+    assert_eq!(status["last_incident"]["tick"], 12, "{status}");
+}
+
+#[test]
+fn an_unresolved_incident_keeps_the_node_from_serving() {
+    let world = World::new(5, 0);
+    let incidents = world.dir().join("incidents");
+    std::fs::create_dir_all(&incidents).unwrap();
+    let incident = serde_json::json!({
+        "format": 1, "kind": "divergence", "detected_by": "self-audit", "time_unix_ms": 0,
+        "tick": 3, "roots": [["state_root", "00".repeat(32), "11".repeat(32)]],
+        "runtime_version": "0.1.0", "package_root": "22".repeat(32), "message": "replay diverged at tick 3",
+    });
+    std::fs::write(incidents.join("000001.json"), incident.to_string()).unwrap();
+    let addr = format!("127.0.0.1:{}", free_port());
+    let text = expect_failure(
+        &world.run(&["run", "--http-addr", &addr]),
+        3,
+        "incident_unresolved",
+    );
+    assert!(text.contains("incidents/resolved"), "{text}");
+    std::fs::create_dir_all(incidents.join("resolved")).unwrap();
+    std::fs::rename(
+        incidents.join("000001.json"),
+        incidents.join("resolved/000001.json"),
+    )
+    .unwrap();
+    let started = world.run(&["start", "--http-addr", &addr]);
+    assert!(started.status.success(), "{}", stderr(&started));
+    let stopped = world.run(&["stop"]);
+    assert!(stopped.status.success(), "{}", stderr(&stopped));
+}

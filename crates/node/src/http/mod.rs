@@ -75,6 +75,8 @@ pub struct AppState {
     pub body_limits: BodyLimits,
     /// The admin bearer token; `None` turns the admin API off.
     pub admin_token: Option<Arc<str>>,
+    /// Asks the self-audit thread for an audit now (`POST /admin/audit`).
+    pub audit: Option<std::sync::mpsc::Sender<crate::audit::AuditRequest>>,
 }
 
 impl AppState {
@@ -101,7 +103,17 @@ impl AppState {
                 decompression_ratio_max: http.decompression_ratio_max,
             },
             admin_token: admin_token.map(Arc::from),
+            audit: None,
         }
+    }
+
+    /// With a self-audit thread to ask.
+    pub fn with_audit(
+        mut self,
+        audit: std::sync::mpsc::Sender<crate::audit::AuditRequest>,
+    ) -> AppState {
+        self.audit = Some(audit);
+        self
     }
 }
 
@@ -119,6 +131,7 @@ pub fn router(state: AppState) -> Router {
         .route("/admin/admission/close", post(admission_close))
         .route("/admin/checkpoint", post(admin_checkpoint))
         .route("/admin/drain", post(admin_drain))
+        .route("/admin/audit", post(admin_audit))
         .route_layer(from_fn_with_state(state.clone(), guard::admin_auth));
     // Limits apply to the APIs, not to the probes: a flood must not make a
     // healthy node look unready.
@@ -157,6 +170,12 @@ async fn healthz() -> Json<Value> {
 /// The first failing readiness check, if any.
 pub fn not_ready_reason(state: &AppState) -> Option<String> {
     let live = &state.world.live;
+    if let Some(incident) = live.incident() {
+        return Some(format!(
+            "incident: {} at tick {} (record {}); the lineage is not published",
+            incident.kind, incident.tick, incident.record
+        ));
+    }
     if let Some(reason) = live.poison_reason() {
         return Some(format!("journal: the world refuses writes: {reason}"));
     }
@@ -229,6 +248,21 @@ async fn version(State(state): State<AppState>) -> Json<Value> {
         "features": {"amnesia": facts.amnesia, "tls": facts.tls},
         "operator_public_key": facts.operator.public_key_hex(),
     }))
+}
+
+/// 503 `incident` while an incident stands: the lineage is not published.
+fn check_published(state: &AppState) -> Result<(), ApiError> {
+    match state.world.live.incident() {
+        None => Ok(()),
+        Some(incident) => Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "incident",
+            format!(
+                "{} at tick {}: the lineage is not published until the incident ({}) is resolved",
+                incident.kind, incident.tick, incident.record
+            ),
+        )),
+    }
 }
 
 fn check_world(state: &AppState, world: &str) -> Result<(), ApiError> {
@@ -355,6 +389,7 @@ pub fn status_json(state: &AppState) -> Value {
         "address": facts.address,
         "amnesia": facts.amnesia,
         "operator_public_key": facts.operator.public_key_hex(),
+        "incident": state.world.live.incident(),
         "live": true,
     })
 }
@@ -405,6 +440,7 @@ async fn tick(
     Path((world, tick)): Path<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {
     check_world(&state, &world)?;
+    check_published(&state)?;
     let tick: u64 = tick.parse().map_err(|_| {
         ApiError::bad_request("malformed_tick", format!("tick {tick:?} is not a number"))
     })?;
@@ -434,6 +470,7 @@ async fn state_value(
     Path((world, key)): Path<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {
     check_world(&state, &world)?;
+    check_published(&state)?;
     let bytes = hex::decode(&key).map_err(|error| {
         ApiError::bad_request("malformed_key", format!("key is not hex: {error}"))
     })?;
@@ -475,6 +512,7 @@ async fn events(
     Path(world): Path<String>,
 ) -> Result<Response, ApiError> {
     check_world(&state, &world)?;
+    check_published(&state)?;
     let receiver = state.world.live.events.subscribe();
     let stopped = state.world.live.stopped.subscribe();
     let stream = futures_util::stream::unfold(
@@ -563,5 +601,34 @@ async fn attestation(
     Path(world): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     check_world(&state, &world)?;
+    check_published(&state)?;
     Ok(Json(attestation_json(&state)))
+}
+
+async fn admin_audit(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+    let Some(audit) = &state.audit else {
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "audit_unavailable",
+            "this node runs no self-audit",
+        ));
+    };
+    let (reply, answer) = tokio::sync::oneshot::channel();
+    audit.send(reply).map_err(|_| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "audit_unavailable",
+            "the self-audit has stopped",
+        )
+    })?;
+    let outcome = answer.await.map_err(|_| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "audit_unavailable",
+            "the self-audit has stopped",
+        )
+    })?;
+    Ok(Json(
+        serde_json::to_value(outcome).expect("an outcome serializes"),
+    ))
 }

@@ -60,6 +60,16 @@ pub fn node_with(
     adjust: impl FnOnce(&mut HttpConfig),
     adjust_facts: impl FnOnce(&mut Facts),
 ) -> TestNode {
+    node_prepared(adjust, adjust_facts, |_, _, _| {})
+}
+
+/// A node whose world `prepare` may advance (and tamper with) before the
+/// actor starts; it also runs the self-audit thread.
+pub fn node_prepared(
+    adjust: impl FnOnce(&mut HttpConfig),
+    adjust_facts: impl FnOnce(&mut Facts),
+    prepare: impl FnOnce(&mut DurableWorld, &SimStorage, &WorldDir),
+) -> TestNode {
     let mut http = HttpConfig::default();
     adjust(&mut http);
     let package = Package::load(Path::new(PACKAGE_DIR)).expect("the sample package loads");
@@ -75,14 +85,15 @@ pub fn node_with(
     let keys = Arc::new(keys);
     let mut world = DurableWorld::create(
         Arc::new(disk.clone()),
-        dir,
+        dir.clone(),
         world_id(),
-        engine,
-        compiled,
+        engine.clone(),
+        compiled.clone(),
         config,
     )
     .expect("the world is created");
     world.set_operator(keys.clone());
+    prepare(&mut world, &disk, &dir);
     let genesis_root = world.genesis().genesis_root;
     let (handle, thread) = actor::spawn(
         world,
@@ -110,7 +121,19 @@ pub fn node_with(
         operator: keys,
     };
     adjust_facts(&mut facts);
-    let state = AppState::new(handle.clone(), facts, &http, Some(TOKEN.into()));
+    let auditor = everarcade_node::audit::spawn(
+        everarcade_node::audit::AuditTarget {
+            storage: Arc::new(disk.clone()),
+            dir,
+            id: world_id(),
+            engine,
+            compiled,
+        },
+        handle.clone(),
+        tokio::runtime::Handle::current(),
+    )
+    .expect("the self-audit starts");
+    let state = AppState::new(handle.clone(), facts, &http, Some(TOKEN.into())).with_audit(auditor);
     TestNode {
         app: router(state),
         handle,

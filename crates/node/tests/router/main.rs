@@ -5,6 +5,7 @@
 
 mod common;
 mod hostile;
+mod incident;
 
 use axum::http::{StatusCode, header};
 use everarcade_state::Proof;
