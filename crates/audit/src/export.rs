@@ -22,10 +22,12 @@ use everarcade_store::journal::GenesisRecord;
 use everarcade_store::keys::{OperatorKeys, Signed};
 use everarcade_store::{Storage, WorldDir};
 use everarcade_world::check_binding;
+use everarcade_world::lineage::read_lineage;
 use everarcade_world::replay::{Context, ReplayOptions, Start, replay};
 
 use crate::bundle::{
-    BUNDLE_BYTES_MAX, Bundle, BundleFile, BundleTick, Operator, StartState, body_digest,
+    BUNDLE_BYTES_MAX, BUNDLE_VERSION, Bundle, BundleFile, BundleTick, Operator, StartState,
+    body_digest,
 };
 use crate::error::SourceError;
 use crate::journal::{JournalItem, JournalTicks};
@@ -283,6 +285,16 @@ pub fn export(
         ));
     }
     check_binding(request.dir, &request.compiled.package)?;
+    let lineage = read_lineage(request.storage, request.dir)?;
+    if let Some(transition) = lineage.transitions.first() {
+        return Err(SourceError::request(
+            "upgraded_world_unsupported",
+            format!(
+                "the world changed package at tick {} (lineage.json); bundle format {BUNDLE_VERSION} carries one package, the genesis one, so it cannot hold this world's windows yet",
+                transition.body.from_tick
+            ),
+        ));
+    }
     let gathered = gather(request)?;
     let (start, start_source) = start_state(request, &gathered.anchor)?;
     let package = package_files(&request.compiled)?;
