@@ -16,7 +16,7 @@
 //! | `archive_prefix` | the one top-level directory inside the tarball |
 //! | `binary` | the runtime binary's path inside `archive_prefix` |
 //! | `packages` | bundled world packages: `name`, `version`, `path` (inside `archive_prefix`), `root` (the package root, BLAKE3 hex) |
-//! | `files` | every regular file of the tarball but the manifest itself, sorted by `path`: `path`, `size` (bytes), `sha256` (hex), `mode` (octal permission bits) |
+//! | `files` | every regular file of the tarball but the manifest itself, sorted by `path`: `path`, `size` (bytes), `sha256` (hex), `mode` (permission bits as a JSON number: 493 is 0o755, 420 is 0o644) |
 //!
 //! The same bytes are in the tarball as `<archive_prefix>/release-manifest.json`.
 

@@ -206,23 +206,7 @@ fn verify(dir: &Path, target: &Target, report: bool) -> Result<Verified, Failure
     pass("checksums", format!("SHA256SUMS: {}", names.join(", ")));
 
     let (manifest, manifest_sha256) = read_manifest(dir, &sums)?;
-    let commit = manifest.git_commit.as_deref().unwrap_or("unknown");
-    let dirty = if manifest.git_dirty == Some(true) {
-        " with uncommitted changes"
-    } else {
-        ""
-    };
-    pass(
-        "manifest",
-        format!(
-            "{}: everarcade-runtime {} (protocol {}) for {}, commit {commit}{dirty}, source date {}",
-            manifest.format,
-            manifest.runtime_version,
-            manifest.protocol_version,
-            manifest.target,
-            rfc3339_utc(manifest.source_date_epoch)
-        ),
-    );
+    pass("manifest", describe(&manifest));
 
     check_version(&manifest)?;
     pass(
@@ -251,20 +235,7 @@ fn verify(dir: &Path, target: &Target, report: bool) -> Result<Verified, Failure
         ),
     );
 
-    let binary_path = std::env::current_exe().map_err(|error| {
-        Failure::new(
-            FAILURE,
-            "release_unreadable",
-            format!("cannot locate this binary: {error}"),
-        )
-    })?;
-    let (binary_sha256, _) =
-        sha256_file(&binary_path).map_err(|error| io_failure(&binary_path, error))?;
-    let released = manifest
-        .files
-        .iter()
-        .find(|file| file.path == manifest.binary);
-    let binary_matches_release = released.is_some_and(|file| file.sha256 == binary_sha256);
+    let (binary_path, binary_sha256, binary_matches_release) = running_binary(&manifest)?;
     Ok(Verified {
         dir: dir.to_path_buf(),
         manifest,
@@ -275,6 +246,41 @@ fn verify(dir: &Path, target: &Target, report: bool) -> Result<Verified, Failure
         binary_sha256,
         binary_matches_release,
     })
+}
+
+/// One line about what the manifest says the release is.
+fn describe(manifest: &ReleaseManifest) -> String {
+    let commit = manifest.git_commit.as_deref().unwrap_or("unknown");
+    let dirty = if manifest.git_dirty == Some(true) {
+        " with uncommitted changes"
+    } else {
+        ""
+    };
+    format!(
+        "{}: everarcade-runtime {} (protocol {}) for {}, commit {commit}{dirty}, source date {}",
+        manifest.format,
+        manifest.runtime_version,
+        manifest.protocol_version,
+        manifest.target,
+        rfc3339_utc(manifest.source_date_epoch)
+    )
+}
+
+/// The running binary's path and SHA-256, and whether it is the release's.
+/// Not a refusal: the check may run before the release's binary is installed.
+fn running_binary(manifest: &ReleaseManifest) -> Result<(PathBuf, String, bool), Failure> {
+    let unreadable = |error: io::Error| {
+        let message = format!("cannot read this binary to hash it: {error}");
+        Failure::new(FAILURE, "release_unreadable", message)
+    };
+    let path = std::env::current_exe().map_err(unreadable)?;
+    let (sha256, _) = sha256_file(&path).map_err(unreadable)?;
+    let released = manifest
+        .files
+        .iter()
+        .find(|file| file.path == manifest.binary);
+    let matches = released.is_some_and(|file| file.sha256 == sha256);
+    Ok((path, sha256, matches))
 }
 
 fn integrity(code: &str, message: impl Into<String>) -> Failure {
@@ -646,32 +652,16 @@ impl<'a> ArchiveReader<'a> {
         if self.entries > ARCHIVE_ENTRIES_MAX {
             return Err(self.malformed(format!("more than {ARCHIVE_ENTRIES_MAX} entries")));
         }
-        let raw = entry.path_bytes().into_owned();
-        let Ok(full) = String::from_utf8(raw) else {
-            return Err(self.malformed("an entry's path is not UTF-8".into()));
-        };
-        let prefix = &self.manifest.archive_prefix;
-        let inner = full.strip_prefix(prefix.as_str()).and_then(|rest| {
-            let rest = rest.trim_end_matches('/');
-            if rest.is_empty() {
-                Some("")
-            } else {
-                rest.strip_prefix('/')
-            }
-        });
-        let Some(inner) = inner.filter(|inner| inner.is_empty() || is_clean_relative(inner)) else {
-            return Err(self.malformed(format!("{full:?} is not a clean path under {prefix}/")));
-        };
+        let inner = self.inner_path(&entry.path_bytes())?;
         let kind = entry.header().entry_type();
         if kind.is_dir() {
             return Ok(());
         }
         if !kind.is_file() {
             return Err(self.malformed(format!(
-                "{full}: a {kind:?} entry; a release holds only files and directories"
+                "{inner}: a {kind:?} entry; a release holds only files and directories"
             )));
         }
-        let inner = inner.to_string();
         if !self.seen.insert(inner.clone()) {
             return Err(self.mismatch(&inner, "appears twice in the archive".into()));
         }
@@ -686,35 +676,54 @@ impl<'a> ArchiveReader<'a> {
             self.embedded_manifest = Some(bytes);
             return Ok(());
         }
-        let Some(expected) = self.expected.get(inner.as_str()).copied() else {
-            return Err(self.mismatch(&inner, "in the archive but not in the manifest".into()));
+        self.file(&inner, entry)
+    }
+
+    /// An entry's path inside the prefix ("" for the prefix itself).
+    fn inner_path(&self, raw: &[u8]) -> Result<String, Failure> {
+        let Ok(full) = std::str::from_utf8(raw) else {
+            return Err(self.malformed("an entry's path is not UTF-8".into()));
+        };
+        let prefix = &self.manifest.archive_prefix;
+        let inner = full.strip_prefix(prefix.as_str()).and_then(|rest| {
+            let rest = rest.trim_end_matches('/');
+            if rest.is_empty() {
+                Some("")
+            } else {
+                rest.strip_prefix('/')
+            }
+        });
+        match inner {
+            Some(inner) if inner.is_empty() || is_clean_relative(inner) => Ok(inner.to_string()),
+            _ => Err(self.malformed(format!("{full:?} is not a clean path under {prefix}/"))),
+        }
+    }
+
+    /// A regular file other than the manifest: mode, size and hash as listed.
+    fn file<R: Read>(&mut self, inner: &str, mut entry: tar::Entry<'_, R>) -> Result<(), Failure> {
+        let Some(expected) = self.expected.get(inner).copied() else {
+            return Err(self.mismatch(inner, "in the archive but not in the manifest".into()));
         };
         let mode = entry.header().mode().unwrap_or(u32::MAX) & 0o7777;
         if mode != expected.mode {
-            return Err(self.mismatch(
-                &inner,
-                format!("mode {mode:o}, the manifest says {:o}", expected.mode),
-            ));
+            let what = format!("mode {mode:o}, the manifest says {:o}", expected.mode);
+            return Err(self.mismatch(inner, what));
         }
         if entry.size() != expected.size {
-            return Err(self.mismatch(
-                &inner,
-                format!(
-                    "{} bytes, the manifest says {}",
-                    entry.size(),
-                    expected.size
-                ),
-            ));
+            let what = format!(
+                "{} bytes, the manifest says {}",
+                entry.size(),
+                expected.size
+            );
+            return Err(self.mismatch(inner, what));
         }
         let mut hashing = HashingReader::new(&mut entry);
         io::copy(&mut hashing, &mut io::sink())
             .map_err(|error| self.malformed(format!("{inner}: {error}")))?;
         let actual = hashing.finish();
         if actual != expected.sha256 {
-            return Err(self.mismatch(
-                &inner,
-                format!("sha256 {actual}, the manifest says {}", expected.sha256),
-            ));
+            let what = format!("sha256 {actual}, the manifest says {}", expected.sha256);
+            return Err(self.mismatch(inner, what));
         }
         self.bytes += expected.size;
         Ok(())
