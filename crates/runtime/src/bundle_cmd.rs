@@ -132,11 +132,11 @@ fn exit_of(class: Class) -> u8 {
     }
 }
 
-/// Prints a failure as JSON too when asked, then returns it.
+/// Prints a failure as JSON too when asked (the error envelope
+/// `{"error":{"code","message"}}`), then returns it.
 fn fail(json: bool, exit: u8, code: &str, message: String) -> Failure {
     if json {
         let object = serde_json::json!({
-            "verified": false,
             "error": {"code": code, "message": message},
         });
         println!("{object}");
