@@ -162,3 +162,37 @@ fn missing_receipts_and_ticks_are_usage_errors() {
         assert_eq!(error.class(), everarcade_audit::Class::Usage, "{error}");
     }
 }
+
+#[test]
+fn random_proof_bytes_never_panic() {
+    let built = build("proof-fuzz", 14, 12, 0);
+    let receipt = proven(&built, ProofQuery::TickReceipt { tick: 5, index: 0 });
+    let state = proven(&built, ProofQuery::Key(b"K".to_vec()));
+    let head_root = receipt.head_root;
+    let mut rng = crate::common::Rng(14);
+    for proof in [receipt.proof.unwrap(), state.proof.unwrap()] {
+        let bytes = proof.encode();
+        for _ in 0..3000 {
+            let mut mutated = bytes.clone();
+            for _ in 0..1 + rng.below(6) {
+                let at = rng.below(mutated.len() as u64) as usize;
+                mutated[at] = rng.next_u64() as u8;
+            }
+            if rng.below(3) == 0 {
+                mutated.truncate(rng.below(mutated.len() as u64) as usize);
+            }
+            if let Ok(decoded) = PlayerProof::decode(&mutated) {
+                // Whatever decodes re-encodes to the same bytes, and verifies
+                // only if it is the original proof.
+                assert_eq!(decoded.encode(), mutated);
+                if decoded.verify(&head_root).is_ok() {
+                    assert_eq!(mutated, bytes);
+                }
+            }
+        }
+    }
+    for length in [0usize, 1, 8, 11, 64, 300_000] {
+        let noise: Vec<u8> = (0..length).map(|_| rng.next_u64() as u8).collect();
+        assert!(PlayerProof::decode(&noise).is_err());
+    }
+}
