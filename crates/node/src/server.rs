@@ -427,21 +427,20 @@ fn verify_for_new_runtime(
     }
 }
 
-/// Resolves on SIGINT or SIGTERM.
-pub async fn shutdown_signal() {
+/// A future that resolves on SIGINT or SIGTERM. The handlers are installed
+/// when this is called (inside the runtime), so call it before the node
+/// serves: a signal that arrives as soon as `/readyz` is green stops the
+/// node gracefully instead of killing it.
+pub fn shutdown_signal() -> std::io::Result<impl Future<Output = ()> + Send> {
     use tokio::signal::unix::{SignalKind, signal};
-    let mut terminate = match signal(SignalKind::terminate()) {
-        Ok(stream) => stream,
-        Err(error) => {
-            tracing::error!(error = %error, "cannot listen for SIGTERM; only SIGINT stops the node");
-            let _ = tokio::signal::ctrl_c().await;
-            return;
+    let mut terminate = signal(SignalKind::terminate())?;
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    Ok(async move {
+        tokio::select! {
+            _ = interrupt.recv() => tracing::info!(signal = "SIGINT", "shutdown requested"),
+            _ = terminate.recv() => tracing::info!(signal = "SIGTERM", "shutdown requested"),
         }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => tracing::info!(signal = "SIGINT", "shutdown requested"),
-        _ = terminate.recv() => tracing::info!(signal = "SIGTERM", "shutdown requested"),
-    }
+    })
 }
 
 fn acquire_lock(dir: &WorldDir) -> Result<WorldLock, NodeError> {

@@ -16,8 +16,6 @@ pub const INTEGRITY: u8 = 4;
 pub const NOT_RUNNING: u8 = 5;
 /// The world package is invalid or does not match the world.
 pub const PACKAGE: u8 = 6;
-/// The command exists in the manual but is not built yet.
-pub const NOT_BUILT: u8 = 7;
 /// A proof bundle or proof file is not well formed (checksum, structure).
 pub const MALFORMED: u8 = 8;
 /// A proof bundle's operator signature does not verify or is not trusted.
@@ -43,17 +41,6 @@ impl Failure {
             code: code.to_string(),
             message: message.into(),
         }
-    }
-
-    /// A command from the manual that is not built yet.
-    pub fn not_built(command: &str) -> Failure {
-        Failure::new(
-            NOT_BUILT,
-            "not_built",
-            format!(
-                "`{command}` is not built yet in this version; see README.md for what works today"
-            ),
-        )
     }
 
     /// Prints `error[code]: message` to stderr and returns the exit status.

@@ -105,9 +105,16 @@ pub fn run(args: RunArgs) -> Result<(), Failure> {
         .build()
         .map_err(|e| Failure::new(FAILURE, "runtime", e.to_string()))?;
     let node = Node::prepare(spec).map_err(node_failure)?;
-    let exit = runtime
-        .block_on(node.serve(shutdown_signal()))
-        .map_err(node_failure)?;
+    let exit = runtime.block_on(async {
+        let signal = shutdown_signal().map_err(|e| {
+            Failure::new(
+                FAILURE,
+                "signals",
+                format!("installing SIGINT/SIGTERM handlers: {e}"),
+            )
+        })?;
+        node.serve(signal).await.map_err(node_failure)
+    })?;
     let stop = &exit.stop;
     if let Some(error) = &stop.error {
         return Err(Failure::new(

@@ -75,7 +75,7 @@ enum KeysCommand {
 }
 
 /// The exit status and code of an ops error.
-fn ops_failure(error: OpsError) -> Failure {
+pub fn ops_failure(error: OpsError) -> Failure {
     if let OpsError::World(error) = error {
         return world_failure(error);
     }

@@ -2,7 +2,8 @@
 //! rollback procedures for a world's package (`everarcade_world::upgrade`).
 //!
 //! Upgrade: stop the node if one runs (admission closes, the tick finishes,
-//! a checkpoint is written); take a checkpoint of the head; take a backup;
+//! a checkpoint is written); take a checkpoint of the head and a backup
+//! (beside the runtime root, as `backup` does);
 //! replay-verify the lineage under the current package; validate the new
 //! package; apply the semver rule (a patch must replay all history under
 //! the new package; minor and major need `--allow-minor`/`--allow-major`
@@ -26,6 +27,7 @@ use everarcade_world::upgrade::{
 
 use crate::WorldArgs;
 use crate::exit::{DIVERGENCE, FAILURE, Failure, NOT_RUNNING, PACKAGE};
+use crate::ops_cmd::ops_failure;
 use crate::target::{DurabilityArgs, Target, disk, store_failure, world_failure};
 use crate::{node_cmd, probe};
 
@@ -195,9 +197,24 @@ pub fn upgrade(args: UpgradeArgs) -> Result<(), Failure> {
             taken.path.display()
         ),
     );
+    let (keys, _) =
+        OperatorKeys::load_or_create(&*storage, &target.dir, head.tick).map_err(store_failure)?;
+    let parent = everarcade_ops::backup::default_backup_parent(&args.world.runtime_root)
+        .map_err(ops_failure)?;
+    let source = everarcade_ops::backup::BackupSource {
+        world: target.dir.clone(),
+        checkpoint_tick: Some(taken.tick),
+        journal_end,
+    };
+    let out = everarcade_ops::backup::next_backup_dir(&parent, &target.id, taken.tick);
+    let backup = everarcade_ops::backup::write_backup(&source, &out, &keys).map_err(ops_failure)?;
     step(
         args.json,
-        "   backup: run `backup` before upgrading; this upgrade keeps its rollback artifacts under upgrade/",
+        &format!(
+            "   backup at {} (manifest {})",
+            backup.path.display(),
+            backup.manifest_path.display()
+        ),
     );
     let compiled_new = compile(&engine, &new_package)?;
     let inputs = UpgradeInputs {
@@ -257,8 +274,7 @@ pub fn upgrade(args: UpgradeArgs) -> Result<(), Failure> {
             false
         }
     };
-    let (keys, _) =
-        OperatorKeys::load_or_create(&*storage, &target.dir, head.tick).map_err(store_failure)?;
+    let backup_path = Some(backup.path.display().to_string());
     let pending = apply(
         &inputs,
         &keys,
@@ -266,7 +282,7 @@ pub fn upgrade(args: UpgradeArgs) -> Result<(), Failure> {
         head,
         journal_end,
         history_replayed,
-        None,
+        backup_path,
     )
     .map_err(world_failure)?;
     step(

@@ -210,7 +210,7 @@ fn bad_command_lines_fail_with_their_codes() {
         2,
         "inputs_unreadable",
     );
-    check_failure(&["backup", "r", "world-001", PACKAGE], 7, "not_built");
+    check_failure(&["verify", "r", "world-001", PACKAGE], 1, "world_missing");
     let output = run(&["simulate", "r", "world-001", PACKAGE, "--ticks", "many"]);
     assert_eq!(output.status.code(), Some(2));
 }

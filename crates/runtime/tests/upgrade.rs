@@ -220,6 +220,12 @@ fn a_forward_only_patch_upgrades_cleanly_and_the_world_continues() {
     assert_eq!(lineage["transitions"][0]["kind"], "patch");
     assert_eq!(lineage["transitions"][0]["from_tick"], 6);
     assert_eq!(lineage["transitions"][0]["history_replayed"], true);
+    let backups: Vec<_> = std::fs::read_dir(scratch.root.join("node-backups"))
+        .expect("the upgrade took a backup beside the runtime root")
+        .flatten()
+        .collect();
+    assert_eq!(backups.len(), 1);
+    assert!(backups[0].path().join("manifest.json").exists());
     assert_eq!(
         stored_root(&scratch),
         lineage["transitions"][0]["previous_root"].as_str().unwrap()

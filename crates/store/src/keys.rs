@@ -361,7 +361,8 @@ pub fn verify(
         // A key may sign for ticks before its own `from_tick` only when it is
         // the first key (a world keyed after it began).
         let first = history.keys.first() == Some(entry);
-        if !within && !(first && tick < entry.from_tick) {
+        let before_first_key = first && tick < entry.from_tick;
+        if !(within || before_first_key) {
             return Err(KeyError::OutOfRange {
                 public_key: hex_key,
                 from: entry.from_tick,
