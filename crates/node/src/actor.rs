@@ -93,6 +93,16 @@ pub struct CheckpointView {
     pub bytes: u64,
 }
 
+/// A tick boundary a hot backup copies: its checkpoint and where the
+/// journal ended right after it.
+#[derive(Clone, Debug)]
+pub struct BackupPoint {
+    /// The checkpoint taken at the boundary.
+    pub checkpoint: CheckpointView,
+    /// `(segment, durable length)` of the journal then.
+    pub journal_end: (u64, u64),
+}
+
 /// What a graceful stop did.
 #[derive(Clone, Debug)]
 pub struct StopReport {
@@ -193,6 +203,9 @@ enum Request {
     Checkpoint {
         reply: oneshot::Sender<Result<CheckpointView, ApiError>>,
     },
+    BackupPoint {
+        reply: oneshot::Sender<Result<BackupPoint, ApiError>>,
+    },
     Drain {
         reply: oneshot::Sender<Result<Tick, ApiError>>,
     },
@@ -257,6 +270,12 @@ impl WorldHandle {
     /// A checkpoint at the next tick boundary with no inputs pending.
     pub async fn checkpoint(&self) -> Result<CheckpointView, ApiError> {
         self.ask(|reply| Request::Checkpoint { reply }).await?
+    }
+
+    /// A checkpoint at the next tick boundary with no inputs pending, and
+    /// the journal's end right after it: what a hot backup copies.
+    pub async fn backup_point(&self) -> Result<BackupPoint, ApiError> {
+        self.ask(|reply| Request::BackupPoint { reply }).await?
     }
 
     /// Closes admission and waits until every acknowledged input executed.
@@ -324,6 +343,7 @@ pub fn spawn(
         ticks: VecDeque::new(),
         tick_instants: VecDeque::new(),
         checkpoint_waiters: Vec::new(),
+        backup_waiters: Vec::new(),
         drain_waiters: Vec::new(),
         checkpoint_tick,
         status_written: None,
@@ -349,6 +369,7 @@ struct Actor {
     ticks: VecDeque<TickView>,
     tick_instants: VecDeque<Instant>,
     checkpoint_waiters: Vec<oneshot::Sender<Result<CheckpointView, ApiError>>>,
+    backup_waiters: Vec<oneshot::Sender<Result<BackupPoint, ApiError>>>,
     drain_waiters: Vec<oneshot::Sender<Result<Tick, ApiError>>>,
     checkpoint_tick: Option<Tick>,
     status_written: Option<Instant>,
@@ -539,6 +560,13 @@ impl Actor {
             Request::Incident { incident, reply } => {
                 let _ = reply.send(self.record_incident(*incident));
             }
+            Request::BackupPoint { reply } => {
+                if self.world.pending_inputs() == 0 {
+                    let _ = reply.send(self.backup_point());
+                } else {
+                    self.backup_waiters.push(reply);
+                }
+            }
             Request::Drain { reply } => {
                 self.live.admission_open.store(false, Ordering::SeqCst);
                 tracing::info!(
@@ -590,6 +618,9 @@ impl Actor {
             for waiter in self.checkpoint_waiters.drain(..) {
                 let _ = waiter.send(taken.clone());
             }
+        }
+        for waiter in std::mem::take(&mut self.backup_waiters) {
+            let _ = waiter.send(self.backup_point());
         }
         for waiter in self.drain_waiters.drain(..) {
             let _ = waiter.send(Ok(tick));
@@ -645,6 +676,25 @@ impl Actor {
     /// Closes admission, executes a final tick for inputs already
     /// acknowledged, checkpoints if the head is newer than the newest
     /// checkpoint, and records `stopped`.
+    /// Checkpoints the head (unless it is checkpointed) and notes the
+    /// journal's end: called only at a tick boundary with nothing pending.
+    fn backup_point(&mut self) -> Result<BackupPoint, ApiError> {
+        let tick = self.world.roots().tick;
+        let checkpoint = if self.checkpoint_tick == Some(tick) {
+            CheckpointView {
+                tick,
+                path: self.world.dir().checkpoint(tick).display().to_string(),
+                bytes: 0,
+            }
+        } else {
+            self.checkpoint("backup")?
+        };
+        Ok(BackupPoint {
+            checkpoint,
+            journal_end: self.world.journal_end(),
+        })
+    }
+
     fn stop(&mut self) -> StopReport {
         self.live.stopping.store(true, Ordering::SeqCst);
         self.live.admission_open.store(false, Ordering::SeqCst);
@@ -691,6 +741,9 @@ impl Actor {
             let _ = waiter.send(Err(refused.clone()));
         }
         for waiter in self.drain_waiters.drain(..) {
+            let _ = waiter.send(Err(refused.clone()));
+        }
+        for waiter in self.backup_waiters.drain(..) {
             let _ = waiter.send(Err(refused.clone()));
         }
     }

@@ -253,6 +253,7 @@ impl Node {
             amnesia: config.amnesia,
             tls: config.tls(),
             disk_root: (!config.amnesia).then(|| self.spec.runtime_root.clone()),
+            world_dir: self.audit.dir.clone(),
             disk_free_bytes_min: config.world.disk_free_bytes_min,
             operator: self.keys.clone(),
         };

@@ -54,8 +54,11 @@ pub struct Facts {
     pub amnesia: bool,
     /// Whether TLS is on.
     pub tls: bool,
-    /// The runtime root (for the free-disk check), `None` under amnesia.
+    /// The runtime root (for the free-disk check and hot backups), `None`
+    /// under amnesia.
     pub disk_root: Option<PathBuf>,
+    /// The world's directory.
+    pub world_dir: everarcade_store::WorldDir,
     /// `/readyz` fails below this many free bytes.
     pub disk_free_bytes_min: u64,
     /// The world's operator key (signs checkpoints and status attestations).
@@ -132,6 +135,7 @@ pub fn router(state: AppState) -> Router {
         .route("/admin/checkpoint", post(admin_checkpoint))
         .route("/admin/drain", post(admin_drain))
         .route("/admin/audit", post(admin_audit))
+        .route("/admin/backup", post(admin_backup))
         .route_layer(from_fn_with_state(state.clone(), guard::admin_auth));
     // Limits apply to the APIs, not to the probes: a flood must not make a
     // healthy node look unready.
@@ -631,4 +635,92 @@ async fn admin_audit(State(state): State<AppState>) -> Result<Json<Value>, ApiEr
     Ok(Json(
         serde_json::to_value(outcome).expect("an outcome serializes"),
     ))
+}
+
+/// `POST /admin/backup` body.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BackupRequest {
+    /// Where to write the backup folder (outside the runtime root);
+    /// default `<parent of the root>/<root name>-backups/<world>-<tick>-<n>`.
+    backup_dir: Option<PathBuf>,
+}
+
+fn backup_error(error: everarcade_ops::OpsError) -> ApiError {
+    let status = match error.class() {
+        everarcade_world::ErrorClass::Operational => StatusCode::CONFLICT,
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
+    };
+    ApiError::new(status, error.code(), error.to_string())
+}
+
+/// A hot backup: a checkpoint at the next tick boundary, then a copy of it,
+/// the journal up to that boundary (a prefix of the append-only journal),
+/// genesis, the package and the key history, while ticks go on.
+async fn admin_backup(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Json<Value>, ApiError> {
+    let Some(root) = state.facts.disk_root.clone() else {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "amnesia",
+            "an amnesia node keeps nothing on disk to back up",
+        ));
+    };
+    let bytes = body::read(&headers, body, state.body_limits).await?;
+    let request: BackupRequest = if bytes.is_empty() {
+        BackupRequest::default()
+    } else {
+        serde_json::from_slice(&bytes).map_err(|error| {
+            let text = error.to_string();
+            let code = if text.starts_with("unknown field") {
+                "unknown_field"
+            } else {
+                "malformed_json"
+            };
+            ApiError::bad_request(code, text)
+        })?
+    };
+    let point = state.world.backup_point().await?;
+    let tick = point.checkpoint.tick;
+    let out = match request.backup_dir {
+        Some(dir) => {
+            let dir = everarcade_ops::backup::absolute(&dir).map_err(backup_error)?;
+            everarcade_ops::backup::check_outside_root(&dir, &root).map_err(backup_error)?;
+            dir
+        }
+        None => {
+            let parent =
+                everarcade_ops::backup::default_backup_parent(&root).map_err(backup_error)?;
+            everarcade_ops::backup::next_backup_dir(&parent, &state.facts.world, tick)
+        }
+    };
+    let source = everarcade_ops::backup::BackupSource {
+        world: state.facts.world_dir.clone(),
+        checkpoint_tick: Some(tick),
+        journal_end: point.journal_end,
+    };
+    let keys = state.facts.operator.clone();
+    let report = tokio::task::spawn_blocking(move || {
+        everarcade_ops::backup::write_backup(&source, &out, &keys)
+    })
+    .await
+    .map_err(|error| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            format!("the backup task failed: {error}"),
+        )
+    })?
+    .map_err(backup_error)?;
+    Ok(Json(json!({
+        "path": report.path.display().to_string(),
+        "manifest": report.manifest_path.display().to_string(),
+        "manifest_blake3": report.manifest_blake3.to_hex(),
+        "tick": tick,
+        "data_bytes": report.data_bytes,
+        "seconds": report.seconds,
+    })))
 }

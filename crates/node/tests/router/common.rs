@@ -117,6 +117,7 @@ pub fn node_prepared(
         amnesia: true,
         tls: false,
         disk_root: None,
+        world_dir: dir.clone(),
         disk_free_bytes_min: 0,
         operator: keys,
     };
