@@ -24,7 +24,7 @@ use everarcade_engine::{CompiledPackage, Engine};
 use everarcade_package::Package;
 use everarcade_protocol::{Hash, Tick, TickRoots, WorldId};
 use everarcade_store::checkpoint::{list_checkpoints, read_checkpoint_summary};
-use everarcade_store::journal::RecordKind;
+use everarcade_store::journal::{RawRecord, RecordKind};
 use everarcade_store::keys::{OperatorKeys, Signed};
 use everarcade_store::layout::{checkpoint_name, segment_name};
 use everarcade_store::meta::{GenesisFile, read_json};
@@ -308,6 +308,7 @@ fn check_copy(source: &BackupSource, partial: &Path) -> Result<CopyFacts, OpsErr
     let mut head: Option<TickRoots> = None;
     let mut at_checkpoint: Option<(Hash, Hash)> = None;
     let mut pending_inputs = 0u64;
+    let mut last_tick: Option<RawRecord> = None;
     while let Some(raw) = reader.next()? {
         match raw.kind {
             RecordKind::Genesis => {
@@ -345,16 +346,19 @@ fn check_copy(source: &BackupSource, partial: &Path) -> Result<CopyFacts, OpsErr
                 pending_inputs += u64::from(count);
             }
             RecordKind::Tick => {
-                let Record::Tick(record) = raw.decode()? else {
-                    unreachable!("the kind says tick")
-                };
-                if Some(record.roots.tick) == source.checkpoint_tick {
-                    at_checkpoint = Some((record.roots.continuity_root, record.roots.state_root));
+                // Only the checkpoint's tick and the last tick are decoded;
+                // the reader has checked every record's checksum and link.
+                if raw.tick().is_some() && raw.tick() == source.checkpoint_tick {
+                    let roots = tick_roots(&raw)?;
+                    at_checkpoint = Some((roots.continuity_root, roots.state_root));
                 }
-                head = Some(record.roots);
+                last_tick = Some(raw);
                 pending_inputs = 0;
             }
         }
+    }
+    if let Some(raw) = &last_tick {
+        head = Some(tick_roots(raw)?);
     }
     let (last, length) = source.journal_end;
     if let Some(torn) = reader.torn_tail() {
@@ -403,6 +407,14 @@ fn check_copy(source: &BackupSource, partial: &Path) -> Result<CopyFacts, OpsErr
         records: end.records,
         pending_inputs,
     })
+}
+
+/// The roots of a tick record.
+fn tick_roots(raw: &RawRecord) -> Result<TickRoots, OpsError> {
+    match raw.decode()? {
+        Record::Tick(record) => Ok(record.roots),
+        _ => unreachable!("the kind says tick"),
+    }
 }
 
 fn check_checkpoint(

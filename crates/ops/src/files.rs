@@ -94,50 +94,110 @@ pub fn write_new(path: &Path, bytes: &[u8]) -> Result<FileDigest, OpsError> {
 /// not there.
 pub fn copy_hashed(from: &Path, to: &Path, length: Option<u64>) -> Result<FileDigest, OpsError> {
     let source = File::open(from).map_err(OpsError::io("open", from))?;
+    let size = source.metadata().map_err(OpsError::io("stat", from))?.len();
     let mut out = create_new(to)?;
-    let mut hashers = Hashers::new();
-    let mut buffer = vec![0u8; COPY_BUFFER_BYTES];
     let mut reader: Box<dyn Read> = match length {
         Some(length) => Box::new(source.take(length)),
         None => Box::new(source),
     };
-    loop {
-        let read = match reader.read(&mut buffer) {
-            Ok(0) => break,
-            Ok(read) => read,
-            Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
-            Err(error) => return Err(OpsError::io("read", from)(error)),
-        };
-        hashers.update(&buffer[..read]);
-        out.write_all(&buffer[..read])
-            .map_err(OpsError::io("write", to))?;
-    }
+    let digest = stream(&mut reader, from, length.unwrap_or(size), |chunk| {
+        out.write_all(chunk).map_err(OpsError::io("write", to))
+    })?;
     if let Some(length) = length
-        && hashers.bytes != length
+        && digest.bytes != length
     {
         return Err(OpsError::SourceInconsistent {
             path: from.to_path_buf(),
             what: format!(
                 "{length} bytes were to be copied, but the file holds only {}",
-                hashers.bytes
+                digest.bytes
             ),
         });
     }
     out.sync_all().map_err(OpsError::io("fsync", to))?;
-    Ok(hashers.finish())
+    Ok(digest)
 }
 
 /// Length and hashes of a whole file, streamed.
 pub fn hash_file(path: &Path) -> Result<FileDigest, OpsError> {
     let mut file = File::open(path).map_err(OpsError::io("open", path))?;
-    let mut hashers = Hashers::new();
-    let mut buffer = vec![0u8; COPY_BUFFER_BYTES];
+    let size = file.metadata().map_err(OpsError::io("stat", path))?.len();
+    stream(&mut file, path, size, |_| Ok(()))
+}
+
+/// Files of at least this many bytes have their SHA-256 computed on a
+/// second thread while this one reads, computes BLAKE3 and writes.
+const PARALLEL_HASH_BYTES_MIN: u64 = 4 << 20;
+/// Chunks queued for the SHA-256 thread at most (4 MiB); the reader waits
+/// when the queue is full.
+const HASH_QUEUE_CHUNKS: usize = 4;
+
+/// Reads `reader` to its end in chunks, handing each to `sink`, and hashes
+/// it both ways. `size` (expected bytes) only picks the way.
+fn stream(
+    reader: &mut dyn Read,
+    from: &Path,
+    size: u64,
+    mut sink: impl FnMut(&[u8]) -> Result<(), OpsError>,
+) -> Result<FileDigest, OpsError> {
+    if size < PARALLEL_HASH_BYTES_MIN {
+        let mut hashers = Hashers::new();
+        let mut buffer = vec![0u8; COPY_BUFFER_BYTES];
+        loop {
+            let read = read_some(reader, &mut buffer, from)?;
+            if read == 0 {
+                return Ok(hashers.finish());
+            }
+            hashers.update(&buffer[..read]);
+            sink(&buffer[..read])?;
+        }
+    }
+    std::thread::scope(|scope| {
+        let (chunks, queue) = std::sync::mpsc::sync_channel::<Vec<u8>>(HASH_QUEUE_CHUNKS);
+        let sha256 = scope.spawn(move || {
+            let mut hasher = sha2::Sha256::new();
+            for chunk in queue {
+                hasher.update(&chunk);
+            }
+            <[u8; 32]>::from(hasher.finalize())
+        });
+        let mut blake3 = blake3::Hasher::new();
+        let mut bytes = 0u64;
+        let streamed = loop {
+            let mut chunk = vec![0u8; COPY_BUFFER_BYTES];
+            let read = match read_some(reader, &mut chunk, from) {
+                Ok(0) => break Ok(()),
+                Ok(read) => read,
+                Err(error) => break Err(error),
+            };
+            chunk.truncate(read);
+            blake3.update(&chunk);
+            if let Err(error) = sink(&chunk) {
+                break Err(error);
+            }
+            bytes += read as u64;
+            chunks
+                .send(chunk)
+                .expect("the SHA-256 thread runs until the last chunk is sent");
+        };
+        drop(chunks);
+        let sha256 = sha256
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        streamed.map(|()| FileDigest {
+            bytes,
+            blake3: *blake3.finalize().as_bytes(),
+            sha256,
+        })
+    })
+}
+
+/// One `read`, retried when interrupted.
+fn read_some(reader: &mut dyn Read, buffer: &mut [u8], from: &Path) -> Result<usize, OpsError> {
     loop {
-        match file.read(&mut buffer) {
-            Ok(0) => return Ok(hashers.finish()),
-            Ok(read) => hashers.update(&buffer[..read]),
+        match reader.read(buffer) {
             Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
-            Err(error) => return Err(OpsError::io("read", path)(error)),
+            other => return other.map_err(OpsError::io("read", from)),
         }
     }
 }
@@ -218,6 +278,41 @@ pub fn compact_stamp(unix: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn both_ways_of_hashing_agree_with_the_hashes_of_the_bytes() {
+        let dir = std::env::temp_dir().join(format!("ea-ops-files-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        create_private_dir(&dir).unwrap();
+        // Below and above PARALLEL_HASH_BYTES_MIN, not a multiple of a chunk.
+        for size in [3 * COPY_BUFFER_BYTES + 17, 9 * COPY_BUFFER_BYTES + 5] {
+            let bytes: Vec<u8> = (0..size).map(|i| (i * 31 % 251) as u8).collect();
+            let from = dir.join(format!("from-{size}"));
+            fs::write(&from, &bytes).unwrap();
+            let expect = |bytes: &[u8]| FileDigest {
+                bytes: bytes.len() as u64,
+                blake3: *blake3::hash(bytes).as_bytes(),
+                sha256: sha2::Sha256::digest(bytes).into(),
+            };
+            assert_eq!(hash_file(&from).unwrap(), expect(&bytes));
+            let to = dir.join(format!("to-{size}"));
+            assert_eq!(copy_hashed(&from, &to, None).unwrap(), expect(&bytes));
+            assert_eq!(fs::read(&to).unwrap(), bytes);
+            let cut = size as u64 - 1000;
+            let prefix = dir.join(format!("prefix-{size}"));
+            let digest = copy_hashed(&from, &prefix, Some(cut)).unwrap();
+            assert_eq!(digest, expect(&bytes[..cut as usize]));
+            let longer = copy_hashed(
+                &from,
+                &dir.join(format!("long-{size}")),
+                Some(size as u64 + 1),
+            );
+            assert_eq!(longer.unwrap_err().code(), "backup_source_inconsistent");
+            let again = copy_hashed(&from, &to, None).unwrap_err();
+            assert_eq!(again.code(), "io", "never over an existing file");
+        }
+        fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn stamps_are_utc_calendar_dates() {

@@ -12,8 +12,11 @@
 //!    key (below);
 //! 4. prove the staged world: the package binding; recovery (the checkpoint
 //!    plus the journal after it) reaching the manifest's head roots;
-//!    `verify`'s audit; replay verification (from genesis by default, every
-//!    signature re-checked) reaching the same roots. A failure leaves the
+//!    `verify`'s audit (every record, chain link, envelope signature,
+//!    checkpoint and checkpoint signature); replay verification (from
+//!    genesis by default: every input re-admitted and re-executed; the
+//!    audit has checked the signatures) reaching the same roots. A failure
+//!    leaves the
 //!    current world untouched and the staged copy in place for inspection;
 //! 5. move the current world directory (if any) aside to
 //!    `<root>/quarantine/<world>-<UTC stamp>-<n>/`, whole and unchanged,
@@ -436,10 +439,14 @@ fn prove(
         compiled: request.compiled.clone(),
         schedule: None,
     };
+    // The audit just checked every envelope's signature in these same
+    // files; replay re-admits every input (world, nonce, size) and
+    // re-executes, so checking the signatures twice would double the
+    // dominant cost of a restore and prove nothing more.
     let options = ReplayOptions {
         start,
         stop_after: None,
-        verify_signatures: true,
+        verify_signatures: false,
         diff_on_divergence: true,
     };
     let replayed = replay(&context, &options, &mut |_| {})?;
