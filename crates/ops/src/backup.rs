@@ -622,9 +622,9 @@ pub struct OfflineBackup<'a> {
     pub engine: &'a Arc<Engine>,
     /// The package the world is bound to, compiled.
     pub compiled: &'a Arc<CompiledPackage>,
-    /// Where the backup folder goes (`<parent>/<world>-<tick>-<n>`); `None`:
-    /// [`default_backup_parent`].
-    pub parent: Option<PathBuf>,
+    /// The backup folder to create (it must not exist, and must lie outside
+    /// the runtime root); `None`: `<`[`default_backup_parent`]`>/<world>-<tick>-<n>`.
+    pub out: Option<PathBuf>,
 }
 
 /// What an offline backup did besides writing the backup.
@@ -647,11 +647,19 @@ pub struct OfflineBackupReport {
 /// and writes the backup while still holding the lock.
 pub fn backup_offline(request: &OfflineBackup<'_>) -> Result<OfflineBackupReport, OpsError> {
     let dir = request.dir;
-    let parent = match &request.parent {
-        Some(parent) => parent.clone(),
-        None => default_backup_parent(dir.runtime_root())?,
+    let chosen = match &request.out {
+        Some(out) => {
+            check_outside_root(out, dir.runtime_root())?;
+            if out.exists() {
+                return Err(OpsError::BackupExists { path: out.clone() });
+            }
+            Some(out.clone())
+        }
+        None => {
+            check_outside_root(&default_backup_parent(dir.runtime_root())?, dir.runtime_root())?;
+            None
+        }
     };
-    check_outside_root(&parent, dir.runtime_root())?;
     let _lock = WorldLock::acquire(&dir.lock())?;
     // No periodic checkpoints and no retention: a backup never removes one.
     let config = WorldConfig {
@@ -700,7 +708,10 @@ pub fn backup_offline(request: &OfflineBackup<'_>) -> Result<OfflineBackupReport
         checkpoint_tick,
         journal_end,
     };
-    let out = next_backup_dir(&parent, request.id, head);
+    let out = match chosen {
+        Some(out) => out,
+        None => next_backup_dir(&default_backup_parent(dir.runtime_root())?, request.id, head),
+    };
     let backup = write_backup(&source, &out, &keys)?;
     Ok(OfflineBackupReport {
         backup,

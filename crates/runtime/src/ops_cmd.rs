@@ -1,8 +1,12 @@
 //! Operator keys (`keys rotate`, `keys list`), `backup` and `restore`,
-//! through `everarcade-ops`. Each refuses to run while a node holds the
-//! world, naming its pid.
+//! through `everarcade-ops`. `backup` goes through the running node when
+//! there is one (its hot backup, `POST /admin/backup`); `restore` and `keys
+//! rotate` refuse to run while any process holds the world, naming its pid.
 
-use std::path::PathBuf;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use everarcade_ops::operator::{KeyListing, OfflineWorld, list_keys, rotate_offline};
 use everarcade_ops::{
@@ -22,8 +26,8 @@ use crate::target::{Target, store_failure, world_failure};
 pub struct BackupArgs {
     #[command(flatten)]
     common: JsonWorldArgs,
-    /// Where backup folders go; each backup is a new folder
-    /// `DIR/<world>-<tick>-<n>` [default: `<parent of the runtime root>/<root name>-backups`].
+    /// The backup folder to create (it must not exist; outside the runtime
+    /// root) [default: `<parent of the runtime root>/<root name>-backups/<world>-<tick>-<n>`].
     #[arg(long, value_name = "DIR")]
     backup_dir: Option<PathBuf>,
 }
@@ -108,17 +112,21 @@ fn refuse_running(target: &Target, remedy: &str) -> Result<(), Failure> {
 pub fn backup(args: BackupArgs) -> Result<(), Failure> {
     let target = Target::resolve(&args.common.world)?;
     target.require_bound()?;
-    refuse_running(
-        &target,
-        "stop the node, or use the node's hot backup once it lands",
-    )?;
+    if let Some(node) = probe::running_node(&target.dir).map_err(store_failure)?
+        && let Some(address) = node.address
+    {
+        let out = args.backup_dir.as_deref();
+        return hot_backup(&target, node.pid, address, out, args.common.json);
+    }
+    // Any other holder of the lock (a command, a node still starting).
+    refuse_running(&target, "wait until it is done, then back up")?;
     let (engine, compiled) = target.compile()?;
     let done = backup_offline(&OfflineBackup {
         dir: &target.dir,
         id: &target.id,
         engine: &engine,
         compiled: &compiled,
-        parent: args.backup_dir,
+        out: args.backup_dir,
     })
     .map_err(ops_failure)?;
     let report = &done.backup;
@@ -203,6 +211,115 @@ pub fn backup(args: BackupArgs) -> Result<(), Failure> {
         report.path.display()
     );
     Ok(())
+}
+
+/// How long a hot backup may take (the node copies the whole journal).
+const HOT_BACKUP_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// A hot backup through the running node's admin API.
+fn hot_backup(
+    target: &Target,
+    pid: u32,
+    address: SocketAddr,
+    out: Option<&Path>,
+    json: bool,
+) -> Result<(), Failure> {
+    let fail = |code: &str, message: String| Failure::new(FAILURE, code, message);
+    let token = probe::admin_token(&target.dir).ok_or_else(|| {
+        fail(
+            "admin_token",
+            format!(
+                "no admin token: set EVERARCADE_ADMIN_TOKEN or create {}",
+                target.dir.admin_token().display()
+            ),
+        )
+    })?;
+    // The node resolves paths from its own directory: send an absolute one.
+    let body = match out {
+        Some(out) => {
+            let out = everarcade_ops::backup::absolute(out).map_err(ops_failure)?;
+            serde_json::json!({ "backup_dir": out }).to_string()
+        }
+        None => String::new(),
+    };
+    let (status, reply) = post(address, "/admin/backup", &token, &body)
+        .map_err(|error| fail("node_unreachable", format!("{address}: {error}")))?;
+    let value: serde_json::Value = serde_json::from_str(&reply).map_err(|error| {
+        fail(
+            "node_reply",
+            format!(
+                "the node answered {status} with no JSON ({error}): {}",
+                reply.trim()
+            ),
+        )
+    })?;
+    if status != 200 {
+        let code = value["error"]["code"].as_str().unwrap_or("backup_failed");
+        let message = value["error"]["message"].as_str().unwrap_or(reply.trim());
+        let exit = if code.starts_with("backup_") && code != "backup_exists" {
+            INTEGRITY
+        } else {
+            FAILURE
+        };
+        return Err(Failure::new(
+            exit,
+            code,
+            format!("the running node (pid {pid}) refused the hot backup: {message}"),
+        ));
+    }
+    if json {
+        println!("{value}");
+        return Ok(());
+    }
+    let text = |key: &str| value[key].as_str().unwrap_or("?").to_string();
+    println!(
+        "hot backup of world {} at tick {} written by the running node (pid {pid}) to {} ({:.1} MB in {:.2} s)",
+        target.id,
+        value["tick"],
+        text("path"),
+        value["data_bytes"].as_f64().unwrap_or(0.0) / 1e6,
+        value["seconds"].as_f64().unwrap_or(0.0),
+    );
+    println!(
+        "manifest       {} (BLAKE3 {})",
+        text("manifest"),
+        text("manifest_blake3")
+    );
+    println!(
+        "store a copy of the manifest (or its BLAKE3 and the operator key) off this host; check the folder with: cd {} && sha256sum -c SHA256SUMS",
+        text("path")
+    );
+    Ok(())
+}
+
+/// One `POST` with a JSON body (possibly empty) and a bearer token; the
+/// status and body of the reply. Loopback, `Connection: close`.
+fn post(
+    address: SocketAddr,
+    path: &str,
+    token: &str,
+    body: &str,
+) -> std::io::Result<(u16, String)> {
+    let mut stream = TcpStream::connect_timeout(&address, Duration::from_secs(5))?;
+    stream.set_read_timeout(Some(HOT_BACKUP_TIMEOUT))?;
+    stream.set_write_timeout(Some(Duration::from_secs(5)))?;
+    write!(
+        stream,
+        "POST {path} HTTP/1.1\r\nHost: {address}\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )?;
+    let mut raw = Vec::new();
+    stream.take(1 << 20).read_to_end(&mut raw)?;
+    let text = String::from_utf8_lossy(&raw);
+    let invalid = || std::io::Error::new(std::io::ErrorKind::InvalidData, "not an HTTP/1.1 reply");
+    let (head, rest) = text.split_once("\r\n\r\n").ok_or_else(invalid)?;
+    let status = head
+        .lines()
+        .next()
+        .and_then(|line| line.split_whitespace().nth(1))
+        .and_then(|code| code.parse().ok())
+        .ok_or_else(invalid)?;
+    Ok((status, rest.to_string()))
 }
 
 /// Runs `restore`.

@@ -147,7 +147,7 @@ fn backup_destroy_restore_and_the_world_carries_on() {
         ],
     );
     let path = PathBuf::from(backup["path"].as_str().unwrap());
-    assert_eq!(path, root.base.join("elsewhere/world-001-25-1"));
+    assert_eq!(path, root.base.join("elsewhere"), "the folder named");
     assert_eq!(backup["tick"], 25);
     assert_eq!(backup["checkpoint"]["tick"], 25);
     assert!(backup["operator_public_key"].as_str().unwrap().len() == 64);
@@ -244,6 +244,46 @@ fn a_held_world_is_neither_backed_up_restored_nor_rotated() {
     let listed = root.json(&["keys", "list"], &[]);
     assert_eq!(listed["keys"].as_array().unwrap().len(), 1);
     drop(lock);
+}
+
+#[test]
+fn backup_goes_through_a_running_node() {
+    let root = Root::new();
+    root.simulate(6);
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let address = format!("127.0.0.1:{port}");
+    root.ok(&["start"], &["--http-addr", &address]);
+    let hot = root.run(&["backup"], &["--json"]);
+    let named = root.base.join("hot");
+    let named_hot = root.run(&["backup"], &["--backup-dir", named.to_str().unwrap()]);
+    let restore = root.run(&["restore"], &["--from", named.to_str().unwrap()]);
+    root.ok(&["stop"], &[]);
+    assert!(hot.status.success(), "{}{}", stdout(&hot), stderr(&hot));
+    let value: serde_json::Value = serde_json::from_str(stdout(&hot).trim()).unwrap();
+    let path = PathBuf::from(value["path"].as_str().unwrap());
+    assert!(path.starts_with(root.base.join("node-backups")), "{path:?}");
+    assert!(value["tick"].as_u64().unwrap() >= 6);
+    let text = stdout(&named_hot);
+    assert!(named_hot.status.success(), "{text}{}", stderr(&named_hot));
+    assert!(text.contains("written by the running node (pid"), "{text}");
+    assert!(
+        text.contains(&named.join("manifest.json").display().to_string()),
+        "{text}"
+    );
+    let sums = Command::new("sha256sum")
+        .args(["--strict", "-c", "SHA256SUMS"])
+        .current_dir(&named)
+        .output()
+        .expect("sha256sum runs");
+    assert!(sums.status.success(), "{}{}", stdout(&sums), stderr(&sums));
+    expect_failure(&restore, 1, "node_running");
+    // Stopped, the hot backup restores over the world.
+    let restored = root.json(&["restore"], &["--from", named.to_str().unwrap()]);
+    assert!(restored["quarantined"].is_string());
 }
 
 #[test]

@@ -75,6 +75,9 @@ fn a_restore_over_a_world_moves_it_to_quarantine_whole_and_keeps_the_key() {
     let root = Root::new();
     make_world(&root, 12);
     let done = backup(&root, Some(root.beside("backups"))).expect("backup");
+    assert_eq!(done.backup.path, root.beside("backups"), "the folder named");
+    let taken = backup(&root, Some(root.beside("backups"))).expect_err("exists");
+    assert_eq!(taken.code(), "backup_exists");
     let advanced = continue_world(&root, 6);
     let before = files(root.dir().path());
 

@@ -172,15 +172,15 @@ pub fn continue_world(root: &Root, ticks: u64) -> TickRoots {
     world.close().expect("close the world")
 }
 
-/// An offline backup into `parent` (default: beside the root).
-pub fn backup(root: &Root, parent: Option<PathBuf>) -> Result<OfflineBackupReport, OpsError> {
+/// An offline backup into the folder `out` (default: beside the root).
+pub fn backup(root: &Root, out: Option<PathBuf>) -> Result<OfflineBackupReport, OpsError> {
     let fixture = fixture();
     backup_offline(&OfflineBackup {
         dir: &root.dir(),
         id: &world_id(),
         engine: &fixture.engine,
         compiled: &fixture.compiled,
-        parent,
+        out,
     })
 }
 
