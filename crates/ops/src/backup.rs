@@ -656,7 +656,10 @@ pub fn backup_offline(request: &OfflineBackup<'_>) -> Result<OfflineBackupReport
             Some(out.clone())
         }
         None => {
-            check_outside_root(&default_backup_parent(dir.runtime_root())?, dir.runtime_root())?;
+            check_outside_root(
+                &default_backup_parent(dir.runtime_root())?,
+                dir.runtime_root(),
+            )?;
             None
         }
     };
@@ -710,7 +713,11 @@ pub fn backup_offline(request: &OfflineBackup<'_>) -> Result<OfflineBackupReport
     };
     let out = match chosen {
         Some(out) => out,
-        None => next_backup_dir(&default_backup_parent(dir.runtime_root())?, request.id, head),
+        None => next_backup_dir(
+            &default_backup_parent(dir.runtime_root())?,
+            request.id,
+            head,
+        ),
     };
     let backup = write_backup(&source, &out, &keys)?;
     Ok(OfflineBackupReport {
