@@ -237,7 +237,7 @@ fn print_checkpoint(config: &CheckpointBenchConfig, report: &CheckpointReport) {
         + report.rebuild_seconds
         + report.root_seconds;
     println!(
-        "  load, each step redone alone: read {}, checksum {}, decode + rebuild (State::set x{}) {}, root recompute {}; sum {} vs load {}",
+        "  load, each step redone alone: read {}, checksum {}, decode + bulk build with every hash (StateBuilder, {} entries) {}, root read {}; sum {} vs load {}",
         share(report.raw_read_seconds, report.load_seconds),
         share(report.checksum_seconds, report.load_seconds),
         config.keys,
