@@ -235,8 +235,13 @@ fn check_file_list(manifest: &Manifest) -> Result<(), String> {
         return Err("genesis.json, operator/keys.json and the package must all be listed".into());
     }
     let journal = &manifest.journal;
-    let expected: Vec<u64> = (1..=journal.segments).collect();
-    if journal.segments == 0 || segments.keys().copied().collect::<Vec<_>>() != expected {
+    // Segments 1..=n exactly: as many as listed, numbered in order (never
+    // materialize 1..=n: n comes from the file).
+    let numbered = segments
+        .keys()
+        .zip(1u64..)
+        .all(|(index, expected)| *index == expected);
+    if journal.segments == 0 || segments.len() as u64 != journal.segments || !numbered {
         return Err(format!(
             "the journal must be segments 1..={} exactly",
             journal.segments
@@ -420,24 +425,33 @@ fn check_sha256sums(bytes: &[u8], computed: &BTreeMap<String, [u8; 32]>) -> Resu
     Ok(())
 }
 
-/// Files under `dir` that are neither listed nor the folder's own.
+/// Unlisted files reported at most.
+const UNLISTED_MAX: usize = 100;
+/// Directory depth walked for unlisted files at most.
+const UNLISTED_DEPTH_MAX: usize = 32;
+
+/// Files under `dir` that are neither listed nor the folder's own (at most
+/// [`UNLISTED_MAX`], down to [`UNLISTED_DEPTH_MAX`] directories).
 fn walk_unlisted(
     dir: &Path,
     prefix: &str,
     listed: &BTreeSet<String>,
     out: &mut Vec<String>,
 ) -> Result<(), OpsError> {
-    let root = dir;
+    let depth = prefix.split('/').filter(|part| !part.is_empty()).count();
     let here = if prefix.is_empty() {
-        root.to_path_buf()
+        dir.to_path_buf()
     } else {
-        root.join(prefix)
+        dir.join(prefix)
     };
     let mut entries: Vec<fs::DirEntry> = fs::read_dir(&here)
         .and_then(|entries| entries.collect())
         .map_err(OpsError::io("list", &here))?;
     entries.sort_by_key(|entry| entry.file_name());
     for entry in entries {
+        if out.len() >= UNLISTED_MAX {
+            return Ok(());
+        }
         let name = entry.file_name().to_string_lossy().into_owned();
         let relative = if prefix.is_empty() {
             name
@@ -447,9 +461,9 @@ fn walk_unlisted(
         let kind = entry
             .file_type()
             .map_err(OpsError::io("stat", entry.path()))?;
-        if kind.is_dir() && out.len() < 1000 {
-            walk_unlisted(root, &relative, listed, out)?;
-        } else if !listed.contains(&relative) && relative != SHA256SUMS_FILE {
+        if kind.is_dir() && depth < UNLISTED_DEPTH_MAX {
+            walk_unlisted(dir, &relative, listed, out)?;
+        } else if !kind.is_dir() && !listed.contains(&relative) && relative != SHA256SUMS_FILE {
             out.push(relative);
         }
     }

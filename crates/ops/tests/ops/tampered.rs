@@ -186,9 +186,32 @@ fn a_malformed_manifest_is_refused() {
     );
     case.refused(&escape, "backup_manifest_malformed");
 
+    // Counts come from the file: a huge one is refused, never allocated.
+    let huge = case.copy("huge");
+    let path = huge.join("manifest.json");
+    let mut value: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    value["journal"]["segments"] = serde_json::json!(u64::MAX);
+    std::fs::write(&path, serde_json::to_vec_pretty(&value).unwrap()).unwrap();
+    let message = case.refused(&huge, "backup_manifest_malformed");
+    assert!(message.contains("segments"), "{message}");
+
     let absent = case.copy("absent");
     std::fs::remove_file(absent.join("manifest.json")).unwrap();
     case.refused(&absent, "backup_incomplete");
+}
+
+#[test]
+fn files_the_manifest_does_not_list_are_reported_and_not_restored() {
+    let case = Case::new();
+    let extra = case.copy("extra");
+    std::fs::write(extra.join("NOTES.txt"), b"kept by the operator").unwrap();
+    std::fs::write(extra.join("journal/0000000099.seg"), b"stray").unwrap();
+    let verified = verify_backup(&extra, &VerifyOptions::default()).expect("verifies");
+    assert_eq!(verified.unlisted, ["NOTES.txt", "journal/0000000099.seg"]);
+    let report = restore_into(&case.root, &extra, RestoreOptions::default()).expect("restore");
+    assert!(!report.world_dir.join("NOTES.txt").exists());
+    assert!(!report.world_dir.join("journal/0000000099.seg").exists());
 }
 
 /// Re-signs a changed backup as a forger holding another key would: a
