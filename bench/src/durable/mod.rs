@@ -15,12 +15,9 @@ pub mod fixture;
 pub mod journal;
 pub mod replay;
 
-use std::fs::{self, File};
-use std::io::{self, Write};
-use std::os::unix::fs::OpenOptionsExt;
+use std::fs;
+use std::io;
 use std::path::{Path, PathBuf};
-
-use everarcade_store::storage::{AppendFile, DiskStorage, FILE_MODE, Storage};
 
 /// The parent of every scratch directory: `target/bench-tmp` of the workspace.
 pub fn scratch_root() -> PathBuf {
@@ -58,96 +55,11 @@ impl Drop for Scratch {
     }
 }
 
-/// The file system with every sync turned into a no-op, used only to *build*
-/// the worlds the replay and recovery figures read back, so that a 100,000-tick
-/// fixture costs CPU time rather than 200,000 fdatasyncs. The bytes written
-/// are exactly those [`DiskStorage`] would write; [`sync_tree`] makes them
+/// The file system with every sync a no-op, used only to *build* the worlds
+/// the replay and recovery figures read back, so that a 100,000-tick fixture
+/// costs CPU time rather than 200,000 fdatasyncs; [`sync_tree`] makes it
 /// durable once at the end. Never used for a timed figure.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct UnsyncedDisk;
-
-struct UnsyncedFile(File);
-
-impl AppendFile for UnsyncedFile {
-    fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
-        self.0.write_all(bytes)
-    }
-
-    fn sync_data(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Storage for UnsyncedDisk {
-    fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
-        DiskStorage.create_dir_all(dir)
-    }
-
-    fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
-        DiskStorage.read(path)
-    }
-
-    fn list(&self, dir: &Path) -> io::Result<Vec<String>> {
-        DiskStorage.list(dir)
-    }
-
-    fn exists(&self, path: &Path) -> bool {
-        DiskStorage.exists(path)
-    }
-
-    fn append(&self, path: &Path) -> io::Result<Box<dyn AppendFile>> {
-        let file = fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .mode(FILE_MODE)
-            .open(path)?;
-        Ok(Box::new(UnsyncedFile(file)))
-    }
-
-    fn write_synced(&self, path: &Path, bytes: &[u8]) -> io::Result<()> {
-        let mut file = fs::OpenOptions::new()
-            .create(true)
-            .write(true)
-            .truncate(true)
-            .mode(FILE_MODE)
-            .open(path)?;
-        file.write_all(bytes)
-    }
-
-    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
-        DiskStorage.rename(from, to)
-    }
-
-    fn sync_dir(&self, _dir: &Path) -> io::Result<()> {
-        Ok(())
-    }
-
-    fn truncate(&self, path: &Path, length: u64) -> io::Result<()> {
-        fs::OpenOptions::new()
-            .write(true)
-            .open(path)?
-            .set_len(length)
-    }
-
-    fn remove_file(&self, path: &Path) -> io::Result<()> {
-        DiskStorage.remove_file(path)
-    }
-}
-
-/// fsyncs every file and directory under `dir` (depth first), so that what
-/// [`UnsyncedDisk`] wrote is durable and no writeback runs during a timed figure.
-pub fn sync_tree(dir: &Path) -> io::Result<()> {
-    for entry in fs::read_dir(dir)? {
-        let entry = entry?;
-        let kind = entry.file_type()?;
-        if kind.is_dir() {
-            sync_tree(&entry.path())?;
-        } else if kind.is_file() {
-            File::open(entry.path())?.sync_all()?;
-        }
-    }
-    File::open(dir)?.sync_all()
-}
+pub use everarcade_store::storage::{StagingDisk as UnsyncedDisk, sync_tree};
 
 /// Total bytes of the regular files directly in `dir`.
 pub fn directory_bytes(dir: &Path) -> io::Result<u64> {

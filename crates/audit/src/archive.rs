@@ -41,7 +41,7 @@ use everarcade_protocol::{
     list_root,
 };
 use everarcade_store::journal::GenesisRecord;
-use everarcade_store::storage::{AppendFile, DIRECTORY_MODE, DiskStorage, FILE_MODE, Storage};
+use everarcade_store::storage::{DIRECTORY_MODE, DiskStorage, StagingDisk, Storage, sync_tree};
 use everarcade_store::{StoreError, WorldDir, WorldLock};
 use everarcade_world::{DurableWorld, ErrorClass, WorldConfig, WorldError, bind_package};
 
@@ -746,90 +746,4 @@ impl Feed<'_> {
         (self.progress)(tick);
         Ok(())
     }
-}
-
-/// The disk, without per-write syncs: the staging world is synced as a
-/// whole by [`sync_tree`] before it is published, so a crash before that
-/// leaves only a staging directory, never a half-durable world.
-struct StagingDisk;
-
-struct StagingFile(File);
-
-impl AppendFile for StagingFile {
-    fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
-        io::Write::write_all(&mut self.0, bytes)
-    }
-
-    fn sync_data(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Storage for StagingDisk {
-    fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
-        DiskStorage.create_dir_all(dir)
-    }
-
-    fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
-        DiskStorage.read(path)
-    }
-
-    fn list(&self, dir: &Path) -> io::Result<Vec<String>> {
-        DiskStorage.list(dir)
-    }
-
-    fn exists(&self, path: &Path) -> bool {
-        DiskStorage.exists(path)
-    }
-
-    fn append(&self, path: &Path) -> io::Result<Box<dyn AppendFile>> {
-        use std::os::unix::fs::OpenOptionsExt;
-        let file = fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .mode(FILE_MODE)
-            .open(path)?;
-        Ok(Box::new(StagingFile(file)))
-    }
-
-    fn write_synced(&self, path: &Path, bytes: &[u8]) -> io::Result<()> {
-        use std::os::unix::fs::OpenOptionsExt;
-        let mut file = fs::OpenOptions::new()
-            .create(true)
-            .write(true)
-            .truncate(true)
-            .mode(FILE_MODE)
-            .open(path)?;
-        io::Write::write_all(&mut file, bytes)
-    }
-
-    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
-        DiskStorage.rename(from, to)
-    }
-
-    fn sync_dir(&self, _dir: &Path) -> io::Result<()> {
-        Ok(())
-    }
-
-    fn truncate(&self, path: &Path, length: u64) -> io::Result<()> {
-        DiskStorage.truncate(path, length)
-    }
-
-    fn remove_file(&self, path: &Path) -> io::Result<()> {
-        DiskStorage.remove_file(path)
-    }
-}
-
-/// fsyncs every file and directory under `dir`, then `dir`.
-fn sync_tree(dir: &Path) -> io::Result<()> {
-    for entry in fs::read_dir(dir)? {
-        let entry = entry?;
-        let kind = entry.file_type()?;
-        if kind.is_dir() {
-            sync_tree(&entry.path())?;
-        } else if kind.is_file() {
-            File::open(entry.path())?.sync_all()?;
-        }
-    }
-    File::open(dir)?.sync_all()
 }

@@ -132,6 +132,94 @@ impl Storage for DiskStorage {
     }
 }
 
+/// The real file system with every sync a no-op, for building a whole tree
+/// that is made durable once at the end by [`sync_tree`] before anything
+/// relies on it: archive recovery's staging world (published by a rename
+/// only after the sync), and benchmark fixtures. The bytes written are
+/// exactly those [`DiskStorage`] writes. Never a live world's storage.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct StagingDisk;
+
+struct StagingFile(File);
+
+impl AppendFile for StagingFile {
+    fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.0.write_all(bytes)
+    }
+
+    fn sync_data(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Storage for StagingDisk {
+    fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
+        DiskStorage.create_dir_all(dir)
+    }
+
+    fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
+        DiskStorage.read(path)
+    }
+
+    fn list(&self, dir: &Path) -> io::Result<Vec<String>> {
+        DiskStorage.list(dir)
+    }
+
+    fn exists(&self, path: &Path) -> bool {
+        DiskStorage.exists(path)
+    }
+
+    fn append(&self, path: &Path) -> io::Result<Box<dyn AppendFile>> {
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(FILE_MODE)
+            .open(path)?;
+        Ok(Box::new(StagingFile(file)))
+    }
+
+    fn write_synced(&self, path: &Path, bytes: &[u8]) -> io::Result<()> {
+        let mut file = OpenOptions::new()
+            .create(true)
+            .write(true)
+            .truncate(true)
+            .mode(FILE_MODE)
+            .open(path)?;
+        file.write_all(bytes)
+    }
+
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        DiskStorage.rename(from, to)
+    }
+
+    fn sync_dir(&self, _dir: &Path) -> io::Result<()> {
+        Ok(())
+    }
+
+    fn truncate(&self, path: &Path, length: u64) -> io::Result<()> {
+        OpenOptions::new().write(true).open(path)?.set_len(length)
+    }
+
+    fn remove_file(&self, path: &Path) -> io::Result<()> {
+        DiskStorage.remove_file(path)
+    }
+}
+
+/// fsyncs every file and directory under `dir` (depth first), then `dir`:
+/// what [`StagingDisk`] wrote becomes durable.
+pub fn sync_tree(dir: &Path) -> io::Result<()> {
+    for entry in fs::read_dir(dir)? {
+        let entry = entry?;
+        let kind = entry.file_type()?;
+        if kind.is_dir() {
+            sync_tree(&entry.path())?;
+        } else if kind.is_file() {
+            File::open(entry.path())?.sync_all()?;
+        }
+    }
+    File::open(dir)?.sync_all()
+}
+
 /// Writes `bytes` to `path` atomically: a temporary file beside it, fsync,
 /// rename, fsync of the directory. A crash leaves either the old file (or
 /// none) or the new one, never a mix; at worst a stray `.tmp` file.
