@@ -23,8 +23,8 @@ use everarcade_store::keys::{
     KEYS_FORMAT, KeyEntry, KeyHistory, parse_public_key, parse_signature,
 };
 
-use crate::codec::{DecodeError, Put, Reader};
 use crate::mmr::read_hashes;
+use everarcade_store::codec::{DecodeError, Put, Reader};
 
 /// The magic at the start of every bundle.
 pub const BUNDLE_MAGIC: [u8; 8] = *b"EABUNDLE";

@@ -26,8 +26,6 @@
 //!   anyone holding the journal (or bundles from genesis) computes the same
 //!   head commitment.
 
-mod codec;
-
 pub mod archive;
 pub mod bundle;
 pub mod error;
@@ -38,8 +36,8 @@ pub mod proof;
 pub mod verify;
 
 pub use bundle::{Bundle, BundleError, SealedBundle};
-pub use codec::DecodeError;
 pub use error::{Class, RootMismatch, SourceError, VerifyError};
+pub use everarcade_store::codec::DecodeError;
 pub use mmr::{Mmr, MmrProof, MmrProver, leaf_hash};
 pub use proof::{Claim, PlayerProof, PlayerProofError, ProofQuery};
 pub use verify::{VerifyOptions, VerifyReport, verify_bundle};

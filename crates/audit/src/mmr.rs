@@ -17,7 +17,7 @@
 
 use everarcade_protocol::{Domain, Hash, TickRoots, list_root};
 
-use crate::codec::{DecodeError, Put, Reader};
+use everarcade_store::codec::{DecodeError, Put, Reader};
 
 /// The most peaks an accumulator can have (one per bit of the count).
 pub const MMR_PEAKS_MAX: usize = 64;

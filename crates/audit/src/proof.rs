@@ -30,10 +30,10 @@ use everarcade_store::{Storage, WorldDir};
 use everarcade_world::check_binding;
 use everarcade_world::replay::{Context, ReplayOptions, Start, replay};
 
-use crate::codec::{DecodeError, Put, Reader};
 use crate::error::{Class, SourceError};
 use crate::journal::{JournalItem, JournalTicks};
 use crate::mmr::{MmrProof, MmrProver, genesis_roots, leaf_hash, read_hashes};
+use everarcade_store::codec::{DecodeError, Put, Reader};
 
 /// The magic at the start of every player proof.
 pub const PROOF_MAGIC: [u8; 8] = *b"EAPROOFS";

@@ -17,7 +17,7 @@
 //! - every multi-byte integer on disk is little-endian; every format has a
 //!   magic and a version (docs/FORMATS.md).
 
-mod codec;
+pub mod codec;
 mod error;
 
 pub mod checkpoint;
