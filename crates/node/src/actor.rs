@@ -169,6 +169,25 @@ impl Live {
         self.poisoned.lock().expect("poison lock").clone()
     }
 
+    /// Why an input would be refused before admission now, if it would:
+    /// a poisoned journal, or closed admission (and who closed it).
+    pub fn admission_refusal(&self) -> Option<ApiError> {
+        if let Some(reason) = self.poison_reason() {
+            return Some(ApiError::poisoned(&reason));
+        }
+        if self.admission_open.load(Ordering::SeqCst) {
+            return None;
+        }
+        let why = if self.stopping.load(Ordering::SeqCst) {
+            "the node is stopping"
+        } else if self.incident().is_some() {
+            "an incident stands (see status)"
+        } else {
+            "closed by the operator"
+        };
+        Some(ApiError::admission_closed(why))
+    }
+
     /// The incident, if one was found.
     pub fn incident(&self) -> Option<IncidentView> {
         self.incident.lock().expect("incident lock").clone()
@@ -499,13 +518,8 @@ impl Actor {
         if let Some(reason) = self.world.poisoned() {
             return Err(ApiError::poisoned(reason));
         }
-        if !self.live.admission_open.load(Ordering::SeqCst) {
-            let why = if self.live.stopping.load(Ordering::SeqCst) {
-                "the node is stopping"
-            } else {
-                "closed by the operator"
-            };
-            return Err(ApiError::admission_closed(why));
+        if let Some(refusal) = self.live.admission_refusal() {
+            return Err(refusal);
         }
         let seq = self.world.admit_verified(input)?;
         Ok(Ack { tick, seq })
@@ -587,6 +601,8 @@ impl Actor {
             return;
         }
         let started = Instant::now();
+        // Every admitted input runs in this tick.
+        let input_count = self.world.pending_inputs() as u32;
         let output = match self.world.execute_tick() {
             Ok(output) => output,
             Err(error) => {
@@ -599,7 +615,7 @@ impl Actor {
         metrics.ticks.fetch_add(1, Ordering::Relaxed);
         let view = TickView {
             roots: output.roots,
-            input_count: output.roots_input_count(),
+            input_count,
             receipts: output.receipts,
         };
         if self.ticks.len() == TICKS_RETAINED_MAX {
@@ -828,19 +844,5 @@ impl Actor {
                 }
             }
         }
-    }
-}
-
-/// The number of inputs a tick executed: receipts of kind input.
-trait InputCount {
-    fn roots_input_count(&self) -> u32;
-}
-
-impl InputCount for everarcade_engine::TickOutput {
-    fn roots_input_count(&self) -> u32 {
-        self.receipts
-            .iter()
-            .filter(|receipt| receipt.kind == everarcade_protocol::ReceiptKind::Input)
-            .count() as u32
     }
 }

@@ -139,7 +139,9 @@ fn origin_name(world: &WorldDir, path: &Path) -> String {
         .replace('/', "-")
 }
 
-fn free_name(storage: &dyn Storage, dir: &Path, name: &str) -> PathBuf {
+/// `dir/name` if nothing is there, else `dir/name.2`, `dir/name.3`, …: a
+/// name that moves nothing aside.
+pub fn free_name(storage: &dyn Storage, dir: &Path, name: &str) -> PathBuf {
     let mut candidate = dir.join(name);
     let mut n = 1;
     while storage.exists(&candidate) {

@@ -23,7 +23,7 @@ use everarcade_protocol::{Tick, TickRoots, WorldId};
 use everarcade_store::checkpoint::list_checkpoints;
 use everarcade_store::keys::OperatorKeys;
 use everarcade_store::layout::{parse_segment_name, segment_name};
-use everarcade_store::meta::{quarantine, quarantine_bytes, read_json, write_json};
+use everarcade_store::meta::{free_name, quarantine, quarantine_bytes, read_json, write_json};
 use everarcade_store::{Storage, StoreError, WorldDir};
 use serde::{Deserialize, Serialize};
 
@@ -325,7 +325,7 @@ fn replace_bound_package(
     copy_package(storage, package, &staged)?;
     let bound = dir.package();
     if storage.exists(&bound) {
-        let aside = free_path(storage, &dir.upgrades().join("package.previous"));
+        let aside = free_name(storage, &dir.upgrades(), "package.previous");
         storage
             .rename(&bound, &aside)
             .map_err(StoreError::io("move aside", &bound))?;
@@ -339,21 +339,6 @@ fn replace_bound_package(
     Ok(())
 }
 
-/// `base` if free, else `base.1`, `base.2`, …
-fn free_path(storage: &dyn Storage, base: &Path) -> PathBuf {
-    if !storage.exists(base) {
-        return base.to_path_buf();
-    }
-    let mut n = 1;
-    loop {
-        let candidate = PathBuf::from(format!("{}.{n}", base.display()));
-        if !storage.exists(&candidate) {
-            return candidate;
-        }
-        n += 1;
-    }
-}
-
 /// Marks the pending upgrade accepted: `pending.json` moves to
 /// `upgrade/accepted-<tick>.json`. Returns it.
 pub fn accept(storage: &dyn Storage, dir: &WorldDir) -> Result<Option<PendingUpgrade>, WorldError> {
@@ -361,10 +346,10 @@ pub fn accept(storage: &dyn Storage, dir: &WorldDir) -> Result<Option<PendingUpg
         return Ok(None);
     };
     let from = dir.upgrades().join("pending.json");
-    let to = free_path(
+    let to = free_name(
         storage,
-        &dir.upgrades()
-            .join(format!("accepted-{}.json", pending.transition.from_tick)),
+        &dir.upgrades(),
+        &format!("accepted-{}.json", pending.transition.from_tick),
     );
     storage
         .rename(&from, &to)
@@ -448,10 +433,10 @@ pub fn roll_back(
     replace_bound_package(storage, dir, &package)?;
     write_lineage(storage, dir, &pending.previous_lineage)?;
     let from = dir.upgrades().join("pending.json");
-    let to = free_path(
+    let to = free_name(
         storage,
-        &dir.upgrades()
-            .join(format!("rolled-back-{}.json", pending.transition.from_tick)),
+        &dir.upgrades(),
+        &format!("rolled-back-{}.json", pending.transition.from_tick),
     );
     storage
         .rename(&from, &to)

@@ -288,16 +288,9 @@ async fn submit_inputs(
 ) -> Result<Response, ApiError> {
     check_world(&state, &world)?;
     let live = &state.world.live;
-    if let Some(reason) = live.poison_reason() {
-        return Err(ApiError::poisoned(&reason));
-    }
-    if !live.admission_open.load(Ordering::SeqCst) {
-        let why = if live.stopping.load(Ordering::SeqCst) {
-            "the node is stopping"
-        } else {
-            "closed by the operator"
-        };
-        return Err(ApiError::admission_closed(why));
+    // Refused before the body is read; the actor checks again at admission.
+    if let Some(refusal) = live.admission_refusal() {
+        return Err(refusal);
     }
     let bytes = body::read(&headers, body, state.body_limits).await?;
     match body::decode_inputs(&headers, &bytes)? {
