@@ -4,8 +4,9 @@
 
 mod common;
 
-use common::{Model, SplitMix, build, reference_root};
+use common::{Model, build, reference_root};
 use everarcade_state::{BuildError, State, StateBuilder};
+use everarcade_testkit::rng::SplitMix64;
 use proptest::prelude::*;
 
 /// Keys of 1 to 70 bytes (inline and heap-stored alike), from a small space.
@@ -89,10 +90,10 @@ fn the_protocol_vectors_hold_for_built_states() {
 /// machine with more than one core).
 #[test]
 fn a_large_built_state_matches_the_definition() {
-    let mut random = SplitMix(11);
+    let mut random = SplitMix64(11);
     let mut model = Model::new();
     while model.len() < 50_000 {
-        let key = random.next().to_be_bytes()[..1 + random.below(8) as usize].to_vec();
+        let key = random.next_u64().to_be_bytes()[..1 + random.below(8) as usize].to_vec();
         let value = vec![random.below(256) as u8; random.below(70) as usize];
         model.insert(key, value);
     }

@@ -2,84 +2,23 @@
 //! driven by the package's bots in temporary runtime roots, and helpers to
 //! export, re-sign and re-seal bundles.
 
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, OnceLock};
-
 use ed25519_dalek::{Signer, SigningKey};
 use everarcade_audit::bundle::{Bundle, decode};
 use everarcade_audit::export::{ExportRequest, Exported, export};
-use everarcade_engine::{CompiledPackage, Engine};
-use everarcade_package::Package;
-use everarcade_protocol::{Envelope, Hash, PublicKey, Tick, TickRoots, WorldId, test_signing_key};
+use everarcade_protocol::{Envelope, Hash, Tick, TickRoots};
 use everarcade_store::journal::JournalConfig;
 use everarcade_store::keys::{OperatorKeys, Signed};
 use everarcade_store::{DiskStorage, WorldDir};
+pub use everarcade_testkit::arena::arena as fixture;
+use everarcade_testkit::bots::Bots;
+pub use everarcade_testkit::rng::SplitMix64 as Rng;
+pub use everarcade_testkit::temp::TempDir as Temp;
+pub use everarcade_testkit::world_id;
 use everarcade_world::{DurableWorld, WorldConfig, bind_package};
+use std::sync::Arc;
 
-/// The sample package.
-pub const PACKAGE_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../runtime/games/2d-arena");
-/// The world every test creates.
-pub const WORLD: &str = "world-001";
 /// Bots per match.
 pub const BOTS: usize = 4;
-
-/// The engine and the compiled sample package.
-pub struct Fixture {
-    /// The engine.
-    pub engine: Arc<Engine>,
-    /// The sample package.
-    pub package: Package,
-    /// Its compilation.
-    pub compiled: Arc<CompiledPackage>,
-}
-
-/// Loaded and compiled on first use.
-pub fn fixture() -> &'static Fixture {
-    static FIXTURE: OnceLock<Fixture> = OnceLock::new();
-    FIXTURE.get_or_init(|| {
-        let package = Package::load(Path::new(PACKAGE_DIR)).expect("the sample package loads");
-        let engine = Arc::new(Engine::new().expect("the engine starts"));
-        let compiled = engine.compile(&package).expect("it compiles");
-        Fixture {
-            engine,
-            package,
-            compiled,
-        }
-    })
-}
-
-/// `world-001`.
-pub fn world_id() -> WorldId {
-    WorldId::new(WORLD).unwrap()
-}
-
-/// A temporary directory, removed on drop.
-pub struct Temp(pub PathBuf);
-
-impl Temp {
-    /// A new empty directory.
-    pub fn new(label: &str) -> Temp {
-        static NEXT: AtomicU32 = AtomicU32::new(0);
-        let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        let path =
-            std::env::temp_dir().join(format!("ea-audit-{label}-{}-{n}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&path);
-        std::fs::create_dir_all(&path).unwrap();
-        Temp(path)
-    }
-
-    /// The path.
-    pub fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for Temp {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 /// A durable world of a bot match, closed.
 pub struct Built {
@@ -91,8 +30,6 @@ pub struct Built {
     pub roots: Vec<TickRoots>,
     /// Every tick's inputs, `inputs[t - 1]`.
     pub inputs: Vec<Vec<Envelope>>,
-    /// The bots' last nonces.
-    nonces: [u64; BOTS],
     /// The bots' seed.
     seed: u64,
     /// The durability settings.
@@ -134,7 +71,6 @@ pub fn build(label: &str, seed: u64, ticks: Tick, interval: u64) -> Built {
         dir,
         roots: vec![world.roots()],
         inputs: Vec::new(),
-        nonces: [0; BOTS],
         seed,
         config,
     };
@@ -158,23 +94,13 @@ pub fn extend(built: &mut Built, ticks: Tick) {
 }
 
 fn run(built: &mut Built, mut world: DurableWorld, ticks: Tick) {
-    let fixture = fixture();
-    let keys: Vec<SigningKey> = (0..BOTS)
-        .map(|i| test_signing_key(&format!("bot-{i}")))
-        .collect();
-    let public: Vec<PublicKey> = keys.iter().map(|k| k.verifying_key().to_bytes()).collect();
+    let bots = Bots::new(BOTS);
     for _ in 0..ticks {
-        let payloads = world
-            .world_mut()
-            .bot_payloads(&fixture.engine, &public, built.seed)
+        let signed = bots
+            .inputs(world.world_mut(), &fixture().engine, built.seed)
             .unwrap();
-        let mut signed = Vec::new();
-        for (bot, payload) in payloads.into_iter().enumerate() {
-            let Some(payload) = payload else { continue };
-            built.nonces[bot] += 1;
-            let envelope = Envelope::sign(&world_id(), &keys[bot], built.nonces[bot], payload);
+        for envelope in &signed {
             world.admit(envelope.clone()).unwrap();
-            signed.push(envelope);
         }
         let output = world.execute_tick().unwrap();
         built.roots.push(output.roots);
@@ -223,25 +149,6 @@ pub fn resign(built: &Built, bundle: &Bundle) -> Vec<u8> {
 /// Signs `bundle` with another key (a forger's).
 pub fn forge(bundle: &Bundle, key: &SigningKey) -> Vec<u8> {
     bundle.sign_and_seal(|digest| key.sign(&Signed::Bundle.message(digest)).to_bytes())
-}
-
-/// A deterministic generator (splitmix64).
-pub struct Rng(pub u64);
-
-impl Rng {
-    /// The next value.
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform below `bound`.
-    pub fn below(&mut self, bound: u64) -> u64 {
-        self.next_u64() % bound
-    }
 }
 
 /// A hash from one byte, for tampering.

@@ -4,59 +4,25 @@
 //! every test makes.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
-use ed25519_dalek::SigningKey;
-use everarcade_engine::{CompiledPackage, Engine};
 use everarcade_ops::{
     OfflineBackup, OfflineBackupReport, OpsError, RestoreOptions, RestoreReport, RestoreRequest,
     backup_offline, restore,
 };
-use everarcade_package::Package;
-use everarcade_protocol::{Envelope, PublicKey, TickRoots, WorldId, test_signing_key};
+use everarcade_protocol::TickRoots;
 use everarcade_store::{DiskStorage, JournalConfig, WorldDir};
+pub use everarcade_testkit::arena::arena as fixture;
+use everarcade_testkit::bots::Bots;
+use everarcade_testkit::temp::TempDir;
+pub use everarcade_testkit::world_id;
 use everarcade_world::replay::{Context, ReplayOptions, Replayed, Start};
 use everarcade_world::{DurableWorld, WorldConfig, WorldError, bind_package};
 
-/// The sample package.
-pub const PACKAGE_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../runtime/games/2d-arena");
-/// The world every test uses.
-pub const WORLD: &str = "world-001";
 /// Bot players.
 pub const BOTS: usize = 6;
 /// Seed of the bots' choices.
 pub const SEED: u64 = 7;
-
-/// The engine and the compiled sample package, shared by every test.
-pub struct Fixture {
-    /// The engine.
-    pub engine: Arc<Engine>,
-    /// The package.
-    pub package: Package,
-    /// Its compilation.
-    pub compiled: Arc<CompiledPackage>,
-}
-
-/// The fixture, compiled on first use.
-pub fn fixture() -> &'static Fixture {
-    static FIXTURE: OnceLock<Fixture> = OnceLock::new();
-    FIXTURE.get_or_init(|| {
-        let package = Package::load(Path::new(PACKAGE_DIR)).expect("the sample package loads");
-        let engine = Arc::new(Engine::new().expect("the engine starts"));
-        let compiled = engine.compile(&package).expect("the package compiles");
-        Fixture {
-            engine,
-            package,
-            compiled,
-        }
-    })
-}
-
-/// `world-001`.
-pub fn world_id() -> WorldId {
-    WorldId::new(WORLD).expect("a valid id")
-}
 
 /// Checkpoints every 10 ticks, all kept.
 pub fn config() -> WorldConfig {
@@ -75,17 +41,13 @@ pub fn config() -> WorldConfig {
 pub struct Root {
     /// `<tmp>/ea-ops-<pid>-<n>/root`.
     pub path: PathBuf,
-    base: PathBuf,
+    base: TempDir,
 }
 
 impl Root {
     /// A fresh, empty root.
     pub fn new() -> Root {
-        static NEXT: AtomicU32 = AtomicU32::new(0);
-        let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        let base = std::env::temp_dir().join(format!("ea-ops-{}-{n}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&base);
-        std::fs::create_dir_all(&base).expect("create the test directory");
+        let base = TempDir::new("ops");
         Root {
             path: base.join("root"),
             base,
@@ -100,12 +62,6 @@ impl Root {
     /// The world's directory.
     pub fn dir(&self) -> WorldDir {
         WorldDir::new(&self.path, &world_id())
-    }
-}
-
-impl Drop for Root {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.base);
     }
 }
 
@@ -125,20 +81,12 @@ pub fn open(root: &Root) -> Result<DurableWorld, WorldError> {
 
 /// Runs `ticks` ticks of bot inputs on `world`; returns the last roots.
 pub fn play(world: &mut DurableWorld, ticks: u64) -> TickRoots {
-    let fixture = fixture();
-    let keys: Vec<SigningKey> = (0..BOTS)
-        .map(|i| test_signing_key(&format!("bot-{i}")))
-        .collect();
-    let public: Vec<PublicKey> = keys.iter().map(|k| k.verifying_key().to_bytes()).collect();
+    let bots = Bots::new(BOTS);
     for _ in 0..ticks {
-        let payloads = world
-            .world_mut()
-            .bot_payloads(&fixture.engine, &public, SEED)
+        let envelopes = bots
+            .inputs(world.world_mut(), &fixture().engine, SEED)
             .expect("bots decide");
-        for (bot, payload) in payloads.into_iter().enumerate() {
-            let Some(payload) = payload else { continue };
-            let last = world.world().nonces().get(&public[bot]).copied();
-            let envelope = Envelope::sign(&world_id(), &keys[bot], last.unwrap_or(0) + 1, payload);
+        for envelope in envelopes {
             world.admit(envelope).expect("a bot input is admitted");
         }
         world.execute_tick().expect("a tick executes");

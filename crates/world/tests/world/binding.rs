@@ -4,25 +4,18 @@
 //! `PackageMismatch` naming both roots, and recovery moves nothing.
 
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use everarcade_package::Package;
 use everarcade_protocol::Tick;
+use everarcade_testkit::arena::PACKAGE_DIR;
+use everarcade_testkit::temp::TempDir;
 use everarcade_world::WorldError;
 
-use crate::common::{PACKAGE_DIR, fixture, make_plan, open_with, snapshot, world_dir, world_id};
+use crate::common::{fixture, make_plan, open_with, snapshot, world_dir, world_id};
 
 const SEED: u64 = 0xb14d_0001;
 const TICKS: Tick = 10;
-
-/// A temporary directory removed when dropped.
-struct TempDir(PathBuf);
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
-}
 
 fn copy_dir(from: &Path, to: &Path) {
     fs::create_dir_all(to).expect("create");
@@ -39,12 +32,9 @@ fn copy_dir(from: &Path, to: &Path) {
 
 #[test]
 fn another_package_is_refused_naming_both_roots() {
-    let temp = TempDir(
-        std::env::temp_dir().join(format!("everarcade-world-binding-{}", std::process::id())),
-    );
-    let _ = fs::remove_dir_all(&temp.0);
-    copy_dir(Path::new(PACKAGE_DIR), &temp.0);
-    let manifest = temp.0.join("world.toml");
+    let temp = TempDir::new("world-binding");
+    copy_dir(Path::new(PACKAGE_DIR), temp.path());
+    let manifest = temp.join("world.toml");
     let text = fs::read_to_string(&manifest).expect("read world.toml");
     assert!(text.contains("version = \"0.1.0\""));
     fs::write(
@@ -52,7 +42,7 @@ fn another_package_is_refused_naming_both_roots() {
         text.replace("version = \"0.1.0\"", "version = \"0.1.1\""),
     )
     .expect("write world.toml");
-    let other = Package::load(&temp.0).expect("the changed package loads");
+    let other = Package::load(temp.path()).expect("the changed package loads");
     let fixture = fixture();
     let (bound, given) = (fixture.package.root, other.root);
     assert_ne!(bound, given);

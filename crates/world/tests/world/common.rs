@@ -11,24 +11,22 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
-use ed25519_dalek::SigningKey;
-use everarcade_engine::{CompiledPackage, Engine};
-use everarcade_package::Package;
-use everarcade_protocol::{Envelope, Hash, PublicKey, Tick, TickRoots, WorldId, test_signing_key};
+use everarcade_engine::CompiledPackage;
+use everarcade_protocol::{Envelope, Hash, Tick, TickRoots};
 use everarcade_store::journal::{
     JournalConfig, RECORD_HEADER_BYTES, RawRecord, SegmentHeader, encode_record,
 };
 use everarcade_store::{JournalReader, Record, SimStorage, Storage, StoreError, WorldDir};
+pub use everarcade_testkit::arena::arena as fixture;
+use everarcade_testkit::bots::Bots;
+pub use everarcade_testkit::rng::SplitMix64 as Rng;
+pub use everarcade_testkit::world_id;
 use everarcade_world::repair::Repair;
 use everarcade_world::replay::{Context, ReplayOptions, Replayed, Start};
 use everarcade_world::{DurableWorld, Recovery, WorldConfig, WorldError};
 
-/// The sample package every test runs.
-pub const PACKAGE_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../runtime/games/2d-arena");
-/// The world every test creates.
-pub const WORLD: &str = "world-001";
 /// Bot players per match.
 pub const BOTS: usize = 8;
 /// The runtime root on the simulated disk.
@@ -37,38 +35,6 @@ pub const RUNTIME_ROOT: &str = "/sim";
 pub const CHECKPOINT_INTERVAL_TICKS: u64 = 7;
 /// One in this many admitted inputs is followed by a group commit.
 pub const COMMIT_ONE_IN: u64 = 4;
-
-/// The engine and the compiled sample package, shared by every test.
-pub struct Fixture {
-    /// The engine (it caches compiled packages by root).
-    pub engine: Arc<Engine>,
-    /// The sample package.
-    pub package: Package,
-    /// Its compilation.
-    pub compiled: Arc<CompiledPackage>,
-}
-
-/// The fixture, loaded and compiled on first use.
-pub fn fixture() -> &'static Fixture {
-    static FIXTURE: OnceLock<Fixture> = OnceLock::new();
-    FIXTURE.get_or_init(|| {
-        let package = Package::load(Path::new(PACKAGE_DIR)).expect("the sample package loads");
-        let engine = Arc::new(Engine::new().expect("the engine starts"));
-        let compiled = engine
-            .compile(&package)
-            .expect("the sample package compiles");
-        Fixture {
-            engine,
-            package,
-            compiled,
-        }
-    })
-}
-
-/// `world-001`.
-pub fn world_id() -> WorldId {
-    WorldId::new(WORLD).expect("a valid world id")
-}
 
 /// The world's directory on the simulated disk.
 pub fn world_dir() -> WorldDir {
@@ -164,31 +130,6 @@ pub fn audit(storage: &SimStorage) -> Result<everarcade_world::audit::Audit, Wor
     everarcade_world::audit::audit(storage, &world_dir(), &fixture().package)
 }
 
-/// SplitMix64: small, seedable, good enough to pick crash points.
-pub struct Rng(u64);
-
-impl Rng {
-    /// A generator for `seed`.
-    pub fn new(seed: u64) -> Rng {
-        Rng(seed)
-    }
-
-    /// The next 64 random bits.
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in `0..bound` (`bound` > 0).
-    pub fn below(&mut self, bound: u64) -> u64 {
-        assert!(bound > 0);
-        self.next_u64() % bound
-    }
-}
-
 /// One planned input and whether the driver group-commits right after
 /// admitting it.
 #[derive(Clone)]
@@ -233,12 +174,7 @@ impl Plan {
 /// Makes the plan of `ticks` ticks for `seed` by running it, durably, on a
 /// fresh simulated disk.
 pub fn make_plan(seed: u64, ticks: Tick) -> Plan {
-    let fixture = fixture();
-    let id = world_id();
-    let keys: Vec<SigningKey> = (0..BOTS)
-        .map(|i| test_signing_key(&format!("bot-{i}")))
-        .collect();
-    let public: Vec<PublicKey> = keys.iter().map(|k| k.verifying_key().to_bytes()).collect();
+    let bots = Bots::new(BOTS);
     let disk = SimStorage::new();
     let mut world = create(&disk).expect("create on a clean disk");
     let mut rng = Rng::new(seed);
@@ -251,20 +187,16 @@ pub fn make_plan(seed: u64, ticks: Tick) -> Plan {
     };
     let mut driver = Driver::new();
     for _ in 0..ticks {
-        let payloads = world
-            .world_mut()
-            .bot_payloads(&fixture.engine, &public, seed)
+        let envelopes = bots
+            .inputs(world.world_mut(), &fixture().engine, seed)
             .expect("bots decide");
-        let mut steps = Vec::new();
-        for (bot, payload) in payloads.into_iter().enumerate() {
-            let Some(payload) = payload else { continue };
-            let last = world.world().nonces().get(&public[bot]).copied();
-            let envelope = Envelope::sign(&id, &keys[bot], last.unwrap_or(0) + 1, payload);
-            steps.push(Step {
+        let steps: Vec<Step> = envelopes
+            .into_iter()
+            .map(|envelope| Step {
                 envelope,
                 commit_after: rng.below(COMMIT_ONE_IN) == 0,
-            });
-        }
+            })
+            .collect();
         let roots = match driver.tick(&mut world, &steps) {
             Ok(roots) => roots,
             Err(halt) => panic!("seed {seed}: the clean run failed: {halt:?}"),
