@@ -7,30 +7,23 @@
 
 use std::path::PathBuf;
 use std::process::{Command, Output};
-use std::sync::atomic::{AtomicU32, Ordering};
 
 use everarcade_store::WorldLock;
+use everarcade_testkit::temp::TempDir;
 
-const PACKAGE: &str = "runtime/games/2d-arena";
-const WORLD: &str = "world-001";
+mod common;
 
-fn repository_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
+use common::{PACKAGE, WORLD, expect_failure, repository_root, stderr, stdout};
 
 /// A runtime root of its own, with room beside it for backups.
 struct Root {
-    base: PathBuf,
+    base: TempDir,
     root: PathBuf,
 }
 
 impl Root {
     fn new() -> Root {
-        static NEXT: AtomicU32 = AtomicU32::new(0);
-        let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        let base = std::env::temp_dir().join(format!("ea-backup-{}-{n}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&base);
-        std::fs::create_dir_all(&base).unwrap();
+        let base = TempDir::new("backup");
         let root = base.join("node");
         Root { base, root }
     }
@@ -86,30 +79,6 @@ impl Root {
             ],
         );
     }
-}
-
-impl Drop for Root {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.base);
-    }
-}
-
-fn stdout(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
-fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
-}
-
-fn expect_failure(output: &Output, exit: i32, code: &str) -> String {
-    let text = stderr(output);
-    assert_eq!(output.status.code(), Some(exit), "{text}{}", stdout(output));
-    assert!(
-        text.contains(&format!("error[{code}]")),
-        "wanted {code}: {text}"
-    );
-    text
 }
 
 const ROOTS: [&str; 4] = [

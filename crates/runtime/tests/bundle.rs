@@ -6,51 +6,24 @@
 //! and tampered ones fail; chained bundles rebuild a world, and material that
 //! does not chain is refused with the tick where the chain breaks.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
-use std::sync::atomic::{AtomicU32, Ordering};
 
 use ed25519_dalek::{Signer, SigningKey};
 use everarcade_audit::bundle::decode;
 use everarcade_protocol::{Hash, WorldId};
 use everarcade_store::keys::{OperatorKeys, Signed};
 use everarcade_store::{DiskStorage, WorldDir};
+use everarcade_testkit::temp::TempDir;
 
-const PACKAGE: &str = "runtime/games/2d-arena";
-const WORLD: &str = "world-001";
+mod common;
+
+use common::{PACKAGE, WORLD, repository_root};
+
 const MALFORMED: i32 = 8;
 const BAD_SIGNATURE: i32 = 9;
 const DIVERGENCE: i32 = 3;
 const INTEGRITY: i32 = 4;
-
-fn repository_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-/// A temporary directory of its own, removed on drop.
-struct Temp(PathBuf);
-
-impl Temp {
-    fn new(label: &str) -> Temp {
-        static NEXT: AtomicU32 = AtomicU32::new(0);
-        let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        let path =
-            std::env::temp_dir().join(format!("ea-bundle-{label}-{}-{n}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&path);
-        std::fs::create_dir_all(&path).unwrap();
-        Temp(path)
-    }
-
-    fn join(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-}
-
-impl Drop for Temp {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 /// Runs the binary in `cwd` with `args`.
 fn run_in(cwd: &Path, args: &[&str]) -> Output {
@@ -81,13 +54,13 @@ fn expect(output: &Output, exit: i32) {
 
 /// A world of a 6-bot match under a runtime root of its own.
 struct World {
-    root: Temp,
+    root: TempDir,
 }
 
 impl World {
     fn new(label: &str, ticks: u32, seed: u32) -> World {
         let world = World {
-            root: Temp::new(label),
+            root: TempDir::new(label),
         };
         let (ticks, seed) = (ticks.to_string(), seed.to_string());
         let output = world.run(&[
@@ -108,7 +81,7 @@ impl World {
     /// `<command> <root> world-001 <package> <options…>` from the repository.
     fn run(&self, args: &[&str]) -> Output {
         let (command, options) = args.split_first().unwrap();
-        let root = self.root.0.display().to_string();
+        let root = self.root.path().display().to_string();
         let mut full = vec![*command, &root, WORLD, PACKAGE];
         full.extend_from_slice(options);
         run_in(&repository_root(), &full)
@@ -132,7 +105,7 @@ impl World {
     }
 
     fn operator(&self) -> OperatorKeys {
-        let dir = WorldDir::new(&self.root.0, &WorldId::new(WORLD).unwrap());
+        let dir = WorldDir::new(self.root.path(), &WorldId::new(WORLD).unwrap());
         OperatorKeys::load(&DiskStorage, &dir).unwrap().unwrap()
     }
 }
@@ -148,15 +121,15 @@ fn verify(cwd: &Path, file: &Path, extra: &[&str]) -> Output {
 #[test]
 fn a_bundle_verifies_in_a_fresh_directory_and_every_flip_is_malformed() {
     let world = World::new("fresh", 40, 1);
-    let material = Temp::new("fresh-material");
+    let material = TempDir::new("fresh-material");
     let exported = world.export(25, 40, &material.join("w.bundle"));
     assert_eq!(exported["start"], "replayed from tick 20");
     // Somewhere else, with nothing but the bundle.
-    let elsewhere = Temp::new("fresh-elsewhere");
+    let elsewhere = TempDir::new("fresh-elsewhere");
     let bundle = elsewhere.join("w.bundle");
     std::fs::copy(material.join("w.bundle"), &bundle).unwrap();
     drop(material);
-    let output = verify(&elsewhere.0, Path::new("w.bundle"), &[]);
+    let output = verify(elsewhere.path(), Path::new("w.bundle"), &[]);
     expect(&output, 0);
     let report = json(&output);
     let head = json(&world.run(&["replay-root", "--json"]));
@@ -172,7 +145,7 @@ fn a_bundle_verifies_in_a_fresh_directory_and_every_flip_is_malformed() {
     assert_eq!(report["accumulator_root"], exported["accumulator_root"]);
     assert_eq!(report["operator_key_trusted"], false);
     let key = exported["operator_key"].as_str().unwrap();
-    let pinned = verify(&elsewhere.0, &bundle, &["--trusted-key", key]);
+    let pinned = verify(elsewhere.path(), &bundle, &["--trusted-key", key]);
     expect(&pinned, 0);
     assert_eq!(json(&pinned)["operator_key_trusted"], true);
     // Flip bytes all over the file: the header, every section, the signature,
@@ -186,7 +159,7 @@ fn a_bundle_verifies_in_a_fresh_directory_and_every_flip_is_malformed() {
         let mut damaged = bytes.clone();
         damaged[position] ^= 0x20;
         std::fs::write(&flipped, &damaged).unwrap();
-        let output = verify(&elsewhere.0, &flipped, &[]);
+        let output = verify(elsewhere.path(), &flipped, &[]);
         assert_eq!(
             output.status.code(),
             Some(MALFORMED),
@@ -195,15 +168,15 @@ fn a_bundle_verifies_in_a_fresh_directory_and_every_flip_is_malformed() {
         );
     }
     std::fs::write(&flipped, &bytes[..bytes.len() / 2]).unwrap();
-    expect(&verify(&elsewhere.0, &flipped, &[]), MALFORMED);
+    expect(&verify(elsewhere.path(), &flipped, &[]), MALFORMED);
     std::fs::write(&flipped, b"not a bundle").unwrap();
-    expect(&verify(&elsewhere.0, &flipped, &[]), MALFORMED);
+    expect(&verify(elsewhere.path(), &flipped, &[]), MALFORMED);
 }
 
 #[test]
 fn forged_bundles_are_bad_signatures_and_altered_roots_diverge() {
     let world = World::new("forged", 30, 2);
-    let material = Temp::new("forged-material");
+    let material = TempDir::new("forged-material");
     let path = material.join("w.bundle");
     world.export(10, 30, &path);
     let sealed = decode(&std::fs::read(&path).unwrap()).unwrap();
@@ -214,7 +187,7 @@ fn forged_bundles_are_bad_signatures_and_altered_roots_diverge() {
     // Re-signed by another key.
     let forged = material.join("forged.bundle");
     std::fs::write(&forged, forge(&sealed.bundle)).unwrap();
-    let output = verify(&material.0, &forged, &[]);
+    let output = verify(material.path(), &forged, &[]);
     expect(&output, BAD_SIGNATURE);
     assert!(
         text(&output).contains("bad_bundle_signature"),
@@ -233,9 +206,9 @@ fn forged_bundles_are_bad_signatures_and_altered_roots_diverge() {
         endorsement: None,
     }];
     std::fs::write(&forged, forge(&bundle)).unwrap();
-    expect(&verify(&material.0, &forged, &[]), 0);
+    expect(&verify(material.path(), &forged, &[]), 0);
     let key = hex::encode(sealed.bundle.operator.signer);
-    let output = verify(&material.0, &forged, &["--trusted-key", &key]);
+    let output = verify(material.path(), &forged, &["--trusted-key", &key]);
     expect(&output, BAD_SIGNATURE);
     assert!(text(&output).contains("untrusted_operator_key"));
     // Recorded roots altered and re-signed with the operator's own key: the
@@ -249,7 +222,7 @@ fn forged_bundles_are_bad_signatures_and_altered_roots_diverge() {
         bundle.sign_and_seal(|digest| keys.sign(Signed::Bundle, digest)),
     )
     .unwrap();
-    let output = verify(&material.0, &altered, &[]);
+    let output = verify(material.path(), &altered, &[]);
     expect(&output, DIVERGENCE);
     let message = text(&output);
     assert!(
@@ -269,7 +242,7 @@ fn forged_bundles_are_bad_signatures_and_altered_roots_diverge() {
         bundle.sign_and_seal(|digest| keys.sign(Signed::Bundle, digest)),
     )
     .unwrap();
-    let output = verify(&material.0, &altered, &[]);
+    let output = verify(material.path(), &altered, &[]);
     expect(&output, INTEGRITY);
     assert!(text(&output).contains("bad signature"), "{}", text(&output));
 }
@@ -277,7 +250,7 @@ fn forged_bundles_are_bad_signatures_and_altered_roots_diverge() {
 #[test]
 fn receipt_and_state_proofs_verify_against_the_head_and_tampered_ones_fail() {
     let world = World::new("proofs", 30, 3);
-    let material = Temp::new("proofs-material");
+    let material = TempDir::new("proofs-material");
     // The head commitment, from a bundle ending at the head.
     let exported = world.export(20, 30, &material.join("head.bundle"));
     let head_root = exported["accumulator_root"].as_str().unwrap().to_string();
@@ -293,7 +266,7 @@ fn receipt_and_state_proofs_verify_against_the_head_and_tampered_ones_fail() {
         0,
     );
     let output = run_in(
-        &material.0,
+        material.path(),
         &[
             "verify-proof",
             &proof_arg,
@@ -313,7 +286,7 @@ fn receipt_and_state_proofs_verify_against_the_head_and_tampered_ones_fail() {
     let hex_arg = hex_file.display().to_string();
     expect(
         &run_in(
-            &material.0,
+            material.path(),
             &["verify-proof", &hex_arg, "--head-root", &head_root],
         ),
         0,
@@ -325,7 +298,7 @@ fn receipt_and_state_proofs_verify_against_the_head_and_tampered_ones_fail() {
         tampered[position] ^= 1;
         std::fs::write(&proof, &tampered).unwrap();
         let output = run_in(
-            &material.0,
+            material.path(),
             &["verify-proof", &proof_arg, "--head-root", &head_root],
         );
         let code = output.status.code();
@@ -339,7 +312,7 @@ fn receipt_and_state_proofs_verify_against_the_head_and_tampered_ones_fail() {
     let genesis = "00".repeat(32);
     expect(
         &run_in(
-            &material.0,
+            material.path(),
             &["verify-proof", &proof_arg, "--head-root", &genesis],
         ),
         INTEGRITY,
@@ -355,7 +328,7 @@ fn receipt_and_state_proofs_verify_against_the_head_and_tampered_ones_fail() {
         let _ = std::fs::remove_file(&state);
         expect(&world.run(&["prove", "--key", key, "--out", &state_arg]), 0);
         let output = run_in(
-            &material.0,
+            material.path(),
             &[
                 "verify-proof",
                 &state_arg,
@@ -373,7 +346,7 @@ fn receipt_and_state_proofs_verify_against_the_head_and_tampered_ones_fail() {
 fn chained_bundles_rebuild_a_world_and_a_fork_is_refused_at_its_tick() {
     let world = World::new("archive", 40, 4);
     let fork = World::new("archive-fork", 40, 5);
-    let material = Temp::new("archive-material");
+    let material = TempDir::new("archive-material");
     let parts = [(0, 15), (15, 30), (30, 40)];
     let mut paths = Vec::new();
     for (from, to) in parts {
@@ -381,8 +354,8 @@ fn chained_bundles_rebuild_a_world_and_a_fork_is_refused_at_its_tick() {
         world.export(from, to, &path);
         paths.push(path.display().to_string());
     }
-    let target = Temp::new("archive-target");
-    let root = target.0.display().to_string();
+    let target = TempDir::new("archive-target");
+    let root = target.path().display().to_string();
     let recover = |sources: &[&str]| {
         let mut args = vec!["archive-recover", &root, WORLD, PACKAGE, "--json", "--from"];
         args.extend_from_slice(sources);
@@ -402,8 +375,8 @@ fn chained_bundles_rebuild_a_world_and_a_fork_is_refused_at_its_tick() {
     // Another history from tick 15 on.
     let forked = material.join("fork.bundle");
     fork.export(15, 40, &forked);
-    let other = Temp::new("archive-target-2");
-    let root = other.0.display().to_string();
+    let other = TempDir::new("archive-target-2");
+    let root = other.path().display().to_string();
     let forked = forked.display().to_string();
     let mut args = vec!["archive-recover", &root, WORLD, PACKAGE, "--from"];
     args.extend_from_slice(&[&paths[0], &forked]);
@@ -414,5 +387,5 @@ fn chained_bundles_rebuild_a_world_and_a_fork_is_refused_at_its_tick() {
         "{}",
         text(&output)
     );
-    assert!(!other.0.join("worlds").exists());
+    assert!(!other.join("worlds").exists());
 }

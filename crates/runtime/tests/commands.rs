@@ -5,34 +5,28 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::sync::atomic::{AtomicU32, Ordering};
 
-use everarcade_protocol::Domain;
 use everarcade_store::WorldLock;
+use everarcade_testkit::journal::{KIND_INPUTS, KIND_TICK, body_tick, forge_segment};
+use everarcade_testkit::temp::TempDir;
 
-const PACKAGE: &str = "runtime/games/2d-arena";
-const WORLD: &str = "world-001";
-const SEGMENT_HEADER_BYTES: usize = 128;
-const RECORD_HEADER_BYTES: usize = 40;
-const KIND_INPUTS: u8 = 2;
-const KIND_TICK: u8 = 3;
+mod common;
 
-fn repository_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
+use common::{PACKAGE, WORLD, expect_failure, free_port, repository_root, stderr, stdout};
 
 /// A world with `ticks` ticks of a 6-bot match, in a runtime root of its own.
 struct World {
+    /// Removed on drop.
+    _temp: TempDir,
+    /// `<temp>/root`, created by `simulate`.
     root: PathBuf,
 }
 
 impl World {
     fn new(ticks: u32, checkpoint_interval: u32) -> World {
-        static NEXT: AtomicU32 = AtomicU32::new(0);
-        let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        let root = std::env::temp_dir().join(format!("ea-cmd-{}-{n}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&root);
-        let world = World { root };
+        let temp = TempDir::new("cmd");
+        let root = temp.join("root");
+        let world = World { _temp: temp, root };
         let ticks = ticks.to_string();
         let interval = checkpoint_interval.to_string();
         let output = world.run_with(
@@ -89,59 +83,11 @@ impl World {
     }
 }
 
-impl Drop for World {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.root);
-    }
-}
-
-fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
-}
-
-fn stdout(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
-fn expect_failure(output: &Output, exit: i32, code: &str) -> String {
-    let text = stderr(output);
-    assert_eq!(output.status.code(), Some(exit), "{text}{}", stdout(output));
-    assert!(
-        text.contains(&format!("error[{code}]")),
-        "wanted {code}: {text}"
-    );
-    text
-}
-
-/// Rewrites every record of a one-segment journal through `edit` and
-/// re-chains the whole file, as a deliberate forger would: every checksum and
-/// prev link is recomputed, so only signatures and roots can give it away.
-fn forge(segment: &Path, mut edit: impl FnMut(u8, &mut Vec<u8>)) {
+/// Forges the one-segment journal at `segment` through `edit`, as a
+/// deliberate forger would (see [`forge_segment`]).
+fn forge(segment: &Path, edit: impl FnMut(u8, &mut Vec<u8>)) {
     let bytes = std::fs::read(segment).unwrap();
-    let mut out = bytes[..SEGMENT_HEADER_BYTES].to_vec();
-    let mut prev: [u8; 32] = bytes[64..96].try_into().unwrap();
-    let mut offset = SEGMENT_HEADER_BYTES;
-    while offset < bytes.len() {
-        let length = u32::from_le_bytes(bytes[offset..offset + 4].try_into().unwrap()) as usize;
-        let kind = bytes[offset + 4];
-        let body_start = offset + RECORD_HEADER_BYTES;
-        let mut body = bytes[body_start..body_start + length].to_vec();
-        edit(kind, &mut body);
-        let start = out.len();
-        out.extend_from_slice(&(body.len() as u32).to_le_bytes());
-        out.extend_from_slice(&[kind, 0, 0, 0]);
-        out.extend_from_slice(&prev);
-        out.extend_from_slice(&body);
-        prev = Domain::JournalRecord.hash(&out[start..]).0;
-        out.extend_from_slice(&prev);
-        offset = body_start + length + 32;
-    }
-    std::fs::write(segment, out).unwrap();
-}
-
-/// The tick number of an inputs or tick body.
-fn body_tick(body: &[u8]) -> u64 {
-    u64::from_le_bytes(body[..8].try_into().unwrap())
+    std::fs::write(segment, forge_segment(&bytes, edit)).unwrap();
 }
 
 #[test]
@@ -400,14 +346,6 @@ fn commands_on_a_missing_world_say_so() {
         .unwrap();
     let text = expect_failure(&output, 1, "world_missing");
     assert!(text.contains("no world world-404"), "{text}");
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn pretend_another_runtime_verified(world: &World) {

@@ -10,12 +10,9 @@ use std::time::{Duration, Instant};
 use everarcade_client::BlockingClient;
 use everarcade_protocol::{Envelope, WorldId, test_signing_key};
 
-const PACKAGE: &str = "runtime/games/2d-arena";
-const WORLD: &str = "world-001";
+mod common;
 
-fn repository_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
+use common::{PACKAGE, WORLD, free_port, repository_root, text};
 
 fn scratch(name: &str) -> PathBuf {
     static NEXT: AtomicU32 = AtomicU32::new(0);
@@ -23,14 +20,6 @@ fn scratch(name: &str) -> PathBuf {
     let path = std::env::temp_dir().join(format!("ea-node-{name}-{}-{n}", std::process::id()));
     let _ = std::fs::remove_dir_all(&path);
     path
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn command(root: &Path, verb: &str, extra: &[&str]) -> Command {
@@ -49,15 +38,6 @@ fn command(root: &Path, verb: &str, extra: &[&str]) -> Command {
 
 fn run(root: &Path, verb: &str, extra: &[&str]) -> Output {
     command(root, verb, extra).output().unwrap()
-}
-
-fn text(output: &Output) -> String {
-    format!(
-        "status {:?}\nstdout:\n{}\nstderr:\n{}",
-        output.status.code(),
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
 }
 
 fn client(port: u16) -> BlockingClient {

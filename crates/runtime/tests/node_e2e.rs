@@ -7,16 +7,19 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use everarcade_client::{Ack, BlockingClient, Client, ClientError, Encoding};
 use everarcade_protocol::{Envelope, Hash, WorldId, test_signing_key};
 use everarcade_store::{DiskStorage, JournalReader, Record};
+use everarcade_testkit::temp::TempDir;
 
-const PACKAGE: &str = "runtime/games/2d-arena";
-const WORLD: &str = "world-001";
+mod common;
+
+use common::{PACKAGE, WORLD, repository_root};
+
 /// How long a node may take to answer /readyz 200.
 const READY_WITHIN: Duration = Duration::from_secs(120);
 /// Acknowledged inputs to collect before the SIGKILL.
@@ -26,23 +29,16 @@ const LOAD_PHASE_MAX: Duration = Duration::from_secs(60);
 /// Nonces one writer uses at most.
 const WRITER_NONCES_MAX: u64 = 50_000;
 
-fn repository_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
 /// A scratch directory holding a runtime root and the nodes' logs.
 struct Scratch {
-    dir: PathBuf,
+    dir: TempDir,
 }
 
 impl Scratch {
     fn new(name: &str) -> Scratch {
-        static NEXT: AtomicU32 = AtomicU32::new(0);
-        let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        let dir = std::env::temp_dir().join(format!("ea-e2e-{name}-{}-{n}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        Scratch { dir }
+        Scratch {
+            dir: TempDir::new(&format!("e2e-{name}")),
+        }
     }
 
     fn root(&self) -> PathBuf {
@@ -65,12 +61,6 @@ impl Scratch {
         self.command(command, options)
             .output()
             .expect("the binary runs")
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 

@@ -17,8 +17,10 @@ use xtask::manifest::MANIFEST_FILE;
 use xtask::sums::{SUMS_FILE, sha256_hex};
 use xtask::{BuildInfo, DistConfig, Release, assemble, workspace_root};
 
-const PACKAGE: &str = "runtime/games/2d-arena";
-const WORLD: &str = "world-001";
+mod common;
+
+use common::{PACKAGE, WORLD, stderr};
+
 const EXIT_INTEGRITY: i32 = 4;
 const EXIT_PACKAGE: i32 = 6;
 
@@ -181,10 +183,6 @@ impl Case {
             .unwrap();
         }
     }
-}
-
-fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
 fn package() -> PathBuf {

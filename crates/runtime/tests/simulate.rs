@@ -2,13 +2,12 @@
 
 use std::path::PathBuf;
 use std::process::{Command, Output};
-use std::sync::atomic::{AtomicU32, Ordering};
 
-const PACKAGE: &str = "runtime/games/2d-arena";
+use everarcade_testkit::temp::TempDir;
 
-fn repository_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
+mod common;
+
+use common::{PACKAGE, repository_root};
 
 fn run(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_everarcade-runtime"))
@@ -18,26 +17,22 @@ fn run(args: &[&str]) -> Output {
         .expect("the binary runs")
 }
 
-/// A runtime root of its own under the temp dir, removed on drop.
-struct Root(PathBuf);
+/// A runtime root of its own under the temp dir (not created: `simulate`
+/// creates it), removed on drop.
+struct Root {
+    _temp: TempDir,
+    path: PathBuf,
+}
 
 impl Root {
     fn new() -> Root {
-        static NEXT: AtomicU32 = AtomicU32::new(0);
-        let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        let path = std::env::temp_dir().join(format!("ea-sim-{}-{n}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&path);
-        Root(path)
+        let temp = TempDir::new("sim");
+        let path = temp.join("root");
+        Root { _temp: temp, path }
     }
 
     fn as_str(&self) -> &str {
-        self.0.to_str().expect("utf-8 temp dir")
-    }
-}
-
-impl Drop for Root {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
+        self.path.to_str().expect("utf-8 temp dir")
     }
 }
 
@@ -296,7 +291,7 @@ fn a_world_continued_equals_one_run_of_all_its_ticks() {
     let whole = simulate_json(&[&["--ticks", "120"], &common[..]].concat());
     assert_eq!(roots(&second), roots(&whole));
     assert_eq!(second["genesis_root"], whole["genesis_root"]);
-    let checkpoints = root.0.join("worlds/world-001/checkpoints");
+    let checkpoints = root.path.join("worlds/world-001/checkpoints");
     let mut names: Vec<String> = std::fs::read_dir(checkpoints)
         .unwrap()
         .map(|entry| entry.unwrap().file_name().into_string().unwrap())
@@ -321,7 +316,11 @@ fn amnesia_writes_nothing() {
     );
     assert_eq!(summary["persisted"], false);
     assert_eq!(summary["verified"], true);
-    assert!(!root.0.exists(), "--amnesia created {}", root.0.display());
+    assert!(
+        !root.path.exists(),
+        "--amnesia created {}",
+        root.path.display()
+    );
     let durable = simulate_json(&["--ticks", "30", "--bots", "4"]);
     assert_eq!(roots(&summary), roots(&durable));
 }

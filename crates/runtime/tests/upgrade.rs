@@ -8,27 +8,16 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::sync::atomic::{AtomicU32, Ordering};
 
-const WORLD: &str = "world-001";
+use everarcade_testkit::manifest::small_manifest;
+use everarcade_testkit::temp::TempDir;
 
-const MANIFEST: &str = r#"name = "counter"
-version = "VERSION"
-abi = "ea-world/1"
-module = "world.wasm"
-tick_rate_hz = 20
+mod common;
 
-[limits]
-fuel_per_input = 100000
-fuel_per_tick = 1000000
-memory_bytes = 65536
-inputs_per_tick = 16
-payload_bytes = 64
-key_bytes = 32
-value_bytes = 128
-events_per_input = 4
-event_bytes = 32
-"#;
+use common::{WORLD, text};
+
+/// The counter's memory: one wasm page.
+const MEMORY_BYTES: u64 = 65_536;
 
 fn module(delta: &str) -> String {
     format!(
@@ -59,23 +48,24 @@ const ADD_2: &str = "(i64.const 2)";
 const ADD_3: &str = "(i64.const 3)";
 
 struct Scratch {
-    root: PathBuf,
+    root: TempDir,
 }
 
 impl Scratch {
     fn new() -> Scratch {
-        static NEXT: AtomicU32 = AtomicU32::new(0);
-        let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        let root = std::env::temp_dir().join(format!("ea-upgrade-{}-{n}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&root);
-        std::fs::create_dir_all(&root).unwrap();
-        Scratch { root }
+        Scratch {
+            root: TempDir::new("upgrade"),
+        }
     }
 
     fn package(&self, version: &str, delta: &str) -> PathBuf {
         let dir = self.root.join(format!("counter-{version}"));
         std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join("world.toml"), MANIFEST.replace("VERSION", version)).unwrap();
+        std::fs::write(
+            dir.join("world.toml"),
+            small_manifest("counter", version, MEMORY_BYTES),
+        )
+        .unwrap();
         std::fs::write(
             dir.join("world.wasm"),
             wat::parse_str(module(delta)).unwrap(),
@@ -153,21 +143,6 @@ impl Scratch {
             assert!(output.status.success(), "{verb}: {}", text(&output));
         }
     }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.root);
-    }
-}
-
-fn text(output: &Output) -> String {
-    format!(
-        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
-        output.status.code(),
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
 }
 
 fn stored_root(scratch: &Scratch) -> String {

@@ -3,48 +3,25 @@
 //! `check` helper for inputs that must leave the state untouched.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use ed25519_dalek::SigningKey;
 use everarcade_engine::{Engine, EngineError, GenesisOutput, TickOutput, World};
 use everarcade_package::{Package, PackageError};
 use everarcade_protocol::{
-    Envelope, Hash, Outcome, Receipt, ReceiptKind, WorldId, events_hash, test_signing_key,
+    Envelope, Hash, Outcome, Receipt, ReceiptKind, events_hash, test_signing_key,
 };
 use everarcade_state::State;
 
-/// The world every fixture runs as.
-pub const WORLD: &str = "world-001";
-/// `fuel_per_input` of the fixture manifest.
-pub const FUEL_PER_INPUT: u64 = 100_000;
-/// `fuel_per_tick` of the fixture manifest.
-pub const FUEL_PER_TICK: u64 = 1_000_000;
-/// `inputs_per_tick` of the fixture manifest.
-pub const INPUTS_PER_TICK: usize = 16;
-/// `payload_bytes` of the fixture manifest.
-pub const PAYLOAD_BYTES: usize = 64;
+use everarcade_testkit::manifest::small_manifest;
+pub use everarcade_testkit::manifest::{
+    FUEL_PER_INPUT, FUEL_PER_TICK, INPUTS_PER_TICK, PAYLOAD_BYTES,
+};
+use everarcade_testkit::temp::TempDir;
+pub use everarcade_testkit::world_id;
 
-/// Small limits so that every limit is easy to reach; the modules declare
-/// 1..=2 pages, exactly `memory_bytes`.
-const MANIFEST: &str = r#"
-name = "hostile"
-version = "0.1.0"
-abi = "ea-world/1"
-module = "world.wasm"
-tick_rate_hz = 20
-
-[limits]
-fuel_per_input = 100000
-fuel_per_tick = 1000000
-memory_bytes = 131072
-inputs_per_tick = 16
-payload_bytes = 64
-key_bytes = 32
-value_bytes = 128
-events_per_input = 4
-event_bytes = 32
-"#;
+/// `memory_bytes` of the fixture manifest: the modules declare 1..=2 pages,
+/// exactly this.
+const MEMORY_BYTES: u64 = 131_072;
 
 /// Every `ea` import, named `$state_get` … `$log`; unused ones are harmless.
 const IMPORTS: &str = r#"
@@ -262,33 +239,6 @@ pub fn guest() -> String {
     ))
 }
 
-/// The world id of every fixture.
-pub fn world_id() -> WorldId {
-    WorldId::new(WORLD).expect("valid world id")
-}
-
-/// A fresh directory under the system temp dir, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new() -> TempDir {
-        static COUNTER: AtomicU64 = AtomicU64::new(0);
-        let count = COUNTER.fetch_add(1, Ordering::Relaxed);
-        let name = format!("everarcade-engine-test-{}-{count}", std::process::id());
-        let path = std::env::temp_dir().join(name);
-        // A leftover from an earlier process with the same id would add files.
-        let _ = std::fs::remove_dir_all(&path);
-        std::fs::create_dir(&path).expect("create temp package dir");
-        TempDir(path)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 /// Writes `wat` (compiled to wasm) and the fixture manifest into a temp
 /// package and loads it.
 pub fn package(wat: &str) -> Result<Package, PackageError> {
@@ -298,16 +248,16 @@ pub fn package(wat: &str) -> Result<Package, PackageError> {
 /// [`package`] with manifest lines replaced, e.g. `("payload_bytes = 64",
 /// "payload_bytes = 16")`.
 pub fn package_with(wat: &str, replacements: &[(&str, &str)]) -> Result<Package, PackageError> {
-    let mut manifest = MANIFEST.to_string();
+    let mut manifest = small_manifest("hostile", "0.1.0", MEMORY_BYTES);
     for (line, replacement) in replacements {
         assert!(manifest.contains(line), "the manifest has no line {line:?}");
         manifest = manifest.replace(line, replacement);
     }
     let wasm = wat::parse_str(wat).expect("fixture WAT parses");
-    let dir = TempDir::new();
-    std::fs::write(dir.0.join("world.toml"), manifest).expect("write world.toml");
-    std::fs::write(dir.0.join("world.wasm"), wasm).expect("write world.wasm");
-    Package::load(&dir.0)
+    let dir = TempDir::new("engine-test");
+    std::fs::write(dir.join("world.toml"), manifest).expect("write world.toml");
+    std::fs::write(dir.join("world.wasm"), wasm).expect("write world.wasm");
+    Package::load(dir.path())
 }
 
 /// Loads and compiles `wat` and runs genesis as world "world-001".

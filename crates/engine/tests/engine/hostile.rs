@@ -2,9 +2,10 @@
 //! genesis error, never a panic or a hang, and never touches the state.
 
 use everarcade_engine::{Engine, EngineError, World, bot_random_seed};
-use everarcade_protocol::{Outcome, PublicKey, ReceiptKind, TrapClass, test_signing_key};
+use everarcade_protocol::{Outcome, ReceiptKind, TrapClass};
 
 use crate::common::*;
+use everarcade_testkit::bots::Bots;
 
 fn trapped(class: TrapClass) -> Outcome {
     Outcome::Trapped(class)
@@ -230,7 +231,7 @@ fn alloc_loop_runs_out_of_fuel() {
     );
     let mut driver = Driver::new(&wat);
     check_alone(&mut driver, &[APPLY], Outcome::OutOfFuel);
-    let bots = bot_keys(2);
+    let bots = Bots::new(2).public;
     let payloads = driver
         .world
         .bot_payloads(&driver.engine, &bots, 7)
@@ -301,16 +302,6 @@ fn genesis_trap_fails_genesis() {
     ));
 }
 
-fn bot_keys(count: usize) -> Vec<PublicKey> {
-    (0..count)
-        .map(|i| {
-            test_signing_key(&format!("bot-{i}"))
-                .verifying_key()
-                .to_bytes()
-        })
-        .collect()
-}
-
 /// Bots 0..=5 misbehave in turn: loop, write, delete, trap, return more than
 /// the capacity, return -1. Bot 6 returns [key[0], player, tick]; bot 7 its
 /// random seed. Each write would also return a payload, so a bot whose write
@@ -345,7 +336,7 @@ fn bot_guest() -> String {
 fn misbehaving_bots_send_nothing_and_never_write() {
     let (engine, mut world) = world(&bot_guest());
     let root = world.state_root();
-    let bots = bot_keys(8);
+    let bots = Bots::new(8).public;
     let seed = 42;
     let payloads = world
         .bot_payloads(&engine, &bots, seed)
@@ -392,7 +383,7 @@ fn bots_cannot_send_more_than_payload_bytes() {
         package_with(&wat, &[("payload_bytes = 64", "payload_bytes = 16")]).expect("loads");
     let compiled = engine.compile(&package).expect("compiles");
     let (mut world, _) = World::genesis(&engine, world_id(), compiled).expect("genesis");
-    let bots = bot_keys(18);
+    let bots = Bots::new(18).public;
     let payloads = world.bot_payloads(&engine, &bots, 1).expect("bot payloads");
     for (player, payload) in payloads.iter().enumerate() {
         let expected = (player <= 16).then(|| bots[player][..player].to_vec());

@@ -3,42 +3,23 @@
 //! the lineage, and says so in status and readiness.
 
 use axum::http::StatusCode;
-use everarcade_protocol::Domain;
 use everarcade_store::{SimStorage, Storage, WorldDir};
+use everarcade_testkit::journal::{KIND_TICK, body_tick, forge_segment};
 
 use crate::common::*;
-
-const SEGMENT_HEADER_BYTES: usize = 128;
-const RECORD_HEADER_BYTES: usize = 40;
-const KIND_TICK: u8 = 3;
 
 /// Flips a bit of tick `tick`'s recorded state root and re-chains every
 /// checksum after it, as a forger would.
 fn forge_state_root(disk: &SimStorage, dir: &WorldDir, tick: u64) {
     let segment = dir.segment(1);
     let bytes = disk.read(&segment).unwrap();
-    let mut out = bytes[..SEGMENT_HEADER_BYTES].to_vec();
-    let mut prev: [u8; 32] = bytes[64..96].try_into().unwrap();
-    let mut offset = SEGMENT_HEADER_BYTES;
     let mut forged = false;
-    while offset < bytes.len() {
-        let length = u32::from_le_bytes(bytes[offset..offset + 4].try_into().unwrap()) as usize;
-        let kind = bytes[offset + 4];
-        let body_start = offset + RECORD_HEADER_BYTES;
-        let mut body = bytes[body_start..body_start + length].to_vec();
-        if kind == KIND_TICK && u64::from_le_bytes(body[..8].try_into().unwrap()) == tick {
+    let out = forge_segment(&bytes, |kind, body| {
+        if kind == KIND_TICK && body_tick(body) == tick {
             body[12 + 64] ^= 0x80;
             forged = true;
         }
-        let start = out.len();
-        out.extend_from_slice(&(body.len() as u32).to_le_bytes());
-        out.extend_from_slice(&[kind, 0, 0, 0]);
-        out.extend_from_slice(&prev);
-        out.extend_from_slice(&body);
-        prev = Domain::JournalRecord.hash(&out[start..]).0;
-        out.extend_from_slice(&prev);
-        offset = body_start + length + 32;
-    }
+    });
     assert!(forged, "tick {tick} is in the journal");
     disk.overwrite(&segment, out).unwrap();
 }
