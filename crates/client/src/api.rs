@@ -7,8 +7,10 @@
 //! missing, of the wrong type, or a hex string of the wrong length is
 //! refused.
 
-use everarcade_protocol::{Envelope, Hash, Outcome, Receipt, ReceiptKind, TrapClass, list_root};
-use serde::{Deserialize, Deserializer, Serialize};
+use everarcade_protocol::{
+    Envelope, Hash, Outcome, PublicKey, Receipt, ReceiptKind, TrapClass, list_root,
+};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// How inputs travel: `application/json` (hex fields) or
 /// `application/octet-stream` (version-1 envelope encodings back to back).
@@ -159,6 +161,22 @@ fn hash<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Hash, D::Error> {
         .ok_or_else(|| serde::de::Error::custom(format!("{text:?} is not 64 lowercase hex digits")))
 }
 
+fn hash_hex<S: Serializer>(hash: &Hash, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(&hash.to_hex())
+}
+
+fn public_key<'de, D: Deserializer<'de>>(deserializer: D) -> Result<PublicKey, D::Error> {
+    let text = String::deserialize(deserializer)?;
+    hex::decode(&text)
+        .ok()
+        .and_then(|bytes| PublicKey::try_from(bytes).ok())
+        .ok_or_else(|| serde::de::Error::custom(format!("{text:?} is not 64 hex digits")))
+}
+
+fn public_key_hex<S: Serializer>(key: &PublicKey, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(&hex::encode(key))
+}
+
 fn bytes<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<u8>, D::Error> {
     let text = String::deserialize(deserializer)?;
     hex::decode(&text).map_err(|e| serde::de::Error::custom(format!("{text:?} is not hex: {e}")))
@@ -194,6 +212,9 @@ pub struct Version {
     pub world: String,
     /// Optional features and whether they are on.
     pub features: Features,
+    /// The operator key that signs this node's checkpoints and attestations.
+    #[serde(deserialize_with = "public_key")]
+    pub operator_public_key: PublicKey,
 }
 
 /// The features named by `GET /version`.
@@ -206,29 +227,29 @@ pub struct Features {
 }
 
 /// `GET /v1/worlds/{world}/status`.
-#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
 pub struct Status {
     /// The world id.
     pub world: String,
     /// The last executed tick.
     pub height: u64,
     /// The state root at `height`.
-    #[serde(deserialize_with = "hash")]
+    #[serde(deserialize_with = "hash", serialize_with = "hash_hex")]
     pub state_root: Hash,
     /// The input root at `height`.
-    #[serde(deserialize_with = "hash")]
+    #[serde(deserialize_with = "hash", serialize_with = "hash_hex")]
     pub input_root: Hash,
     /// The receipt root at `height`.
-    #[serde(deserialize_with = "hash")]
+    #[serde(deserialize_with = "hash", serialize_with = "hash_hex")]
     pub receipt_root: Hash,
     /// `C(height)`.
-    #[serde(deserialize_with = "hash")]
+    #[serde(deserialize_with = "hash", serialize_with = "hash_hex")]
     pub continuity_root: Hash,
     /// `C(0)`.
-    #[serde(deserialize_with = "hash")]
+    #[serde(deserialize_with = "hash", serialize_with = "hash_hex")]
     pub genesis_root: Hash,
     /// The package root.
-    #[serde(deserialize_with = "hash")]
+    #[serde(deserialize_with = "hash", serialize_with = "hash_hex")]
     pub package_root: Hash,
     /// `open` or `closed`.
     pub admission: String,
@@ -252,8 +273,28 @@ pub struct Status {
     pub address: String,
     /// Whether the node keeps everything in memory.
     pub amnesia: bool,
+    /// The operator key that signs this node's checkpoints and attestations.
+    #[serde(deserialize_with = "public_key", serialize_with = "public_key_hex")]
+    pub operator_public_key: PublicKey,
+    /// The divergence or integrity incident that stopped the world, if one
+    /// stands (admission is closed and the lineage unpublished until an
+    /// operator resolves it).
+    pub incident: Option<Incident>,
     /// Whether this answer comes from the live node (always, over HTTP).
     pub live: bool,
+}
+
+/// An incident named by the status (docs/OPERATIONS.md, "Incidents").
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
+pub struct Incident {
+    /// `divergence` or `integrity`.
+    pub kind: String,
+    /// The first tick involved.
+    pub tick: u64,
+    /// Its record under the world's `incidents/`.
+    pub record: String,
+    /// What happened.
+    pub message: String,
 }
 
 /// One receipt of `GET /v1/worlds/{world}/ticks/{tick}`.
@@ -368,7 +409,7 @@ pub struct Admission {
 }
 
 /// `POST /admin/checkpoint`.
-#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
 pub struct CheckpointTaken {
     /// The tick of the checkpoint.
     pub tick: u64,
@@ -376,6 +417,24 @@ pub struct CheckpointTaken {
     pub path: String,
     /// Its size in bytes.
     pub bytes: u64,
+}
+
+/// `POST /admin/backup`: a hot backup, consistent at a tick boundary.
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
+pub struct BackupTaken {
+    /// The backup folder on the node's disk.
+    pub path: String,
+    /// Its signed manifest (store a copy off the host).
+    pub manifest: String,
+    /// The manifest's BLAKE3.
+    #[serde(deserialize_with = "hash", serialize_with = "hash_hex")]
+    pub manifest_blake3: Hash,
+    /// The tick of the checkpoint it holds.
+    pub tick: u64,
+    /// Bytes copied.
+    pub data_bytes: u64,
+    /// How long it took.
+    pub seconds: f64,
 }
 
 /// `POST /admin/drain`.

@@ -4,7 +4,9 @@
 
 use everarcade_protocol::{Envelope, WorldId};
 
-use crate::api::{Ack, Admission, CheckpointTaken, Drained, Refusal, Status, TickInfo, Version};
+use crate::api::{
+    Ack, Admission, BackupTaken, CheckpointTaken, Drained, Refusal, Status, TickInfo, Version,
+};
 use crate::client::{Client, ProvenValue};
 use crate::error::ClientError;
 
@@ -98,6 +100,11 @@ impl BlockingClient {
     /// See [`Client::checkpoint`].
     pub fn checkpoint(&self) -> Result<CheckpointTaken, ClientError> {
         self.runtime.block_on(self.client.checkpoint())
+    }
+
+    /// See [`Client::backup`].
+    pub fn backup(&self, backup_dir: Option<&std::path::Path>) -> Result<BackupTaken, ClientError> {
+        self.runtime.block_on(self.client.backup(backup_dir))
     }
 
     /// See [`Client::drain`].

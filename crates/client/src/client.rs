@@ -2,6 +2,7 @@
 //! connections (hyper's legacy client). Every call is bounded by the
 //! client's timeout, and every answer body by [`ANSWER_BYTES_MAX`].
 
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use everarcade_protocol::{Envelope, WorldId};
@@ -14,8 +15,8 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 
 use crate::api::{
-    self, Ack, Admission, CheckpointTaken, Drained, Encoding, Refusal, StateAnswer, Status,
-    TickInfo, Version,
+    self, Ack, Admission, BackupTaken, CheckpointTaken, Drained, Encoding, Refusal, StateAnswer,
+    Status, TickInfo, Version,
 };
 use crate::error::ClientError;
 
@@ -297,6 +298,25 @@ impl Client {
     /// `POST /admin/checkpoint`: a checkpoint at the next quiet tick boundary.
     pub async fn checkpoint(&self) -> Result<CheckpointTaken, ClientError> {
         self.admin("/admin/checkpoint").await
+    }
+
+    /// `POST /admin/backup`: a hot backup at the next tick boundary, written
+    /// by the node into `backup_dir` (absolute, outside its runtime root) or
+    /// its default folder. Copying a large journal takes time: give this
+    /// call a client with a long enough timeout ([`Client::with_timeout`]).
+    pub async fn backup(&self, backup_dir: Option<&Path>) -> Result<BackupTaken, ClientError> {
+        let path = "/admin/backup";
+        let body = match backup_dir {
+            Some(dir) => serde_json::json!({ "backup_dir": dir })
+                .to_string()
+                .into_bytes(),
+            None => Vec::new(),
+        };
+        let answer = self
+            .send(Method::POST, path, Some((body, Encoding::Json)), true)
+            .await?;
+        let body = expect(&answer, StatusCode::OK, "POST", path)?;
+        decode("POST", path, answer.status, body)
     }
 
     /// `POST /admin/drain`: closes admission and executes every acknowledged input.

@@ -25,7 +25,7 @@ mod client;
 pub mod error;
 pub mod load;
 
-pub use api::{Ack, Encoding, Refusal, Status, TickInfo, Version};
+pub use api::{Ack, BackupTaken, Encoding, Incident, Refusal, Status, TickInfo, Version};
 pub use blocking::BlockingClient;
 pub use client::{
     ANSWER_BYTES_MAX, Client, IDLE_CONNECTIONS_MAX, ProvenValue, READY_POLL_INTERVAL,

@@ -129,7 +129,7 @@ fn status_json() -> Value {
      "continuity_root":hex_of(4),"genesis_root":hex_of(5),"package_root":hex_of(6),"admission":"open",
      "ready":true,"not_ready_reason":null,"pid":4242,"uptime_ms":60512,"tick_rate_hz":20,
      "achieved_tick_rate_hz":19.98,"pending_inputs":3,"checkpoint_tick":1000,
-     "address":"127.0.0.1:8080","amnesia":false,"live":true})
+     "address":"127.0.0.1:8080","amnesia":false,"operator_public_key":hex_of(7),"incident":null,"live":true})
 }
 
 #[test]
@@ -141,6 +141,8 @@ fn status_parses_the_documented_example() {
     assert_eq!(status.tick_rate_hz, 20.0);
     assert_eq!(status.checkpoint_tick, Some(1000));
     assert_eq!(status.not_ready_reason, None);
+    assert_eq!(status.operator_public_key, [7; 32]);
+    assert_eq!(status.incident, None);
     let mut extra = status_json();
     extra["future_field"] = json!("ignored");
     assert!(
@@ -154,6 +156,28 @@ fn status_parses_the_documented_example() {
     let mut missing = status_json();
     missing.as_object_mut().unwrap().remove("height");
     assert!(api::parse::<Status>(missing.to_string().as_bytes()).is_err());
+    let mut short_key = status_json();
+    short_key["operator_public_key"] = json!("07");
+    let error = api::parse::<Status>(short_key.to_string().as_bytes()).unwrap_err();
+    assert!(error.contains("64 hex digits"), "{error}");
+}
+
+#[test]
+fn status_names_a_standing_incident_and_reencodes_as_the_node_sent_it() {
+    let mut stopped = status_json();
+    stopped["tick_rate_hz"] = json!(20.0); // the node sends a float
+    stopped["ready"] = json!(false);
+    stopped["not_ready_reason"] = json!("incident");
+    stopped["incident"] = json!({"kind": "divergence", "tick": 77,
+        "record": "incidents/0000000077-divergence.json", "message": "state root differs"});
+    let status: Status = api::parse(stopped.to_string().as_bytes()).unwrap();
+    let incident = status.incident.as_ref().expect("the incident is read");
+    assert_eq!((incident.kind.as_str(), incident.tick), ("divergence", 77));
+    // `status --json` prints the typed status again: every field as sent.
+    assert_eq!(serde_json::to_value(&status).unwrap(), stopped);
+    let mut bad = stopped;
+    bad["incident"]["tick"] = json!("soon");
+    assert!(api::parse::<Status>(bad.to_string().as_bytes()).is_err());
 }
 
 fn receipt_json(receipt: &Receipt) -> Value {

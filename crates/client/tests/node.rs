@@ -210,6 +210,29 @@ async fn admin_plane_against_a_real_node() {
         checkpoint.tick >= 1 && checkpoint.bytes > 0,
         "{checkpoint:?}"
     );
+    // A hot backup into a folder outside the runtime root.
+    let backup_dir = node.root.with_extension("backup");
+    let _ = std::fs::remove_dir_all(&backup_dir);
+    assert_eq!(
+        client.backup(Some(&backup_dir)).await.unwrap_err().code(),
+        "no_admin_token"
+    );
+    let backup = admin.backup(Some(&backup_dir)).await.unwrap();
+    assert_eq!(PathBuf::from(&backup.path), backup_dir);
+    assert!(backup.tick >= checkpoint.tick, "{backup:?}");
+    assert_eq!(
+        PathBuf::from(&backup.manifest),
+        backup_dir.join("manifest.json")
+    );
+    assert!(backup_dir.join("SHA256SUMS").is_file());
+    let again = admin.backup(Some(&backup_dir)).await.unwrap_err();
+    assert_eq!((again.status(), again.code()), (Some(409), "backup_exists"));
+    let inside = admin.backup(Some(&node.root.join("b"))).await.unwrap_err();
+    assert_eq!(
+        (inside.status(), inside.code()),
+        (Some(409), "backup_dir_inside_root")
+    );
+    std::fs::remove_dir_all(&backup_dir).unwrap();
     let drained = admin.drain().await.unwrap();
     assert_eq!(drained.admission, "closed");
     assert!(

@@ -281,7 +281,7 @@ fn free_dir(parent: &Path, prefix: &str) -> Result<PathBuf, OpsError> {
 }
 
 /// `<parent>/<prefix>-<n>` for the first n from 1 that does not exist (not created).
-fn free_name(parent: &Path, prefix: &str) -> PathBuf {
+pub fn free_name(parent: &Path, prefix: &str) -> PathBuf {
     let mut n = 1u64;
     loop {
         let candidate = parent.join(format!("{prefix}-{n}"));

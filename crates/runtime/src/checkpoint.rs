@@ -86,42 +86,23 @@ fn online(
     address: std::net::SocketAddr,
     json: bool,
 ) -> Result<(), Failure> {
-    let fail = |code: &str, message: String| Failure::new(FAILURE, code, message);
-    let token = probe::admin_token(&target.dir).ok_or_else(|| {
-        fail(
-            "admin_token",
-            format!(
-                "no admin token: set EVERARCADE_ADMIN_TOKEN or create {}",
-                target.dir.admin_token().display()
-            ),
-        )
+    let client = probe::admin_client(target, address, std::time::Duration::from_secs(30))?;
+    let taken = client.checkpoint().map_err(|error| {
+        let code = if error.is_transport() {
+            "node_unreachable"
+        } else {
+            "checkpoint_failed"
+        };
+        Failure::new(FAILURE, code, error.to_string())
     })?;
-    let reply = probe::exchange(
-        address,
-        "POST",
-        "/admin/checkpoint",
-        Some(&token),
-        std::time::Duration::from_secs(30),
-    )
-    .map_err(|error| fail("node_unreachable", format!("{address}: {error}")))?;
-    if reply.status != 200 {
-        return Err(fail(
-            "checkpoint_failed",
-            format!("the node answered {}: {}", reply.status, reply.body.trim()),
-        ));
-    }
     if json {
-        println!("{}", reply.body.trim());
+        let object = serde_json::to_value(&taken).expect("a checkpoint answer serializes");
+        println!("{object}");
         return Ok(());
     }
-    let value: serde_json::Value = serde_json::from_str(&reply.body)
-        .map_err(|error| fail("node_reply", format!("bad JSON from the node: {error}")))?;
     println!(
-        "checkpoint of tick {} written by the running node (pid {}) to {} ({} bytes)",
-        value["tick"],
-        pid,
-        value["path"].as_str().unwrap_or("?"),
-        value["bytes"]
+        "checkpoint of tick {} written by the running node (pid {pid}) to {} ({} bytes)",
+        taken.tick, taken.path, taken.bytes
     );
     Ok(())
 }

@@ -275,11 +275,10 @@ fn readiness(target: &Target, pid: u32, config: &NodeConfig) -> Result<SocketAdd
         // once the TLS listener is bound.
         return Ok(address);
     }
-    match probe::exchange(address, "GET", "/readyz", None, Duration::from_secs(2)) {
-        Ok(reply) if reply.status == 200 => Ok(address),
-        Ok(reply) => Err(format!("/readyz answered {}: {}", reply.status, reply.body)),
-        Err(error) => Err(format!("/readyz at {address}: {error}")),
-    }
+    probe::client(target, address, Duration::from_secs(2))
+        .and_then(|client| client.readyz())
+        .map(|()| address)
+        .map_err(|error| error.to_string())
 }
 
 fn log_tail(path: &std::path::Path, from: u64) -> String {

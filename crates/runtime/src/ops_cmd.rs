@@ -3,11 +3,11 @@
 //! there is one (its hot backup, `POST /admin/backup`); `restore` and `keys
 //! rotate` refuse to run while any process holds the world, naming its pid.
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use everarcade_client::ClientError;
 use everarcade_ops::operator::{KeyListing, OfflineWorld, list_keys, rotate_offline};
 use everarcade_ops::{
     KeySource, OfflineBackup, OpsError, ReplayFrom, RestoreOptions, RestoreRequest, VerifyOptions,
@@ -224,102 +224,54 @@ fn hot_backup(
     out: Option<&Path>,
     json: bool,
 ) -> Result<(), Failure> {
-    let fail = |code: &str, message: String| Failure::new(FAILURE, code, message);
-    let token = probe::admin_token(&target.dir).ok_or_else(|| {
-        fail(
-            "admin_token",
-            format!(
-                "no admin token: set EVERARCADE_ADMIN_TOKEN or create {}",
-                target.dir.admin_token().display()
-            ),
-        )
-    })?;
+    let client = probe::admin_client(target, address, HOT_BACKUP_TIMEOUT)?;
     // The node resolves paths from its own directory: send an absolute one.
-    let body = match out {
-        Some(out) => {
-            let out = everarcade_ops::backup::absolute(out).map_err(ops_failure)?;
-            serde_json::json!({ "backup_dir": out }).to_string()
-        }
-        None => String::new(),
+    let out = match out {
+        Some(out) => Some(everarcade_ops::backup::absolute(out).map_err(ops_failure)?),
+        None => None,
     };
-    let (status, reply) = post(address, "/admin/backup", &token, &body)
-        .map_err(|error| fail("node_unreachable", format!("{address}: {error}")))?;
-    let value: serde_json::Value = serde_json::from_str(&reply).map_err(|error| {
-        fail(
-            "node_reply",
-            format!(
-                "the node answered {status} with no JSON ({error}): {}",
-                reply.trim()
-            ),
-        )
-    })?;
-    if status != 200 {
-        let code = value["error"]["code"].as_str().unwrap_or("backup_failed");
-        let message = value["error"]["message"].as_str().unwrap_or(reply.trim());
-        let exit = if code.starts_with("backup_") && code != "backup_exists" {
+    let taken = client.backup(out.as_deref()).map_err(|error| {
+        let code = match &error {
+            ClientError::Node { code, .. } => code.clone(),
+            error if error.is_transport() => "node_unreachable".into(),
+            _ => "node_reply".into(),
+        };
+        // The node answers 409 for what the operator can fix (the folder
+        // exists, or lies inside the runtime root) and 500 with a backup_*
+        // code when the world's files did not check out while being copied.
+        let exit = if error.status() == Some(500) && code.starts_with("backup_") {
             INTEGRITY
         } else {
             FAILURE
         };
-        return Err(Failure::new(
+        Failure::new(
             exit,
-            code,
-            format!("the running node (pid {pid}) refused the hot backup: {message}"),
-        ));
-    }
+            &code,
+            format!("the running node (pid {pid}) refused the hot backup: {error}"),
+        )
+    })?;
     if json {
-        println!("{value}");
+        let object = serde_json::to_value(&taken).expect("a backup answer serializes");
+        println!("{object}");
         return Ok(());
     }
-    let text = |key: &str| value[key].as_str().unwrap_or("?").to_string();
     println!(
         "hot backup of world {} at tick {} written by the running node (pid {pid}) to {} ({:.1} MB in {:.2} s)",
         target.id,
-        value["tick"],
-        text("path"),
-        value["data_bytes"].as_f64().unwrap_or(0.0) / 1e6,
-        value["seconds"].as_f64().unwrap_or(0.0),
+        taken.tick,
+        taken.path,
+        taken.data_bytes as f64 / 1e6,
+        taken.seconds,
     );
     println!(
         "manifest       {} (BLAKE3 {})",
-        text("manifest"),
-        text("manifest_blake3")
+        taken.manifest, taken.manifest_blake3
     );
     println!(
         "store a copy of the manifest (or its BLAKE3 and the operator key) off this host; check the folder with: cd {} && sha256sum -c SHA256SUMS",
-        text("path")
+        taken.path
     );
     Ok(())
-}
-
-/// One `POST` with a JSON body (possibly empty) and a bearer token; the
-/// status and body of the reply. Loopback, `Connection: close`.
-fn post(
-    address: SocketAddr,
-    path: &str,
-    token: &str,
-    body: &str,
-) -> std::io::Result<(u16, String)> {
-    let mut stream = TcpStream::connect_timeout(&address, Duration::from_secs(5))?;
-    stream.set_read_timeout(Some(HOT_BACKUP_TIMEOUT))?;
-    stream.set_write_timeout(Some(Duration::from_secs(5)))?;
-    write!(
-        stream,
-        "POST {path} HTTP/1.1\r\nHost: {address}\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )?;
-    let mut raw = Vec::new();
-    stream.take(1 << 20).read_to_end(&mut raw)?;
-    let text = String::from_utf8_lossy(&raw);
-    let invalid = || std::io::Error::new(std::io::ErrorKind::InvalidData, "not an HTTP/1.1 reply");
-    let (head, rest) = text.split_once("\r\n\r\n").ok_or_else(invalid)?;
-    let status = head
-        .lines()
-        .next()
-        .and_then(|line| line.split_whitespace().nth(1))
-        .and_then(|code| code.parse().ok())
-        .ok_or_else(invalid)?;
-    Ok((status, rest.to_string()))
 }
 
 /// Runs `restore`.

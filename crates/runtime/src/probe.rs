@@ -1,82 +1,17 @@
-//! A minimal blocking HTTP/1.1 exchange with the local node, for the
-//! lifecycle commands (`start` waits on `/readyz`, `status` and
-//! `checkpoint` ask the running node). Loopback and short timeouts only;
-//! the full client is `everarcade-client`.
+//! Finding the node that runs a world, and talking to it: the lifecycle and
+//! operations commands (`start` waits on `/readyz`; `status`, `checkpoint`
+//! and `backup` ask the running node) go through `everarcade-client`, the
+//! same client game developers use.
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::time::Duration;
 
-/// Largest response read.
-const RESPONSE_BYTES_MAX: u64 = 1 << 20;
+use everarcade_client::{BlockingClient, Client, ClientError};
+use everarcade_store::meta::{StatusFile, read_json};
+use everarcade_store::{DiskStorage, LockState, StoreError, WorldDir, WorldLock};
 
-/// A response: status and body.
-pub struct Reply {
-    /// HTTP status.
-    pub status: u16,
-    /// Body text.
-    pub body: String,
-}
-
-/// Sends one request with `Connection: close` and reads the whole reply.
-pub fn exchange(
-    addr: SocketAddr,
-    method: &str,
-    path: &str,
-    bearer: Option<&str>,
-    timeout: Duration,
-) -> std::io::Result<Reply> {
-    let mut stream = TcpStream::connect_timeout(&addr, timeout)?;
-    stream.set_read_timeout(Some(timeout))?;
-    stream.set_write_timeout(Some(timeout))?;
-    let auth = bearer
-        .map(|token| format!("Authorization: Bearer {token}\r\n"))
-        .unwrap_or_default();
-    write!(
-        stream,
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{auth}Content-Length: 0\r\nConnection: close\r\n\r\n"
-    )?;
-    let mut raw = Vec::new();
-    stream.take(RESPONSE_BYTES_MAX).read_to_end(&mut raw)?;
-    parse(&raw).ok_or_else(|| {
-        std::io::Error::new(std::io::ErrorKind::InvalidData, "not an HTTP/1.1 response")
-    })
-}
-
-fn parse(raw: &[u8]) -> Option<Reply> {
-    let text = String::from_utf8_lossy(raw);
-    let (head, body) = text.split_once("\r\n\r\n")?;
-    let status = head
-        .lines()
-        .next()?
-        .split_whitespace()
-        .nth(1)?
-        .parse()
-        .ok()?;
-    let chunked = head.lines().any(|line| {
-        line.to_ascii_lowercase()
-            .starts_with("transfer-encoding: chunked")
-    });
-    let body = if chunked {
-        dechunk(body)?
-    } else {
-        body.to_string()
-    };
-    Some(Reply { status, body })
-}
-
-fn dechunk(mut body: &str) -> Option<String> {
-    let mut out = String::new();
-    loop {
-        let (size, rest) = body.split_once("\r\n")?;
-        let size = usize::from_str_radix(size.trim(), 16).ok()?;
-        if size == 0 {
-            return Some(out);
-        }
-        out.push_str(rest.get(..size)?);
-        body = rest.get(size + 2..)?;
-    }
-}
+use crate::exit::{FAILURE, Failure};
+use crate::target::Target;
 
 /// The running node of a world: its pid and address, when the world lock
 /// is held and `status.json` (written by the holder) names an address.
@@ -88,11 +23,7 @@ pub struct RunningNode {
 }
 
 /// Finds the node that runs the world in `dir`, if one does.
-pub fn running_node(
-    dir: &everarcade_store::WorldDir,
-) -> Result<Option<RunningNode>, everarcade_store::StoreError> {
-    use everarcade_store::meta::{StatusFile, read_json};
-    use everarcade_store::{DiskStorage, LockState, WorldLock};
+pub fn running_node(dir: &WorldDir) -> Result<Option<RunningNode>, StoreError> {
     let LockState::Held { pid } = WorldLock::probe(&dir.lock())? else {
         return Ok(None);
     };
@@ -103,29 +34,46 @@ pub fn running_node(
     Ok(Some(RunningNode { pid, address }))
 }
 
-/// The admin token: `EVERARCADE_ADMIN_TOKEN`, else `<root>/admin.token`.
-pub fn admin_token(dir: &everarcade_store::WorldDir) -> Option<String> {
+/// A client of the node at `address` for `target`'s world; every call is
+/// bounded by `timeout`.
+pub fn client(
+    target: &Target,
+    address: SocketAddr,
+    timeout: Duration,
+) -> Result<BlockingClient, ClientError> {
+    let client = Client::new(&address.to_string(), target.id.clone())?.with_timeout(timeout);
+    Ok(BlockingClient::new(client))
+}
+
+/// A client that carries the admin token: `EVERARCADE_ADMIN_TOKEN`, else
+/// `<root>/admin.token`. Fails with `admin_token` when there is none.
+pub fn admin_client(
+    target: &Target,
+    address: SocketAddr,
+    timeout: Duration,
+) -> Result<BlockingClient, Failure> {
+    let token = admin_token(&target.dir).ok_or_else(|| {
+        Failure::new(
+            FAILURE,
+            "admin_token",
+            format!(
+                "no admin token: set EVERARCADE_ADMIN_TOKEN or create {}",
+                target.dir.admin_token().display()
+            ),
+        )
+    })?;
+    let client = Client::new(&address.to_string(), target.id.clone())
+        .map_err(|error| Failure::new(FAILURE, "node_unreachable", error.to_string()))?
+        .with_timeout(timeout)
+        .with_admin_token(token);
+    Ok(BlockingClient::new(client))
+}
+
+fn admin_token(dir: &WorldDir) -> Option<String> {
     if let Ok(token) = std::env::var("EVERARCADE_ADMIN_TOKEN") {
         return Some(token);
     }
     std::fs::read_to_string(dir.admin_token())
         .ok()
         .map(|text| text.trim().to_string())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn parses_plain_and_chunked_replies() {
-        let plain = parse(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok").unwrap();
-        assert_eq!((plain.status, plain.body.as_str()), (200, "ok"));
-        let chunked = parse(
-            b"HTTP/1.1 503 X\r\ntransfer-encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n",
-        )
-        .unwrap();
-        assert_eq!((chunked.status, chunked.body.as_str()), (503, "abcde"));
-        assert!(parse(b"garbage").is_none());
-    }
 }

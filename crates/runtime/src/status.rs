@@ -50,6 +50,10 @@ pub fn run(args: JsonWorldArgs) -> Result<(), Failure> {
         ),
     };
     let checkpoint_ticks: Vec<u64> = checkpoints.checkpoints.iter().map(|(t, _)| *t).collect();
+    // The current operator key (created on the first start; none before).
+    let operator_key = everarcade_store::keys::read_history(&DiskStorage, dir)
+        .map_err(store_failure)?
+        .and_then(|history| history.keys.last().map(|key| key.public_key.clone()));
     let incidents = everarcade_world::incident::list_incidents(&DiskStorage, dir)
         .map_err(crate::target::world_failure)?;
     let last_incident = incidents.last().map(|(path, incident)| {
@@ -72,6 +76,7 @@ pub fn run(args: JsonWorldArgs) -> Result<(), Failure> {
             "receipt_root": status.receipt_root,
             "continuity_root": status.continuity_root,
             "package_root": target.package.root.to_hex(),
+            "operator_public_key": operator_key,
             "lock_holder": holder,
             "checkpoints": checkpoint_ticks,
             "journal_segments": segments.len(),
@@ -95,6 +100,12 @@ pub fn run(args: JsonWorldArgs) -> Result<(), Failure> {
         println!("receipt root     {}", status.receipt_root);
         println!("continuity C(t)  {}", status.continuity_root);
         println!("package root     {} (matches genesis)", target.package.root);
+        println!(
+            "operator key     {}",
+            operator_key
+                .as_deref()
+                .unwrap_or("none yet (created on the first start)")
+        );
         println!("lock holder      {holder}");
         println!("checkpoints      {checkpoint_ticks:?}");
         println!(
@@ -132,58 +143,52 @@ fn live(target: &Target, node: &probe::RunningNode, json: bool) -> Result<(), St
     let address = node
         .address
         .ok_or("status.json records no address (starting, or amnesia)")?;
-    let path = format!("/v1/worlds/{}/status", target.id);
-    let reply = probe::exchange(
-        address,
-        "GET",
-        &path,
-        None,
-        std::time::Duration::from_secs(5),
-    )
-    .map_err(|error| format!("does not answer at {address}: {error}"))?;
-    if reply.status != 200 {
-        return Err(format!(
-            "answered {} at {address}: {}",
-            reply.status, reply.body
-        ));
-    }
+    let status = probe::client(target, address, std::time::Duration::from_secs(5))
+        .and_then(|client| client.status())
+        .map_err(|error| format!("does not answer at {address}: {error}"))?;
     if json {
-        println!("{}", reply.body.trim());
+        let object = serde_json::to_value(&status).expect("a status serializes");
+        println!("{object}");
         return Ok(());
     }
-    let value: serde_json::Value =
-        serde_json::from_str(&reply.body).map_err(|error| format!("sent bad JSON: {error}"))?;
-    let field = |name: &str| match &value[name] {
-        serde_json::Value::String(text) => text.clone(),
-        serde_json::Value::Null => "none".to_string(),
-        other => other.to_string(),
-    };
-    println!("world            {}", field("world"));
+    let or_none = |value: Option<String>| value.unwrap_or_else(|| "none".into());
+    println!("world            {}", status.world);
     println!(
         "state            running (pid {}, up {} ms)",
-        field("pid"),
-        field("uptime_ms")
+        status.pid, status.uptime_ms
     );
-    println!("address          http://{}", field("address"));
+    println!("address          http://{}", status.address);
     println!(
         "ready            {} ({})",
-        field("ready"),
-        field("not_ready_reason")
+        status.ready,
+        or_none(status.not_ready_reason)
     );
-    println!("admission        {}", field("admission"));
-    println!("height           {}", field("height"));
+    println!("admission        {}", status.admission);
+    if let Some(incident) = &status.incident {
+        println!(
+            "incident         {} at tick {}: {} (record {})",
+            incident.kind, incident.tick, incident.message, incident.record
+        );
+    }
+    println!("height           {}", status.height);
     println!(
         "tick rate        {} Hz achieved of {} Hz",
-        field("achieved_tick_rate_hz"),
-        field("tick_rate_hz")
+        status.achieved_tick_rate_hz, status.tick_rate_hz
     );
-    println!("pending inputs   {}", field("pending_inputs"));
-    println!("state root       {}", field("state_root"));
-    println!("input root       {}", field("input_root"));
-    println!("receipt root     {}", field("receipt_root"));
-    println!("continuity C(t)  {}", field("continuity_root"));
-    println!("package root     {}", field("package_root"));
-    println!("checkpoint tick  {}", field("checkpoint_tick"));
+    println!("pending inputs   {}", status.pending_inputs);
+    println!("state root       {}", status.state_root);
+    println!("input root       {}", status.input_root);
+    println!("receipt root     {}", status.receipt_root);
+    println!("continuity C(t)  {}", status.continuity_root);
+    println!("package root     {}", status.package_root);
+    println!(
+        "operator key     {}",
+        hex::encode(status.operator_public_key)
+    );
+    println!(
+        "checkpoint tick  {}",
+        or_none(status.checkpoint_tick.map(|tick| tick.to_string()))
+    );
     println!("source           live (the running node)");
     Ok(())
 }

@@ -20,9 +20,10 @@ use everarcade_store::DiskStorage;
 use everarcade_store::keys::OperatorKeys;
 use everarcade_world::DurableWorld;
 use everarcade_world::audit::audit;
+use everarcade_world::lineage::UpgradeKind;
 use everarcade_world::upgrade::{
-    Allow, UpgradeInputs, accept, apply, classify, matches_head, pending, replay_history_under_new,
-    roll_back, verify_current,
+    Allow, PendingUpgrade, UpgradeInputs, accept, apply, classify, matches_head, pending,
+    replay_history_under_new, roll_back, verify_current,
 };
 
 use crate::WorldArgs;
@@ -168,54 +169,9 @@ pub fn upgrade(args: UpgradeArgs) -> Result<(), Failure> {
     let kind = classify(&target.package, &new_package, allow)
         .map_err(|refusal| Failure::new(PACKAGE, refusal.code(), refusal.to_string()))?;
     let restart = stop_if_running(&target, &args.world, args.json)?;
-    let _lock = target.lock()?;
+    let lock = target.lock()?;
     let (engine, current) = target.compile()?;
-    // 2. a checkpoint of the head (and the world's journal end, for rollback).
-    let (mut world, _) = DurableWorld::open(
-        storage.clone(),
-        target.dir.clone(),
-        target.id.clone(),
-        engine.clone(),
-        current.clone(),
-        DurabilityArgs::defaults().config(),
-    )
-    .map_err(world_failure)?;
-    if world.pending_inputs() > 0 {
-        // Acknowledged inputs execute under the rules they were admitted
-        // under: one tick before the switch.
-        world.execute_tick().map_err(world_failure)?;
-    }
-    let taken = world.checkpoint().map_err(world_failure)?;
-    let head = world.roots();
-    let journal_end = world.journal_end();
-    world.close().map_err(world_failure)?;
-    step(
-        args.json,
-        &format!(
-            "2. checkpoint of tick {} at {}",
-            taken.tick,
-            taken.path.display()
-        ),
-    );
-    let (keys, _) =
-        OperatorKeys::load_or_create(&*storage, &target.dir, head.tick).map_err(store_failure)?;
-    let parent = everarcade_ops::backup::default_backup_parent(&args.world.runtime_root)
-        .map_err(ops_failure)?;
-    let source = everarcade_ops::backup::BackupSource {
-        world: target.dir.clone(),
-        checkpoint_tick: Some(taken.tick),
-        journal_end,
-    };
-    let out = everarcade_ops::backup::next_backup_dir(&parent, &target.id, taken.tick);
-    let backup = everarcade_ops::backup::write_backup(&source, &out, &keys).map_err(ops_failure)?;
-    step(
-        args.json,
-        &format!(
-            "   backup at {} (manifest {})",
-            backup.path.display(),
-            backup.manifest_path.display()
-        ),
-    );
+    let saved = checkpoint_and_backup(&target, &args.world, &engine, &current, args.json)?;
     let compiled_new = compile(&engine, &new_package)?;
     let inputs = UpgradeInputs {
         storage: &*storage,
@@ -240,47 +196,14 @@ pub fn upgrade(args: UpgradeArgs) -> Result<(), Failure> {
             new_package.root, new_package.manifest.name, new_package.manifest.version
         ),
     );
-    let history_replayed = match kind {
-        everarcade_world::lineage::UpgradeKind::Patch => {
-            replay_history_under_new(&inputs).map_err(|error| {
-                let mut failure = world_failure(error);
-                failure.message = format!(
-                    "refused: a patch must replay all history to the recorded roots, and this one does not: {}\n\
-                     nothing was changed; if the new rules are meant to change the game, make it a minor version and pass --allow-minor",
-                    failure.message
-                );
-                if failure.exit == DIVERGENCE {
-                    failure.code = "upgrade_history_diverges".into();
-                }
-                failure
-            })?;
-            step(
-                args.json,
-                &format!(
-                    "5. patch: history replays to the recorded roots under {}",
-                    new_package.manifest.version
-                ),
-            );
-            true
-        }
-        other => {
-            step(
-                args.json,
-                &format!(
-                    "5. {other:?} upgrade allowed: recorded as a protocol transition at tick {}",
-                    head.tick + 1
-                ),
-            );
-            false
-        }
-    };
-    let backup_path = Some(backup.path.display().to_string());
+    let history_replayed = check_history(&inputs, kind, &new_package, saved.head.tick, args.json)?;
+    let backup_path = Some(saved.backup.display().to_string());
     let pending = apply(
         &inputs,
-        &keys,
+        &saved.keys,
         kind,
-        head,
-        journal_end,
+        saved.head,
+        saved.journal_end,
         history_replayed,
         backup_path,
     )
@@ -291,7 +214,7 @@ pub fn upgrade(args: UpgradeArgs) -> Result<(), Failure> {
             "6. switched: package/ is {} from tick {}; lineage.json signed by {}",
             new_package.root,
             pending.transition.from_tick,
-            keys.public_key_hex()
+            saved.keys.public_key_hex()
         ),
     );
     let new_target = Target {
@@ -300,12 +223,130 @@ pub fn upgrade(args: UpgradeArgs) -> Result<(), Failure> {
         package: new_package,
     };
     verify_after(&new_target, &engine, &compiled_new, args.json)?;
-    drop(_lock);
+    drop(lock);
     if let Some(command) = restart {
         start_again(command, &new_path)?;
         step(args.json, "7. the node runs again with the new package");
     }
-    if args.json {
+    report_upgrade(&target, &pending, history_replayed, args.json);
+    Ok(())
+}
+
+/// What step 2 of an upgrade saved: the head it checkpointed, where the
+/// journal ended, the operator keys and the backup folder.
+struct Saved {
+    head: everarcade_protocol::TickRoots,
+    journal_end: (u64, u64),
+    keys: OperatorKeys,
+    backup: PathBuf,
+}
+
+/// Step 2: executes any acknowledged inputs under the rules they were
+/// admitted under, checkpoints the head, and writes a backup beside the
+/// runtime root (as `backup` does).
+fn checkpoint_and_backup(
+    target: &Target,
+    world_args: &WorldArgs,
+    engine: &Arc<Engine>,
+    current: &Arc<everarcade_engine::CompiledPackage>,
+    json: bool,
+) -> Result<Saved, Failure> {
+    let storage = disk();
+    let (mut world, _) = DurableWorld::open(
+        storage.clone(),
+        target.dir.clone(),
+        target.id.clone(),
+        engine.clone(),
+        current.clone(),
+        DurabilityArgs::defaults().config(),
+    )
+    .map_err(world_failure)?;
+    if world.pending_inputs() > 0 {
+        world.execute_tick().map_err(world_failure)?;
+    }
+    let taken = world.checkpoint().map_err(world_failure)?;
+    let head = world.roots();
+    let journal_end = world.journal_end();
+    world.close().map_err(world_failure)?;
+    step(
+        json,
+        &format!(
+            "2. checkpoint of tick {} at {}",
+            taken.tick,
+            taken.path.display()
+        ),
+    );
+    let (keys, _) =
+        OperatorKeys::load_or_create(&*storage, &target.dir, head.tick).map_err(store_failure)?;
+    let parent = everarcade_ops::backup::default_backup_parent(&world_args.runtime_root)
+        .map_err(ops_failure)?;
+    let source = everarcade_ops::backup::BackupSource {
+        world: target.dir.clone(),
+        checkpoint_tick: Some(taken.tick),
+        journal_end,
+    };
+    let out = everarcade_ops::backup::next_backup_dir(&parent, &target.id, taken.tick);
+    let backup = everarcade_ops::backup::write_backup(&source, &out, &keys).map_err(ops_failure)?;
+    step(
+        json,
+        &format!(
+            "   backup at {} (manifest {})",
+            backup.path.display(),
+            backup.manifest_path.display()
+        ),
+    );
+    Ok(Saved {
+        head,
+        journal_end,
+        keys,
+        backup: backup.path,
+    })
+}
+
+/// Step 5, the semver rule: a patch must replay all history to the
+/// recorded roots under the new package (true when it did); an allowed
+/// minor or major upgrade is a protocol transition at the next tick.
+fn check_history(
+    inputs: &UpgradeInputs<'_>,
+    kind: UpgradeKind,
+    new_package: &Package,
+    head_tick: u64,
+    json: bool,
+) -> Result<bool, Failure> {
+    if kind != UpgradeKind::Patch {
+        step(
+            json,
+            &format!(
+                "5. {kind:?} upgrade allowed: recorded as a protocol transition at tick {}",
+                head_tick + 1
+            ),
+        );
+        return Ok(false);
+    }
+    replay_history_under_new(inputs).map_err(|error| {
+        let mut failure = world_failure(error);
+        failure.message = format!(
+            "refused: a patch must replay all history to the recorded roots, and this one does not: {}\n\
+             nothing was changed; if the new rules are meant to change the game, make it a minor version and pass --allow-minor",
+            failure.message
+        );
+        if failure.exit == DIVERGENCE {
+            failure.code = "upgrade_history_diverges".into();
+        }
+        failure
+    })?;
+    step(
+        json,
+        &format!(
+            "5. patch: history replays to the recorded roots under {}",
+            new_package.manifest.version
+        ),
+    );
+    Ok(true)
+}
+
+fn report_upgrade(target: &Target, pending: &PendingUpgrade, history_replayed: bool, json: bool) {
+    if json {
         let object = serde_json::json!({
             "world": target.id.as_str(),
             "kind": pending.transition.kind,
@@ -322,7 +363,6 @@ pub fn upgrade(args: UpgradeArgs) -> Result<(), Failure> {
             pending.head_tick
         );
     }
-    Ok(())
 }
 
 fn compile(
@@ -399,7 +439,7 @@ pub fn rollback(args: RollbackArgs) -> Result<(), Failure> {
         ));
     };
     let restart = stop_if_running(&target, &args.world, args.json)?;
-    let _lock = target.lock()?;
+    let lock = target.lock()?;
     let preserved = preserve(&target)?;
     step(
         args.json,
@@ -418,47 +458,10 @@ pub fn rollback(args: RollbackArgs) -> Result<(), Failure> {
             pending.head_tick
         ),
     );
-    let previous_dir = target.dir.package();
-    let previous = Package::load(&previous_dir)
-        .map_err(|e| Failure::new(PACKAGE, e.code(), format!("the pre-upgrade package: {e}")))?;
-    let old_target = Target {
-        id: target.id.clone(),
-        dir: target.dir.clone(),
-        package: previous,
-    };
-    let (engine, compiled) = old_target.compile()?;
-    let (world, recovery) = DurableWorld::open(
-        storage.clone(),
-        target.dir.clone(),
-        target.id.clone(),
-        engine.clone(),
-        compiled.clone(),
-        DurabilityArgs::defaults().config(),
-    )
-    .map_err(world_failure)?;
-    let roots = world.roots();
-    world.close().map_err(world_failure)?;
-    if !matches_head(&pending, &roots) {
-        return Err(Failure::new(
-            crate::exit::INTEGRITY,
-            "rollback_roots_differ",
-            format!(
-                "after rollback the head is tick {} C(t) {}, not the pre-upgrade tick {} C(t) {}",
-                roots.tick, roots.continuity_root, pending.head_tick, pending.head_roots[3]
-            ),
-        ));
-    }
-    step(
-        args.json,
-        &format!(
-            "4. recovered {} ticks with the pre-upgrade package {}: tick {} C(t) {} equals the last accepted pre-upgrade root",
-            recovery.ticks_replayed, old_target.package.root, roots.tick, roots.continuity_root
-        ),
-    );
-    verify_after(&old_target, &engine, &compiled, args.json)?;
-    drop(_lock);
+    let (old_target, roots) = recover_pre_upgrade(&target, &pending, args.json)?;
+    drop(lock);
     if let Some(command) = restart {
-        start_again(command, &previous_dir)?;
+        start_again(command, &target.dir.package())?;
         step(
             args.json,
             "5. the node runs again with the pre-upgrade package (from the world's package/)",
@@ -485,17 +488,59 @@ pub fn rollback(args: RollbackArgs) -> Result<(), Failure> {
     Ok(())
 }
 
+/// Step 4 of `rollback`: recovers the rolled-back world with the
+/// pre-upgrade package (restored into `package/`), requires its head to be
+/// the last accepted pre-upgrade root, then verifies and replay-verifies it.
+fn recover_pre_upgrade(
+    target: &Target,
+    pending: &PendingUpgrade,
+    json: bool,
+) -> Result<(Target, everarcade_protocol::TickRoots), Failure> {
+    let previous = Package::load(&target.dir.package())
+        .map_err(|e| Failure::new(PACKAGE, e.code(), format!("the pre-upgrade package: {e}")))?;
+    let old_target = Target {
+        id: target.id.clone(),
+        dir: target.dir.clone(),
+        package: previous,
+    };
+    let (engine, compiled) = old_target.compile()?;
+    let (world, recovery) = DurableWorld::open(
+        disk(),
+        target.dir.clone(),
+        target.id.clone(),
+        engine.clone(),
+        compiled.clone(),
+        DurabilityArgs::defaults().config(),
+    )
+    .map_err(world_failure)?;
+    let roots = world.roots();
+    world.close().map_err(world_failure)?;
+    if !matches_head(pending, &roots) {
+        return Err(Failure::new(
+            crate::exit::INTEGRITY,
+            "rollback_roots_differ",
+            format!(
+                "after rollback the head is tick {} C(t) {}, not the pre-upgrade tick {} C(t) {}",
+                roots.tick, roots.continuity_root, pending.head_tick, pending.head_roots[3]
+            ),
+        ));
+    }
+    step(
+        json,
+        &format!(
+            "4. recovered {} ticks with the pre-upgrade package {}: tick {} C(t) {} equals the last accepted pre-upgrade root",
+            recovery.ticks_replayed, old_target.package.root, roots.tick, roots.continuity_root
+        ),
+    );
+    verify_after(&old_target, &engine, &compiled, json)?;
+    Ok((old_target, roots))
+}
+
 /// Copies the whole world directory to `<root>/quarantine/<world>-rollback-<n>/`.
 fn preserve(target: &Target) -> Result<PathBuf, Failure> {
-    let base = target.dir.runtime_root().join("quarantine");
-    let mut n = 1;
-    let destination = loop {
-        let candidate = base.join(format!("{}-rollback-{n}", target.id));
-        if !candidate.exists() {
-            break candidate;
-        }
-        n += 1;
-    };
+    let quarantine = target.dir.runtime_root().join("quarantine");
+    let destination =
+        everarcade_ops::restore::free_name(&quarantine, &format!("{}-rollback", target.id));
     copy_tree(target.dir.path(), &destination).map_err(|e| {
         Failure::new(
             FAILURE,
