@@ -143,6 +143,16 @@ fn start_status_checkpoint_stop_and_start_again() {
     assert_eq!(live["live"], true);
     assert_eq!(live["admission"], "open");
     assert_eq!(live["address"], addr);
+    let operator_key = live["operator_public_key"].as_str().unwrap().to_string();
+    assert_eq!(operator_key.len(), 64, "{live}");
+    assert_eq!(live["incident"], serde_json::Value::Null);
+    let shown = run(&root, "status", &[]);
+    assert!(shown.status.success(), "{}", text(&shown));
+    assert!(
+        text(&shown).contains(&format!("operator key     {operator_key}")),
+        "{}",
+        text(&shown)
+    );
 
     let checkpoint = run(&root, "checkpoint", &["--json"]);
     assert!(checkpoint.status.success(), "{}", text(&checkpoint));
@@ -163,6 +173,11 @@ fn start_status_checkpoint_stop_and_start_again() {
 
     let down = run(&root, "status", &[]);
     assert_eq!(down.status.code(), Some(5), "{}", text(&down));
+    assert!(
+        text(&down).contains(&format!("operator key     {operator_key}")),
+        "the disk's status names the same key: {}",
+        text(&down)
+    );
     let stop_again = run(&root, "stop", &[]);
     assert_eq!(stop_again.status.code(), Some(5), "{}", text(&stop_again));
 
