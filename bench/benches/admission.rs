@@ -42,6 +42,7 @@ use ed25519_dalek::SigningKey;
 use everarcade_bench::durable::fixture::{self, Arena, FixtureConfig};
 use everarcade_bench::durable::{Scratch, millis, scratch_root};
 use everarcade_bench::report::{Target, count, load_average, machine_facts};
+use everarcade_bench::settings;
 use everarcade_client::load::{self, Lane, LoadConfig, LoadReport};
 use everarcade_client::{Client, Encoding};
 use everarcade_engine::World;
@@ -62,6 +63,13 @@ const COLD_ROUNDS: usize = 3;
 /// everything, so the per-client limit must not be the bottleneck.
 const RATE_PER_CLIENT: u32 = 1_000_000;
 
+/// The section `EA_BENCH_ONLY` names.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Only {
+    Admission,
+    ColdStart,
+}
+
 struct Options {
     admission: bool,
     cold_start: bool,
@@ -72,54 +80,34 @@ struct Options {
     cold_ticks: u64,
 }
 
-fn positive(name: &str, default: u64) -> Result<u64, String> {
-    match std::env::var(name) {
-        Err(_) => Ok(default),
-        Ok(text) => match text.parse::<u64>() {
-            Ok(value) if value > 0 => Ok(value),
-            _ => Err(format!("{name} must be a positive integer, got {text:?}")),
-        },
-    }
-}
-
 impl Options {
     fn from_env() -> Result<Options, String> {
-        let (admission, cold_start) = match std::env::var("EA_BENCH_ONLY").as_deref() {
-            Err(_) => (true, true),
-            Ok("admission") => (true, false),
-            Ok("cold-start") => (false, true),
-            Ok(other) => {
-                return Err(format!(
-                    "EA_BENCH_ONLY must be admission or cold-start, got {other:?}"
-                ));
-            }
-        };
+        let only = settings::only(&[
+            ("admission", Only::Admission),
+            ("cold-start", Only::ColdStart),
+        ])?;
         let small = |name: &str, default: u64, max: u64| -> Result<u32, String> {
-            let value = positive(name, default)?;
+            let value = settings::positive(name, default)?;
             if value > max {
                 return Err(format!("{name} is at most {max}"));
             }
             Ok(value as u32)
         };
         Ok(Options {
-            admission,
-            cold_start,
-            seconds: positive("EA_BENCH_ADMISSION_SECONDS", 10)?,
-            inputs: positive("EA_BENCH_ADMISSION_INPUTS", 150_000)?.min(2_000_000),
+            admission: only != Some(Only::ColdStart),
+            cold_start: only != Some(Only::Admission),
+            seconds: settings::positive("EA_BENCH_ADMISSION_SECONDS", 10)?,
+            inputs: settings::positive("EA_BENCH_ADMISSION_INPUTS", 150_000)?.min(2_000_000),
             concurrency: small("EA_BENCH_ADMISSION_CONCURRENCY", 32, 512)?,
             bots: small("EA_BENCH_ADMISSION_BOTS", 256, 4096)?,
-            cold_ticks: positive("EA_BENCH_COLD_TICKS", 100_000)?,
+            cold_ticks: settings::positive("EA_BENCH_COLD_TICKS", 100_000)?,
         })
     }
 }
 
 fn main() -> ExitCode {
-    let options = match Options::from_env() {
-        Ok(options) => options,
-        Err(message) => {
-            eprintln!("{message}");
-            return ExitCode::from(2);
-        }
+    let Some(options) = settings::or_report(Options::from_env()) else {
+        return settings::bad_settings();
     };
     print!("{}", machine_facts());
     println!("scratch directory: {}", scratch_root().display());

@@ -25,6 +25,7 @@ use std::time::Instant;
 use everarcade_bench::durable::fixture::{self, Arena, FixtureConfig};
 use everarcade_bench::durable::{Scratch, fastest, megabytes_per_second, scratch_root};
 use everarcade_bench::report::{Target, load_average, machine_facts};
+use everarcade_bench::settings;
 use everarcade_ops::restore::Phases;
 use everarcade_ops::{
     BackupSource, ReplayFrom, RestoreOptions, RestoreRequest, restore, write_backup,
@@ -37,30 +38,16 @@ const ROUNDS: usize = 3;
 /// Seed of the bots' choices.
 const SEED: u64 = 1;
 
-fn positive(name: &str, default: u64) -> Result<u64, String> {
-    match std::env::var(name) {
-        Err(_) => Ok(default),
-        Ok(text) => match text.parse::<u64>() {
-            Ok(value) if value > 0 => Ok(value),
-            _ => Err(format!("{name} must be a positive integer, got {text:?}")),
-        },
-    }
-}
-
 fn main() -> ExitCode {
-    let config = match (|| {
+    let Some(config) = settings::or_report((|| {
         Ok::<_, String>(FixtureConfig {
-            bots: positive("EA_BENCH_BACKUP_BOTS", 64)? as usize,
-            ticks: positive("EA_BENCH_BACKUP_TICKS", 20_000)?,
+            bots: settings::positive("EA_BENCH_BACKUP_BOTS", 64)? as usize,
+            ticks: settings::positive("EA_BENCH_BACKUP_TICKS", 20_000)?,
             seed: SEED,
             checkpoint_interval_ticks: 0,
         })
-    })() {
-        Ok(config) => config,
-        Err(message) => {
-            eprintln!("{message}");
-            return ExitCode::from(2);
-        }
+    })()) else {
+        return settings::bad_settings();
     };
     print!("{}", machine_facts());
     println!("scratch directory: {}", scratch_root().display());

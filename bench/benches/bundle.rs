@@ -31,6 +31,7 @@ use everarcade_bench::durable::fastest;
 use everarcade_bench::durable::fixture::{self, Arena, FixtureConfig};
 use everarcade_bench::durable::replay::replay_once;
 use everarcade_bench::report::{count, load_average, machine_facts};
+use everarcade_bench::settings;
 use everarcade_protocol::{
     Domain, Hash, Outcome, Receipt, ReceiptKind, TickRoots, list_proof, list_root,
 };
@@ -46,30 +47,16 @@ const RECEIPT_INDEX: u32 = 17;
 /// Verifications timed for the proof figure.
 const VERIFICATIONS: usize = 20_001;
 
-fn positive(name: &str, default: u64) -> Result<u64, String> {
-    match std::env::var(name) {
-        Err(_) => Ok(default),
-        Ok(text) => match text.parse::<u64>() {
-            Ok(value) if value > 0 => Ok(value),
-            _ => Err(format!("{name} must be a positive integer, got {text:?}")),
-        },
-    }
-}
-
 fn main() -> ExitCode {
     let options = (|| {
         Ok::<_, String>((
-            positive("EA_BENCH_BUNDLE_TICKS", 2_000)?,
-            positive("EA_BENCH_PROOF_TICKS_BACK", 1_000_000)?,
-            positive("EA_BENCH_ROUNDS", 3)? as usize,
+            settings::positive("EA_BENCH_BUNDLE_TICKS", 2_000)?,
+            settings::positive("EA_BENCH_PROOF_TICKS_BACK", 1_000_000)?,
+            settings::positive("EA_BENCH_ROUNDS", 3)? as usize,
         ))
     })();
-    let (ticks, back, rounds) = match options {
-        Ok(options) => options,
-        Err(message) => {
-            eprintln!("{message}");
-            return ExitCode::from(2);
-        }
+    let Some((ticks, back, rounds)) = settings::or_report(options) else {
+        return settings::bad_settings();
     };
     print!("{}", machine_facts());
     println!("load average before: {}", load_average());

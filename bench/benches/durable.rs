@@ -19,6 +19,7 @@ use everarcade_bench::durable::journal::{self, JournalBenchConfig, JournalRow, W
 use everarcade_bench::durable::replay::{self, RecoveryReport, ReplayReport};
 use everarcade_bench::durable::{megabytes_per_second, millis, scratch_root};
 use everarcade_bench::report::{Target, count, load_average, machine_facts};
+use everarcade_bench::settings;
 
 /// Group commit must reach at least this share of raw write + fdatasync.
 const JOURNAL_RATIO_MIN: f64 = 0.5;
@@ -55,35 +56,19 @@ struct Options {
     checkpoint_keys: u64,
 }
 
-fn positive(name: &str, default: u64) -> Result<u64, String> {
-    match std::env::var(name) {
-        Err(_) => Ok(default),
-        Ok(text) => match text.parse::<u64>() {
-            Ok(value) if value > 0 => Ok(value),
-            _ => Err(format!("{name} must be a positive integer, got {text:?}")),
-        },
-    }
-}
-
 impl Options {
     fn from_env() -> Result<Options, String> {
-        let only = match std::env::var("EA_BENCH_ONLY").as_deref() {
-            Err(_) => None,
-            Ok("journal") => Some(Section::Journal),
-            Ok("checkpoint") => Some(Section::Checkpoint),
-            Ok("replay") => Some(Section::Replay),
-            Ok("recovery") => Some(Section::Recovery),
-            Ok(other) => {
-                return Err(format!(
-                    "EA_BENCH_ONLY must be journal, checkpoint, replay or recovery, got {other:?}"
-                ));
-            }
-        };
+        let only = settings::only(&[
+            ("journal", Section::Journal),
+            ("checkpoint", Section::Checkpoint),
+            ("replay", Section::Replay),
+            ("recovery", Section::Recovery),
+        ])?;
         Ok(Options {
             only,
-            replay_ticks: positive("EA_BENCH_REPLAY_TICKS", 2_000)?,
-            recovery_ticks: positive("EA_BENCH_RECOVERY_TICKS", 100_000)?,
-            checkpoint_keys: positive("EA_BENCH_CHECKPOINT_KEYS", 1_000_000)?,
+            replay_ticks: settings::positive("EA_BENCH_REPLAY_TICKS", 2_000)?,
+            recovery_ticks: settings::positive("EA_BENCH_RECOVERY_TICKS", 100_000)?,
+            checkpoint_keys: settings::positive("EA_BENCH_CHECKPOINT_KEYS", 1_000_000)?,
         })
     }
 
@@ -93,12 +78,8 @@ impl Options {
 }
 
 fn main() -> ExitCode {
-    let options = match Options::from_env() {
-        Ok(options) => options,
-        Err(message) => {
-            eprintln!("{message}");
-            return ExitCode::from(2);
-        }
+    let Some(options) = settings::or_report(Options::from_env()) else {
+        return settings::bad_settings();
     };
     print!("{}", machine_facts());
     println!("scratch directory: {}", scratch_root().display());

@@ -12,6 +12,7 @@ use std::process::ExitCode;
 use everarcade_bench::arena::{Breakdown, WasmArena};
 use everarcade_bench::native::NativeArena;
 use everarcade_bench::report::{Target, count, load_average, machine_facts, micros};
+use everarcade_bench::settings;
 use everarcade_bench::signatures::{self, SignatureConfig};
 use everarcade_bench::state_root::{self, StateRootConfig};
 use everarcade_bench::{MatchConfig, MatchReport, bot_keys};
@@ -50,29 +51,13 @@ struct Options {
 
 impl Options {
     fn from_env() -> Result<Options, String> {
-        let ticks = match std::env::var("EA_BENCH_TICKS") {
-            Err(_) => TICKS_DEFAULT,
-            Ok(text) => match text.parse::<u64>() {
-                Ok(ticks) if ticks > 0 => ticks,
-                _ => {
-                    return Err(format!(
-                        "EA_BENCH_TICKS must be a positive integer, got {text:?}"
-                    ));
-                }
-            },
-        };
-        let only = match std::env::var("EA_BENCH_ONLY").as_deref() {
-            Err(_) => None,
-            Ok("arena") => Some(Section::Arena),
-            Ok("state") => Some(Section::State),
-            Ok("signatures") => Some(Section::Signatures),
-            Ok("wasm-loop") => Some(Section::WasmLoop),
-            Ok(other) => {
-                return Err(format!(
-                    "EA_BENCH_ONLY must be arena, state, signatures or wasm-loop, got {other:?}"
-                ));
-            }
-        };
+        let ticks = settings::positive("EA_BENCH_TICKS", TICKS_DEFAULT)?;
+        let only = settings::only(&[
+            ("arena", Section::Arena),
+            ("state", Section::State),
+            ("signatures", Section::Signatures),
+            ("wasm-loop", Section::WasmLoop),
+        ])?;
         Ok(Options { ticks, only })
     }
 
@@ -86,12 +71,8 @@ impl Options {
 
 fn main() -> ExitCode {
     // `cargo bench` passes `--bench`; everything else comes from the environment.
-    let options = match Options::from_env() {
-        Ok(options) => options,
-        Err(message) => {
-            eprintln!("{message}");
-            return ExitCode::from(2);
-        }
+    let Some(options) = settings::or_report(Options::from_env()) else {
+        return settings::bad_settings();
     };
     let config = MatchConfig {
         bots: BOTS,

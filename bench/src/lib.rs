@@ -20,6 +20,7 @@ pub mod arena;
 pub mod durable;
 pub mod native;
 pub mod report;
+pub mod settings;
 pub mod signatures;
 pub mod state_root;
 

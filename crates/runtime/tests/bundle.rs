@@ -350,7 +350,7 @@ fn chained_bundles_rebuild_a_world_and_a_fork_is_refused_at_its_tick() {
     let parts = [(0, 15), (15, 30), (30, 40)];
     let mut paths = Vec::new();
     for (from, to) in parts {
-        let path = material.join(&format!("{from}-{to}.bundle"));
+        let path = material.join(format!("{from}-{to}.bundle"));
         world.export(from, to, &path);
         paths.push(path.display().to_string());
     }
