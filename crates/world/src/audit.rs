@@ -11,7 +11,8 @@ use std::path::PathBuf;
 
 use everarcade_package::Package;
 use everarcade_protocol::{
-    Envelope, Hash, PublicKey, Receipt, Tick, continuity_root, genesis_root, list_root,
+    Envelope, EnvelopeError, Hash, PublicKey, Receipt, Tick, continuity_root, genesis_root,
+    list_root,
 };
 use everarcade_store::checkpoint::{list_checkpoints, load_checkpoint};
 use everarcade_store::journal::{GenesisRecord, TickRecord};
@@ -113,8 +114,9 @@ pub fn audit(
                         chain.tick + 1
                     )));
                 }
-                for envelope in inputs.envelopes {
-                    check_envelope(chain, &envelope).map_err(|what| {
+                let signatures = Envelope::verify_signatures(&inputs.envelopes);
+                for (envelope, signature) in inputs.envelopes.into_iter().zip(signatures) {
+                    check_envelope(chain, &envelope, signature).map_err(|what| {
                         lineage(format!(
                             "tick {}: input {}: {what}",
                             inputs.tick,
@@ -282,13 +284,17 @@ fn check_genesis(
     Ok(())
 }
 
-fn check_envelope(chain: &mut Chain, envelope: &Envelope) -> Result<(), String> {
+/// Checks an envelope in order: its world, its signature (checked already,
+/// with the rest of its record: `signature`), its nonce.
+fn check_envelope(
+    chain: &mut Chain,
+    envelope: &Envelope,
+    signature: Result<(), EnvelopeError>,
+) -> Result<(), String> {
     if envelope.world != chain.world {
         return Err(format!("envelope is for world {}", envelope.world));
     }
-    envelope
-        .verify_signature()
-        .map_err(|error| error.to_string())?;
+    signature.map_err(|error| error.to_string())?;
     let last = chain.nonces.get(&envelope.sender).copied().unwrap_or(0);
     if envelope.nonce <= last {
         return Err(format!("nonce {} is not above {last}", envelope.nonce));

@@ -24,14 +24,19 @@ fn a_forged_input_fails_verify_and_replay_at_its_tick() {
     let disk = plan.disk_copy();
     let journal = read_journal(&disk).expect("the journal reads");
     let segment = world_dir().segment(SEGMENT);
+    // The last envelope of the largest inputs record is forged: the error
+    // names its place among the tick's inputs (the record's signatures are
+    // checked together; `Envelope::verify_signatures` keeps their order).
     let (raw, inputs) = journal
         .records
         .iter()
-        .find_map(|(raw, record)| match record {
+        .filter_map(|(raw, record)| match record {
             Record::Inputs(inputs) if raw.path == segment => Some((raw.clone(), inputs.clone())),
             _ => None,
         })
+        .max_by_key(|(_, inputs)| inputs.envelopes.len())
         .expect("an inputs record in the segment");
+    let last = inputs.envelopes.len() - 1;
     let tick = inputs.tick;
     // The forged envelope's position in its tick: after the inputs journaled
     // for the same tick by earlier records.
@@ -43,13 +48,14 @@ fn a_forged_input_fails_verify_and_replay_at_its_tick() {
             Record::Inputs(earlier) if earlier.tick == tick => Some(earlier.envelopes.len()),
             _ => None,
         })
-        .sum::<usize>();
+        .sum::<usize>()
+        + last;
     forge(&disk, &mut |record| {
         if (&record.path, record.offset) != (&raw.path, raw.offset) {
             return None;
         }
         let mut forged: InputsRecord = inputs.clone();
-        forged.envelopes[0].payload[0] ^= 0x01;
+        forged.envelopes[last].payload[0] ^= 0x01;
         Some(Record::Inputs(forged).encode_body())
     });
     let forged = read_journal(&disk).expect("the forged journal checks out byte for byte");
