@@ -205,6 +205,20 @@ fn a_forward_only_patch_upgrades_cleanly_and_the_world_continues() {
         stored_root(&scratch),
         lineage["transitions"][0]["previous_root"].as_str().unwrap()
     );
+    // A version-1 bundle carries the genesis package only: export says so.
+    let out = scratch.root.join("after-upgrade.bundle");
+    let export = scratch.run(
+        "export-bundle",
+        &v011,
+        &["--from", "6", "--to", "8", "--out", out.to_str().unwrap()],
+    );
+    assert_eq!(export.status.code(), Some(2), "{}", text(&export));
+    assert!(
+        text(&export).contains("upgraded_world_unsupported"),
+        "{}",
+        text(&export)
+    );
+    assert!(!out.exists(), "no bundle is written");
 }
 
 #[test]
