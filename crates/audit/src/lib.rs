@@ -30,6 +30,7 @@ pub mod archive;
 pub mod bundle;
 pub mod error;
 pub mod export;
+pub mod fuzz;
 pub mod journal;
 pub mod mmr;
 pub mod proof;

@@ -5,5 +5,6 @@
 mod archive;
 mod bundles;
 mod common;
+mod fuzz_corpus;
 mod proofs;
 mod vectors;
