@@ -269,15 +269,13 @@ pub fn replay_bundle(
                 },
             });
         }
-        for (index, envelope) in tick.inputs.iter().enumerate() {
-            world
-                .admit(envelope)
-                .map_err(|error| VerifyError::InputRefused {
-                    tick: number,
-                    index,
-                    error,
-                })?;
-        }
+        world
+            .admit_all(&tick.inputs)
+            .map_err(|(index, error)| VerifyError::InputRefused {
+                tick: number,
+                index,
+                error,
+            })?;
         let output = world.execute_tick(engine, &tick.inputs)?;
         compare_roots(&tick.roots, &output.roots)?;
         if output.receipts != tick.receipts {

@@ -214,6 +214,25 @@ impl World {
         Ok(())
     }
 
+    /// [`World::admit`] of each envelope in order, their signatures checked
+    /// together first on every core ([`Envelope::verify_signatures`]): what
+    /// replays use. Stops at the first refusal and returns its index and the
+    /// error [`World::admit`] gives for it; the envelopes before it stay
+    /// admitted.
+    pub fn admit_all(&mut self, envelopes: &[Envelope]) -> Result<(), (usize, EnvelopeError)> {
+        let signatures = Envelope::verify_signatures(envelopes);
+        for (index, (envelope, signature)) in envelopes.iter().zip(signatures).enumerate() {
+            let admitted = match signature {
+                Ok(()) => self.readmit(envelope),
+                // Checked again in admission's order (world, size, nonce
+                // before the signature), so the error is admit's.
+                Err(_) => self.admit(envelope),
+            };
+            admitted.map_err(|error| (index, error))?;
+        }
+        Ok(())
+    }
+
     /// Admission for recovery: an envelope read back from this world's own
     /// checksummed journal, whose signature was verified when it was first
     /// admitted. Checks world, size and nonce, not the signature

@@ -457,29 +457,25 @@ impl Walk<'_, '_> {
             });
         }
         let world = self.world.as_mut().expect("genesis comes first");
-        // Signatures are checked for the whole record at once (on several
-        // cores); admission then goes in order, and an envelope whose
-        // signature failed is admitted the checking way, so its error is the
-        // one a one-by-one replay reports.
-        let signatures = if self.options.verify_signatures {
-            Envelope::verify_signatures(&inputs.envelopes)
+        let admitted = if self.options.verify_signatures {
+            world.admit_all(&inputs.envelopes)
         } else {
-            Vec::new()
+            inputs
+                .envelopes
+                .iter()
+                .enumerate()
+                .try_for_each(|(index, envelope)| {
+                    world.readmit(envelope).map_err(|error| (index, error))
+                })
         };
-        for (index, envelope) in inputs.envelopes.into_iter().enumerate() {
-            let admitted = match signatures.get(index) {
-                Some(Err(_)) => world.admit(&envelope),
-                Some(Ok(())) | None => world.readmit(&envelope),
-            };
-            admitted.map_err(|error| WorldError::InputRefused {
-                tick: expected,
-                index: self.inputs.len(),
-                path: raw.path.clone(),
-                offset: raw.offset,
-                error,
-            })?;
-            self.inputs.push(envelope);
-        }
+        admitted.map_err(|(index, error)| WorldError::InputRefused {
+            tick: expected,
+            index: self.inputs.len() + index,
+            path: raw.path.clone(),
+            offset: raw.offset,
+            error,
+        })?;
+        self.inputs.extend(inputs.envelopes);
         Ok(())
     }
 

@@ -54,6 +54,46 @@ fn bad_envelopes_are_refused_with_their_codes() {
 }
 
 #[test]
+fn admit_all_stops_at_the_first_refusal_with_admits_error() {
+    let key = test_signing_key("alice");
+    let sign = |nonce: u64| Envelope::sign(&world_id(), &key, nonce, b"x".to_vec());
+    // Enough envelopes for the signatures to be checked on several threads.
+    let good: Vec<Envelope> = (1..=40).map(sign).collect();
+    let mut driver = Driver::new(&guest());
+    driver.world.admit_all(&good).unwrap();
+    let sender = key.verifying_key().to_bytes();
+    assert_eq!(driver.world.nonces().get(&sender), Some(&40));
+
+    // A bad signature at 29 on an envelope that is also for another world:
+    // admission names the world first, as `admit` does.
+    let mut batch: Vec<Envelope> = (41..=80).map(sign).collect();
+    batch[29].world = WorldId::new("world-002").unwrap();
+    let mut one_by_one = Driver::new(&guest());
+    one_by_one.world.admit_all(&good).unwrap();
+    let expected = batch
+        .iter()
+        .enumerate()
+        .find_map(|(index, envelope)| {
+            one_by_one
+                .world
+                .admit(envelope)
+                .err()
+                .map(|error| (index, error))
+        })
+        .unwrap();
+    let refused = driver.world.admit_all(&batch).unwrap_err();
+    assert_eq!(refused, expected);
+    assert_eq!((refused.0, refused.1.code()), (29, "wrong_world"));
+    assert_eq!(driver.world.nonces().get(&sender), Some(&69), "those before it stay");
+
+    // A forged signature alone is a bad signature at its index.
+    let mut forged: Vec<Envelope> = (70..=90).map(sign).collect();
+    forged[12].signature[3] ^= 1;
+    let refused = driver.world.admit_all(&forged).unwrap_err();
+    assert_eq!((refused.0, refused.1.code()), (12, "bad_signature"));
+}
+
+#[test]
 fn nonces_are_per_sender() {
     let mut driver = Driver::new(&guest());
     for name in ["alice", "bob"] {
