@@ -23,7 +23,7 @@ use everarcade_state::{State, StateBuilder};
 use crate::codec::{DecodeError, Put, Reader};
 use crate::error::StoreError;
 use crate::layout::{WorldDir, checkpoint_name, parse_checkpoint_name};
-use crate::storage::{Storage, write_atomic};
+use crate::storage::{AppendFile, Storage, write_atomic, write_atomic_with};
 
 /// The checkpoint magic.
 pub const CHECKPOINT_MAGIC: [u8; 8] = *b"EACHECKP";
@@ -98,17 +98,14 @@ pub fn encode_checkpoint(
     state: &State,
     nonces: &BTreeMap<PublicKey, u64>,
 ) -> Vec<u8> {
-    let mut header = Vec::with_capacity(CHECKPOINT_HEADER_BYTES);
-    header.extend_from_slice(&CHECKPOINT_MAGIC);
-    header.put_u16(CHECKPOINT_VERSION);
-    header.extend_from_slice(&[0; 6]);
-    header.put_u64(tick);
-    header.put_hash(genesis_root);
-    header.put_hash(continuity_root);
-    header.put_hash(state_root);
-    header.put_u64(nonces.len() as u64);
-    header.put_u64(state.len() as u64);
-    assert_eq!(header.len(), CHECKPOINT_HEADER_BYTES);
+    let header = encode_header(
+        tick,
+        genesis_root,
+        continuity_root,
+        state_root,
+        state,
+        nonces,
+    );
     let size = CHECKPOINT_HEADER_BYTES
         + nonces.len() * 40
         + state.len() * 8
@@ -145,6 +142,188 @@ pub fn encode_checkpoint(
     };
     checksum.copy_from_slice(&digest.0);
     out
+}
+
+fn encode_header(
+    tick: Tick,
+    genesis_root: &Hash,
+    continuity_root: &Hash,
+    state_root: &Hash,
+    state: &State,
+    nonces: &BTreeMap<PublicKey, u64>,
+) -> Vec<u8> {
+    let mut header = Vec::with_capacity(CHECKPOINT_HEADER_BYTES);
+    header.extend_from_slice(&CHECKPOINT_MAGIC);
+    header.put_u16(CHECKPOINT_VERSION);
+    header.extend_from_slice(&[0; 6]);
+    header.put_u64(tick);
+    header.put_hash(genesis_root);
+    header.put_hash(continuity_root);
+    header.put_hash(state_root);
+    header.put_u64(nonces.len() as u64);
+    header.put_u64(state.len() as u64);
+    assert_eq!(header.len(), CHECKPOINT_HEADER_BYTES);
+    header
+}
+
+/// A checkpoint written by [`write_checkpoint_of`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WrittenCheckpoint {
+    /// Its file.
+    pub path: PathBuf,
+    /// The file's length.
+    pub bytes: u64,
+    /// [`crate::keys::file_digest`] of the file (what the operator signs).
+    pub file_digest: Hash,
+}
+
+/// Bytes a streamed checkpoint writes between fdatasyncs.
+const SYNC_EVERY_BYTES: usize = 8 << 20;
+
+/// Blocks on their way to the file at most; the encoder waits when they
+/// are all in flight (about 4 MiB).
+const WRITE_QUEUE_BLOCKS: usize = 4;
+
+/// Encodes the checkpoint of `tick` straight into its file, atomically
+/// (temp, fdatasync, rename, fsync of the directory): the same bytes as
+/// [`encode_checkpoint`], without holding them all in memory. The encoder
+/// fills blocks of about [`CHECKSUM_BLOCK_BYTES`]; a second thread hashes
+/// each (checksum and file digest) and writes it while the next is encoded.
+/// `state_root` must be `state`'s root.
+pub fn write_checkpoint_of(
+    storage: &dyn Storage,
+    world: &WorldDir,
+    tick: Tick,
+    roots: [&Hash; 3],
+    state: &State,
+    nonces: &BTreeMap<PublicKey, u64>,
+) -> Result<WrittenCheckpoint, StoreError> {
+    let [genesis_root, continuity_root, state_root] = roots;
+    let header = encode_header(
+        tick,
+        genesis_root,
+        continuity_root,
+        state_root,
+        state,
+        nonces,
+    );
+    let path = world.checkpoint(tick);
+    let mut streamed = (0, Hash::ZERO);
+    write_atomic_with(storage, &path, |file| {
+        streamed = stream(file, &header, state, nonces)?;
+        Ok(())
+    })
+    .map_err(StoreError::io("write", &path))?;
+    let (bytes, file_digest) = streamed;
+    Ok(WrittenCheckpoint {
+        path,
+        bytes,
+        file_digest,
+    })
+}
+
+/// Streams the body in blocks to a writer thread that hashes and appends
+/// them, then the checksum; returns the length and the file digest.
+fn stream(
+    file: &mut dyn AppendFile,
+    header: &[u8],
+    state: &State,
+    nonces: &BTreeMap<PublicKey, u64>,
+) -> std::io::Result<(u64, Hash)> {
+    let (full, blocks) = std::sync::mpsc::sync_channel::<Vec<u8>>(WRITE_QUEUE_BLOCKS);
+    let (recycle, emptied) = std::sync::mpsc::channel::<Vec<u8>>();
+    std::thread::scope(|scope| {
+        let writer = scope.spawn(move || -> std::io::Result<(u64, Hash)> {
+            let mut checksum = Domain::Checkpoint.hasher();
+            let mut digest = blake3::Hasher::new();
+            let mut length = 0u64;
+            let mut unsynced = 0;
+            for block in blocks {
+                checksum.update(&block);
+                digest.update(&block);
+                file.write_all(&block)?;
+                length += block.len() as u64;
+                // Syncing as it goes overlaps the disk's work with encoding
+                // what follows, instead of leaving it all to the last sync.
+                unsynced += block.len();
+                if unsynced >= SYNC_EVERY_BYTES {
+                    file.sync_data()?;
+                    unsynced = 0;
+                }
+                // Fails once the encoder is done; the block is then dropped.
+                let _ = recycle.send(block);
+            }
+            let checksum = checksum.finalize();
+            digest.update(&checksum.0);
+            file.write_all(&checksum.0)?;
+            Ok((length + 32, Hash(*digest.finalize().as_bytes())))
+        });
+        let mut out = Blocks {
+            block: Vec::with_capacity(BLOCK_CAPACITY),
+            full,
+            emptied,
+        };
+        out.block.extend_from_slice(header);
+        // Stops early only when the writer stopped on an error; dropping
+        // `out` closes the channel, and the join returns the writer's result.
+        let _ = encode_into(&mut out, state, nonces);
+        drop(out);
+        writer
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+    })
+}
+
+/// A block's capacity: a full block plus room for the entry that crosses
+/// its end (a larger entry grows the block).
+const BLOCK_CAPACITY: usize = CHECKSUM_BLOCK_BYTES + (64 << 10);
+
+/// The encoder's side of [`stream`]: the block being filled, the channel to
+/// the writer, and the blocks it has written, for reuse.
+struct Blocks {
+    block: Vec<u8>,
+    full: std::sync::mpsc::SyncSender<Vec<u8>>,
+    emptied: std::sync::mpsc::Receiver<Vec<u8>>,
+}
+
+impl Blocks {
+    /// Hands the block to the writer once it holds a block's worth (or
+    /// `force`); `Err` once the writer has stopped.
+    fn hand_over(&mut self, force: bool) -> Result<(), ()> {
+        if self.block.len() < CHECKSUM_BLOCK_BYTES && !force {
+            return Ok(());
+        }
+        let mut next = self
+            .emptied
+            .try_recv()
+            .unwrap_or_else(|_| Vec::with_capacity(BLOCK_CAPACITY));
+        next.clear();
+        self.full
+            .send(std::mem::replace(&mut self.block, next))
+            .map_err(|_| ())
+    }
+}
+
+fn encode_into(
+    out: &mut Blocks,
+    state: &State,
+    nonces: &BTreeMap<PublicKey, u64>,
+) -> Result<(), ()> {
+    for (sender, nonce) in nonces {
+        out.block.extend_from_slice(sender);
+        out.block.extend_from_slice(&nonce.to_le_bytes());
+        out.hand_over(false)?;
+    }
+    for (key, value) in state.iter() {
+        out.block
+            .extend_from_slice(&(key.len() as u32).to_le_bytes());
+        out.block.extend_from_slice(key);
+        out.block
+            .extend_from_slice(&(value.len() as u32).to_le_bytes());
+        out.block.extend_from_slice(value);
+        out.hand_over(false)?;
+    }
+    out.hand_over(true)
 }
 
 /// Writes the header, nonces and entries into `body`, handing each completed

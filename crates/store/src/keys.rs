@@ -433,19 +433,21 @@ pub fn file_digest(bytes: &[u8]) -> Hash {
     Hash(*blake3::hash(bytes).as_bytes())
 }
 
-/// Signs a checkpoint's bytes and writes `signatures/<tick>.ckpt.sig` atomically.
+/// Signs the checkpoint of `tick` whose file has [`file_digest`] `digest`
+/// (computed as it was written: `checkpoint::write_checkpoint_of`) and
+/// writes `signatures/<tick>.ckpt.sig` atomically.
 pub fn sign_checkpoint(
     storage: &dyn Storage,
     dir: &WorldDir,
     keys: &OperatorKeys,
     tick: Tick,
-    bytes: &[u8],
+    digest: &Hash,
 ) -> Result<(), StoreError> {
     let signatures = dir.signatures();
     storage
         .create_dir_all(&signatures)
         .map_err(StoreError::io("create", &signatures))?;
-    let digest = file_digest(bytes);
+    let digest = *digest;
     let file = CheckpointSignature {
         format: KEYS_FORMAT,
         tick,

@@ -220,16 +220,44 @@ pub fn sync_tree(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
-/// Writes `bytes` to `path` atomically: a temporary file beside it, fsync,
-/// rename, fsync of the directory. A crash leaves either the old file (or
-/// none) or the new one, never a mix; at worst a stray `.tmp` file.
-pub fn write_atomic(storage: &dyn Storage, path: &Path, bytes: &[u8]) -> io::Result<()> {
+/// [`write_atomic`] for a file that is produced while it is written:
+/// `fill` appends the contents to the temporary file (a leftover temporary
+/// file of a crashed write is replaced, as [`write_atomic`] replaces it),
+/// which is then fdatasynced, renamed over `path`, and its directory synced.
+pub fn write_atomic_with(
+    storage: &dyn Storage,
+    path: &Path,
+    fill: impl FnOnce(&mut dyn AppendFile) -> io::Result<()>,
+) -> io::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let temporary = temporary_path(path);
+    if storage.exists(&temporary) {
+        storage.remove_file(&temporary)?;
+    }
+    let mut file = storage.append(&temporary)?;
+    fill(&mut *file)?;
+    file.sync_data()?;
+    drop(file);
+    storage.rename(&temporary, path)?;
+    storage.sync_dir(dir)
+}
+
+/// `.<name>.tmp` beside `path`: where [`write_atomic`] writes first.
+fn temporary_path(path: &Path) -> std::path::PathBuf {
     let dir = path.parent().unwrap_or(Path::new("."));
     let name = path
         .file_name()
         .map(|name| name.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let temporary = dir.join(format!(".{name}.tmp"));
+    dir.join(format!(".{name}.tmp"))
+}
+
+/// Writes `bytes` to `path` atomically: a temporary file beside it, fsync,
+/// rename, fsync of the directory. A crash leaves either the old file (or
+/// none) or the new one, never a mix; at worst a stray `.tmp` file.
+pub fn write_atomic(storage: &dyn Storage, path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let temporary = temporary_path(path);
     storage.write_synced(&temporary, bytes)?;
     storage.rename(&temporary, path)?;
     storage.sync_dir(dir)

@@ -20,7 +20,7 @@ use std::sync::Arc;
 
 use everarcade_engine::{CompiledPackage, Engine, TickOutput, World};
 use everarcade_protocol::{Envelope, EnvelopeError, TickRoots, Verified, WorldId};
-use everarcade_store::checkpoint::{encode_checkpoint, prune_checkpoints, write_checkpoint};
+use everarcade_store::checkpoint::{prune_checkpoints, write_checkpoint_of};
 use everarcade_store::journal::{GenesisRecord, InputsRecord, JournalConfig, TickRecord};
 use everarcade_store::keys::{OperatorKeys, sign_checkpoint};
 use everarcade_store::meta::{GenesisFile, META_FORMAT, StatusFile, write_json};
@@ -365,37 +365,41 @@ impl DurableWorld {
             )));
         }
         let tick = self.world.tick();
-        let state_root = self.world.state_root();
-        let bytes = encode_checkpoint(
-            tick,
+        let roots = [
             &self.world.genesis_root(),
             &self.world.continuity_root(),
-            &state_root,
-            self.world.state(),
-            self.world.nonces(),
-        );
+            &self.world.state_root(),
+        ];
         let retained = self.config.checkpoints_retained.max(1);
         let operator = self.operator.clone();
-        let written = write_checkpoint(&*self.storage, &self.dir, tick, &bytes)
-            .and_then(|path| match &operator {
-                Some(keys) => {
-                    sign_checkpoint(&*self.storage, &self.dir, keys, tick, &bytes).map(|_| path)
-                }
-                None => Ok(path),
-            })
-            .and_then(|path| {
-                prune_checkpoints(&*self.storage, &self.dir, retained).map(|pruned| (path, pruned))
-            });
+        let written = write_checkpoint_of(
+            &*self.storage,
+            &self.dir,
+            tick,
+            roots,
+            self.world.state(),
+            self.world.nonces(),
+        )
+        .and_then(|written| match &operator {
+            Some(keys) => {
+                sign_checkpoint(&*self.storage, &self.dir, keys, tick, &written.file_digest)
+                    .map(|()| written)
+            }
+            None => Ok(written),
+        })
+        .and_then(|written| {
+            prune_checkpoints(&*self.storage, &self.dir, retained).map(|pruned| (written, pruned))
+        });
         // A failed fsync is never retried (the kernel may have dropped what
         // it was asked to keep), so a failure here poisons too.
-        let (path, pruned) = match written {
+        let (written, pruned) = match written {
             Ok(written) => written,
             Err(error) => return Err(self.poison(error.into())),
         };
         Ok(CheckpointTaken {
-            path,
+            path: written.path,
             tick,
-            bytes: bytes.len() as u64,
+            bytes: written.bytes,
             pruned,
         })
     }

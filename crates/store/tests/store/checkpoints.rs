@@ -10,7 +10,9 @@ use everarcade_state::State;
 use everarcade_store::checkpoint::{
     CHECKPOINT_HEADER_BYTES, decode_checkpoint, encode_checkpoint, list_checkpoints,
     load_checkpoint, prune_checkpoints, read_checkpoint_summary, write_checkpoint,
+    write_checkpoint_of,
 };
+use everarcade_store::keys::file_digest;
 use everarcade_store::{DiskStorage, Reboot, SimStorage, Storage, StoreError, WorldDir};
 
 use crate::common::{TempDir, check_corrupt, world};
@@ -191,6 +193,96 @@ fn write_then_load_on_disk_and_simulator() {
     // Durable: the directory was synced.
     let rebooted = simulated.reboot(Reboot::LoseUnsynced);
     assert!(load_checkpoint(&rebooted, &world_dir().checkpoint(42)).is_ok());
+}
+
+/// A state of `entries` keys spread over several of the streaming writer's
+/// blocks (about 1 MiB each), with two senders' nonces.
+fn large_state(entries: u32) -> (State, BTreeMap<PublicKey, u64>) {
+    let mut state = State::new();
+    for i in 0..entries {
+        let key = format!("player/{:08}", i.wrapping_mul(2_654_435_761));
+        state.set(
+            key.as_bytes(),
+            &i.to_le_bytes().repeat(1 + (i % 9) as usize),
+        );
+    }
+    let nonces = sample_checkpoint().nonces;
+    (state, nonces)
+}
+
+#[test]
+fn streamed_checkpoints_are_the_encoded_bytes_and_durable() {
+    let (mut big, nonces) = large_state(80_000);
+    let big_root = big.root();
+    let small = sample_checkpoint();
+    let mut small_state = State::new();
+    for (key, value) in &small.entries {
+        small_state.set(key, value);
+    }
+    let temp = TempDir::new("checkpoint-streamed");
+    let on_disk = WorldDir::new(temp.path(), &world());
+    DiskStorage.create_dir_all(&on_disk.checkpoints()).unwrap();
+    let simulated = SimStorage::new();
+    simulated
+        .create_dir_all(&world_dir().checkpoints())
+        .unwrap();
+    for (storage, dir) in [
+        (&DiskStorage as &dyn Storage, on_disk),
+        (&simulated as &dyn Storage, world_dir()),
+    ] {
+        for (tick, state, root, nonces) in [
+            (7, &big, big_root, &nonces),
+            (42, &small_state, small.state_root, &small.nonces),
+        ] {
+            let roots = [&small.genesis_root, &small.continuity_root, &root];
+            let expected = encode_checkpoint(tick, roots[0], roots[1], &root, state, nonces);
+            // A temporary file left by a crashed write is replaced, not appended to.
+            let temporary = dir.checkpoints().join(format!(".{:020}.ckpt.tmp", tick));
+            storage
+                .write_synced(&temporary, b"left by a crash")
+                .unwrap();
+            let written = write_checkpoint_of(storage, &dir, tick, roots, state, nonces).unwrap();
+            assert_eq!(written.path, dir.checkpoint(tick));
+            assert_eq!(written.bytes, expected.len() as u64);
+            if tick == 7 {
+                assert!(expected.len() > 3 << 20, "spans several 1 MiB blocks");
+            }
+            assert_eq!(written.file_digest, file_digest(&expected));
+            assert!(
+                storage.read(&written.path).unwrap() == expected,
+                "tick {tick}"
+            );
+            assert!(!storage.exists(&temporary));
+            let loaded = load_checkpoint(storage, &written.path).ok().unwrap();
+            assert_eq!((loaded.state_root, loaded.state.len()), (root, state.len()));
+        }
+    }
+    let rebooted = simulated.reboot(Reboot::LoseUnsynced);
+    for tick in [7, 42] {
+        assert!(load_checkpoint(&rebooted, &world_dir().checkpoint(tick)).is_ok());
+    }
+}
+
+#[test]
+fn a_failed_sync_while_streaming_is_an_error_and_leaves_no_checkpoint() {
+    let (mut state, nonces) = large_state(80_000);
+    let root = state.root();
+    let simulated = SimStorage::new();
+    simulated
+        .create_dir_all(&world_dir().checkpoints())
+        .unwrap();
+    simulated.fail_sync_at(simulated.syncs() + 1);
+    let error = write_checkpoint_of(
+        &simulated,
+        &world_dir(),
+        9,
+        [&Hash::ZERO, &Hash::ZERO, &root],
+        &state,
+        &nonces,
+    )
+    .unwrap_err();
+    assert!(matches!(error, StoreError::Io { .. }), "{error}");
+    assert!(!simulated.exists(&world_dir().checkpoint(9)));
 }
 
 #[test]
