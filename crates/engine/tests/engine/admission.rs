@@ -84,7 +84,11 @@ fn admit_all_stops_at_the_first_refusal_with_admits_error() {
     let refused = driver.world.admit_all(&batch).unwrap_err();
     assert_eq!(refused, expected);
     assert_eq!((refused.0, refused.1.code()), (29, "wrong_world"));
-    assert_eq!(driver.world.nonces().get(&sender), Some(&69), "those before it stay");
+    assert_eq!(
+        driver.world.nonces().get(&sender),
+        Some(&69),
+        "those before it stay"
+    );
 
     // A forged signature alone is a bad signature at its index.
     let mut forged: Vec<Envelope> = (70..=90).map(sign).collect();
