@@ -98,14 +98,8 @@ pub fn encode_checkpoint(
     state: &State,
     nonces: &BTreeMap<PublicKey, u64>,
 ) -> Vec<u8> {
-    let header = encode_header(
-        tick,
-        genesis_root,
-        continuity_root,
-        state_root,
-        state,
-        nonces,
-    );
+    let roots = [genesis_root, continuity_root, state_root];
+    let header = encode_header(tick, roots, state, nonces);
     let size = CHECKPOINT_HEADER_BYTES
         + nonces.len() * 40
         + state.len() * 8
@@ -144,14 +138,14 @@ pub fn encode_checkpoint(
     out
 }
 
+/// The header; `roots` are `C(0)`, `C(tick)` and the state root.
 fn encode_header(
     tick: Tick,
-    genesis_root: &Hash,
-    continuity_root: &Hash,
-    state_root: &Hash,
+    roots: [&Hash; 3],
     state: &State,
     nonces: &BTreeMap<PublicKey, u64>,
 ) -> Vec<u8> {
+    let [genesis_root, continuity_root, state_root] = roots;
     let mut header = Vec::with_capacity(CHECKPOINT_HEADER_BYTES);
     header.extend_from_slice(&CHECKPOINT_MAGIC);
     header.put_u16(CHECKPOINT_VERSION);
@@ -187,9 +181,9 @@ const WRITE_QUEUE_BLOCKS: usize = 4;
 /// Encodes the checkpoint of `tick` straight into its file, atomically
 /// (temp, fdatasync, rename, fsync of the directory): the same bytes as
 /// [`encode_checkpoint`], without holding them all in memory. The encoder
-/// fills blocks of about [`CHECKSUM_BLOCK_BYTES`]; a second thread hashes
-/// each (checksum and file digest) and writes it while the next is encoded.
-/// `state_root` must be `state`'s root.
+/// fills blocks of about 1 MiB; a second thread hashes each (checksum and
+/// file digest) and writes it while the next is encoded. `roots` are
+/// `C(0)`, `C(tick)` and the state root, which must be `state`'s root.
 pub fn write_checkpoint_of(
     storage: &dyn Storage,
     world: &WorldDir,
@@ -198,15 +192,7 @@ pub fn write_checkpoint_of(
     state: &State,
     nonces: &BTreeMap<PublicKey, u64>,
 ) -> Result<WrittenCheckpoint, StoreError> {
-    let [genesis_root, continuity_root, state_root] = roots;
-    let header = encode_header(
-        tick,
-        genesis_root,
-        continuity_root,
-        state_root,
-        state,
-        nonces,
-    );
+    let header = encode_header(tick, roots, state, nonces);
     let path = world.checkpoint(tick);
     let mut streamed = (0, Hash::ZERO);
     write_atomic_with(storage, &path, |file| {

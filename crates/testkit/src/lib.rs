@@ -2,7 +2,8 @@
 //! that each lives in one place: the 2d-arena sample package compiled once
 //! ([`arena`], feature `arena`), bots that sign its inputs ([`bots`]), a seeded
 //! generator ([`rng`]), temporary directories ([`temp`]), the manifest of a
-//! small test package ([`manifest`]) and a journal forger ([`journal`]).
+//! small test package ([`manifest`]), a journal forger ([`journal`]) and the
+//! committed fuzz corpora ([`corpus`]).
 //!
 //! It *is* responsible for building test inputs the same way every time: a
 //! fixture is a function of its arguments (seeds, counts, labels), never of
@@ -20,6 +21,7 @@
 #[cfg(feature = "arena")]
 pub mod arena;
 pub mod bots;
+pub mod corpus;
 pub mod journal;
 pub mod manifest;
 pub mod rng;

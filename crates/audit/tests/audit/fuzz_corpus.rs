@@ -15,7 +15,7 @@
 
 use std::collections::BTreeMap;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 
 use everarcade_audit::bundle::{Bundle, StartState};
@@ -46,25 +46,11 @@ const TARGETS: [(&str, Target); 2] = [
 /// dev profile on a 2-core machine.
 const MUTATIONS: [usize; 2] = [10_000, 10_000];
 
-fn corpus_dir(target: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../fuzz/corpus")
-        .join(target)
-}
-
-/// The files of a target's corpus, sorted by name.
+/// The files of a target's corpus, sorted by name (regenerated first when
+/// asked).
 fn corpus(target: &str) -> Vec<(PathBuf, Vec<u8>)> {
     regenerate_if_asked();
-    let mut files: Vec<(PathBuf, Vec<u8>)> = std::fs::read_dir(corpus_dir(target))
-        .unwrap()
-        .map(|entry| {
-            let path = entry.unwrap().path();
-            let bytes = std::fs::read(&path).unwrap();
-            (path, bytes)
-        })
-        .collect();
-    files.sort();
-    files
+    everarcade_testkit::corpus::files(target)
 }
 
 /// Runs `body` on `data`; a panic fails the test naming `what`.
@@ -256,7 +242,7 @@ fn regenerate_if_asked() {
             ("bundle", bundle_seeds(&tiny)),
             ("player_proof", proof_seeds(&tiny)),
         ] {
-            let dir = corpus_dir(target);
+            let dir = everarcade_testkit::corpus::dir(target);
             std::fs::create_dir_all(&dir).unwrap();
             for (name, bytes) in seeds {
                 std::fs::write(dir.join(format!("seed-{name}")), bytes).unwrap();

@@ -8,7 +8,7 @@
 
 use std::collections::BTreeMap;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::OnceLock;
 
 use everarcade_protocol::{Domain, Hash, WorldId};
@@ -31,25 +31,11 @@ const TARGETS: [(&str, Target); 3] = [
     ("checkpoint", fuzz::checkpoint),
 ];
 
-fn corpus_dir(target: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../fuzz/corpus")
-        .join(target)
-}
-
-/// The files of a target's corpus, sorted by name.
+/// The files of a target's corpus, sorted by name (regenerated first when
+/// asked).
 fn corpus(target: &str) -> Vec<(PathBuf, Vec<u8>)> {
     regenerate_if_asked();
-    let mut files: Vec<(PathBuf, Vec<u8>)> = std::fs::read_dir(corpus_dir(target))
-        .unwrap()
-        .map(|entry| {
-            let path = entry.unwrap().path();
-            let bytes = std::fs::read(&path).unwrap();
-            (path, bytes)
-        })
-        .collect();
-    files.sort();
-    files
+    everarcade_testkit::corpus::files(target)
 }
 
 /// Runs `body` on `data`; a panic fails the test naming `what`.
@@ -142,7 +128,7 @@ fn regenerate_if_asked() {
             ("journal_record", record_seeds()),
             ("checkpoint", checkpoint_seeds()),
         ] {
-            let dir = corpus_dir(target);
+            let dir = everarcade_testkit::corpus::dir(target);
             std::fs::create_dir_all(&dir).unwrap();
             for (name, bytes) in seeds {
                 std::fs::write(dir.join(format!("seed-{name}")), bytes).unwrap();
