@@ -471,6 +471,7 @@ fn rotate(args: JsonWorldArgs) -> Result<(), Failure> {
 
 fn list(args: JsonWorldArgs) -> Result<(), Failure> {
     let target = Target::resolve(&args.world)?;
+    target.require_bound()?;
     let listed = list_keys(&target.dir).map_err(ops_failure)?;
     let Some(KeyListing { history, check }) = listed else {
         if args.json {

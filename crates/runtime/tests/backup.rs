@@ -258,6 +258,11 @@ fn backup_goes_through_a_running_node() {
 #[test]
 fn keys_rotate_and_list_show_the_ranges_and_verify_keeps_passing() {
     let root = Root::new();
+    // No world yet: nothing to list, and nothing is created.
+    for words in [&["keys", "list"][..], &["keys", "rotate"][..]] {
+        expect_failure(&root.run(words, &[]), 1, "world_missing");
+    }
+    assert!(!root.world_dir().exists());
     root.simulate(5);
     let listed = root.json(&["keys", "list"], &[]);
     assert_eq!(listed["keys"], serde_json::json!([]));
