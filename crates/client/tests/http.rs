@@ -53,7 +53,14 @@ async fn serve(script: Script) -> Server {
                     authorization: header("authorization"),
                     body: body.to_vec(),
                 };
-                let (status, extra, body) = script(&request);
+                // Off the runtime's workers: a script may sleep to play a slow
+                // node, and must not stall the client's timers meanwhile.
+                let (request, (status, extra, body)) = tokio::task::spawn_blocking(move || {
+                    let answer = script(&request);
+                    (request, answer)
+                })
+                .await
+                .unwrap();
                 log.lock().unwrap().push(request);
                 let mut response = Response::builder()
                     .status(status)

@@ -4,22 +4,47 @@
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use everarcade_client::BlockingClient;
 use everarcade_protocol::{Envelope, WorldId, test_signing_key};
+use everarcade_testkit::temp::TempDir;
 
 mod common;
 
 use common::{PACKAGE, WORLD, free_port, repository_root, text};
 
-fn scratch(name: &str) -> PathBuf {
-    static NEXT: AtomicU32 = AtomicU32::new(0);
-    let n = NEXT.fetch_add(1, Ordering::Relaxed);
-    let path = std::env::temp_dir().join(format!("ea-node-{name}-{}-{n}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&path);
-    path
+/// A path that does not exist yet, inside a temporary directory removed
+/// (with whatever the test and its node wrote there) when the guard drops.
+struct Scratch {
+    _dir: TempDir,
+    path: PathBuf,
+}
+
+impl AsRef<Path> for Scratch {
+    fn as_ref(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl AsRef<std::ffi::OsStr> for Scratch {
+    fn as_ref(&self) -> &std::ffi::OsStr {
+        self.path.as_os_str()
+    }
+}
+
+impl std::ops::Deref for Scratch {
+    type Target = PathBuf;
+
+    fn deref(&self) -> &PathBuf {
+        &self.path
+    }
+}
+
+fn scratch(name: &str) -> Scratch {
+    let dir = TempDir::new(&format!("node-{name}"));
+    let path = dir.join(name);
+    Scratch { _dir: dir, path }
 }
 
 fn command(root: &Path, verb: &str, extra: &[&str]) -> Command {
