@@ -240,11 +240,16 @@ async fn beyond_in_flight_max_the_node_sheds_load() {
         http.in_flight_max = 1;
         http.request_timeout_ms = 2_000;
     });
-    // One slow request occupies the only slot.
+    // One slow request occupies the only slot: its body, once the handler
+    // starts reading it, says so and then waits for `sender`.
     let (sender, receiver) = tokio::sync::oneshot::channel::<()>();
-    let stream = futures_util::stream::unfold(Some(receiver), |receiver| async move {
-        let receiver = receiver?;
-        let _ = receiver.await;
+    let (reading, read_started) = tokio::sync::oneshot::channel::<()>();
+    let state = (Some(reading), Some(receiver));
+    let stream = futures_util::stream::unfold(state, |(reading, receiver)| async move {
+        if let Some(reading) = reading {
+            let _ = reading.send(());
+        }
+        let _ = receiver?.await;
         None::<(Result<Vec<u8>, std::io::Error>, _)>
     });
     let slow = Request::post(inputs_path())
@@ -253,7 +258,10 @@ async fn beyond_in_flight_max_the_node_sheds_load() {
         .unwrap();
     let app = node.app.clone();
     let occupied = tokio::spawn(async move { tower::ServiceExt::oneshot(app, slow).await });
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    tokio::time::timeout(Duration::from_secs(10), read_started)
+        .await
+        .expect("the slow request reached its handler")
+        .unwrap();
     node.refused(
         get(&format!("/v1/worlds/{WORLD}/status")),
         StatusCode::SERVICE_UNAVAILABLE,
