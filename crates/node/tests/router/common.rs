@@ -262,6 +262,20 @@ impl TestNode {
     pub async fn ready(&self) -> (StatusCode, Value) {
         self.call(get("/readyz")).await
     }
+
+    /// Requires `/readyz` to answer 503 `service_unavailable` with a
+    /// message that names `reason`.
+    pub async fn not_ready_because(&self, reason: &str) {
+        let (status, body) = self.ready().await;
+        assert_error(
+            status,
+            &body,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "service_unavailable",
+        );
+        let message = body["error"]["message"].as_str().unwrap();
+        assert!(message.contains(reason), "wanted {reason:?}: {body}");
+    }
 }
 
 pub fn assert_error(got: StatusCode, body: &Value, status: StatusCode, code: &str) {

@@ -44,20 +44,8 @@ async fn a_divergence_found_by_the_self_audit_is_an_incident() {
     assert_eq!(outcome["kind"], "divergence", "{outcome}");
     assert_eq!(outcome["tick"], 2, "{outcome}");
 
-    let (status, body) = node.ready().await;
-    assert_error(
-        status,
-        &body,
-        StatusCode::SERVICE_UNAVAILABLE,
-        "service_unavailable",
-    );
-    assert!(
-        body["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("incident: divergence at tick 2"),
-        "{body}"
-    );
+    node.not_ready_because("incident: divergence at tick 2")
+        .await;
     node.refused(
         post_json(&inputs_path(), &json_envelope(&envelope("zed", 1, b"a"))),
         StatusCode::SERVICE_UNAVAILABLE,

@@ -312,20 +312,7 @@ async fn admin_needs_the_token_and_controls_admission() {
             .unwrap()
             .contains("operator")
     );
-    let (status, body) = node.ready().await;
-    assert_error(
-        status,
-        &body,
-        StatusCode::SERVICE_UNAVAILABLE,
-        "service_unavailable",
-    );
-    assert!(
-        body["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("admission is closed"),
-        "{body}"
-    );
+    node.not_ready_because("admission is closed").await;
     let (status, _) = node.call(admin("/admin/admission/open", Some(TOKEN))).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(node.ready().await.0, StatusCode::OK);
@@ -407,20 +394,7 @@ async fn a_failed_fsync_poisons_admission_and_readiness() {
             "never poisoned"
         );
     }
-    let (status, body) = node.ready().await;
-    assert_error(
-        status,
-        &body,
-        StatusCode::SERVICE_UNAVAILABLE,
-        "service_unavailable",
-    );
-    assert!(
-        body["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("journal"),
-        "{body}"
-    );
+    node.not_ready_because("journal").await;
     // No retry: the next input is refused too.
     node.refused(
         post_json(
@@ -442,17 +416,7 @@ async fn readiness_fails_when_the_disk_is_nearly_full() {
             facts.disk_free_bytes_min = u64::MAX;
         },
     );
-    let (status, body) = node.ready().await;
-    assert_error(
-        status,
-        &body,
-        StatusCode::SERVICE_UNAVAILABLE,
-        "service_unavailable",
-    );
-    assert!(
-        body["error"]["message"].as_str().unwrap().contains("disk:"),
-        "{body}"
-    );
+    node.not_ready_because("disk:").await;
     let (status, body) = node.call(get(&format!("/v1/worlds/{WORLD}/status"))).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body["ready"], false);
