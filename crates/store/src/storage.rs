@@ -47,6 +47,25 @@ pub trait Storage: Send + Sync {
     fn remove_file(&self, path: &Path) -> io::Result<()>;
 }
 
+/// Opens `path` for appending, creating it (0600) if it does not exist.
+fn open_append(path: &Path) -> io::Result<File> {
+    OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(FILE_MODE)
+        .open(path)
+}
+
+/// Creates `path` (0600) or empties it, for writing.
+fn create_replacing(path: &Path) -> io::Result<File> {
+    OpenOptions::new()
+        .create(true)
+        .write(true)
+        .truncate(true)
+        .mode(FILE_MODE)
+        .open(path)
+}
+
 /// The real file system.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct DiskStorage;
@@ -94,21 +113,12 @@ impl Storage for DiskStorage {
     }
 
     fn append(&self, path: &Path) -> io::Result<Box<dyn AppendFile>> {
-        let file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .mode(FILE_MODE)
-            .open(path)?;
+        let file = open_append(path)?;
         Ok(Box::new(DiskFile(file)))
     }
 
     fn write_synced(&self, path: &Path, bytes: &[u8]) -> io::Result<()> {
-        let mut file = OpenOptions::new()
-            .create(true)
-            .write(true)
-            .truncate(true)
-            .mode(FILE_MODE)
-            .open(path)?;
+        let mut file = create_replacing(path)?;
         file.write_all(bytes)?;
         file.sync_all()
     }
@@ -170,21 +180,12 @@ impl Storage for StagingDisk {
     }
 
     fn append(&self, path: &Path) -> io::Result<Box<dyn AppendFile>> {
-        let file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .mode(FILE_MODE)
-            .open(path)?;
+        let file = open_append(path)?;
         Ok(Box::new(StagingFile(file)))
     }
 
     fn write_synced(&self, path: &Path, bytes: &[u8]) -> io::Result<()> {
-        let mut file = OpenOptions::new()
-            .create(true)
-            .write(true)
-            .truncate(true)
-            .mode(FILE_MODE)
-            .open(path)?;
+        let mut file = create_replacing(path)?;
         file.write_all(bytes)
     }
 
