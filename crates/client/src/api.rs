@@ -231,18 +231,19 @@ pub struct Features {
 pub struct Status {
     /// The world id.
     pub world: String,
-    /// The last executed tick.
-    pub height: u64,
-    /// The state root at `height`.
+    /// The last executed tick (`height` from nodes before the rename).
+    #[serde(alias = "height")]
+    pub head_tick: u64,
+    /// The state root at `head_tick`.
     #[serde(deserialize_with = "hash", serialize_with = "hash_hex")]
     pub state_root: Hash,
-    /// The input root at `height`.
+    /// The input root at `head_tick`.
     #[serde(deserialize_with = "hash", serialize_with = "hash_hex")]
     pub input_root: Hash,
-    /// The receipt root at `height`.
+    /// The receipt root at `head_tick`.
     #[serde(deserialize_with = "hash", serialize_with = "hash_hex")]
     pub receipt_root: Hash,
-    /// `C(height)`.
+    /// `C(head_tick)`.
     #[serde(deserialize_with = "hash", serialize_with = "hash_hex")]
     pub continuity_root: Hash,
     /// `C(0)`.

@@ -1,5 +1,5 @@
-//! [`Client`]: one node, one world, over HTTP/1.1 with a pool of kept-alive
-//! connections (hyper's legacy client). Every call is bounded by the
+//! [`Client`]: one node, one world, over HTTP/1.1 (plain or TLS) with a pool
+//! of kept-alive connections (hyper's legacy client). Every call is bounded by the
 //! client's timeout, and every answer body by [`ANSWER_BYTES_MAX`].
 
 use std::path::Path;
@@ -11,6 +11,7 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Bytes;
 use hyper::{Method, Request, StatusCode, Uri, header};
 use hyper_util::client::legacy::Client as HttpClient;
+use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 
@@ -19,6 +20,7 @@ use crate::api::{
     Status, TickInfo, Version,
 };
 use crate::error::ClientError;
+use crate::tls::Trust;
 
 /// The timeout of one call (request sent, whole answer read) unless
 /// [`Client::with_timeout`] says otherwise: the node's own request timeout
@@ -64,7 +66,8 @@ struct Answer {
 /// connection pool.
 #[derive(Clone)]
 pub struct Client {
-    http: HttpClient<HttpConnector, Full<Bytes>>,
+    http: HttpClient<HttpsConnector<HttpConnector>, Full<Bytes>>,
+    scheme: &'static str,
     address: String,
     world: WorldId,
     admin_token: Option<String>,
@@ -76,6 +79,7 @@ impl std::fmt::Debug for Client {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // The admin token is a secret: never printed.
         f.debug_struct("Client")
+            .field("scheme", &self.scheme)
             .field("address", &self.address)
             .field("world", &self.world.as_str())
             .field(
@@ -91,9 +95,34 @@ impl std::fmt::Debug for Client {
 impl Client {
     /// A client of the node at `address` (`host:port`, e.g. `127.0.0.1:8080`;
     /// an `http://` prefix is accepted) serving `world`. Connects lazily:
-    /// calls need a running tokio runtime.
+    /// calls need a running tokio runtime. An `https://` address needs
+    /// certificates to trust: [`Client::with_trust`].
     pub fn new(address: &str, world: WorldId) -> Result<Client, ClientError> {
-        let address = normalize_address(address)?;
+        Client::build(address, world, None)
+    }
+
+    /// A client of the node at `address` that speaks TLS to an `https://`
+    /// address, trusting exactly `trust`'s certificates (a plain `http://`
+    /// address or `host:port` stays plain HTTP).
+    pub fn with_trust(address: &str, world: WorldId, trust: &Trust) -> Result<Client, ClientError> {
+        Client::build(address, world, Some(trust))
+    }
+
+    fn build(address: &str, world: WorldId, trust: Option<&Trust>) -> Result<Client, ClientError> {
+        let (scheme, address) = normalize_address(address)?;
+        let config = match (scheme, trust) {
+            (_, Some(trust)) => trust.client_config(),
+            ("https", None) => {
+                return Err(ClientError::Trust {
+                    origin: format!("https://{address}"),
+                    reason: "an https:// node needs certificates to trust (its certificate \
+                             or its CA; Client::with_trust, or --ca on the command line)"
+                        .into(),
+                });
+            }
+            // Never used for http:// URIs; the connector needs one anyway.
+            _ => Trust::empty().client_config(),
+        };
         let mut builder = HttpClient::builder(TokioExecutor::new());
         builder
             .pool_timer(TokioTimer::new())
@@ -102,8 +131,15 @@ impl Client {
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
         connector.set_connect_timeout(Some(TIMEOUT_DEFAULT));
+        connector.enforce_http(false);
+        let connector = HttpsConnectorBuilder::new()
+            .with_tls_config(config)
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(connector);
         Ok(Client {
             http: builder.build(connector),
+            scheme,
             address,
             world,
             admin_token: None,
@@ -133,6 +169,11 @@ impl Client {
     /// The node's address, `host:port`.
     pub fn address(&self) -> &str {
         &self.address
+    }
+
+    /// `http` or `https`.
+    pub fn scheme(&self) -> &'static str {
+        self.scheme
     }
 
     /// The world this client talks to.
@@ -351,7 +392,7 @@ impl Client {
         admin: bool,
     ) -> Result<Answer, ClientError> {
         let method_name = method_name(&method);
-        let uri: Uri = format!("http://{}{path}", self.address).parse().map_err(
+        let uri: Uri = format!("{}://{}{path}", self.scheme, self.address).parse().map_err(
             |e: hyper::http::uri::InvalidUri| ClientError::Address {
                 address: self.address.clone(),
                 reason: e.to_string(),
@@ -473,16 +514,21 @@ pub fn verify_state_answer(key: &[u8], answer: StateAnswer) -> Result<ProvenValu
     })
 }
 
-/// `host:port` from `host:port` or `http://host:port[/]`.
-fn normalize_address(address: &str) -> Result<String, ClientError> {
+/// The scheme and `host:port` of `host:port`, `http://host:port[/]` or
+/// `https://host:port[/]`.
+fn normalize_address(address: &str) -> Result<(&'static str, String), ClientError> {
     let bad = |reason: &str| ClientError::Address {
         address: address.into(),
         reason: reason.into(),
     };
-    let rest = address.strip_prefix("http://").unwrap_or(address);
+    let (scheme, rest) = if let Some(rest) = address.strip_prefix("https://") {
+        ("https", rest)
+    } else {
+        ("http", address.strip_prefix("http://").unwrap_or(address))
+    };
     let rest = rest.strip_suffix('/').unwrap_or(rest);
     if rest.contains("://") {
-        return Err(bad("only http:// is supported"));
+        return Err(bad("only http:// and https:// are supported"));
     }
     let uri: Uri = format!("http://{rest}/")
         .parse()
@@ -494,7 +540,7 @@ fn normalize_address(address: &str) -> Result<String, ClientError> {
     if authority.as_str() != rest || rest.contains('@') {
         return Err(bad("expected host:port and nothing else"));
     }
-    Ok(rest.to_string())
+    Ok((scheme, rest.to_string()))
 }
 
 /// The body of an answer with the expected status, else the node's error.
@@ -572,15 +618,22 @@ mod tests {
 
     #[test]
     fn addresses() {
-        let ok =
-            |text: &str, want: &str| assert_eq!(normalize_address(text).unwrap(), want, "{text}");
-        ok("127.0.0.1:8080", "127.0.0.1:8080");
-        ok("http://127.0.0.1:9/", "127.0.0.1:9");
-        ok("localhost:1", "localhost:1");
-        ok("[::1]:8080", "[::1]:8080");
+        let ok = |text: &str, scheme: &str, want: &str| {
+            assert_eq!(
+                normalize_address(text).unwrap(),
+                (scheme, want.to_string()),
+                "{text}"
+            )
+        };
+        ok("127.0.0.1:8080", "http", "127.0.0.1:8080");
+        ok("http://127.0.0.1:9/", "http", "127.0.0.1:9");
+        ok("https://127.0.0.1:9/", "https", "127.0.0.1:9");
+        ok("localhost:1", "http", "localhost:1");
+        ok("[::1]:8080", "http", "[::1]:8080");
         for bad in [
             "127.0.0.1",
-            "https://127.0.0.1:1",
+            "ftp://127.0.0.1:1",
+            "https://127.0.0.1",
             "",
             "a:b",
             "127.0.0.1:1/x",
@@ -589,5 +642,13 @@ mod tests {
             let error = normalize_address(bad).unwrap_err();
             assert_eq!(error.code(), "invalid_address", "{bad}");
         }
+    }
+
+    #[test]
+    fn https_needs_trust() {
+        let world = WorldId::new("w").unwrap();
+        let error = Client::new("https://127.0.0.1:1", world.clone()).unwrap_err();
+        assert_eq!(error.code(), "tls_trust");
+        assert!(Client::new("http://127.0.0.1:1", world).is_ok());
     }
 }

@@ -17,6 +17,15 @@ pub enum ClientError {
         /// Why it does not parse.
         reason: String,
     },
+    /// An `https://` address without certificates to trust, or a trust file
+    /// that cannot be used.
+    #[error("TLS trust {origin}: {reason}")]
+    Trust {
+        /// The file (or what was given) that names the trusted certificates.
+        origin: String,
+        /// Why it cannot be used.
+        reason: String,
+    },
     /// The node answered with a non-2xx status and the documented error body
     /// `{"error":{"code","message"}}` (docs/HTTP.md).
     #[error("{method} {path}: the node answered {status} {code}: {message}")]
@@ -125,6 +134,7 @@ impl ClientError {
     pub fn code(&self) -> &str {
         match self {
             ClientError::Address { .. } => "invalid_address",
+            ClientError::Trust { .. } => "tls_trust",
             ClientError::Node { code, .. } => code,
             ClientError::Unreachable { .. } => "unreachable",
             ClientError::Timeout { .. } => "timeout",

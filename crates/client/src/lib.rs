@@ -13,8 +13,9 @@
 //! sign with `everarcade_protocol::Envelope::sign` and choose nonces), for
 //! deciding whether a state root is the right one (compare it with a root you
 //! trust), for retries (a refusal is returned, never retried: a retried
-//! input after a lost answer could be admitted twice under a new nonce), or
-//! for TLS.
+//! input after a lost answer could be admitted twice under a new nonce).
+//! It speaks TLS to `https://` nodes, trusting exactly the certificates it
+//! is given ([`Trust`]), never a system root store.
 //!
 //! The HTTP stack is hyper 1 with hyper-util's pooled client on tokio; calls
 //! are async, and [`BlockingClient`] wraps them for code without a runtime.
@@ -24,6 +25,7 @@ mod blocking;
 mod client;
 pub mod error;
 pub mod load;
+mod tls;
 
 pub use api::{Ack, BackupTaken, Encoding, Incident, Refusal, Status, TickInfo, Version};
 pub use blocking::BlockingClient;
@@ -32,3 +34,4 @@ pub use client::{
     TIMEOUT_DEFAULT, verify_state_answer,
 };
 pub use error::ClientError;
+pub use tls::{PEM_FILE_BYTES_MAX, Trust};

@@ -125,7 +125,7 @@ fn error_bodies_parse_only_in_the_documented_shape() {
 }
 
 fn status_json() -> Value {
-    json!({"world":"world-001","height":1234,"state_root":hex_of(1),"input_root":hex_of(2),"receipt_root":hex_of(3),
+    json!({"world":"world-001","head_tick":1234,"state_root":hex_of(1),"input_root":hex_of(2),"receipt_root":hex_of(3),
      "continuity_root":hex_of(4),"genesis_root":hex_of(5),"package_root":hex_of(6),"admission":"open",
      "ready":true,"not_ready_reason":null,"pid":4242,"uptime_ms":60512,"tick_rate_hz":20,
      "achieved_tick_rate_hz":19.98,"pending_inputs":3,"checkpoint_tick":1000,
@@ -135,7 +135,7 @@ fn status_json() -> Value {
 #[test]
 fn status_parses_the_documented_example() {
     let status: Status = api::parse(status_json().to_string().as_bytes()).unwrap();
-    assert_eq!(status.height, 1234);
+    assert_eq!(status.head_tick, 1234);
     assert_eq!(status.state_root, Hash([1; 32]));
     assert_eq!(status.package_root, Hash([6; 32]));
     assert_eq!(status.tick_rate_hz, 20.0);
@@ -154,8 +154,11 @@ fn status_parses_the_documented_example() {
     let error = api::parse::<Status>(short.to_string().as_bytes()).unwrap_err();
     assert!(error.contains("64"), "{error}");
     let mut missing = status_json();
-    missing.as_object_mut().unwrap().remove("height");
+    let head_tick = missing.as_object_mut().unwrap().remove("head_tick").unwrap();
     assert!(api::parse::<Status>(missing.to_string().as_bytes()).is_err());
+    missing["height"] = head_tick;
+    let old: Status = api::parse(missing.to_string().as_bytes()).unwrap();
+    assert_eq!(old.head_tick, 1234, "a node from before the rename sends `height`");
     let mut short_key = status_json();
     short_key["operator_public_key"] = json!("07");
     let error = api::parse::<Status>(short_key.to_string().as_bytes()).unwrap_err();

@@ -6,7 +6,7 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use everarcade_client::{Client, ClientError, Encoding};
+use everarcade_client::{Client, ClientError, Encoding, Trust};
 use everarcade_node::{Node, NodeConfig, NodeSpec};
 use everarcade_package::Package;
 use everarcade_protocol::{Envelope, WorldId, test_signing_key};
@@ -41,6 +41,25 @@ impl Drop for Running {
 }
 
 async fn start(name: &str) -> Running {
+    start_with(name, None).await
+}
+
+/// A self-signed certificate for 127.0.0.1 and localhost, written under
+/// `root`: (certificate PEM path, key PEM path).
+fn self_signed(root: &std::path::Path, name: &str) -> (PathBuf, PathBuf) {
+    let names = vec!["127.0.0.1".to_string(), "localhost".to_string()];
+    let certified = rcgen::generate_simple_self_signed(names).unwrap();
+    std::fs::create_dir_all(root).unwrap();
+    let cert = root.join(format!("{name}.cert.pem"));
+    let key = root.join(format!("{name}.key.pem"));
+    std::fs::write(&cert, certified.cert.pem()).unwrap();
+    std::fs::write(&key, certified.signing_key.serialize_pem()).unwrap();
+    (cert, key)
+}
+
+/// A node that serves TLS when `tls` names a certificate and key; its
+/// client trusts that certificate.
+async fn start_with(name: &str, tls: Option<(PathBuf, PathBuf)>) -> Running {
     let root = std::env::temp_dir().join(format!("ea-client-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&root);
     let address = {
@@ -50,6 +69,11 @@ async fn start(name: &str) -> Running {
     let mut config = NodeConfig::default();
     config.http.addr = address;
     config.admin.token = Some(TOKEN.into());
+    let trust = tls.as_ref().map(|(cert, _)| Trust::from_pem_file(cert).unwrap());
+    if let Some((cert, key)) = tls {
+        config.http.tls_cert = Some(cert);
+        config.http.tls_key = Some(key);
+    }
     let package = Package::load(&package_dir()).unwrap();
     let spec = NodeSpec {
         runtime_root: root.clone(),
@@ -70,7 +94,10 @@ async fn start(name: &str) -> Running {
             .await;
         exit.expect("the node stops cleanly");
     });
-    let client = Client::new(&address.to_string(), world()).unwrap();
+    let client = match &trust {
+        Some(trust) => Client::with_trust(&format!("https://{address}"), world(), trust).unwrap(),
+        None => Client::new(&address.to_string(), world()).unwrap(),
+    };
     client.wait_ready(Duration::from_secs(60)).await.unwrap();
     Running {
         client,
@@ -91,7 +118,7 @@ impl Running {
 /// Waits (bounded) until the node has executed `tick`.
 async fn executed(client: &Client, tick: u64) {
     let deadline = Instant::now() + Duration::from_secs(30);
-    while client.status().await.unwrap().height < tick {
+    while client.status().await.unwrap().head_tick < tick {
         assert!(Instant::now() < deadline, "tick {tick} never executed");
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
@@ -99,6 +126,35 @@ async fn executed(client: &Client, tick: u64) {
 
 fn join(name: &str, nonce: u64) -> Envelope {
     Envelope::sign(&world(), &test_signing_key(name), nonce, vec![JOIN])
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn speaks_tls_to_a_tls_node_trusting_only_what_it_is_given() {
+    let scratch = std::env::temp_dir().join(format!("ea-client-certs-{}", std::process::id()));
+    let node_cert = self_signed(&scratch, "node");
+    let (other_cert, _) = self_signed(&scratch, "other");
+    let node = start_with("tls", Some(node_cert)).await;
+    let client = &node.client;
+    assert_eq!(client.scheme(), "https");
+    let ack = client.submit(&join("alice", 1)).await.unwrap();
+    executed(client, ack.tick).await;
+    assert!(client.status().await.unwrap().head_tick >= ack.tick);
+
+    let address = client.address().to_string();
+    let plain = Client::new(&format!("http://{address}"), world()).unwrap();
+    let error = plain.status().await.unwrap_err();
+    assert!(error.is_transport(), "plain HTTP to a TLS node: {error}");
+    let stranger = Trust::from_pem_file(&other_cert).unwrap();
+    let distrusting =
+        Client::with_trust(&format!("https://{address}"), world(), &stranger).unwrap();
+    let error = distrusting.status().await.unwrap_err();
+    assert_eq!(error.code(), "unreachable", "{error}");
+    assert!(error.to_string().contains("certificate"), "{error}");
+    let garbage = scratch.join("garbage.pem");
+    std::fs::write(&garbage, "not a certificate").unwrap();
+    assert_eq!(Trust::from_pem_file(&garbage).unwrap_err().code(), "tls_trust");
+    node.stop().await;
+    let _ = std::fs::remove_dir_all(&scratch);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

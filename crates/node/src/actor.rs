@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use axum::http::StatusCode;
 use everarcade_protocol::{Outcome, Receipt, Tick, TickRoots, Verified};
 use everarcade_world::incident::{Incident, record_incident};
-use everarcade_world::{DurableWorld, WorldError};
+use everarcade_world::{DurableWorld, Listening, WorldError};
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
 use crate::error::ApiError;
@@ -328,6 +328,8 @@ pub struct ActorConfig {
     pub checkpoint_interval_ticks: u64,
     /// Addresses to record in `status.json`.
     pub addresses: Vec<String>,
+    /// The TLS certificate to record in `status.json` (absolute), if any.
+    pub tls_cert: Option<String>,
     /// Whether admission opens at start.
     pub admission_open: bool,
 }
@@ -739,7 +741,7 @@ impl Actor {
             }
         }
         self.refresh_gauges();
-        if let Err(error) = self.world.write_live_status("stopped", false, Vec::new()) {
+        if let Err(error) = self.world.write_status("stopped") {
             report.error.get_or_insert(error.to_string());
         }
         for waiter in self.drain_waiters.drain(..) {
@@ -821,7 +823,7 @@ impl Actor {
             .state_bytes
             .store(state.value_bytes(), Ordering::Relaxed);
         metrics
-            .height
+            .head_tick
             .store(self.world.roots().tick, Ordering::Relaxed);
         let mut status = self.live.status.write().expect("status lock");
         status.roots = self.world.roots();
@@ -831,9 +833,12 @@ impl Actor {
     }
 
     fn write_status(&mut self, state: &str) {
-        let open = self.live.admission_open.load(Ordering::SeqCst);
-        let addresses = self.config.addresses.clone();
-        match self.world.write_live_status(state, open, addresses) {
+        let listening = Listening {
+            admission_open: self.live.admission_open.load(Ordering::SeqCst),
+            addresses: self.config.addresses.clone(),
+            tls_cert: self.config.tls_cert.clone(),
+        };
+        match self.world.write_live_status(state, &listening) {
             Ok(()) => self.status_written = Some(Instant::now()),
             Err(error) => {
                 // status.json is advisory; the journal is the truth. A

@@ -148,7 +148,7 @@ pub struct Metrics {
     /// State bytes (keys and values) now.
     pub state_bytes: AtomicU64,
     /// The head tick.
-    pub height: AtomicU64,
+    pub head_tick: AtomicU64,
     /// Requests by route template, method and status.
     pub requests: RequestLatency,
 }
@@ -242,9 +242,9 @@ impl Metrics {
         );
         gauge(
             &mut out,
-            "everarcade_height",
+            "everarcade_head_tick",
             "The head tick.",
-            load(&self.height),
+            load(&self.head_tick),
         );
         gauge(
             &mut out,

@@ -264,6 +264,7 @@ impl Node {
                 tick_rate_hz,
                 checkpoint_interval_ticks: config.world.checkpoint_interval_ticks,
                 addresses: vec![address.to_string()],
+                tls_cert: tls_cert_path(&config),
                 admission_open: true,
             },
         )
@@ -290,6 +291,14 @@ impl Node {
         let _ = thread.join();
         exit
     }
+}
+
+/// The TLS certificate as `status.json` records it: absolute, so a tool
+/// started elsewhere finds it.
+fn tls_cert_path(config: &NodeConfig) -> Option<String> {
+    let cert = config.http.tls_cert.as_ref()?;
+    let absolute = std::path::absolute(cert).unwrap_or_else(|_| cert.clone());
+    Some(absolute.display().to_string())
 }
 
 async fn serve_http(

@@ -315,7 +315,7 @@ fn submit_script(
     first_nonce: u64,
     json: bool,
 ) -> Result<(), Failure> {
-    let start_height = client.status().map_err(client_failure)?.height;
+    let start_height = client.status().map_err(client_failure)?.head_tick;
     let mut keys: BTreeMap<String, (SigningKey, u64)> = BTreeMap::new();
     let mut results = Vec::with_capacity(lines.len());
     let mut refused = 0u64;
@@ -392,11 +392,11 @@ fn print_script_results(results: &[serde_json::Value], json: bool) {
     }
 }
 
-/// Waits, bounded by [`SCRIPT_TICK_WAIT`], until the node's height reaches `height`.
+/// Waits, bounded by [`SCRIPT_TICK_WAIT`], until the node's head tick reaches `height`.
 fn wait_for_height(client: &BlockingClient, height: u64) -> Result<(), Failure> {
     let start = Instant::now();
     loop {
-        let now = client.status().map_err(client_failure)?.height;
+        let now = client.status().map_err(client_failure)?.head_tick;
         if now >= height {
             return Ok(());
         }
@@ -542,7 +542,7 @@ pub fn load(args: LoadArgs) -> Result<(), Failure> {
     let after = runtime
         .block_on(client.status())
         .ok()
-        .map(|status| status.height);
+        .map(|status| status.head_tick);
     print_load(
         &args,
         &client,
@@ -550,7 +550,7 @@ pub fn load(args: LoadArgs) -> Result<(), Failure> {
         prepared.envelopes,
         prepared.seconds,
         &report,
-        before.height,
+        before.head_tick,
         after,
     );
     Ok(())
@@ -584,8 +584,8 @@ fn print_load(
         object["concurrency"] = lanes.into();
         object["prepared"] = prepared.into();
         object["prepare_seconds"] = prepare_seconds.into();
-        object["height_before"] = height_before.into();
-        object["height_after"] = height_after.into();
+        object["head_tick_before"] = height_before.into();
+        object["head_tick_after"] = height_after.into();
         println!("{object}");
         return;
     }

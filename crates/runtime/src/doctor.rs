@@ -258,7 +258,7 @@ fn status(target: &Target) -> Check {
         Ok(status) => check(
             "status",
             Level::Pass,
-            format!("{} at tick {}", status.state, status.height),
+            format!("{} at tick {}", status.state, status.head_tick),
             remedy,
         ),
         Err(error) => check("status", Level::Fail, error.to_string(), remedy),

@@ -339,7 +339,7 @@ pub fn stop(args: StopArgs) -> Result<(), Failure> {
     if args.json {
         let object = serde_json::json!({
             "world": target.id.as_str(), "pid": pid, "state": status.state,
-            "height": status.height, "checkpoint_tick": status.checkpoint_tick,
+            "head_tick": status.head_tick, "checkpoint_tick": status.checkpoint_tick,
             "state_root": status.state_root, "continuity_root": status.continuity_root,
             "stopped_ms": elapsed,
         });
@@ -347,7 +347,7 @@ pub fn stop(args: StopArgs) -> Result<(), Failure> {
     } else {
         println!(
             "stopped pid {pid} in {elapsed} ms: admission closed, last tick {} finished, checkpoint at tick {}, lock released",
-            status.height,
+            status.head_tick,
             status
                 .checkpoint_tick
                 .map_or("none".to_string(), |t| t.to_string())

@@ -208,7 +208,7 @@ pub fn report(args: ReplayArgs) -> Result<(), Failure> {
         "world": target.id.as_str(),
         "from": replayed.as_ref().map(started),
         "first_tick": replayed.as_ref().map(first_tick),
-        "last_tick": replayed.as_ref().map(|r| r.last.tick),
+        "head_tick": replayed.as_ref().map(|r| r.last.tick),
         "ticks": replayed.as_ref().map(|r| r.ticks_replayed),
         "inputs": tally.inputs,
         "outcomes": tally.outcomes,

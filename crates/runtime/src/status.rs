@@ -1,6 +1,6 @@
-//! `status`: live from the running node (pid, uptime, height, roots,
+//! `status`: live from the running node (pid, uptime, head tick, roots,
 //! admission, achieved tick rate, address); without a node, the world as the
-//! disk shows it (state, height, roots, lock holder, checkpoints, journal
+//! disk shows it (state, head tick, roots, lock holder, checkpoints, journal
 //! size) and the not-running exit code.
 
 use everarcade_store::checkpoint::list_checkpoints;
@@ -70,7 +70,7 @@ pub fn run(args: JsonWorldArgs) -> Result<(), Failure> {
             "world": target.id.as_str(),
             "state": if running { "running" } else { "stopped" },
             "recorded_state": status.state,
-            "height": status.height,
+            "head_tick": status.head_tick,
             "state_root": status.state_root,
             "input_root": status.input_root,
             "receipt_root": status.receipt_root,
@@ -94,7 +94,7 @@ pub fn run(args: JsonWorldArgs) -> Result<(), Failure> {
             if running { "running" } else { "stopped" },
             status.state
         );
-        println!("height           {}", status.height);
+        println!("head tick        {}", status.head_tick);
         println!("state root       {}", status.state_root);
         println!("input root       {}", status.input_root);
         println!("receipt root     {}", status.receipt_root);
@@ -170,7 +170,7 @@ fn live(target: &Target, node: &probe::RunningNode, json: bool) -> Result<(), St
             incident.kind, incident.tick, incident.message, incident.record
         );
     }
-    println!("height           {}", status.height);
+    println!("head tick        {}", status.head_tick);
     println!(
         "tick rate        {} Hz achieved of {} Hz",
         status.achieved_tick_rate_hz, status.tick_rate_hz

@@ -98,7 +98,7 @@ fn a_healthy_world_passes_every_command() {
         exit, 5,
         "status exits not-running when no node runs: {status}"
     );
-    assert_eq!(status["height"], 120);
+    assert_eq!(status["head_tick"], 120);
     assert_eq!(status["checkpoints"], serde_json::json!([50, 100]));
     let (exit, verify) = world.json(&["verify"]);
     assert_eq!(exit, 0, "{verify}");

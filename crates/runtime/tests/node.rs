@@ -188,7 +188,7 @@ fn start_status_checkpoint_stop_and_start_again() {
     assert!(stopped.status.success(), "{}", text(&stopped));
     let report: serde_json::Value = serde_json::from_slice(&stopped.stdout).unwrap();
     assert_eq!(report["state"], "stopped");
-    let height = report["height"].as_u64().unwrap();
+    let height = report["head_tick"].as_u64().unwrap();
     assert!(height >= ack.tick);
     assert_eq!(
         report["checkpoint_tick"].as_u64(),
@@ -229,7 +229,7 @@ fn start_status_checkpoint_stop_and_start_again() {
     let client = self::client(port);
     let status = client.status().unwrap();
     assert!(
-        status.height >= height,
+        status.head_tick >= height,
         "the world continues from tick {height}"
     );
     let ack = client

@@ -292,7 +292,7 @@ fn every_acknowledged_input_survives_sigkill() {
     let client = node.blocking(Encoding::Json);
     let last_tick = acked.iter().map(|a| a.ack.tick).max().unwrap();
     let deadline = Instant::now() + Duration::from_secs(60);
-    while client.status().unwrap().height < last_tick {
+    while client.status().unwrap().head_tick < last_tick {
         assert!(
             Instant::now() < deadline,
             "the node never executed tick {last_tick}"
@@ -322,7 +322,7 @@ fn every_acknowledged_input_survives_sigkill() {
             .submit(&Envelope::sign(&world, &key, 1 << 60, vec![9]))
             .unwrap();
     }
-    let after_restart = client.status().unwrap().height;
+    let after_restart = client.status().unwrap().head_tick;
     node.stop(&scratch);
 
     let journal = journal_inputs(&scratch.root());

@@ -46,15 +46,17 @@ pub struct StatusFile {
     pub state: String,
     /// The process that wrote it, if it is running.
     pub pid: Option<u32>,
-    /// The last executed tick.
-    pub height: u64,
-    /// The roots at `height` (hex).
+    /// The last executed tick (written as `head_tick`; `height`, its name
+    /// before format 1's field was renamed, is read too).
+    #[serde(rename = "head_tick", alias = "height")]
+    pub head_tick: u64,
+    /// The roots at `head_tick` (hex).
     pub state_root: String,
-    /// Input root at `height` (hex).
+    /// Input root at `head_tick` (hex).
     pub input_root: String,
-    /// Receipt root at `height` (hex).
+    /// Receipt root at `head_tick` (hex).
     pub receipt_root: String,
-    /// `C(height)` (hex).
+    /// `C(head_tick)` (hex).
     pub continuity_root: String,
     /// Whether admission is open.
     pub admission: String,
@@ -62,6 +64,11 @@ pub struct StatusFile {
     pub addresses: Vec<String>,
     /// The newest checkpoint's tick, if any.
     pub checkpoint_tick: Option<u64>,
+    /// The certificate chain (PEM) the node serves TLS with, absolute, when
+    /// it serves TLS: the command line's tools trust it to reach the node.
+    /// Absent for plain HTTP (and in files written before it existed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_cert: Option<String>,
 }
 
 /// Reads and parses a JSON file; a parse failure names the file.

@@ -99,6 +99,17 @@ pub struct DurableWorld {
     operator: Option<Arc<OperatorKeys>>,
 }
 
+/// What a node records in `status.json` about how to reach it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Listening {
+    /// Whether admission is open.
+    pub admission_open: bool,
+    /// The addresses it listens on (`host:port`).
+    pub addresses: Vec<String>,
+    /// The certificate chain it serves TLS with (absolute path), if any.
+    pub tls_cert: Option<String>,
+}
+
 impl DurableWorld {
     /// Creates a new world: runs genesis, writes `genesis.json` and the
     /// journal's first segment. The package must already be bound.
@@ -413,16 +424,15 @@ impl DurableWorld {
 
     /// Writes `status.json` with this process's view.
     pub fn write_status(&mut self, state: &str) -> Result<(), WorldError> {
-        self.write_live_status(state, false, Vec::new())
+        self.write_live_status(state, &Listening::default())
     }
 
-    /// Writes `status.json` as a node sees it: state, admission and the
-    /// addresses it listens on.
+    /// Writes `status.json` as a node sees it: state, admission and where
+    /// it listens.
     pub fn write_live_status(
         &mut self,
         state: &str,
-        admission_open: bool,
-        addresses: Vec<String>,
+        listening: &Listening,
     ) -> Result<(), WorldError> {
         self.check()?;
         let checkpoint_tick =
@@ -434,14 +444,15 @@ impl DurableWorld {
             format: META_FORMAT,
             state: state.to_string(),
             pid: (state == "running").then(std::process::id),
-            height: self.roots.tick,
+            head_tick: self.roots.tick,
             state_root: self.roots.state_root.to_hex(),
             input_root: self.roots.input_root.to_hex(),
             receipt_root: self.roots.receipt_root.to_hex(),
             continuity_root: self.roots.continuity_root.to_hex(),
-            admission: if admission_open { "open" } else { "closed" }.into(),
-            addresses,
+            admission: if listening.admission_open { "open" } else { "closed" }.into(),
+            addresses: listening.addresses.clone(),
             checkpoint_tick,
+            tls_cert: listening.tls_cert.clone(),
         };
         write_json(&*self.storage, &self.dir.status(), &status)?;
         Ok(())

@@ -28,7 +28,7 @@ pub mod upgrade;
 
 pub use binding::{bind_package, bound_package_root, check_binding, current_package_root};
 pub use diff::{StateDiff, state_diff};
-pub use durable::{CheckpointTaken, DurableWorld, Recovery, WorldConfig, genesis_file};
+pub use durable::{CheckpointTaken, DurableWorld, Listening, Recovery, WorldConfig, genesis_file};
 pub use error::{Divergence, ErrorClass, WorldError};
 
 /// The runtime version recorded in `genesis.json` (the workspace version).

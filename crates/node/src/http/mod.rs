@@ -367,7 +367,7 @@ pub fn status_json(state: &AppState) -> Value {
     let roots = live.roots;
     json!({
         "world": facts.world.as_str(),
-        "height": roots.tick,
+        "head_tick": roots.tick,
         "state_root": roots.state_root.to_hex(),
         "input_root": roots.input_root.to_hex(),
         "receipt_root": roots.receipt_root.to_hex(),

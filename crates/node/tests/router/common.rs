@@ -102,6 +102,7 @@ pub fn node_prepared(
             tick_rate_hz: 20,
             checkpoint_interval_ticks: 0,
             addresses: vec!["127.0.0.1:0".into()],
+            tls_cert: None,
             admission_open: true,
         },
     )

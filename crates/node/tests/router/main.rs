@@ -106,7 +106,7 @@ async fn one_input_is_acknowledged_then_executed_in_its_tick() {
     assert_eq!(body["receipts"][0]["kind"], "input");
     let (status, body) = node.call(get(&format!("/v1/worlds/{WORLD}/status"))).await;
     assert_eq!(status, StatusCode::OK);
-    assert!(body["height"].as_u64().unwrap() >= tick);
+    assert!(body["head_tick"].as_u64().unwrap() >= tick);
     assert_eq!(body["admission"], "open");
     assert_eq!(body["live"], true);
 }

@@ -19,7 +19,7 @@ pub fn sample_status() -> StatusFile {
         format: META_FORMAT,
         state: "stopped".into(),
         pid: None,
-        height: 1000,
+        head_tick: 1000,
         state_root: "11".repeat(32),
         input_root: "22".repeat(32),
         receipt_root: "33".repeat(32),
@@ -27,6 +27,7 @@ pub fn sample_status() -> StatusFile {
         admission: "open".into(),
         addresses: vec!["127.0.0.1:7000".into()],
         checkpoint_tick: Some(1000),
+        tls_cert: None,
     }
 }
 
@@ -57,6 +58,20 @@ fn json_files_round_trip_durably() {
     let text = String::from_utf8(rebooted.read(&dir.status()).unwrap()).unwrap();
     assert!(text.starts_with("{\n  \"format\": 1,\n  \"state\": \"stopped\",\n  \"pid\": null,"));
     assert!(text.ends_with("}\n"));
+    assert!(text.contains("\"head_tick\": 1000,"), "{text}");
+}
+
+#[test]
+fn a_status_file_from_before_the_rename_still_reads() {
+    let storage = SimStorage::new();
+    let dir = world_dir();
+    let text = String::from_utf8(serde_json::to_vec(&sample_status()).unwrap()).unwrap();
+    let old = text.replace("\"head_tick\"", "\"height\"");
+    assert!(old.contains("\"height\":1000"), "{old}");
+    storage.create_dir_all(dir.path()).unwrap();
+    storage.write_synced(&dir.status(), old.as_bytes()).unwrap();
+    let status: StatusFile = read_json(&storage, &dir.status()).unwrap();
+    assert_eq!(status, sample_status());
 }
 
 #[test]
