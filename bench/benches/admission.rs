@@ -470,11 +470,11 @@ fn admission_section(options: &Options, runtime: &tokio::runtime::Runtime) -> Re
         let after = runtime
             .block_on(running.client.status())
             .map_err(|e| e.to_string())?;
-        let ticks_per_second = (after.height - before.height) as f64 / node.elapsed_seconds;
+        let ticks_per_second = (after.head_tick - before.head_tick) as f64 / node.elapsed_seconds;
         let tick_inputs = runtime.block_on(tick_inputs(
             &running.client,
-            before.height + 1,
-            after.height,
+            before.head_tick + 1,
+            after.head_tick,
         ));
         let name = if batch {
             let per_request = node.sent as f64 / node.requests.max(1) as f64;
@@ -497,7 +497,7 @@ fn admission_section(options: &Options, runtime: &tokio::runtime::Runtime) -> Re
         .map_err(|e| e.to_string())?;
     println!(
         "  node after the runs: height {}, achieved tick rate {:.2} Hz (target {} Hz), pending inputs {}",
-        status.height, status.achieved_tick_rate_hz, status.tick_rate_hz, status.pending_inputs
+        status.head_tick, status.achieved_tick_rate_hz, status.tick_rate_hz, status.pending_inputs
     );
     stop_node(runtime, running)?;
     limit_task.abort();

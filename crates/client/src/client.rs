@@ -10,8 +10,8 @@ use everarcade_state::Proof;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Bytes;
 use hyper::{Method, Request, StatusCode, Uri, header};
-use hyper_util::client::legacy::Client as HttpClient;
 use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
+use hyper_util::client::legacy::Client as HttpClient;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 
@@ -392,12 +392,12 @@ impl Client {
         admin: bool,
     ) -> Result<Answer, ClientError> {
         let method_name = method_name(&method);
-        let uri: Uri = format!("{}://{}{path}", self.scheme, self.address).parse().map_err(
-            |e: hyper::http::uri::InvalidUri| ClientError::Address {
+        let uri: Uri = format!("{}://{}{path}", self.scheme, self.address)
+            .parse()
+            .map_err(|e: hyper::http::uri::InvalidUri| ClientError::Address {
                 address: self.address.clone(),
                 reason: e.to_string(),
-            },
-        )?;
+            })?;
         let mut request = Request::builder().method(method).uri(uri);
         if admin {
             let Some(token) = &self.admin_token else {

@@ -154,11 +154,18 @@ fn status_parses_the_documented_example() {
     let error = api::parse::<Status>(short.to_string().as_bytes()).unwrap_err();
     assert!(error.contains("64"), "{error}");
     let mut missing = status_json();
-    let head_tick = missing.as_object_mut().unwrap().remove("head_tick").unwrap();
+    let head_tick = missing
+        .as_object_mut()
+        .unwrap()
+        .remove("head_tick")
+        .unwrap();
     assert!(api::parse::<Status>(missing.to_string().as_bytes()).is_err());
     missing["height"] = head_tick;
     let old: Status = api::parse(missing.to_string().as_bytes()).unwrap();
-    assert_eq!(old.head_tick, 1234, "a node from before the rename sends `height`");
+    assert_eq!(
+        old.head_tick, 1234,
+        "a node from before the rename sends `height`"
+    );
     let mut short_key = status_json();
     short_key["operator_public_key"] = json!("07");
     let error = api::parse::<Status>(short_key.to_string().as_bytes()).unwrap_err();

@@ -69,7 +69,9 @@ async fn start_with(name: &str, tls: Option<(PathBuf, PathBuf)>) -> Running {
     let mut config = NodeConfig::default();
     config.http.addr = address;
     config.admin.token = Some(TOKEN.into());
-    let trust = tls.as_ref().map(|(cert, _)| Trust::from_pem_file(cert).unwrap());
+    let trust = tls
+        .as_ref()
+        .map(|(cert, _)| Trust::from_pem_file(cert).unwrap());
     if let Some((cert, key)) = tls {
         config.http.tls_cert = Some(cert);
         config.http.tls_key = Some(key);
@@ -152,7 +154,10 @@ async fn speaks_tls_to_a_tls_node_trusting_only_what_it_is_given() {
     assert!(error.to_string().contains("certificate"), "{error}");
     let garbage = scratch.join("garbage.pem");
     std::fs::write(&garbage, "not a certificate").unwrap();
-    assert_eq!(Trust::from_pem_file(&garbage).unwrap_err().code(), "tls_trust");
+    assert_eq!(
+        Trust::from_pem_file(&garbage).unwrap_err().code(),
+        "tls_trust"
+    );
     node.stop().await;
     let _ = std::fs::remove_dir_all(&scratch);
 }

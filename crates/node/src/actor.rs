@@ -330,6 +330,8 @@ pub struct ActorConfig {
     pub addresses: Vec<String>,
     /// The TLS certificate to record in `status.json` (absolute), if any.
     pub tls_cert: Option<String>,
+    /// Whether the world lives in memory only (its log then names no file).
+    pub amnesia: bool,
     /// Whether admission opens at start.
     pub admission_open: bool,
 }
@@ -666,12 +668,21 @@ impl Actor {
                     .write()
                     .expect("status lock")
                     .checkpoint_tick = Some(taken.tick);
-                tracing::info!(
-                    tick = taken.tick,
-                    bytes = taken.bytes,
-                    why,
-                    "checkpoint written"
-                );
+                if self.config.amnesia {
+                    tracing::info!(
+                        tick = taken.tick,
+                        bytes = taken.bytes,
+                        why,
+                        "checkpoint kept in memory (amnesia)"
+                    );
+                } else {
+                    tracing::info!(
+                        tick = taken.tick,
+                        bytes = taken.bytes,
+                        why,
+                        "checkpoint written"
+                    );
+                }
                 Ok(CheckpointView {
                     tick: taken.tick,
                     path: taken.path.display().to_string(),

@@ -24,6 +24,7 @@ pub mod config;
 pub mod error;
 pub mod http;
 pub mod metrics;
+pub mod registry;
 pub mod server;
 pub mod tls;
 

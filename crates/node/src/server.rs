@@ -37,6 +37,7 @@ use crate::actor::{self, ActorConfig, StopReport, WorldHandle};
 use crate::config::NodeConfig;
 use crate::error::NodeError;
 use crate::http::{AppState, Facts, router};
+use crate::registry::Registration;
 
 /// Bytes of randomness in a generated admin token.
 const ADMIN_TOKEN_BYTES: usize = 32;
@@ -62,7 +63,9 @@ pub struct Node {
     checkpoint_tick: Option<u64>,
     admin_token: Option<String>,
     tls: Option<Arc<tokio_rustls::rustls::ServerConfig>>,
+    /// The world lock, or under amnesia the node registry's entry.
     _lock: Option<WorldLock>,
+    registration: Option<Registration>,
     started: Instant,
 }
 
@@ -73,6 +76,8 @@ pub struct NodeExit {
     pub stop: StopReport,
     /// The address it served.
     pub address: SocketAddr,
+    /// Whether it kept the world in memory only (its checkpoints are gone).
+    pub amnesia: bool,
 }
 
 impl Node {
@@ -93,8 +98,18 @@ impl Node {
             "configuration validated"
         );
         let dir = WorldDir::new(&spec.runtime_root, &spec.world);
+        let registration = if config.amnesia {
+            let registration = Registration::acquire(&spec.runtime_root, &spec.world)
+                .map_err(WorldError::Store)?;
+            tracing::info!(
+                registry = %crate::registry::paths(&spec.runtime_root, &spec.world).lock.display(),
+                "amnesia: no lock and no files under the runtime root; the world lives in memory only"
+            );
+            Some(registration)
+        } else {
+            None
+        };
         let lock = if config.amnesia {
-            tracing::info!("amnesia: no lock, no files; the world lives in memory only");
             None
         } else {
             let lock = acquire_lock(&dir)?;
@@ -218,6 +233,7 @@ impl Node {
             admin_token,
             tls,
             _lock: lock,
+            registration,
             started,
         })
     }
@@ -241,6 +257,12 @@ impl Node {
             source,
         })?;
         tracing::info!(addr = %address, tls = config.tls(), "listening");
+        if let Some(registration) = &self.registration {
+            registration
+                .publish(vec![address.to_string()], tls_cert_path(&config))
+                .map_err(WorldError::Store)?;
+        }
+        let registration = self.registration;
         let tick_rate_hz = self.world.world().compiled().package.manifest.tick_rate_hz;
         let facts = Facts {
             world: self.spec.world.clone(),
@@ -265,6 +287,7 @@ impl Node {
                 checkpoint_interval_ticks: config.world.checkpoint_interval_ticks,
                 addresses: vec![address.to_string()],
                 tls_cert: tls_cert_path(&config),
+                amnesia: config.amnesia,
                 admission_open: true,
             },
         )
@@ -287,8 +310,10 @@ impl Node {
         );
         shutdown.await;
         let deadline = Duration::from_millis(config.world.shutdown_deadline_ms);
-        let exit = stop(handle, deadline, close, server, address).await;
+        let exit = stop(handle, deadline, close, server, address, config.amnesia).await;
         let _ = thread.join();
+        // Only now may `status` stop seeing this node.
+        drop(registration);
         exit
     }
 }
@@ -331,6 +356,7 @@ async fn stop(
     close: tokio::sync::oneshot::Sender<()>,
     server: tokio::task::JoinHandle<std::io::Result<()>>,
     address: SocketAddr,
+    amnesia: bool,
 ) -> Result<NodeExit, NodeError> {
     let started = Instant::now();
     tracing::info!("stopping: admission closed, finishing the tick");
@@ -340,12 +366,20 @@ async fn stop(
         Ok(Err(error)) => return Err(NodeError::Actor(error.message)),
         Ok(Ok(report)) => report,
     };
-    tracing::info!(
-        tick = report.tick,
-        final_tick_inputs = report.final_tick_inputs,
-        checkpoint = ?report.checkpoint.as_ref().map(|c| c.tick),
-        "world stopped; status.json says stopped"
-    );
+    if amnesia {
+        tracing::info!(
+            tick = report.tick,
+            final_tick_inputs = report.final_tick_inputs,
+            "world stopped; amnesia: nothing was written, the world is gone"
+        );
+    } else {
+        tracing::info!(
+            tick = report.tick,
+            final_tick_inputs = report.final_tick_inputs,
+            checkpoint = ?report.checkpoint.as_ref().map(|c| c.tick),
+            "world stopped; status.json says stopped"
+        );
+    }
     // Ends event streams, then lets in-flight requests finish.
     let _ = handle.live.stopped.send(true);
     let _ = close.send(());
@@ -367,6 +401,7 @@ async fn stop(
     Ok(NodeExit {
         stop: report,
         address,
+        amnesia,
     })
 }
 

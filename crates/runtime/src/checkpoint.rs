@@ -24,10 +24,10 @@ pub fn run(args: CheckpointArgs) -> Result<(), Failure> {
     target.require_bound()?;
     // A lock holder that records an address is a node; any other holder
     // (an offline command) makes the lock below fail, naming its pid.
-    if let Some(node) = probe::running_node(&target.dir).map_err(store_failure)?
-        && let Some(address) = node.address
+    if let Some(node) = probe::running_node(&target.world_ref()).map_err(store_failure)?
+        && node.address.is_some()
     {
-        return online(&target, node.pid, address, args.common.json);
+        return online(&target, &node, args.common.json);
     }
     let _lock = target.lock()?;
     let (engine, compiled) = target.compile()?;
@@ -80,13 +80,13 @@ pub fn run(args: CheckpointArgs) -> Result<(), Failure> {
 }
 
 /// Asks the running node for a checkpoint.
-fn online(
-    target: &Target,
-    pid: u32,
-    address: std::net::SocketAddr,
-    json: bool,
-) -> Result<(), Failure> {
-    let client = probe::admin_client(target, address, std::time::Duration::from_secs(30))?;
+fn online(target: &Target, node: &probe::RunningNode, json: bool) -> Result<(), Failure> {
+    let pid = node.pid;
+    let client = probe::admin_client(
+        &target.world_ref(),
+        node,
+        std::time::Duration::from_secs(30),
+    )?;
     let taken = client.checkpoint().map_err(|error| {
         let code = if error.is_transport() {
             "node_unreachable"

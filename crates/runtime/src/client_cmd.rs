@@ -2,9 +2,9 @@
 //! running node with the package's bots over HTTP, bounded in count and time).
 //!
 //! Both talk to the node through `everarcade-client`. The node's address is
-//! `--addr` if given, else the first address the world's `status.json`
-//! records (the node writes it when it starts listening), else
-//! `127.0.0.1:8080`. Before sending anything both check, with `GET /version`,
+//! `--addr` if given, else the address the world's running node recorded
+//! (`status.json`, or the node registry for an amnesia node), over TLS when
+//! the node serves TLS, else `127.0.0.1:8080`. Before sending anything both check, with `GET /version`,
 //! that the node runs this world with this package.
 //!
 //! Nonces: the node only requires each sender's nonces to increase, and
@@ -24,13 +24,12 @@ use everarcade_client::load::{self, Lane, LoadConfig, LoadReport};
 use everarcade_client::{BlockingClient, Client, ClientError, Encoding};
 use everarcade_engine::World;
 use everarcade_protocol::{Envelope, WorldId, test_signing_key};
-use everarcade_store::DiskStorage;
-use everarcade_store::meta::{StatusFile, read_json};
 use serde::Deserialize;
 
 use crate::WorldArgs;
 use crate::exit::{FAILURE, Failure, NOT_RUNNING, PACKAGE, USAGE};
-use crate::target::Target;
+use crate::probe;
+use crate::target::{Target, store_failure};
 
 /// The address used when neither `--addr` nor `status.json` gives one.
 pub const ADDR_DEFAULT: &str = "127.0.0.1:8080";
@@ -52,8 +51,9 @@ pub const SCRIPT_TICK_WAIT: Duration = Duration::from_secs(60);
 /// Where and how to reach the node.
 #[derive(Args, Clone)]
 pub struct NodeAddress {
-    /// The node's HTTP address [default: status.json's first address, else 127.0.0.1:8080].
-    #[arg(long, value_name = "HOST:PORT")]
+    /// The node's address, `host:port`, `http://host:port` or `https://host:port`
+    /// [default: the running node's recorded address, else 127.0.0.1:8080].
+    #[arg(long, value_name = "URL")]
     addr: Option<String>,
     /// Send envelopes in the binary encoding (application/octet-stream) instead of JSON.
     #[arg(long)]
@@ -130,29 +130,29 @@ fn client_failure(error: ClientError) -> Failure {
     Failure::new(exit, error.code(), error.to_string())
 }
 
-/// The node's address: `--addr`, else status.json's first, else the default.
-fn node_address(flag: Option<&str>, target: &Target) -> String {
-    if let Some(address) = flag {
-        return address.to_string();
-    }
-    read_json::<StatusFile>(&DiskStorage, &target.dir.status())
-        .ok()
-        .and_then(|status| status.addresses.into_iter().next())
-        .unwrap_or_else(|| ADDR_DEFAULT.to_string())
-}
-
+/// The node to talk to: `--addr`, else the world's running node (its
+/// recorded address and TLS certificate), else the default address.
 fn make_client(node: &NodeAddress, target: &Target) -> Result<Client, Failure> {
-    let address = node_address(node.addr.as_deref(), target);
+    let world = target.world_ref();
+    let running = probe::running_node(&world).map_err(store_failure)?;
+    let recorded_cert = running.as_ref().and_then(|n| n.tls_cert.clone());
+    let url = match (
+        &node.addr,
+        running.as_ref().and_then(probe::RunningNode::url),
+    ) {
+        (Some(address), _) => address.clone(),
+        (None, Some(url)) => url,
+        (None, None) => ADDR_DEFAULT.to_string(),
+    };
     let encoding = if node.binary {
         Encoding::Binary
     } else {
         Encoding::Json
     };
-    let client = Client::new(&address, target.id.clone())
-        .map_err(|e| Failure::new(USAGE, e.code(), e.to_string()))?;
-    Ok(client
-        .with_encoding(encoding)
-        .with_timeout(Duration::from_secs(node.timeout_secs.max(1))))
+    let timeout = Duration::from_secs(node.timeout_secs.max(1));
+    let client = probe::client_at(&url, &world, recorded_cert.as_deref(), timeout)
+        .map_err(probe::client_setup_failure)?;
+    Ok(client.with_encoding(encoding))
 }
 
 /// Refuses a node that runs another world or another package.

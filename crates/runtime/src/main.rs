@@ -33,6 +33,10 @@ use clap::{Args, Parser, Subcommand};
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Certificates (PEM) to trust for a node that serves TLS [default: the
+    /// certificate the node recorded in status.json].
+    #[arg(long, global = true, value_name = "PEM")]
+    ca: Option<PathBuf>,
 }
 
 /// The three positional arguments every world command takes.
@@ -42,8 +46,18 @@ struct WorldArgs {
     runtime_root: PathBuf,
     /// The world id, [a-z0-9][a-z0-9-]{0,62}.
     world_id: String,
-    /// The world package directory (world.toml + world.wasm).
-    package_path: PathBuf,
+    /// The world package directory (world.toml + world.wasm); `-` or
+    /// nothing: the package the world runs now, from its own bound copy.
+    package_path: Option<PathBuf>,
+}
+
+impl WorldArgs {
+    /// The package directory given, unless it is `-` or missing.
+    fn package_given(&self) -> Option<&std::path::Path> {
+        self.package_path
+            .as_deref()
+            .filter(|path| path.as_os_str() != "-")
+    }
 }
 
 /// The world arguments plus `--json`.
@@ -116,6 +130,9 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(ca) = cli.ca {
+        probe::set_ca(ca);
+    }
     let result = match cli.command {
         Command::Simulate(args) => simulate::run(args),
         Command::Status(args) => status::run(args),

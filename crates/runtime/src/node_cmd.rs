@@ -3,23 +3,24 @@
 
 use std::fs::OpenOptions;
 use std::io::{Read, Seek, SeekFrom};
-use std::net::SocketAddr;
 use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use everarcade_node::config::{LogFormat, NodeConfig};
+use everarcade_node::registry;
 use everarcade_node::server::shutdown_signal;
 use everarcade_node::{Node, NodeError, NodeSpec};
 use everarcade_store::meta::{StatusFile, read_json};
-use everarcade_store::{DiskStorage, LockState, Storage, WorldLock};
+use everarcade_store::{DiskStorage, Storage};
 
 use crate::WorldArgs;
 use crate::config_cmd::{NodeFlags, effective};
 use crate::exit::{FAILURE, Failure, NOT_RUNNING, USAGE};
 use crate::probe;
-use crate::target::{Target, store_failure, world_failure};
+use crate::target::{Target, WorldRef, store_failure, world_failure};
 
 /// How often `start` and `stop` look again.
 const POLL_INTERVAL: Duration = Duration::from_millis(100);
@@ -128,6 +129,7 @@ pub fn run(args: RunArgs) -> Result<(), Failure> {
         target.id,
         stop.tick,
         match &stop.checkpoint {
+            _ if exit.amnesia => "; amnesia: nothing was written, the world is gone".to_string(),
             Some(checkpoint) => format!(", checkpoint {}", checkpoint.path),
             None => ", already checkpointed".to_string(),
         },
@@ -157,20 +159,18 @@ fn run_arguments() -> Vec<String> {
     out
 }
 
-fn probe_lock(target: &Target) -> Result<LockState, Failure> {
-    WorldLock::probe(&target.dir.lock()).map_err(store_failure)
+/// The running node of the world, if any.
+fn running(world: &WorldRef) -> Result<Option<probe::RunningNode>, Failure> {
+    probe::running_node(world).map_err(store_failure)
 }
 
-/// Runs `start`.
-pub fn start(args: StartArgs) -> Result<(), Failure> {
-    let config = effective(&args.flags)?;
-    let target = Target::resolve(&args.world)?;
-    if let LockState::Held { pid } = probe_lock(&target)? {
-        return Err(Failure::new(
-            FAILURE,
-            "already_running",
-            format!("a node (pid {pid}) already runs world {}", target.id),
-        ));
+/// Where a detached node's output goes: `node.log` in the world directory,
+/// or under amnesia (which writes nothing under the root) beside its
+/// registry entry.
+fn log_path(target: &Target, config: &NodeConfig) -> Result<PathBuf, Failure> {
+    if config.amnesia {
+        registry::ensure_registry_dir().map_err(store_failure)?;
+        return Ok(registry::paths(target.dir.runtime_root(), &target.id).log);
     }
     DiskStorage.create_dir_all(target.dir.path()).map_err(|e| {
         Failure::new(
@@ -179,7 +179,21 @@ pub fn start(args: StartArgs) -> Result<(), Failure> {
             format!("{}: {e}", target.dir.path().display()),
         )
     })?;
-    let log_path = target.dir.node_log();
+    Ok(target.dir.node_log())
+}
+
+/// Runs `start`.
+pub fn start(args: StartArgs) -> Result<(), Failure> {
+    let config = effective(&args.flags)?;
+    let target = Target::resolve(&args.world)?;
+    if let Some(node) = running(&target.world_ref())? {
+        return Err(Failure::new(
+            FAILURE,
+            "already_running",
+            format!("a node (pid {}) already runs world {}", node.pid, target.id),
+        ));
+    }
+    let log_path = log_path(&target, &config)?;
     let log = OpenOptions::new()
         .create(true)
         .append(true)
@@ -215,20 +229,20 @@ pub fn start(args: StartArgs) -> Result<(), Failure> {
                 ),
             ));
         }
-        let last_reason = match readiness(&target, pid, &config) {
-            Ok(address) => {
+        let last_reason = match readiness(&target, pid) {
+            Ok(url) => {
                 let elapsed = started.elapsed().as_millis();
                 if args.json {
                     let object = serde_json::json!({
-                        "world": target.id.as_str(), "pid": pid, "address": address.to_string(),
+                        "world": target.id.as_str(), "pid": pid, "url": url,
+                        "amnesia": config.amnesia,
                         "ready_ms": elapsed as u64, "log": log_path.display().to_string(),
                     });
                     println!("{object}");
                 } else {
                     println!(
-                        "started world {} as pid {pid} on http{}://{address}; ready in {elapsed} ms; log {}",
+                        "started world {} as pid {pid} on {url}; ready in {elapsed} ms; log {}",
                         target.id,
-                        if config.tls() { "s" } else { "" },
                         log_path.display()
                     );
                 }
@@ -256,28 +270,18 @@ pub fn start(args: StartArgs) -> Result<(), Failure> {
     }
 }
 
-/// The address once `/readyz` answers 200 for the node with this pid.
-fn readiness(target: &Target, pid: u32, config: &NodeConfig) -> Result<SocketAddr, String> {
-    let status: Option<StatusFile> = read_json(&DiskStorage, &target.dir.status()).ok();
-    let recorded = status
-        .as_ref()
-        .filter(|s| s.state == "running" && s.pid == Some(pid))
-        .and_then(|s| s.addresses.first())
-        .and_then(|a| a.parse().ok());
-    let address = match (recorded, config.amnesia) {
-        (Some(address), _) => address,
-        // Under amnesia nothing is written, status.json included.
-        (None, true) => config.http.addr,
-        (None, false) => return Err("the node is still starting (recovering the world)".into()),
-    };
-    if config.tls() {
-        // The probe speaks plain HTTP; status.json's `running` is written
-        // once the TLS listener is bound.
-        return Ok(address);
-    }
-    probe::client(target, address, Duration::from_secs(2))
+/// The node's URL once `/readyz` answers 200 for the node with this pid
+/// (over TLS when it serves TLS).
+fn readiness(target: &Target, pid: u32) -> Result<String, String> {
+    let world = target.world_ref();
+    let node = running(&world)
+        .map_err(|failure| failure.message)?
+        .filter(|node| node.pid == pid && node.address.is_some())
+        .ok_or("the node is still starting (recovering the world)")?;
+    let url = node.url().expect("an address is recorded");
+    probe::client(&world, &node, Duration::from_secs(2))
         .and_then(|client| client.readyz())
-        .map(|()| address)
+        .map(|()| url)
         .map_err(|error| error.to_string())
 }
 
@@ -291,26 +295,56 @@ fn log_tail(path: &std::path::Path, from: u64) -> String {
     lines[lines.len().saturating_sub(LOG_TAIL_LINES)..].join("\n")
 }
 
+/// Refuses a package given on the command line that the world does not
+/// run (checked against the binding; an amnesia node is asked).
+fn check_given_package(
+    args: &WorldArgs,
+    world: &WorldRef,
+    node: Option<&probe::RunningNode>,
+) -> Result<(), Failure> {
+    let Some(path) = args.package_given() else {
+        return Ok(());
+    };
+    let package = everarcade_package::Package::load(path)
+        .map_err(|e| Failure::new(crate::exit::PACKAGE, e.code(), e.to_string()))?;
+    if world.exists() {
+        return everarcade_world::check_binding(&world.dir, &package).map_err(world_failure);
+    }
+    if let Some(node) = node
+        && let Ok(status) =
+            probe::client(world, node, Duration::from_secs(5)).and_then(|client| client.status())
+        && status.package_root != package.root
+    {
+        return Err(world_failure(
+            everarcade_world::WorldError::PackageMismatch {
+                bound: status.package_root,
+                given: package.root,
+            },
+        ));
+    }
+    Ok(())
+}
+
 /// Runs `stop`.
 pub fn stop(args: StopArgs) -> Result<(), Failure> {
-    let target = Target::resolve(&args.world)?;
-    let pid = match probe_lock(&target)? {
-        LockState::Held { pid } if pid != 0 => pid,
-        LockState::Held { .. } => {
-            return Err(Failure::new(
-                FAILURE,
-                "lock_unreadable",
-                "the world lock is held but names no pid; stop the holder by hand",
-            ));
-        }
-        LockState::Free | LockState::Stale { .. } => {
-            return Err(Failure::new(
-                NOT_RUNNING,
-                "not_running",
-                format!("no node runs world {}; nothing to stop", target.id),
-            ));
-        }
+    let world = WorldRef::resolve(&args.world)?;
+    let node = running(&world)?;
+    check_given_package(&args.world, &world, node.as_ref())?;
+    let Some(node) = node else {
+        return Err(Failure::new(
+            NOT_RUNNING,
+            "not_running",
+            format!("no node runs world {}; nothing to stop", world.id),
+        ));
     };
+    if node.pid == 0 {
+        return Err(Failure::new(
+            FAILURE,
+            "lock_unreadable",
+            "the world lock is held but names no pid; stop the holder by hand",
+        ));
+    }
+    let pid = node.pid;
     let started = Instant::now();
     rustix::process::kill_process(
         rustix::process::Pid::from_raw(pid as i32)
@@ -319,26 +353,45 @@ pub fn stop(args: StopArgs) -> Result<(), Failure> {
     )
     .map_err(|e| Failure::new(FAILURE, "stop_failed", format!("SIGTERM to pid {pid}: {e}")))?;
     let deadline = Duration::from_secs(args.timeout_secs);
-    while matches!(probe_lock(&target)?, LockState::Held { .. }) {
+    let log = match node.amnesia {
+        true => registry::paths(world.dir.runtime_root(), &world.id).log,
+        false => world.dir.node_log(),
+    };
+    while running(&world)?.is_some_and(|now| now.pid == pid) {
         if started.elapsed() >= deadline {
             return Err(Failure::new(
                 FAILURE,
                 "stop_timeout",
                 format!(
-                    "pid {pid} still holds the world lock after {} s; see {}",
+                    "pid {pid} still runs world {} after {} s; see {}",
+                    world.id,
                     args.timeout_secs,
-                    target.dir.node_log().display()
+                    log.display()
                 ),
             ));
         }
         std::thread::sleep(POLL_INTERVAL);
     }
-    let status: StatusFile =
-        read_json(&DiskStorage, &target.dir.status()).map_err(store_failure)?;
     let elapsed = started.elapsed().as_millis() as u64;
+    if node.amnesia {
+        if args.json {
+            let object = serde_json::json!({
+                "world": world.id.as_str(), "pid": pid, "state": "stopped",
+                "amnesia": true, "stopped_ms": elapsed,
+            });
+            println!("{object}");
+        } else {
+            println!(
+                "stopped amnesia node pid {pid} in {elapsed} ms; nothing was kept (log {})",
+                log.display()
+            );
+        }
+        return Ok(());
+    }
+    let status: StatusFile = read_json(&DiskStorage, &world.dir.status()).map_err(store_failure)?;
     if args.json {
         let object = serde_json::json!({
-            "world": target.id.as_str(), "pid": pid, "state": status.state,
+            "world": world.id.as_str(), "pid": pid, "state": status.state, "amnesia": false,
             "head_tick": status.head_tick, "checkpoint_tick": status.checkpoint_tick,
             "state_root": status.state_root, "continuity_root": status.continuity_root,
             "stopped_ms": elapsed,

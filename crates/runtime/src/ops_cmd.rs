@@ -3,7 +3,6 @@
 //! there is one (its hot backup, `POST /admin/backup`); `restore` and `keys
 //! rotate` refuse to run while any process holds the world, naming its pid.
 
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -94,7 +93,7 @@ pub fn ops_failure(error: OpsError) -> Failure {
 
 /// Refuses when a process holds the world: a node, or another command.
 fn refuse_running(target: &Target, remedy: &str) -> Result<(), Failure> {
-    let Some(node) = probe::running_node(&target.dir).map_err(store_failure)? else {
+    let Some(node) = probe::running_node(&target.world_ref()).map_err(store_failure)? else {
         return Ok(());
     };
     let holder = match node.address {
@@ -112,11 +111,11 @@ fn refuse_running(target: &Target, remedy: &str) -> Result<(), Failure> {
 pub fn backup(args: BackupArgs) -> Result<(), Failure> {
     let target = Target::resolve(&args.common.world)?;
     target.require_bound()?;
-    if let Some(node) = probe::running_node(&target.dir).map_err(store_failure)?
-        && let Some(address) = node.address
+    if let Some(node) = probe::running_node(&target.world_ref()).map_err(store_failure)?
+        && node.address.is_some()
     {
         let out = args.backup_dir.as_deref();
-        return hot_backup(&target, node.pid, address, out, args.common.json);
+        return hot_backup(&target, &node, out, args.common.json);
     }
     // Any other holder of the lock (a command, a node still starting).
     refuse_running(&target, "wait until it is done, then back up")?;
@@ -219,12 +218,12 @@ const HOT_BACKUP_TIMEOUT: Duration = Duration::from_secs(600);
 /// A hot backup through the running node's admin API.
 fn hot_backup(
     target: &Target,
-    pid: u32,
-    address: SocketAddr,
+    node: &probe::RunningNode,
     out: Option<&Path>,
     json: bool,
 ) -> Result<(), Failure> {
-    let client = probe::admin_client(target, address, HOT_BACKUP_TIMEOUT)?;
+    let pid = node.pid;
+    let client = probe::admin_client(&target.world_ref(), node, HOT_BACKUP_TIMEOUT)?;
     // The node resolves paths from its own directory: send an absolute one.
     let out = match out {
         Some(out) => Some(everarcade_ops::backup::absolute(out).map_err(ops_failure)?),

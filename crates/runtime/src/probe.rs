@@ -2,71 +2,158 @@
 //! operations commands (`start` waits on `/readyz`; `status`, `checkpoint`
 //! and `backup` ask the running node) go through `everarcade-client`, the
 //! same client game developers use.
+//!
+//! A durable node is found through its world lock and `status.json`; an
+//! amnesia node, which writes nothing under the root, through the node
+//! registry in the OS runtime directory (`everarcade_node::registry`). A
+//! node that serves TLS is reached over `https://`, trusting `--ca` if given,
+//! else the certificate the node recorded that it serves.
 
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 use std::time::Duration;
 
-use everarcade_client::{BlockingClient, Client, ClientError};
+use everarcade_client::{BlockingClient, Client, ClientError, Trust};
+use everarcade_node::registry;
 use everarcade_store::meta::{StatusFile, read_json};
 use everarcade_store::{DiskStorage, LockState, StoreError, WorldDir, WorldLock};
 
-use crate::exit::{FAILURE, Failure};
-use crate::target::Target;
+use crate::exit::{FAILURE, Failure, USAGE};
+use crate::target::WorldRef;
 
-/// The running node of a world: its pid and address, when the world lock
-/// is held and `status.json` (written by the holder) names an address.
-pub struct RunningNode {
-    /// The lock holder.
-    pub pid: u32,
-    /// Where it listens, if recorded.
-    pub address: Option<SocketAddr>,
+/// `--ca`: the certificates to trust for `https://` nodes, set once by `main`.
+static CA: OnceLock<PathBuf> = OnceLock::new();
+
+/// Records `--ca` for every client this process makes.
+pub fn set_ca(path: PathBuf) {
+    let _ = CA.set(path);
 }
 
-/// Finds the node that runs the world in `dir`, if one does.
-pub fn running_node(dir: &WorldDir) -> Result<Option<RunningNode>, StoreError> {
+/// The running node of a world.
+pub struct RunningNode {
+    /// Its process id (the lock holder).
+    pub pid: u32,
+    /// Where it listens, once recorded.
+    pub address: Option<SocketAddr>,
+    /// The certificate it serves TLS with, if it serves TLS.
+    pub tls_cert: Option<PathBuf>,
+    /// Whether it keeps the world in memory only (found in the registry).
+    pub amnesia: bool,
+}
+
+impl RunningNode {
+    /// `http://host:port` or `https://host:port`.
+    pub fn url(&self) -> Option<String> {
+        let address = self.address?;
+        Some(match self.tls_cert {
+            Some(_) => format!("https://{address}"),
+            None => format!("http://{address}"),
+        })
+    }
+}
+
+/// Finds the node that runs the world, if one does: the holder of the
+/// world lock, else an amnesia node in the registry.
+pub fn running_node(world: &WorldRef) -> Result<Option<RunningNode>, StoreError> {
+    if let Some(node) = durable_node(&world.dir)? {
+        return Ok(Some(node));
+    }
+    let Some(record) = registry::find(world.dir.runtime_root(), &world.id)? else {
+        return Ok(None);
+    };
+    Ok(Some(RunningNode {
+        pid: record.pid,
+        address: record.addresses.first().and_then(|a| a.parse().ok()),
+        tls_cert: record.tls_cert.map(PathBuf::from),
+        amnesia: true,
+    }))
+}
+
+fn durable_node(dir: &WorldDir) -> Result<Option<RunningNode>, StoreError> {
+    if !dir.lock().exists() {
+        return Ok(None);
+    }
     let LockState::Held { pid } = WorldLock::probe(&dir.lock())? else {
         return Ok(None);
     };
-    let status: Option<StatusFile> = read_json(&DiskStorage, &dir.status()).ok();
-    let address = status
-        .filter(|s| s.state == "running" && s.pid == Some(pid))
-        .and_then(|s| s.addresses.first().and_then(|a| a.parse().ok()));
-    Ok(Some(RunningNode { pid, address }))
+    let status: Option<StatusFile> = read_json(&DiskStorage, &dir.status())
+        .ok()
+        .filter(|s: &StatusFile| s.state == "running" && s.pid == Some(pid));
+    Ok(Some(RunningNode {
+        pid,
+        address: status
+            .as_ref()
+            .and_then(|s| s.addresses.first().and_then(|a| a.parse().ok())),
+        tls_cert: status.and_then(|s| s.tls_cert).map(PathBuf::from),
+        amnesia: false,
+    }))
 }
 
-/// A client of the node at `address` for `target`'s world; every call is
-/// bounded by `timeout`.
+/// The trust for an `https://` node: `--ca`, else the node's own
+/// certificate as it recorded it.
+fn trust(recorded: Option<&Path>) -> Result<Option<Trust>, ClientError> {
+    match CA.get().map(PathBuf::as_path).or(recorded) {
+        Some(path) => Trust::from_pem_file(path).map(Some),
+        None => Ok(None),
+    }
+}
+
+/// A client of the node at `url` (`host:port`, `http://…` or `https://…`)
+/// for `world`; every call bounded by `timeout`.
+pub fn client_at(
+    url: &str,
+    world: &WorldRef,
+    recorded_cert: Option<&Path>,
+    timeout: Duration,
+) -> Result<Client, ClientError> {
+    let client = match trust(recorded_cert)? {
+        Some(trust) => Client::with_trust(url, world.id.clone(), &trust)?,
+        None => Client::new(url, world.id.clone())?,
+    };
+    Ok(client.with_timeout(timeout))
+}
+
+/// A blocking client of `node`.
 pub fn client(
-    target: &Target,
-    address: SocketAddr,
+    world: &WorldRef,
+    node: &RunningNode,
     timeout: Duration,
 ) -> Result<BlockingClient, ClientError> {
-    let client = Client::new(&address.to_string(), target.id.clone())?.with_timeout(timeout);
+    let url = node.url().ok_or_else(|| ClientError::Address {
+        address: String::new(),
+        reason: format!("node pid {} has not recorded an address yet", node.pid),
+    })?;
+    let client = client_at(&url, world, node.tls_cert.as_deref(), timeout)?;
     Ok(BlockingClient::new(client))
 }
 
 /// A client that carries the admin token: `EVERARCADE_ADMIN_TOKEN`, else
 /// `<root>/admin.token`. Fails with `admin_token` when there is none.
 pub fn admin_client(
-    target: &Target,
-    address: SocketAddr,
+    world: &WorldRef,
+    node: &RunningNode,
     timeout: Duration,
 ) -> Result<BlockingClient, Failure> {
-    let token = admin_token(&target.dir).ok_or_else(|| {
+    let token = admin_token(&world.dir).ok_or_else(|| {
         Failure::new(
             FAILURE,
             "admin_token",
             format!(
                 "no admin token: set EVERARCADE_ADMIN_TOKEN or create {}",
-                target.dir.admin_token().display()
+                world.dir.admin_token().display()
             ),
         )
     })?;
-    let client = Client::new(&address.to_string(), target.id.clone())
-        .map_err(|error| Failure::new(FAILURE, "node_unreachable", error.to_string()))?
-        .with_timeout(timeout)
-        .with_admin_token(token);
-    Ok(BlockingClient::new(client))
+    let client = client(world, node, timeout).map_err(client_setup_failure)?;
+    let inner = client.client().clone().with_admin_token(token);
+    Ok(BlockingClient::new(inner))
+}
+
+/// A client that could not be made: a bad address or trust file is the
+/// operator's to fix.
+pub fn client_setup_failure(error: ClientError) -> Failure {
+    Failure::new(USAGE, error.code(), error.to_string())
 }
 
 fn admin_token(dir: &WorldDir) -> Option<String> {

@@ -96,7 +96,7 @@ pub fn verify_release(args: VerifyReleaseArgs) -> Result<(), Failure> {
             target.require_bound()?;
         }
         let verified = verify(&args.release, &target, !args.json)?;
-        let record = DeploymentRecord::new(&args, &target, &verified);
+        let record = DeploymentRecord::new(&target, &verified);
         let path = record_deployment(&args.world.runtime_root, record)?;
         Ok((verified, path))
     });
@@ -854,7 +854,7 @@ struct DeploymentRecord {
 }
 
 impl DeploymentRecord {
-    fn new(args: &VerifyReleaseArgs, target: &Target, verified: &Verified) -> DeploymentRecord {
+    fn new(target: &Target, verified: &Verified) -> DeploymentRecord {
         let seconds = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |since| since.as_secs());
@@ -880,7 +880,7 @@ impl DeploymentRecord {
             package_name: verified.package.name.clone(),
             package_version: verified.package.version.clone(),
             package_root: verified.package.root.clone(),
-            package_path: absolute(&args.world.package_path),
+            package_path: absolute(&target.package.dir),
             release_dir: absolute(&verified.dir),
             release_archive: manifest.archive.clone(),
             release_archive_sha256: verified.archive_sha256.clone(),

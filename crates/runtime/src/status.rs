@@ -9,24 +9,52 @@ use everarcade_store::meta::{StatusFile, read_json};
 use everarcade_store::{DiskStorage, LockState, Storage, WorldLock};
 
 use crate::JsonWorldArgs;
-use crate::exit::{Failure, NOT_RUNNING};
+use everarcade_package::Package;
+use everarcade_world::check_binding;
+
+use crate::exit::{Failure, NOT_RUNNING, PACKAGE};
 use crate::probe;
-use crate::target::{Target, store_failure};
+use crate::target::{Target, WorldRef, store_failure, world_failure};
 
 /// Runs `status`.
 pub fn run(args: JsonWorldArgs) -> Result<(), Failure> {
-    let target = Target::resolve(&args.world)?;
-    target.require_bound()?;
-    let dir = &target.dir;
+    let world = WorldRef::resolve(&args.world)?;
+    let node = probe::running_node(&world).map_err(store_failure)?;
+    let given = match args.world.package_given() {
+        Some(path) => {
+            Some(Package::load(path).map_err(|e| Failure::new(PACKAGE, e.code(), e.to_string()))?)
+        }
+        None => None,
+    };
+    if world.exists()
+        && let Some(package) = &given
+    {
+        check_binding(&world.dir, package).map_err(world_failure)?;
+    }
     let mut unreachable = None;
-    if let Some(node) = probe::running_node(dir).map_err(store_failure)? {
-        match live(&target, &node, args.json) {
+    if let Some(node) = &node {
+        match live(&world, node, given.as_ref(), args.json) {
             Ok(()) => return Ok(()),
-            Err(reason) => {
-                unreachable = Some(format!("node pid {} holds the lock but {reason}", node.pid))
+            Err(Live::Refused(failure)) => return Err(failure),
+            Err(Live::Unreachable(reason)) => {
+                let holds = if node.amnesia {
+                    "is registered as an amnesia node"
+                } else {
+                    "holds the lock"
+                };
+                unreachable = Some(format!("node pid {} {holds} but {reason}", node.pid))
             }
         }
     }
+    if !world.exists()
+        && let Some(reason) = unreachable
+    {
+        // An amnesia node keeps no disk view to fall back on.
+        return Err(Failure::new(NOT_RUNNING, "node_unreachable", reason));
+    }
+    let target = Target::resolve(&args.world)?;
+    target.require_bound()?;
+    let dir = &target.dir;
     let status: StatusFile = read_json(&DiskStorage, &dir.status()).map_err(store_failure)?;
     let lock = WorldLock::probe(&dir.lock()).map_err(store_failure)?;
     let checkpoints = list_checkpoints(&DiskStorage, dir).map_err(store_failure)?;
@@ -116,7 +144,9 @@ pub fn run(args: JsonWorldArgs) -> Result<(), Failure> {
             "source           disk (no node answers; status.json as the last process left it)"
         );
     }
-    if let Some((path, incident)) = incidents.last() {
+    if let Some((path, incident)) = incidents.last()
+        && !args.json
+    {
         println!(
             "INCIDENT         {} at tick {} ({}); record {}; the node refuses to serve until it is resolved",
             incident.kind,
@@ -138,14 +168,36 @@ pub fn run(args: JsonWorldArgs) -> Result<(), Failure> {
     ))
 }
 
+/// Why the live status was not shown.
+enum Live {
+    /// The node could not be asked; the disk's view follows.
+    Unreachable(String),
+    /// The node runs another package than the one given.
+    Refused(Failure),
+}
+
 /// Prints the running node's own status.
-fn live(target: &Target, node: &probe::RunningNode, json: bool) -> Result<(), String> {
-    let address = node
-        .address
-        .ok_or("status.json records no address (starting, or amnesia)")?;
-    let status = probe::client(target, address, std::time::Duration::from_secs(5))
+fn live(
+    world: &WorldRef,
+    node: &probe::RunningNode,
+    given: Option<&Package>,
+    json: bool,
+) -> Result<(), Live> {
+    let url = node.url().ok_or_else(|| {
+        Live::Unreachable("has recorded no address yet (still starting)".to_string())
+    })?;
+    let status = probe::client(world, node, std::time::Duration::from_secs(5))
         .and_then(|client| client.status())
-        .map_err(|error| format!("does not answer at {address}: {error}"))?;
+        .map_err(|error| Live::Unreachable(format!("does not answer at {url}: {error}")))?;
+    if let Some(package) = given
+        && package.root != status.package_root
+    {
+        let error = everarcade_world::WorldError::PackageMismatch {
+            bound: status.package_root,
+            given: package.root,
+        };
+        return Err(Live::Refused(world_failure(error)));
+    }
     if json {
         let object = serde_json::to_value(&status).expect("a status serializes");
         println!("{object}");
@@ -157,7 +209,10 @@ fn live(target: &Target, node: &probe::RunningNode, json: bool) -> Result<(), St
         "state            running (pid {}, up {} ms)",
         status.pid, status.uptime_ms
     );
-    println!("address          http://{}", status.address);
+    println!("address          {url}");
+    if node.amnesia {
+        println!("amnesia          yes: nothing is kept; the world is gone when the node stops");
+    }
     println!(
         "ready            {} ({})",
         status.ready,

@@ -7,7 +7,7 @@ use everarcade_engine::{CompiledPackage, Engine};
 use everarcade_package::Package;
 use everarcade_protocol::WorldId;
 use everarcade_store::{DiskStorage, Storage, StoreError, WorldDir, WorldLock};
-use everarcade_world::{ErrorClass, WorldConfig, WorldError, check_binding};
+use everarcade_world::{ErrorClass, WorldConfig, WorldError, bound_package, check_binding};
 
 use crate::WorldArgs;
 use crate::exit::{DIVERGENCE, FAILURE, Failure, INTEGRITY, PACKAGE, USAGE};
@@ -18,19 +18,26 @@ pub struct Target {
     pub id: WorldId,
     /// Its directory.
     pub dir: WorldDir,
-    /// The package given on the command line.
+    /// The package given on the command line, else the world's bound copy.
     pub package: Package,
 }
 
-impl Target {
-    /// Validates the id and loads the package.
-    pub fn resolve(args: &WorldArgs) -> Result<Target, Failure> {
+/// A world named on the command line before its package is loaded: enough
+/// to find its node.
+pub struct WorldRef {
+    /// The world id.
+    pub id: WorldId,
+    /// Its directory.
+    pub dir: WorldDir,
+}
+
+impl WorldRef {
+    /// Validates the id.
+    pub fn resolve(args: &WorldArgs) -> Result<WorldRef, Failure> {
         let id = WorldId::new(&args.world_id)
             .map_err(|e| Failure::new(USAGE, "invalid_world_id", e.to_string()))?;
-        let package = Package::load(&args.package_path)
-            .map_err(|e| Failure::new(PACKAGE, e.code(), e.to_string()))?;
         let dir = WorldDir::new(&args.runtime_root, &id);
-        Ok(Target { id, dir, package })
+        Ok(WorldRef { id, dir })
     }
 
     /// Whether the world has been created (it has a journal).
@@ -38,18 +45,61 @@ impl Target {
         DiskStorage.exists(&self.dir.segment(1)) || DiskStorage.exists(&self.dir.genesis())
     }
 
+    fn missing(&self) -> Failure {
+        Failure::new(
+            FAILURE,
+            "world_missing",
+            format!(
+                "no world {} under {} (create it with `simulate` or `start`, giving its package)",
+                self.id,
+                self.dir.runtime_root().display()
+            ),
+        )
+    }
+}
+
+impl Target {
+    /// Validates the id and loads the package given, or, when none is
+    /// given (or `-`), the package the world runs now from its own copy.
+    pub fn resolve(args: &WorldArgs) -> Result<Target, Failure> {
+        let WorldRef { id, dir } = WorldRef::resolve(args)?;
+        let package = match args.package_given() {
+            Some(path) => {
+                Package::load(path).map_err(|e| Failure::new(PACKAGE, e.code(), e.to_string()))?
+            }
+            None => {
+                let world = WorldRef { id, dir };
+                if !world.exists() {
+                    return Err(world.missing());
+                }
+                let package = bound_package(&world.dir).map_err(world_failure)?;
+                return Ok(Target {
+                    id: world.id,
+                    dir: world.dir,
+                    package,
+                });
+            }
+        };
+        Ok(Target { id, dir, package })
+    }
+
+    /// Whether the world has been created (it has a journal).
+    pub fn exists(&self) -> bool {
+        self.world_ref().exists()
+    }
+
+    /// The world without its package.
+    pub fn world_ref(&self) -> WorldRef {
+        WorldRef {
+            id: self.id.clone(),
+            dir: self.dir.clone(),
+        }
+    }
+
     /// Refuses a world that does not exist, or a package not bound at its genesis.
     pub fn require_bound(&self) -> Result<(), Failure> {
         if !self.exists() {
-            return Err(Failure::new(
-                FAILURE,
-                "world_missing",
-                format!(
-                    "no world {} under {} (create it with `simulate`)",
-                    self.id,
-                    self.dir.runtime_root().display()
-                ),
-            ));
+            return Err(self.world_ref().missing());
         }
         check_binding(&self.dir, &self.package).map_err(world_failure)
     }

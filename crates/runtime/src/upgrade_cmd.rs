@@ -72,7 +72,7 @@ fn step(json: bool, text: &str) {
 
 /// The running node's command line, to start it again after the change.
 fn running_command(target: &Target) -> Result<Option<Vec<String>>, Failure> {
-    let Some(node) = probe::running_node(&target.dir).map_err(store_failure)? else {
+    let Some(node) = probe::running_node(&target.world_ref()).map_err(store_failure)? else {
         return Ok(None);
     };
     let raw = std::fs::read(format!("/proc/{}/cmdline", node.pid)).map_err(|e| {

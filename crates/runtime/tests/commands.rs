@@ -148,7 +148,14 @@ fn another_package_is_refused_naming_both_roots() {
         std::fs::copy(repository_root().join(PACKAGE).join(name), copy.join(name)).unwrap();
     }
     std::fs::write(copy.join("NOTES.md"), "a different package root\n").unwrap();
-    for command in ["verify", "replay-verify", "status", "simulate", "recover"] {
+    for command in [
+        "verify",
+        "replay-verify",
+        "status",
+        "stop",
+        "simulate",
+        "recover",
+    ] {
         let output = world.run_with(copy.to_str().unwrap(), &[command]);
         let text = expect_failure(&output, 6, "package_mismatch");
         assert!(
@@ -156,6 +163,51 @@ fn another_package_is_refused_naming_both_roots() {
             "{text}"
         );
     }
+}
+
+/// `<command> <root> world-001 <options…>`: no package argument at all.
+fn run_without_package(world: &World, command: &str, options: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_everarcade-runtime"))
+        .current_dir(repository_root())
+        .arg(command)
+        .arg(&world.root)
+        .arg(WORLD)
+        .args(options)
+        .output()
+        .expect("the binary runs")
+}
+
+#[test]
+fn without_a_package_commands_use_the_world_s_bound_copy() {
+    let world = World::new(10, 0);
+    let (_, given) = world.json(&["status"]);
+    for output in [
+        world.run_with("-", &["status", "--json"]),
+        run_without_package(&world, "status", &["--json"]),
+    ] {
+        assert_eq!(output.status.code(), Some(5), "{}", stderr(&output));
+        let shown: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+        assert_eq!(shown["package_root"], given["package_root"]);
+        assert_eq!(shown["head_tick"], 10);
+    }
+    for output in [
+        world.run_with("-", &["stop"]),
+        run_without_package(&world, "stop", &[]),
+    ] {
+        expect_failure(&output, 5, "not_running");
+    }
+    let verified = run_without_package(&world, "verify", &[]);
+    assert!(verified.status.success(), "{}", stderr(&verified));
+    let missing = Command::new(env!("CARGO_BIN_EXE_everarcade-runtime"))
+        .args([
+            "status".as_ref(),
+            world.root.as_os_str(),
+            "no-such-world".as_ref(),
+        ])
+        .output()
+        .unwrap();
+    let text = expect_failure(&missing, 1, "world_missing");
+    assert!(text.contains("giving its package"), "{text}");
 }
 
 #[test]

@@ -103,6 +103,7 @@ fn files_under(path: &Path) -> Vec<PathBuf> {
 fn amnesia_writes_no_file_anywhere() {
     let root = scratch("amnesia-root");
     let tmp = scratch("amnesia-tmp");
+    let registry = scratch("amnesia-registry");
     std::fs::create_dir_all(&tmp).unwrap();
     let port = free_port();
     let mut child = command(
@@ -111,6 +112,7 @@ fn amnesia_writes_no_file_anywhere() {
         &["--amnesia", "--http-addr", &format!("127.0.0.1:{port}")],
     )
     .env("TMPDIR", &tmp)
+    .env("XDG_RUNTIME_DIR", &registry)
     .stdout(Stdio::piped())
     .stderr(Stdio::piped())
     .spawn()
@@ -142,6 +144,156 @@ fn amnesia_writes_no_file_anywhere() {
         "amnesia wrote to the temp dir"
     );
     std::fs::remove_dir_all(&tmp).unwrap();
+    // Only the registry entry's lock is left (empty, free): the record of
+    // where the node listened went with it.
+    let left = files_under(&registry);
+    assert_eq!(left.len(), 2, "{left:?}");
+    let lock = left
+        .iter()
+        .find(|path| path.extension().is_some_and(|e| e == "lock"));
+    assert_eq!(std::fs::read(lock.expect("the lock file")).unwrap(), b"");
+}
+
+#[test]
+fn an_amnesia_node_is_found_by_status_stop_and_restart() {
+    let root = scratch("amnesia-found");
+    let registry = scratch("amnesia-found-registry");
+    let addr = format!("127.0.0.1:{}", free_port());
+    let in_registry = |verb: &str, extra: &[&str]| {
+        command(&root, verb, extra)
+            .env("XDG_RUNTIME_DIR", &registry)
+            .output()
+            .unwrap()
+    };
+    let started = in_registry("start", &["--amnesia", "--http-addr", &addr]);
+    assert!(started.status.success(), "{}", text(&started));
+    assert!(!root.exists(), "start --amnesia wrote under the root");
+    let again = in_registry("start", &["--amnesia", "--http-addr", &addr]);
+    assert!(text(&again).contains("already_running"), "{}", text(&again));
+
+    let status = in_registry("status", &["--json"]);
+    assert!(status.status.success(), "{}", text(&status));
+    let live: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert_eq!(
+        (live["live"].clone(), live["amnesia"].clone()),
+        (true.into(), true.into())
+    );
+    let first_pid = live["pid"].as_u64().unwrap();
+
+    let restarted = in_registry("restart", &["--amnesia", "--http-addr", &addr]);
+    assert!(restarted.status.success(), "{}", text(&restarted));
+    let status = in_registry("status", &["--json"]);
+    let live: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert_ne!(live["pid"].as_u64().unwrap(), first_pid, "a new process");
+
+    let stopped = in_registry("stop", &["--json"]);
+    assert!(stopped.status.success(), "{}", text(&stopped));
+    let report: serde_json::Value = serde_json::from_slice(&stopped.stdout).unwrap();
+    assert_eq!(report["amnesia"], true);
+    let log_path = files_under(&registry)
+        .into_iter()
+        .find(|path| path.extension().is_some_and(|e| e == "log"))
+        .expect("the detached node's log beside its registry entry");
+    let log = std::fs::read_to_string(log_path).unwrap();
+    assert!(log.contains("amnesia: nothing was written"), "{log}");
+    assert!(!log.contains("checkpoint written"), "{log}");
+    assert!(!log.contains(".ckpt"), "names no checkpoint file: {log}");
+    let after = in_registry("stop", &[]);
+    assert_eq!(after.status.code(), Some(5), "{}", text(&after));
+    assert!(
+        !root.exists(),
+        "nothing under the root: {:?}",
+        files_under(&root)
+    );
+}
+
+/// A self-signed certificate for 127.0.0.1 in `dir`: (cert, key) paths.
+fn self_signed(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
+    let names = vec!["127.0.0.1".to_string(), "localhost".to_string()];
+    let certified = rcgen::generate_simple_self_signed(names).unwrap();
+    std::fs::create_dir_all(dir).unwrap();
+    let cert = dir.join(format!("{name}.cert.pem"));
+    let key = dir.join(format!("{name}.key.pem"));
+    std::fs::write(&cert, certified.cert.pem()).unwrap();
+    std::fs::write(&key, certified.signing_key.serialize_pem()).unwrap();
+    (cert, key)
+}
+
+#[test]
+fn the_command_line_reaches_its_own_tls_node() {
+    let root = scratch("tls-root");
+    let certs = scratch("tls-certs");
+    let (cert, key) = self_signed(&certs, "node");
+    let (stranger, _) = self_signed(&certs, "stranger");
+    let addr = format!("127.0.0.1:{}", free_port());
+    let tls = [
+        "--http-addr",
+        addr.as_str(),
+        "--tls-cert",
+        cert.to_str().unwrap(),
+        "--tls-key",
+        key.to_str().unwrap(),
+    ];
+    let started = run(&root, "start", &tls);
+    assert!(started.status.success(), "{}", text(&started));
+    assert!(
+        text(&started).contains(&format!("https://{addr}")),
+        "{}",
+        text(&started)
+    );
+
+    let status = run(&root, "status", &["--json"]);
+    assert!(status.status.success(), "{}", text(&status));
+    let live: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert_eq!(live["live"], true, "{live}");
+    let submitted = run(
+        &root,
+        "submit",
+        &["--player", "tls", "--payload", "01", "--json"],
+    );
+    assert!(submitted.status.success(), "{}", text(&submitted));
+    let checkpoint = run(&root, "checkpoint", &["--json"]);
+    assert!(checkpoint.status.success(), "{}", text(&checkpoint));
+    let backup_dir = certs.join("backups");
+    let backup = run(
+        &root,
+        "backup",
+        &["--backup-dir", backup_dir.to_str().unwrap()],
+    );
+    assert!(backup.status.success(), "{}", text(&backup));
+    assert!(text(&backup).contains("running node"), "{}", text(&backup));
+
+    // Trusting another certificate, the node cannot be reached: the disk's
+    // view, and the reason.
+    let distrusting = command(&root, "status", &[])
+        .arg("--ca")
+        .arg(&stranger)
+        .output()
+        .unwrap();
+    assert!(
+        text(&distrusting).contains("source           disk"),
+        "{}",
+        text(&distrusting)
+    );
+    assert!(
+        text(&distrusting).contains("certificate"),
+        "{}",
+        text(&distrusting)
+    );
+    let trusting = command(&root, "status", &[])
+        .arg("--ca")
+        .arg(&cert)
+        .output()
+        .unwrap();
+    assert!(trusting.status.success(), "{}", text(&trusting));
+    assert!(
+        text(&trusting).contains("source           live"),
+        "{}",
+        text(&trusting)
+    );
+
+    let stopped = run(&root, "stop", &[]);
+    assert!(stopped.status.success(), "{}", text(&stopped));
 }
 
 #[test]

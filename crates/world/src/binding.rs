@@ -88,6 +88,20 @@ pub fn current_package_root(dir: &WorldDir) -> Result<Hash, WorldError> {
     Ok(lineage.current_root(genesis))
 }
 
+/// The package the world runs now, from its own copy: `package/` (bound at
+/// genesis) or, after an upgrade, `packages/<root>/`; its root is checked
+/// against the one recorded. What a command uses when no package is given.
+pub fn bound_package(dir: &WorldDir) -> Result<Package, WorldError> {
+    let genesis = bound_package_root(dir)?;
+    let current = current_package_root(dir)?;
+    let path = if current == genesis {
+        dir.package()
+    } else {
+        dir.package_store(&current.to_hex())
+    };
+    crate::lineage::load_stored(&path, &current.to_hex())
+}
+
 /// Refuses a package whose root is not the one the world runs now (bound
 /// at genesis, or by the last upgrade).
 pub fn check_binding(dir: &WorldDir, package: &Package) -> Result<(), WorldError> {

@@ -449,7 +449,12 @@ impl DurableWorld {
             input_root: self.roots.input_root.to_hex(),
             receipt_root: self.roots.receipt_root.to_hex(),
             continuity_root: self.roots.continuity_root.to_hex(),
-            admission: if listening.admission_open { "open" } else { "closed" }.into(),
+            admission: if listening.admission_open {
+                "open"
+            } else {
+                "closed"
+            }
+            .into(),
             addresses: listening.addresses.clone(),
             checkpoint_tick,
             tls_cert: listening.tls_cert.clone(),

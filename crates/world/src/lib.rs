@@ -26,7 +26,9 @@ pub mod repair;
 pub mod replay;
 pub mod upgrade;
 
-pub use binding::{bind_package, bound_package_root, check_binding, current_package_root};
+pub use binding::{
+    bind_package, bound_package, bound_package_root, check_binding, current_package_root,
+};
 pub use diff::{StateDiff, state_diff};
 pub use durable::{CheckpointTaken, DurableWorld, Listening, Recovery, WorldConfig, genesis_file};
 pub use error::{Divergence, ErrorClass, WorldError};

@@ -103,6 +103,7 @@ pub fn node_prepared(
             checkpoint_interval_ticks: 0,
             addresses: vec!["127.0.0.1:0".into()],
             tls_cert: None,
+            amnesia: false,
             admission_open: true,
         },
     )
