@@ -1,18 +1,45 @@
 //! `verify`: every checksum, chain link, signature and checkpoint, and the
 //! package binding, without executing anything; prints what it checked.
 
-use everarcade_store::DiskStorage;
-use everarcade_world::audit::audit;
+use everarcade_store::{DiskStorage, LockState, StoreError, WorldLock};
+use everarcade_world::WorldError;
+use everarcade_world::audit::{Audit, audit};
 
 use crate::JsonWorldArgs;
 use crate::exit::Failure;
 use crate::target::{Target, world_failure};
 
+/// Times a torn tail is read again while a node is writing the journal.
+const TORN_TAIL_RETRIES_MAX: u32 = 3;
+
+/// Audits the world; while a node runs it, a torn tail may be the record
+/// being appended right now, so it is read again (a torn tail that stays is
+/// reported). A checkpoint that the node's retention removes while it is
+/// read is passed over by the audit itself.
+fn audit_live(target: &Target) -> Result<Audit, WorldError> {
+    let mut attempt = 0;
+    loop {
+        match audit(&DiskStorage, &target.dir, &target.package) {
+            Err(WorldError::Store(StoreError::TornTail { .. }))
+                if attempt < TORN_TAIL_RETRIES_MAX
+                    && matches!(
+                        WorldLock::probe(&target.dir.lock()),
+                        Ok(LockState::Held { .. })
+                    ) =>
+            {
+                attempt += 1;
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            other => return other,
+        }
+    }
+}
+
 /// Runs `verify`.
 pub fn run(args: JsonWorldArgs) -> Result<(), Failure> {
     let target = Target::resolve(&args.world)?;
     target.require_bound()?;
-    let audit = match audit(&DiskStorage, &target.dir, &target.package) {
+    let audit = match audit_live(&target) {
         Ok(audit) => audit,
         Err(error) => {
             let failure = world_failure(error);

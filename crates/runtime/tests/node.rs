@@ -418,6 +418,44 @@ fn start_status_checkpoint_stop_and_start_again() {
 }
 
 #[test]
+fn verify_works_against_a_live_world_whose_retention_prunes_checkpoints() {
+    let root = scratch("verify-live");
+    let addr = format!("127.0.0.1:{}", free_port());
+    let durability = [
+        "--http-addr",
+        addr.as_str(),
+        "--checkpoint-interval",
+        "2",
+        "--checkpoints-retained",
+        "1",
+    ];
+    let started = run(&root, "start", &durability);
+    assert!(started.status.success(), "{}", text(&started));
+    let client = client(addr.rsplit(':').next().unwrap().parse().unwrap());
+    let key = test_signing_key("verifier");
+    let world = WorldId::new(WORLD).unwrap();
+    // At 20 Hz a checkpoint every 2 ticks replaces the only one ten times a
+    // second, while inputs keep the journal's tail moving.
+    let mut failures = Vec::new();
+    for round in 1..=200u64 {
+        client
+            .submit(&Envelope::sign(&world, &key, round, vec![1]))
+            .unwrap();
+        let output = run(&root, "verify", &["--json"]);
+        if !output.status.success() {
+            failures.push(text(&output));
+        }
+    }
+    let stopped = run(&root, "stop", &[]);
+    assert!(stopped.status.success(), "{}", text(&stopped));
+    assert_eq!(
+        failures,
+        Vec::<String>::new(),
+        "verify failed against a live world"
+    );
+}
+
+#[test]
 fn startup_fails_fast_before_any_listener_opens() {
     let root = scratch("failfast");
     let made = run(&root, "simulate", &["--ticks", "3"]);

@@ -536,7 +536,14 @@ fn attach(path: &Path, error: CheckpointDecodeError) -> StoreError {
 /// match the tick it records.
 pub fn load_checkpoint(storage: &dyn Storage, path: &Path) -> Result<Checkpoint, StoreError> {
     let bytes = storage.read(path).map_err(StoreError::io("read", path))?;
-    let checkpoint = decode_checkpoint(&bytes).map_err(|error| attach(path, error))?;
+    parse_checkpoint(path, &bytes)
+}
+
+/// Decodes the bytes read from the checkpoint file at `path` and checks
+/// that its name says its tick: [`load_checkpoint`] for a caller that needs
+/// the bytes too (to check their signature).
+pub fn parse_checkpoint(path: &Path, bytes: &[u8]) -> Result<Checkpoint, StoreError> {
+    let checkpoint = decode_checkpoint(bytes).map_err(|error| attach(path, error))?;
     check_name(path, checkpoint.tick)?;
     Ok(checkpoint)
 }

@@ -14,7 +14,7 @@ use everarcade_protocol::{
     Envelope, EnvelopeError, Hash, PublicKey, Receipt, Tick, continuity_root, genesis_root,
     list_root,
 };
-use everarcade_store::checkpoint::{list_checkpoints, load_checkpoint};
+use everarcade_store::checkpoint::{list_checkpoints, parse_checkpoint};
 use everarcade_store::journal::{GenesisRecord, TickRecord};
 use everarcade_store::keys::{
     CheckpointSigning, check_checkpoint_signature, read_history, verify_history,
@@ -156,11 +156,30 @@ pub fn audit(
         audit.operator_keys = history.keys.len();
     }
     for (tick, path) in listing.checkpoints {
-        let checkpoint = load_checkpoint(storage, &path)?;
-        let bytes = storage.read(&path).map_err(StoreError::io("read", &path))?;
+        // A running node's retention may remove a listed checkpoint (and
+        // its signature) at any moment: one that is gone when it is read,
+        // or once its check failed, was removed, not damaged.
+        let vanished = |audit: &mut Audit| {
+            audit.warnings.push(format!(
+                "checkpoint of tick {tick} was removed while it was being verified (a running node's retention); not checked"
+            ));
+        };
+        let bytes = match storage.read(&path) {
+            Ok(bytes) => bytes,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+                vanished(&mut audit);
+                continue;
+            }
+            Err(error) => return Err(StoreError::io("read", &path)(error).into()),
+        };
+        let checkpoint = parse_checkpoint(&path, &bytes)?;
         match check_checkpoint_signature(storage, dir, history.as_ref(), tick, &bytes) {
             Ok(CheckpointSigning::Signed(_)) => audit.signed_checkpoints += 1,
             Ok(CheckpointSigning::Unsigned) => {}
+            Err(_) if !storage.exists(&path) => {
+                vanished(&mut audit);
+                continue;
+            }
             Err(reason) => return Err(WorldError::OperatorSignature(reason)),
         }
         let Some((continuity, state)) = chain.at_checkpoints.get(&tick) else {

@@ -165,3 +165,84 @@ fn a_checkpoint_at_genesis_is_used() {
     let repaired = repair(&disk).expect("recover");
     assert!(repaired.actions.is_empty(), "{:?}", repaired.actions);
 }
+
+/// A disk on which a running node's retention removes `victim` just as a
+/// reader that listed it comes to read it.
+struct PrunedWhileRead {
+    disk: SimStorage,
+    victim: PathBuf,
+}
+
+impl Storage for PrunedWhileRead {
+    fn create_dir_all(&self, dir: &std::path::Path) -> std::io::Result<()> {
+        self.disk.create_dir_all(dir)
+    }
+    fn read(&self, path: &std::path::Path) -> std::io::Result<Vec<u8>> {
+        if path == self.victim && self.disk.exists(path) {
+            self.disk.remove_file(path)?;
+        }
+        self.disk.read(path)
+    }
+    fn list(&self, dir: &std::path::Path) -> std::io::Result<Vec<String>> {
+        self.disk.list(dir)
+    }
+    fn exists(&self, path: &std::path::Path) -> bool {
+        self.disk.exists(path)
+    }
+    fn append(
+        &self,
+        path: &std::path::Path,
+    ) -> std::io::Result<Box<dyn everarcade_store::storage::AppendFile>> {
+        self.disk.append(path)
+    }
+    fn write_synced(&self, path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+        self.disk.write_synced(path, bytes)
+    }
+    fn rename(&self, from: &std::path::Path, to: &std::path::Path) -> std::io::Result<()> {
+        self.disk.rename(from, to)
+    }
+    fn sync_dir(&self, dir: &std::path::Path) -> std::io::Result<()> {
+        self.disk.sync_dir(dir)
+    }
+    fn truncate(&self, path: &std::path::Path, length: u64) -> std::io::Result<()> {
+        self.disk.truncate(path, length)
+    }
+    fn remove_file(&self, path: &std::path::Path) -> std::io::Result<()> {
+        self.disk.remove_file(path)
+    }
+}
+
+#[test]
+fn verify_passes_over_a_checkpoint_that_retention_removed_while_it_read() {
+    let plan = make_plan(SEED, TICKS);
+    let disk = plan.disk_copy();
+    let listed = checkpoints(&disk);
+    let racing = PrunedWhileRead {
+        disk: disk.clone(),
+        victim: listed[0].1.clone(),
+    };
+    let audit =
+        everarcade_world::audit::audit(&racing, &world_dir(), &crate::common::fixture().package)
+            .expect("a checkpoint removed under the reader is not damage");
+    assert_eq!(
+        audit
+            .checkpoints
+            .iter()
+            .map(|(tick, _)| *tick)
+            .collect::<Vec<_>>(),
+        [listed[1].0],
+        "the remaining checkpoint is verified"
+    );
+    assert!(
+        audit
+            .warnings
+            .iter()
+            .any(|w| w.contains("removed while it was being verified")),
+        "{:?}",
+        audit.warnings
+    );
+    // A checkpoint that is there but damaged still fails.
+    let length = disk.read(&listed[1].1).unwrap().len();
+    flip_byte(&disk, &listed[1].1, length / 2);
+    assert!(crate::common::audit(&disk).is_err());
+}
