@@ -136,7 +136,7 @@ pub fn run(config: &CheckpointBenchConfig) -> Result<CheckpointReport, String> {
         let tick = 1000 * (round as u64 + 1);
         let begin = Instant::now();
         let roots = [&genesis_root, &continuity_root, &state_root];
-        let written = write_checkpoint_of(&DiskStorage, &dir, tick, roots, &state, &nonces)
+        let written = write_checkpoint_of(&DiskStorage, &dir, tick, roots, &state, &nonces, None)
             .map_err(|e| e.to_string())?;
         best.write = fastest(best.write, begin.elapsed().as_secs_f64());
         let path = written.path;

@@ -22,6 +22,7 @@ use everarcade_state::{State, StateBuilder};
 
 use crate::codec::{DecodeError, Put, Reader};
 use crate::error::StoreError;
+use crate::keys::{OperatorKeys, sign_checkpoint};
 use crate::layout::{WorldDir, checkpoint_name, parse_checkpoint_name};
 use crate::storage::{AppendFile, Storage, write_atomic, write_atomic_with};
 
@@ -184,6 +185,11 @@ const WRITE_QUEUE_BLOCKS: usize = 4;
 /// fills blocks of about 1 MiB; a second thread hashes each (checksum and
 /// file digest) and writes it while the next is encoded. `roots` are
 /// `C(0)`, `C(tick)` and the state root, which must be `state`'s root.
+///
+/// With `signer`, the operator signature of the file digest is written
+/// before the checkpoint is renamed into place, so a reader that lists a
+/// checkpoint always finds its signature (a crash in between leaves only a
+/// signature of a checkpoint that never appeared).
 pub fn write_checkpoint_of(
     storage: &dyn Storage,
     world: &WorldDir,
@@ -191,15 +197,27 @@ pub fn write_checkpoint_of(
     roots: [&Hash; 3],
     state: &State,
     nonces: &BTreeMap<PublicKey, u64>,
+    signer: Option<&OperatorKeys>,
 ) -> Result<WrittenCheckpoint, StoreError> {
     let header = encode_header(tick, roots, state, nonces);
     let path = world.checkpoint(tick);
     let mut streamed = (0, Hash::ZERO);
+    let mut signing = None;
     write_atomic_with(storage, &path, |file| {
         streamed = stream(file, &header, state, nonces)?;
+        if let Some(keys) = signer
+            && let Err(error) = sign_checkpoint(storage, world, keys, tick, &streamed.1)
+        {
+            signing = Some(error);
+            return Err(std::io::Error::other("the checkpoint's signature was not written"));
+        }
         Ok(())
     })
-    .map_err(StoreError::io("write", &path))?;
+    .map_err(|error| {
+        signing
+            .take()
+            .unwrap_or_else(|| StoreError::io("write", &path)(error))
+    })?;
     let (bytes, file_digest) = streamed;
     Ok(WrittenCheckpoint {
         path,

@@ -22,7 +22,7 @@ use everarcade_engine::{CompiledPackage, Engine, TickOutput, World};
 use everarcade_protocol::{Envelope, EnvelopeError, TickRoots, Verified, WorldId};
 use everarcade_store::checkpoint::{prune_checkpoints, write_checkpoint_of};
 use everarcade_store::journal::{GenesisRecord, InputsRecord, JournalConfig, TickRecord};
-use everarcade_store::keys::{OperatorKeys, sign_checkpoint};
+use everarcade_store::keys::OperatorKeys;
 use everarcade_store::meta::{GenesisFile, META_FORMAT, StatusFile, write_json};
 use everarcade_store::{JournalWriter, Record, Storage, StoreError, WorldDir};
 
@@ -390,14 +390,8 @@ impl DurableWorld {
             roots,
             self.world.state(),
             self.world.nonces(),
+            operator.as_deref(),
         )
-        .and_then(|written| match &operator {
-            Some(keys) => {
-                sign_checkpoint(&*self.storage, &self.dir, keys, tick, &written.file_digest)
-                    .map(|()| written)
-            }
-            None => Ok(written),
-        })
         .and_then(|written| {
             prune_checkpoints(&*self.storage, &self.dir, retained).map(|pruned| (written, pruned))
         });

@@ -241,7 +241,7 @@ fn streamed_checkpoints_are_the_encoded_bytes_and_durable() {
             storage
                 .write_synced(&temporary, b"left by a crash")
                 .unwrap();
-            let written = write_checkpoint_of(storage, &dir, tick, roots, state, nonces).unwrap();
+            let written = write_checkpoint_of(storage, &dir, tick, roots, state, nonces, None).unwrap();
             assert_eq!(written.path, dir.checkpoint(tick));
             assert_eq!(written.bytes, expected.len() as u64);
             if tick == 7 {
@@ -279,6 +279,7 @@ fn a_failed_sync_while_streaming_is_an_error_and_leaves_no_checkpoint() {
         [&Hash::ZERO, &Hash::ZERO, &root],
         &state,
         &nonces,
+        None,
     )
     .unwrap_err();
     assert!(matches!(error, StoreError::Io { .. }), "{error}");
