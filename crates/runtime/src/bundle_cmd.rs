@@ -132,18 +132,6 @@ fn exit_of(class: Class) -> u8 {
     }
 }
 
-/// Prints a failure as JSON too when asked (the error envelope
-/// `{"error":{"code","message"}}`), then returns it.
-fn fail(json: bool, exit: u8, code: &str, message: String) -> Failure {
-    if json {
-        let object = serde_json::json!({
-            "error": {"code": code, "message": message},
-        });
-        println!("{object}");
-    }
-    Failure::new(exit, code, message)
-}
-
 fn parse_hash(flag: &str, text: &str) -> Result<Hash, Failure> {
     Hash::from_hex(text).ok_or_else(|| {
         Failure::new(
@@ -214,7 +202,7 @@ pub fn export(args: ExportArgs) -> Result<(), Failure> {
         runtime_version: env!("CARGO_PKG_VERSION"),
     };
     let exported = export_bundle(&request, &mut operator)
-        .map_err(|e| fail(args.json, exit_of(e.class()), e.code(), e.to_string()))?;
+        .map_err(|e| Failure::new(exit_of(e.class()), e.code(), e.to_string()))?;
     write_new(&args.out, &exported.bytes)?;
     let start = match exported.start {
         StartSource::Genesis => "genesis".to_string(),
@@ -267,18 +255,11 @@ pub fn export(args: ExportArgs) -> Result<(), Failure> {
 }
 
 /// Reads a file of at most `max` bytes.
-fn read_bounded(path: &Path, max: u64, json: bool, exit: u8) -> Result<Vec<u8>, Failure> {
-    let metadata = std::fs::metadata(path).map_err(|e| {
-        fail(
-            json,
-            USAGE,
-            "file_unreadable",
-            format!("{}: {e}", path.display()),
-        )
-    })?;
+fn read_bounded(path: &Path, max: u64, exit: u8) -> Result<Vec<u8>, Failure> {
+    let metadata = std::fs::metadata(path)
+        .map_err(|e| Failure::new(USAGE, "file_unreadable", format!("{}: {e}", path.display())))?;
     if metadata.len() > max {
-        return Err(fail(
-            json,
+        return Err(Failure::new(
             exit,
             "file_too_large",
             format!(
@@ -288,20 +269,14 @@ fn read_bounded(path: &Path, max: u64, json: bool, exit: u8) -> Result<Vec<u8>, 
             ),
         ));
     }
-    std::fs::read(path).map_err(|e| {
-        fail(
-            json,
-            USAGE,
-            "file_unreadable",
-            format!("{}: {e}", path.display()),
-        )
-    })
+    std::fs::read(path)
+        .map_err(|e| Failure::new(USAGE, "file_unreadable", format!("{}: {e}", path.display())))
 }
 
 /// Runs `verify-bundle`.
 pub fn verify(args: VerifyArgs) -> Result<(), Failure> {
     let trusted_keys = parse_keys(&args.trusted_keys)?;
-    let bytes = read_bounded(&args.file, BUNDLE_BYTES_MAX, args.json, MALFORMED)?;
+    let bytes = read_bounded(&args.file, BUNDLE_BYTES_MAX, MALFORMED)?;
     let engine = engine()?;
     let began = Instant::now();
     let mut last_progress = began;
@@ -316,7 +291,7 @@ pub fn verify(args: VerifyArgs) -> Result<(), Failure> {
         progress: Some(&mut progress),
     };
     let report = verify_bundle(&bytes, &engine, options)
-        .map_err(|e| fail(args.json, exit_of(e.class()), e.code(), e.to_string()))?;
+        .map_err(|e| Failure::new(exit_of(e.class()), e.code(), e.to_string()))?;
     let seconds = began.elapsed().as_secs_f64();
     let ticks = report.to_tick - report.from_tick;
     let ours = env!("CARGO_PKG_VERSION");
@@ -502,7 +477,7 @@ pub fn prove(args: ProveArgs) -> Result<(), Failure> {
         compiled,
     };
     let proven = make_proof(&request, &query)
-        .map_err(|e| fail(args.json, exit_of(e.class()), e.code(), e.to_string()))?;
+        .map_err(|e| Failure::new(exit_of(e.class()), e.code(), e.to_string()))?;
     let bytes = proven.proof.as_ref().map(PlayerProof::encode);
     if let (Some(out), Some(bytes)) = (&args.out, &bytes) {
         write_new(out, bytes)?;
@@ -544,12 +519,7 @@ pub fn prove(args: ProveArgs) -> Result<(), Failure> {
 /// Runs `verify-proof`.
 pub fn verify_proof(args: VerifyProofArgs) -> Result<(), Failure> {
     let head_root = parse_hash("--head-root", &args.head_root)?;
-    let raw = read_bounded(
-        &args.file,
-        2 * PROOF_BYTES_MAX as u64 + 2,
-        args.json,
-        MALFORMED,
-    )?;
+    let raw = read_bounded(&args.file, 2 * PROOF_BYTES_MAX as u64 + 2, MALFORMED)?;
     // Binary, or the hex `prove` prints (alone or on the last line of its text).
     let magic = &everarcade_audit::proof::PROOF_MAGIC;
     let bytes = if raw.starts_with(magic) {
@@ -560,8 +530,7 @@ pub fn verify_proof(args: VerifyProofArgs) -> Result<(), Failure> {
             .filter_map(|line| hex::decode(line.trim()).ok())
             .find(|bytes| bytes.starts_with(magic))
             .ok_or_else(|| {
-                fail(
-                    args.json,
+                Failure::new(
                     MALFORMED,
                     "malformed_proof",
                     format!("{} holds neither a proof nor its hex", args.file.display()),
@@ -569,10 +538,10 @@ pub fn verify_proof(args: VerifyProofArgs) -> Result<(), Failure> {
             })?
     };
     let proof = PlayerProof::decode(&bytes)
-        .map_err(|e| fail(args.json, exit_of(e.class()), e.code(), e.to_string()))?;
+        .map_err(|e| Failure::new(exit_of(e.class()), e.code(), e.to_string()))?;
     let head = proof
         .verify(&head_root)
-        .map_err(|e| fail(args.json, exit_of(e.class()), e.code(), e.to_string()))?;
+        .map_err(|e| Failure::new(exit_of(e.class()), e.code(), e.to_string()))?;
     if args.json {
         let mut object = claim_json(&proof);
         object["verified"] = true.into();
@@ -594,7 +563,7 @@ pub fn archive_recover(args: ArchiveArgs) -> Result<(), Failure> {
     let mut sources = Vec::with_capacity(args.from.len());
     for path in &args.from {
         let source = open_source(path, &trusted)
-            .map_err(|e| fail(args.json, exit_of(e.class()), e.code(), e.to_string()))?;
+            .map_err(|e| Failure::new(exit_of(e.class()), e.code(), e.to_string()))?;
         sources.push(source);
     }
     let request = RebuildRequest {
@@ -614,7 +583,7 @@ pub fn archive_recover(args: ArchiveArgs) -> Result<(), Failure> {
         }
     };
     let rebuilt = rebuild(&request, sources, &mut progress)
-        .map_err(|e| fail(args.json, exit_of(e.class()), e.code(), e.to_string()))?;
+        .map_err(|e| Failure::new(exit_of(e.class()), e.code(), e.to_string()))?;
     let roots = rebuilt.roots;
     if args.json {
         let sources: Vec<serde_json::Value> = rebuilt

@@ -30,6 +30,8 @@ pub struct Failure {
     pub code: String,
     /// What an operator reads.
     pub message: String,
+    /// Under `--json`, the fields printed beside `error` (a JSON object).
+    pub details: Option<serde_json::Value>,
 }
 
 impl Failure {
@@ -40,12 +42,30 @@ impl Failure {
             exit,
             code: code.to_string(),
             message: message.into(),
+            details: None,
         }
     }
 
-    /// Prints `error[code]: message` to stderr and returns the exit status.
-    pub fn report(self) -> ExitCode {
+    /// The same failure with what the command knew when it failed (a JSON
+    /// object; under `--json` its fields are printed beside `error`).
+    pub fn with_details(mut self, details: serde_json::Value) -> Failure {
+        assert!(details.is_object(), "details are a JSON object");
+        self.details = Some(details);
+        self
+    }
+
+    /// Prints `error[code]: message` to stderr and, under `--json`, one JSON
+    /// object on stdout: the details and
+    /// `"error": {"code", "message", "exit"}`. Returns the exit status.
+    pub fn report(self, json: bool) -> ExitCode {
         eprintln!("error[{}]: {}", self.code, self.message);
+        if json {
+            let mut object = self.details.unwrap_or_else(|| serde_json::json!({}));
+            object["error"] = serde_json::json!({
+                "code": self.code, "message": self.message, "exit": self.exit,
+            });
+            println!("{object}");
+        }
         ExitCode::from(self.exit)
     }
 }

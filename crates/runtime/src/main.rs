@@ -129,7 +129,24 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    // Every command that prints JSON takes `--json`; its failures are JSON
+    // on stdout too (the same exit status).
+    let json = std::env::args_os().any(|argument| argument == "--json");
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) if !error.use_stderr() => error.exit(),
+        Err(error) => {
+            let _ = error.print();
+            if json {
+                let message = error.kind().as_str().unwrap_or("invalid command line");
+                let object = serde_json::json!({
+                    "error": {"code": "usage", "message": message, "exit": exit::USAGE},
+                });
+                println!("{object}");
+            }
+            return ExitCode::from(exit::USAGE);
+        }
+    };
     if let Some(ca) = cli.ca {
         probe::set_ca(ca);
     }
@@ -164,6 +181,6 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(failure) => failure.report(),
+        Err(failure) => failure.report(json),
     }
 }

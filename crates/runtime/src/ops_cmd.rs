@@ -485,6 +485,7 @@ fn list(args: JsonWorldArgs) -> Result<(), Failure> {
         return Ok(());
     };
     let count = history.keys.len();
+    let mut details = None;
     if args.json {
         let keys: Vec<serde_json::Value> = history
             .keys
@@ -504,9 +505,12 @@ fn list(args: JsonWorldArgs) -> Result<(), Failure> {
             "world": target.id.as_str(),
             "keys": keys,
             "history_verified": check.is_ok(),
-            "error": check.as_ref().err().map(|e| serde_json::json!({"code": e.code(), "message": e.to_string()})),
         });
-        println!("{object}");
+        match &check {
+            Ok(_) => println!("{object}"),
+            // The failure below prints the error envelope with these fields.
+            Err(_) => details = Some(object),
+        }
     } else {
         for (index, entry) in history.keys.iter().enumerate() {
             let range = match entry.to_tick {
@@ -528,13 +532,17 @@ fn list(args: JsonWorldArgs) -> Result<(), Failure> {
         }
     }
     check.map(|_| ()).map_err(|error| {
-        Failure::new(
+        let failure = Failure::new(
             INTEGRITY,
             error.code(),
             format!(
                 "the operator key history of {} does not verify: {error}",
                 target.id
             ),
-        )
+        );
+        match details {
+            Some(details) => failure.with_details(details),
+            None => failure,
+        }
     })
 }

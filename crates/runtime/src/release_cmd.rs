@@ -103,16 +103,10 @@ pub fn verify_release(args: VerifyReleaseArgs) -> Result<(), Failure> {
     let (verified, (path, record)) = match outcome {
         Ok(done) => done,
         Err(failure) => {
-            if args.json {
-                let object = serde_json::json!({
-                    "verified": false,
-                    "error": {"code": failure.code, "message": failure.message},
-                });
-                println!("{object}");
-            } else {
+            if !args.json {
                 println!("FAIL  {}", failure.message);
             }
-            return Err(failure);
+            return Err(failure.with_details(serde_json::json!({"verified": false})));
         }
     };
     if args.json {

@@ -225,7 +225,10 @@ pub fn report(args: ReplayArgs) -> Result<(), Failure> {
         "divergences": divergences,
     });
     if args.common.json {
-        println!("{object}");
+        // A divergence is the failure's envelope, with this report beside it.
+        if divergence.is_none() {
+            println!("{object}");
+        }
     } else {
         println!("replay report for world {}", target.id);
         match &replayed {
@@ -260,7 +263,7 @@ pub fn report(args: ReplayArgs) -> Result<(), Failure> {
         }
     }
     match divergence {
-        Some(failure) => Err(failure),
+        Some(failure) => Err(failure.with_details(object)),
         None => Ok(()),
     }
 }

@@ -93,6 +93,7 @@ pub fn run(args: JsonWorldArgs) -> Result<(), Failure> {
             "message": incident.message,
         })
     });
+    let mut details = None;
     if args.json {
         let object = serde_json::json!({
             "world": target.id.as_str(),
@@ -114,7 +115,12 @@ pub fn run(args: JsonWorldArgs) -> Result<(), Failure> {
             "incidents": incidents.len(),
             "last_incident": last_incident,
         });
-        println!("{object}");
+        if running {
+            println!("{object}");
+        } else {
+            // Not running is the failure's envelope, with the disk's view beside it.
+            details = Some(object);
+        }
     } else {
         println!("world            {}", target.id);
         println!(
@@ -161,11 +167,15 @@ pub fn run(args: JsonWorldArgs) -> Result<(), Failure> {
     if running {
         return Ok(());
     }
-    Err(Failure::new(
+    let failure = Failure::new(
         NOT_RUNNING,
         "not_running",
         format!("no node runs world {}", target.id),
-    ))
+    );
+    Err(match details {
+        Some(details) => failure.with_details(details),
+        None => failure,
+    })
 }
 
 /// Why the live status was not shown.

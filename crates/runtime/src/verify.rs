@@ -43,17 +43,11 @@ pub fn run(args: JsonWorldArgs) -> Result<(), Failure> {
         Ok(audit) => audit,
         Err(error) => {
             let failure = world_failure(error);
-            if args.json {
-                let object = serde_json::json!({
-                    "world": target.id.as_str(),
-                    "verified": false,
-                    "error": {"code": failure.code, "message": failure.message},
-                });
-                println!("{object}");
-            } else {
+            if !args.json {
                 println!("FAIL  {}", failure.message);
             }
-            return Err(failure);
+            let details = serde_json::json!({"world": target.id.as_str(), "verified": false});
+            return Err(failure.with_details(details));
         }
     };
     let checkpoints: Vec<u64> = audit.checkpoints.iter().map(|(tick, _)| *tick).collect();

@@ -210,6 +210,84 @@ fn without_a_package_commands_use_the_world_s_bound_copy() {
     assert!(text.contains("giving its package"), "{text}");
 }
 
+/// Under `--json` a failure is one JSON object on stdout, `error` with its
+/// code, message and exit status, and the same exit status.
+fn expect_json_failure(output: &Output, exit: i32, code: &str) -> serde_json::Value {
+    expect_failure(output, exit, code);
+    let text = stdout(output);
+    let object: serde_json::Value = serde_json::from_str(text.trim())
+        .unwrap_or_else(|e| panic!("stdout is not one JSON object ({e}): {text}"));
+    assert_eq!(object["error"]["code"], code, "{object}");
+    assert_eq!(object["error"]["exit"], exit, "{object}");
+    assert!(
+        object["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty())
+    );
+    object
+}
+
+#[test]
+fn json_failures_are_json_on_stdout_with_the_same_exit_status() {
+    let world = World::new(10, 0);
+    expect_json_failure(&world.run(&["stop", "--json"]), 5, "not_running");
+    expect_json_failure(
+        &world.run(&[
+            "submit",
+            "--json",
+            "--player",
+            "a",
+            "--payload",
+            "01",
+            "--addr",
+            &format!("127.0.0.1:{}", free_port()),
+        ]),
+        5,
+        "unreachable",
+    );
+    let missing = Command::new(env!("CARGO_BIN_EXE_everarcade-runtime"))
+        .args([
+            "verify".as_ref(),
+            world.root.as_os_str(),
+            "nobody".as_ref(),
+            PACKAGE.as_ref(),
+            "--json".as_ref(),
+        ])
+        .current_dir(repository_root())
+        .output()
+        .unwrap();
+    expect_json_failure(&missing, 1, "world_missing");
+    let bad_id = world.run_with(
+        PACKAGE,
+        &[
+            "replay-verify",
+            "--json",
+            "--from-checkpoint",
+            "--ticks-per-second",
+            "x",
+        ],
+    );
+    let object: serde_json::Value = serde_json::from_str(stdout(&bad_id).trim()).unwrap();
+    assert_eq!(
+        (bad_id.status.code(), object["error"]["code"].as_str()),
+        (Some(2), Some("usage"))
+    );
+    let mut forged = false;
+    forge(&world.segment(), |kind, body| {
+        if kind == KIND_INPUTS && body_tick(body) == 5 && !forged {
+            let length = u32::from_le_bytes(body[12..16].try_into().unwrap()) as usize;
+            body[16 + length - 65] ^= 0x01;
+            forged = true;
+        }
+    });
+    let object = expect_json_failure(&world.run(&["verify", "--json"]), 4, "lineage_broken");
+    assert_eq!(
+        (object["world"].as_str(), object["verified"].as_bool()),
+        (Some(WORLD), Some(false)),
+        "the command's own fields stand beside the error: {object}"
+    );
+}
+
 #[test]
 fn a_forged_payload_is_caught_by_its_signature() {
     let world = World::new(30, 0);

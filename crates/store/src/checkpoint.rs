@@ -209,7 +209,9 @@ pub fn write_checkpoint_of(
             && let Err(error) = sign_checkpoint(storage, world, keys, tick, &streamed.1)
         {
             signing = Some(error);
-            return Err(std::io::Error::other("the checkpoint's signature was not written"));
+            return Err(std::io::Error::other(
+                "the checkpoint's signature was not written",
+            ));
         }
         Ok(())
     })

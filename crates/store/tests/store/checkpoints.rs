@@ -241,7 +241,8 @@ fn streamed_checkpoints_are_the_encoded_bytes_and_durable() {
             storage
                 .write_synced(&temporary, b"left by a crash")
                 .unwrap();
-            let written = write_checkpoint_of(storage, &dir, tick, roots, state, nonces, None).unwrap();
+            let written =
+                write_checkpoint_of(storage, &dir, tick, roots, state, nonces, None).unwrap();
             assert_eq!(written.path, dir.checkpoint(tick));
             assert_eq!(written.bytes, expected.len() as u64);
             if tick == 7 {
