@@ -34,6 +34,13 @@ pub const GROUP_COMMIT_MESSAGES_MAX: usize = 4096;
 /// Tick events buffered per stream subscriber before it is told it lagged.
 pub const TICK_EVENTS_BUFFERED_MAX: usize = 1024;
 /// `status.json` is rewritten at least this often while ticks run.
+/// Guest `log` lines written to the node's log per tick (at `debug`); the
+/// rest are counted in one line. The engine keeps at most
+/// [`everarcade_engine::LOG_LINES_MAX`] a tick.
+pub const GUEST_LOG_LINES_PER_TICK_MAX: usize = 16;
+/// Bytes of one guest `log` line written to the node's log; longer lines are cut.
+pub const GUEST_LOG_LINE_BYTES_MAX: usize = 200;
+const _: () = assert!(GUEST_LOG_LINE_BYTES_MAX <= everarcade_engine::LOG_LINE_BYTES_MAX);
 const STATUS_WRITE_INTERVAL: Duration = Duration::from_secs(5);
 /// Ticks the achieved-rate window spans.
 const RATE_WINDOW_TICKS: usize = 100;
@@ -610,6 +617,7 @@ impl Actor {
                 return;
             }
         };
+        log_guest_lines(&output);
         let metrics = &self.live.metrics;
         metrics.tick_duration.observe(started.elapsed());
         metrics.ticks.fetch_add(1, Ordering::Relaxed);
@@ -845,4 +853,39 @@ impl Actor {
             }
         }
     }
+}
+
+/// Writes the tick's guest `log` lines to the node's log at `debug`, bounded
+/// by [`GUEST_LOG_LINES_PER_TICK_MAX`] and [`GUEST_LOG_LINE_BYTES_MAX`]. The
+/// lines are diagnostics: no root covers them.
+fn log_guest_lines(output: &everarcade_engine::TickOutput) {
+    if output.logs.is_empty() || !tracing::enabled!(tracing::Level::DEBUG) {
+        return;
+    }
+    let tick = output.roots.tick;
+    for (call, trace) in output.calls.iter().enumerate() {
+        for index in trace.logs.clone() {
+            if index >= GUEST_LOG_LINES_PER_TICK_MAX {
+                break;
+            }
+            let line = &output.logs[index];
+            let line = &line[..floor_char_boundary(line, GUEST_LOG_LINE_BYTES_MAX)];
+            tracing::debug!(tick, call, line, "guest log");
+        }
+    }
+    if output.logs.len() > GUEST_LOG_LINES_PER_TICK_MAX {
+        let dropped = output.logs.len() - GUEST_LOG_LINES_PER_TICK_MAX;
+        tracing::debug!(tick, dropped, "guest log lines not written (per-tick cap)");
+    }
+}
+
+/// The largest index at most `max` that starts a character of `text`.
+fn floor_char_boundary(text: &str, max: usize) -> usize {
+    if text.len() <= max {
+        return text.len();
+    }
+    (0..=max)
+        .rev()
+        .find(|&index| text.is_char_boundary(index))
+        .unwrap_or(0)
 }
