@@ -362,7 +362,11 @@ fn simulate_trace_shows_each_receipt_and_the_guest_log() {
         stdout(&output).contains("continuity C(t)"),
         "the summary stays on stdout"
     );
-    assert!(!stdout(&output).contains("trace tick"), "{}", stdout(&output));
+    assert!(
+        !stdout(&output).contains("trace tick"),
+        "{}",
+        stdout(&output)
+    );
 
     let output = trace_run(&temp, &package, true);
     let summary = json_line(&stdout(&output));
