@@ -863,20 +863,31 @@ fn log_guest_lines(output: &everarcade_engine::TickOutput) {
         return;
     }
     let tick = output.roots.tick;
-    for (call, trace) in output.calls.iter().enumerate() {
-        for index in trace.logs.clone() {
-            if index >= GUEST_LOG_LINES_PER_TICK_MAX {
-                break;
-            }
-            let line = &output.logs[index];
-            let line = &line[..floor_char_boundary(line, GUEST_LOG_LINE_BYTES_MAX)];
-            tracing::debug!(tick, call, line, "guest log");
-        }
+    let (lines, dropped) = guest_log_lines(output);
+    for (call, line) in lines {
+        tracing::debug!(tick, call, line, "guest log");
     }
-    if output.logs.len() > GUEST_LOG_LINES_PER_TICK_MAX {
-        let dropped = output.logs.len() - GUEST_LOG_LINES_PER_TICK_MAX;
+    if dropped > 0 {
         tracing::debug!(tick, dropped, "guest log lines not written (per-tick cap)");
     }
+}
+
+/// The lines [`log_guest_lines`] writes, each with the index of the call
+/// (receipt) that logged it and cut to [`GUEST_LOG_LINE_BYTES_MAX`], and
+/// how many lines the per-tick cap leaves out.
+fn guest_log_lines(output: &everarcade_engine::TickOutput) -> (Vec<(usize, &str)>, usize) {
+    let mut lines = Vec::new();
+    for (call, trace) in output.calls.iter().enumerate() {
+        for line in output.logs.get(trace.logs.clone()).unwrap_or(&[]) {
+            if lines.len() == GUEST_LOG_LINES_PER_TICK_MAX {
+                break;
+            }
+            let end = floor_char_boundary(line, GUEST_LOG_LINE_BYTES_MAX);
+            lines.push((call, &line[..end]));
+        }
+    }
+    let dropped = output.logs.len() - lines.len();
+    (lines, dropped)
 }
 
 /// The largest index at most `max` that starts a character of `text`.
@@ -888,4 +899,60 @@ fn floor_char_boundary(text: &str, max: usize) -> usize {
         .rev()
         .find(|&index| text.is_char_boundary(index))
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use everarcade_engine::{CallTrace, TickOutput};
+    use everarcade_protocol::{Hash, TickRoots};
+
+    use super::*;
+
+    fn output(lines_per_call: &[usize], line: &str) -> TickOutput {
+        let mut logs = Vec::new();
+        let mut calls = Vec::new();
+        for count in lines_per_call {
+            let start = logs.len();
+            logs.extend(std::iter::repeat_n(line.to_string(), *count));
+            calls.push(CallTrace {
+                logs: start..logs.len(),
+                ..CallTrace::default()
+            });
+        }
+        TickOutput {
+            roots: TickRoots {
+                tick: 7,
+                input_root: Hash::ZERO,
+                receipt_root: Hash::ZERO,
+                state_root: Hash::ZERO,
+                continuity_root: Hash::ZERO,
+            },
+            receipts: Vec::new(),
+            events: Vec::new(),
+            logs,
+            calls,
+        }
+    }
+
+    #[test]
+    fn guest_log_lines_name_their_call_and_are_bounded() {
+        let few = output(&[2, 0, 1], "hello");
+        let (lines, dropped) = guest_log_lines(&few);
+        assert_eq!(lines, [(0, "hello"), (0, "hello"), (2, "hello")]);
+        assert_eq!(dropped, 0);
+
+        let many = output(&[10, 10], "x");
+        let (lines, dropped) = guest_log_lines(&many);
+        assert_eq!(lines.len(), GUEST_LOG_LINES_PER_TICK_MAX);
+        assert_eq!(lines[GUEST_LOG_LINES_PER_TICK_MAX - 1].0, 1);
+        assert_eq!(dropped, 20 - GUEST_LOG_LINES_PER_TICK_MAX);
+
+        // 'é' is two bytes: a cut never splits a character.
+        let long = output(&[1], &"é".repeat(GUEST_LOG_LINE_BYTES_MAX));
+        let (lines, _) = guest_log_lines(&long);
+        assert_eq!(lines[0].1.len(), GUEST_LOG_LINE_BYTES_MAX);
+        let odd = output(&[1], &format!("a{}", "é".repeat(GUEST_LOG_LINE_BYTES_MAX)));
+        let (lines, _) = guest_log_lines(&odd);
+        assert_eq!(lines[0].1.len(), GUEST_LOG_LINE_BYTES_MAX - 1);
+    }
 }
