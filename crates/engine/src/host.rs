@@ -28,6 +28,10 @@ pub(crate) struct HostContext {
     /// Set when a host function traps, so the trap can be classified.
     fault: Option<TrapClass>,
     pub logs: Vec<String>,
+    /// The longest key the current call passed to a state function, in bytes.
+    key_bytes_max: u32,
+    /// The longest value the current call wrote, in bytes.
+    value_bytes_max: u32,
 }
 
 impl HostContext {
@@ -42,6 +46,8 @@ impl HostContext {
             events: Vec::new(),
             fault: None,
             logs: Vec::new(),
+            key_bytes_max: 0,
+            value_bytes_max: 0,
         }
     }
 
@@ -49,6 +55,8 @@ impl HostContext {
         self.undo.clear();
         self.events.clear();
         self.fault = None;
+        self.key_bytes_max = 0;
+        self.value_bytes_max = 0;
     }
 
     /// Ends the current call: keeps its writes if applied, else restores every
@@ -104,6 +112,8 @@ fn read_key<'b>(
     }
     let (memory, span) = guest_range(caller, pointer, length)?;
     buffer[..key_length].copy_from_slice(&memory.data(&*caller)[span]);
+    let context = caller.data_mut();
+    context.key_bytes_max = context.key_bytes_max.max(key_length as u32);
     Ok(&buffer[..key_length])
 }
 
@@ -143,6 +153,7 @@ fn state_set(
     }
     let (memory, span) = guest_range(&mut caller, value_pointer, value_length)?;
     let (data, context) = memory.data_and_store_mut(&mut caller);
+    context.value_bytes_max = context.value_bytes_max.max(span.len() as u32);
     let previous = context.state.set(key, &data[span]);
     context.undo.push((key.to_vec(), previous));
     Ok(())
@@ -226,6 +237,13 @@ pub(crate) struct CallResult {
     pub fuel_used: u64,
     /// Events of an applied call, in emission order.
     pub events: Vec<Vec<u8>>,
+    /// Linear memory at the end of the call, in bytes (memory never shrinks,
+    /// so this is the call's peak).
+    pub memory_bytes: u64,
+    /// The longest key the call passed to a state function, in bytes.
+    pub key_bytes_max: u32,
+    /// The longest value the call wrote, in bytes.
+    pub value_bytes_max: u32,
 }
 
 type BotFunc = TypedFunc<(i32, i64, i32, i32), i32>;
@@ -356,7 +374,9 @@ impl Session {
     fn end(&mut self, outcome: Outcome, budget: u64) -> CallResult {
         let applied = outcome == Outcome::Applied;
         let fuel_used = self.fuel_used(budget);
+        let memory_bytes = self.memory.data_size(&self.store) as u64;
         let context = self.store.data_mut();
+        let (key_bytes_max, value_bytes_max) = (context.key_bytes_max, context.value_bytes_max);
         context.finish(applied);
         let events = if applied {
             std::mem::take(&mut context.events)
@@ -367,6 +387,9 @@ impl Session {
             outcome,
             fuel_used,
             events,
+            memory_bytes,
+            key_bytes_max,
+            value_bytes_max,
         }
     }
 

@@ -28,4 +28,5 @@ mod world;
 pub use bot::bot_random_seed;
 pub use engine::{CompiledPackage, Engine};
 pub use error::EngineError;
-pub use world::{GenesisOutput, Snapshot, TickOutput, World};
+pub use host::{LOG_LINE_BYTES_MAX, LOG_LINES_MAX};
+pub use world::{CallTrace, GenesisOutput, Snapshot, TickOutput, World};

@@ -1,6 +1,7 @@
 //! A world: state, nonces and the continuity chain, advanced one tick at a time.
 
 use std::collections::BTreeMap;
+use std::ops::Range;
 use std::sync::Arc;
 
 use everarcade_protocol::{
@@ -14,6 +15,33 @@ use crate::engine::{CompiledPackage, Engine};
 use crate::error::EngineError;
 use crate::host::{CallResult, HostContext, Session};
 
+/// What one guest call did beyond its receipt: diagnostics for `package
+/// check` and `simulate --trace`. No root covers any of it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CallTrace {
+    /// Where the call's debug log lines are in the output's `logs` (an
+    /// index range; lines past the per-tick cap were dropped).
+    pub logs: Range<usize>,
+    /// Linear memory at the end of the call, in bytes (its peak: memory
+    /// never shrinks).
+    pub memory_bytes: u64,
+    /// The longest key the call passed to a state function, in bytes.
+    pub key_bytes_max: u32,
+    /// The longest value the call wrote, in bytes.
+    pub value_bytes_max: u32,
+}
+
+impl CallTrace {
+    fn of(result: &CallResult, logs: Range<usize>) -> CallTrace {
+        CallTrace {
+            logs,
+            memory_bytes: result.memory_bytes,
+            key_bytes_max: result.key_bytes_max,
+            value_bytes_max: result.value_bytes_max,
+        }
+    }
+}
+
 /// What genesis produced.
 #[derive(Clone, Debug)]
 pub struct GenesisOutput {
@@ -23,6 +51,10 @@ pub struct GenesisOutput {
     pub state_root: Hash,
     /// The genesis hook's receipt, if the package exports `ea_genesis`.
     pub receipt: Option<Receipt>,
+    /// The genesis hook's trace, if the package exports `ea_genesis`.
+    pub trace: Option<CallTrace>,
+    /// Debug log lines `ea_genesis` wrote (never hashed, bounded).
+    pub logs: Vec<String>,
 }
 
 /// What one tick produced.
@@ -36,6 +68,19 @@ pub struct TickOutput {
     pub events: Vec<Vec<Vec<u8>>>,
     /// Debug log lines the guest wrote (never hashed, bounded).
     pub logs: Vec<String>,
+    /// One trace per receipt, in the same order.
+    pub calls: Vec<CallTrace>,
+}
+
+impl TickOutput {
+    /// The log lines of the call behind receipt `index` (empty for an index
+    /// past the receipts).
+    pub fn call_logs(&self, index: usize) -> &[String] {
+        self.calls
+            .get(index)
+            .and_then(|call| self.logs.get(call.logs.clone()))
+            .unwrap_or(&[])
+    }
 }
 
 /// Everything needed to resume a world at a tick boundary (what a checkpoint holds).
@@ -83,7 +128,11 @@ impl World {
         };
         let mut session = world.session(engine, random_seed(&genesis, 0).0, false)?;
         let result = session.call_hook(None);
-        world.state = session.into_context().state;
+        let context = session.into_context();
+        world.state = context.state;
+        let trace = result
+            .as_ref()
+            .map(|result| CallTrace::of(result, 0..context.logs.len()));
         let receipt = result.map(|result| hook_receipt(ReceiptKind::GenesisHook, &result));
         if let Some(receipt) = &receipt
             && receipt.outcome != Outcome::Applied
@@ -99,6 +148,8 @@ impl World {
                 genesis_root: genesis,
                 state_root,
                 receipt,
+                trace,
+                logs: context.logs,
             },
         ))
     }
@@ -296,7 +347,9 @@ impl World {
         let mut session = self.session(engine, random, false)?;
         let mut receipts = Vec::with_capacity(inputs.len() + 1);
         let mut events = Vec::with_capacity(inputs.len() + 1);
+        let mut calls = Vec::with_capacity(inputs.len() + 1);
         for envelope in inputs {
+            let logged = session.context().logs.len();
             let result = session.call_input(
                 |out| envelope.write_guest_input(out),
                 envelope.guest_input_len(),
@@ -304,13 +357,16 @@ impl World {
             let fresh_instance_needed =
                 matches!(result.outcome, Outcome::Trapped(_) | Outcome::OutOfFuel);
             receipts.push(input_receipt(envelope.hash(), &result));
+            calls.push(CallTrace::of(&result, logged..session.context().logs.len()));
             events.push(result.events);
             if fresh_instance_needed {
                 session = self.replace_session(engine, session, random)?;
             }
         }
+        let logged = session.context().logs.len();
         if let Some(result) = session.call_hook(Some(tick as i64)) {
             receipts.push(hook_receipt(ReceiptKind::TickHook, &result));
+            calls.push(CallTrace::of(&result, logged..session.context().logs.len()));
             events.push(result.events);
         }
         let context = session.into_context();
@@ -326,6 +382,7 @@ impl World {
             receipts,
             events,
             logs: context.logs,
+            calls,
         })
     }
 

@@ -34,6 +34,13 @@ pub const GROUP_COMMIT_MESSAGES_MAX: usize = 4096;
 /// Tick events buffered per stream subscriber before it is told it lagged.
 pub const TICK_EVENTS_BUFFERED_MAX: usize = 1024;
 /// `status.json` is rewritten at least this often while ticks run.
+/// Guest `log` lines written to the node's log per tick (at `debug`); the
+/// rest are counted in one line. The engine keeps at most
+/// [`everarcade_engine::LOG_LINES_MAX`] a tick.
+pub const GUEST_LOG_LINES_PER_TICK_MAX: usize = 16;
+/// Bytes of one guest `log` line written to the node's log; longer lines are cut.
+pub const GUEST_LOG_LINE_BYTES_MAX: usize = 200;
+const _: () = assert!(GUEST_LOG_LINE_BYTES_MAX <= everarcade_engine::LOG_LINE_BYTES_MAX);
 const STATUS_WRITE_INTERVAL: Duration = Duration::from_secs(5);
 /// Ticks the achieved-rate window spans.
 const RATE_WINDOW_TICKS: usize = 100;
@@ -614,6 +621,7 @@ impl Actor {
                 return;
             }
         };
+        log_guest_lines(&output);
         let metrics = &self.live.metrics;
         metrics.tick_duration.observe(started.elapsed());
         metrics.ticks.fetch_add(1, Ordering::Relaxed);
@@ -860,5 +868,107 @@ impl Actor {
                 }
             }
         }
+    }
+}
+
+/// Writes the tick's guest `log` lines to the node's log at `debug`, bounded
+/// by [`GUEST_LOG_LINES_PER_TICK_MAX`] and [`GUEST_LOG_LINE_BYTES_MAX`]. The
+/// lines are diagnostics: no root covers them.
+fn log_guest_lines(output: &everarcade_engine::TickOutput) {
+    if output.logs.is_empty() || !tracing::enabled!(tracing::Level::DEBUG) {
+        return;
+    }
+    let tick = output.roots.tick;
+    let (lines, dropped) = guest_log_lines(output);
+    for (call, line) in lines {
+        tracing::debug!(tick, call, line, "guest log");
+    }
+    if dropped > 0 {
+        tracing::debug!(tick, dropped, "guest log lines not written (per-tick cap)");
+    }
+}
+
+/// The lines [`log_guest_lines`] writes, each with the index of the call
+/// (receipt) that logged it and cut to [`GUEST_LOG_LINE_BYTES_MAX`], and
+/// how many lines the per-tick cap leaves out.
+fn guest_log_lines(output: &everarcade_engine::TickOutput) -> (Vec<(usize, &str)>, usize) {
+    let mut lines = Vec::new();
+    for (call, trace) in output.calls.iter().enumerate() {
+        for line in output.logs.get(trace.logs.clone()).unwrap_or(&[]) {
+            if lines.len() == GUEST_LOG_LINES_PER_TICK_MAX {
+                break;
+            }
+            let end = floor_char_boundary(line, GUEST_LOG_LINE_BYTES_MAX);
+            lines.push((call, &line[..end]));
+        }
+    }
+    let dropped = output.logs.len() - lines.len();
+    (lines, dropped)
+}
+
+/// The largest index at most `max` that starts a character of `text`.
+fn floor_char_boundary(text: &str, max: usize) -> usize {
+    if text.len() <= max {
+        return text.len();
+    }
+    (0..=max)
+        .rev()
+        .find(|&index| text.is_char_boundary(index))
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use everarcade_engine::{CallTrace, TickOutput};
+    use everarcade_protocol::{Hash, TickRoots};
+
+    use super::*;
+
+    fn output(lines_per_call: &[usize], line: &str) -> TickOutput {
+        let mut logs = Vec::new();
+        let mut calls = Vec::new();
+        for count in lines_per_call {
+            let start = logs.len();
+            logs.extend(std::iter::repeat_n(line.to_string(), *count));
+            calls.push(CallTrace {
+                logs: start..logs.len(),
+                ..CallTrace::default()
+            });
+        }
+        TickOutput {
+            roots: TickRoots {
+                tick: 7,
+                input_root: Hash::ZERO,
+                receipt_root: Hash::ZERO,
+                state_root: Hash::ZERO,
+                continuity_root: Hash::ZERO,
+            },
+            receipts: Vec::new(),
+            events: Vec::new(),
+            logs,
+            calls,
+        }
+    }
+
+    #[test]
+    fn guest_log_lines_name_their_call_and_are_bounded() {
+        let few = output(&[2, 0, 1], "hello");
+        let (lines, dropped) = guest_log_lines(&few);
+        assert_eq!(lines, [(0, "hello"), (0, "hello"), (2, "hello")]);
+        assert_eq!(dropped, 0);
+
+        let many = output(&[10, 10], "x");
+        let (lines, dropped) = guest_log_lines(&many);
+        assert_eq!(lines.len(), GUEST_LOG_LINES_PER_TICK_MAX);
+        assert_eq!(lines[GUEST_LOG_LINES_PER_TICK_MAX - 1].0, 1);
+        assert_eq!(dropped, 20 - GUEST_LOG_LINES_PER_TICK_MAX);
+
+        // 'é' is two bytes: a cut never splits a character.
+        let long = output(&[1], &"é".repeat(GUEST_LOG_LINE_BYTES_MAX));
+        let (lines, _) = guest_log_lines(&long);
+        assert_eq!(lines[0].1.len(), GUEST_LOG_LINE_BYTES_MAX);
+        let odd = output(&[1], &format!("a{}", "é".repeat(GUEST_LOG_LINE_BYTES_MAX)));
+        let (lines, _) = guest_log_lines(&odd);
+        assert_eq!(lines[0].1.len(), GUEST_LOG_LINE_BYTES_MAX - 1);
     }
 }

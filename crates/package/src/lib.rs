@@ -20,7 +20,7 @@ mod module;
 pub use error::PackageError;
 pub use listing::{PackageFile, package_root};
 pub use manifest::{ABI_V1, Manifest};
-pub use module::{Exports, validate_module};
+pub use module::{Exports, WASM_PAGE_BYTES, memory_maximum_bytes, validate_module};
 
 use std::path::{Path, PathBuf};
 

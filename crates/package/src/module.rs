@@ -112,6 +112,15 @@ pub fn validate_module(wasm: &[u8], limits: &Limits) -> Result<Exports, PackageE
     check_exports(&sections)
 }
 
+/// The declared maximum of the module's memory, in bytes; `None` for a
+/// module that does not parse or declares no maximum (which
+/// [`validate_module`] refuses).
+pub fn memory_maximum_bytes(wasm: &[u8]) -> Option<u64> {
+    let sections = read_sections(wasm).ok()?;
+    let pages = (*sections.memory_maximum_pages.first()?)?;
+    Some(pages.saturating_mul(WASM_PAGE_BYTES))
+}
+
 fn read_sections(wasm: &[u8]) -> Result<Sections, PackageError> {
     let mut sections = Sections::default();
     let invalid = |e: wasmparser::BinaryReaderError| PackageError::InvalidWasm {

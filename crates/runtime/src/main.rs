@@ -10,8 +10,10 @@ mod client_cmd;
 mod config_cmd;
 mod doctor;
 mod exit;
+mod new_cmd;
 mod node_cmd;
 mod ops_cmd;
+mod package_cmd;
 mod probe;
 mod recover;
 mod release_cmd;
@@ -126,6 +128,11 @@ enum Command {
     Load(client_cmd::LoadArgs),
     /// `config validate <file>` or `config print`.
     Config(config_cmd::ConfigArgs),
+    // The game developer's on-ramp.
+    /// Write a ready world package in C (SDK header, sample world, build.sh, measured world.toml).
+    New(new_cmd::NewArgs),
+    /// `package check <pkg>`: validate, compile, play a bot match in memory, measure against the limits.
+    Package(package_cmd::PackageArgs),
 }
 
 fn main() -> ExitCode {
@@ -178,6 +185,9 @@ fn main() -> ExitCode {
         Command::VerifyProof(args) => bundle_cmd::verify_proof(args),
         Command::ArchiveRecover(args) => bundle_cmd::archive_recover(args),
         Command::VerifyRelease(args) => release_cmd::verify_release(args),
+        // The game developer's on-ramp.
+        Command::New(args) => new_cmd::run(args),
+        Command::Package(args) => package_cmd::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -8,6 +8,11 @@
 //! journal from genesis (signatures and nonces re-checked) and requires
 //! identical roots at every tick; with `--amnesia` it replays the ticks of
 //! this run in a second, fresh world.
+//!
+//! `--trace` prints, per tick, each receipt (outcome, code, fuel, events)
+//! and the guest's `log` lines on stderr, as text or (with `--json`) as JSON
+//! lines; stdout keeps the summary. The log lines are diagnostics that no
+//! root covers.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -17,7 +22,7 @@ use clap::Args;
 use ed25519_dalek::SigningKey;
 use everarcade_engine::{CompiledPackage, Engine, TickOutput, World};
 use everarcade_protocol::{
-    Envelope, EnvelopeError, Receipt, Tick, TickRoots, WorldId, test_signing_key,
+    Envelope, EnvelopeError, Hash, Receipt, ReceiptKind, Tick, TickRoots, WorldId, test_signing_key,
 };
 use everarcade_world::replay::{Context, ReplayOptions, Start, replay};
 use everarcade_world::{DurableWorld, bind_package};
@@ -64,6 +69,10 @@ pub struct SimulateArgs {
     /// Keep the world in memory only; write nothing under the runtime root.
     #[arg(long)]
     amnesia: bool,
+    /// Per tick, each receipt (outcome, code, fuel, events) and the guest's log lines, on stderr
+    /// (JSON lines with --json).
+    #[arg(long)]
+    trace: bool,
     #[command(flatten)]
     durability: DurabilityArgs,
 }
@@ -228,8 +237,11 @@ pub fn run(args: SimulateArgs) -> Result<(), Failure> {
                 payloads.push((bot_name(i as u32), payload));
             }
         }
-        admit_all(&mut driver, &target.id, &mut players, payloads, &mut tally);
+        let senders = admit_all(&mut driver, &target.id, &mut players, payloads, &mut tally);
         let output = driver.execute(&engine)?;
+        if args.trace {
+            print_trace(&output, &senders, args.json);
+        }
         count_outcomes(&output.receipts, &mut tally);
         last = output.roots;
     }
@@ -360,7 +372,8 @@ fn engine_failure(error: everarcade_engine::EngineError) -> Failure {
     Failure::new(FAILURE, error.code(), error.to_string())
 }
 
-fn bot_name(index: u32) -> String {
+/// The name (and test key seed) of bot `index`: `bot-<index>`.
+pub(crate) fn bot_name(index: u32) -> String {
     format!("bot-{index}")
 }
 
@@ -459,13 +472,15 @@ fn players_for(scripted: &[Scripted], bots: u32, world: &World) -> BTreeMap<Stri
 }
 
 /// Signs and admits each payload in order; refusals are tallied, not fatal.
+/// Returns the sender of each admitted envelope, by envelope hash.
 fn admit_all(
     driver: &mut Driver,
     world_id: &WorldId,
     players: &mut BTreeMap<String, Player>,
     payloads: Vec<(String, Vec<u8>)>,
     tally: &mut Tally,
-) {
+) -> BTreeMap<Hash, String> {
+    let mut senders = BTreeMap::new();
     for (name, payload) in payloads {
         let player = players
             .get_mut(&name)
@@ -473,8 +488,61 @@ fn admit_all(
         let envelope = Envelope::sign(world_id, &player.key, player.next_nonce, payload);
         player.next_nonce += 1;
         tally.inputs += 1;
-        if let Err(error) = driver.admit(envelope) {
-            *tally.refused.entry(error.code()).or_default() += 1;
+        let hash = envelope.hash();
+        match driver.admit(envelope) {
+            Ok(()) => {
+                senders.insert(hash, name);
+            }
+            Err(error) => *tally.refused.entry(error.code()).or_default() += 1,
+        }
+    }
+    senders
+}
+
+/// `--trace`: one entry per receipt of the tick, with the call's log lines, on stderr.
+fn print_trace(output: &TickOutput, senders: &BTreeMap<Hash, String>, json: bool) {
+    let tick = output.roots.tick;
+    if !json {
+        eprintln!(
+            "trace tick {tick}: {} receipts, {} log lines",
+            output.receipts.len(),
+            output.logs.len()
+        );
+    }
+    for (index, receipt) in output.receipts.iter().enumerate() {
+        let (kind, player) = match receipt.kind {
+            ReceiptKind::Input => ("input", senders.get(&receipt.subject).map(String::as_str)),
+            ReceiptKind::TickHook => ("tick_hook", None),
+            ReceiptKind::GenesisHook => ("genesis_hook", None),
+        };
+        let logs = output.call_logs(index);
+        if json {
+            let line = serde_json::json!({
+                "trace": "receipt",
+                "tick": tick,
+                "index": index,
+                "kind": kind,
+                "player": player,
+                "subject": receipt.subject.to_hex(),
+                "outcome": receipt.outcome.name(),
+                "code": receipt.outcome.code(),
+                "fuel": receipt.fuel_used,
+                "events": receipt.event_count,
+                "logs": logs,
+            });
+            eprintln!("{line}");
+            continue;
+        }
+        eprintln!(
+            "  {index:>4} {kind:<9} {:<10} {:<11} code {:<3} fuel {:>10} events {}",
+            player.unwrap_or("-"),
+            receipt.outcome.name(),
+            receipt.outcome.code(),
+            receipt.fuel_used,
+            receipt.event_count
+        );
+        for line in logs {
+            eprintln!("         log: {}", line.escape_debug());
         }
     }
 }

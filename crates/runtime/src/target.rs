@@ -164,6 +164,12 @@ impl DurabilityArgs {
     }
 }
 
+/// What to do when a world is bound to another package (any edit to a
+/// package, a README included, changes its root).
+pub const PACKAGE_MISMATCH_REMEDY: &str = "\nremedy: a world keeps the package it was created with (any change to a package file changes its root). \
+To try the changed package, use a new world id, or `simulate … --amnesia` for an experiment that writes nothing; \
+to move this world to it under the semver rule, `upgrade <runtime-root> <world-id> <current package> --to <pkg>`";
+
 /// The exit status and code of a world error.
 pub fn world_failure(error: WorldError) -> Failure {
     let exit = match error.class() {
@@ -189,6 +195,9 @@ pub fn world_failure(error: WorldError) -> Failure {
         for (key, value) in &diff.removed {
             message.push_str(&format!("\n  - {key} (was {value})"));
         }
+    }
+    if let WorldError::PackageMismatch { .. } = &error {
+        message.push_str(PACKAGE_MISMATCH_REMEDY);
     }
     if let WorldError::Store(StoreError::Corrupt { .. }) = &error {
         message.push_str(

@@ -420,6 +420,41 @@ fn log_lines_are_counted_per_tick_across_rollbacks_and_fresh_instances() {
 }
 
 #[test]
+fn each_call_traces_its_log_lines_memory_and_sizes() {
+    let mut driver = Driver::new(&guest());
+    let output = driver.tick(&[&[LOG, 2, 0], &[KEY_MAX, 1, 2, 3], &[GROW], &[LOG, 1, 7]]);
+    assert_eq!(
+        output.calls.len(),
+        output.receipts.len(),
+        "a trace per receipt"
+    );
+    assert_eq!(output.call_logs(0), ["hook", "hook"]);
+    assert!(output.call_logs(1).is_empty());
+    assert!(output.call_logs(2).is_empty());
+    // After the trap a fresh instance serves the call; its lines still count.
+    assert_eq!(
+        output.call_logs(3),
+        ["hook"],
+        "a rejected call's lines are kept"
+    );
+    assert!(output.call_logs(4).is_empty(), "the tick hook logs nothing");
+    assert!(output.call_logs(5).is_empty(), "past the receipts: nothing");
+    let sizes: Vec<(u32, u32)> = output
+        .calls
+        .iter()
+        .map(|call| (call.key_bytes_max, call.value_bytes_max))
+        .collect();
+    // "k" = payload first; KEY_MAX also writes the 32-byte sender key; the hook reads "k".
+    assert_eq!(sizes, [(1, 3), (32, 4), (1, 1), (1, 3), (1, 0)]);
+    let memory: Vec<u64> = output.calls.iter().map(|call| call.memory_bytes).collect();
+    assert_eq!(
+        memory,
+        [65_536, 65_536, 131_072, 65_536, 65_536],
+        "GROW grew one page"
+    );
+}
+
+#[test]
 fn forbidden_imports_are_refused_at_load() {
     let body = format!(
         "(memory (export \"memory\") 1 2) {ALLOC} (func (export \"ea_input\") (param i32 i32) (result i32) (i32.const 0))"
