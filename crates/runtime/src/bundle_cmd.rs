@@ -601,7 +601,7 @@ pub fn archive_recover(args: ArchiveArgs) -> Result<(), Failure> {
         let object = serde_json::json!({
             "world": target.id.as_str(),
             "dir": rebuilt.dir.display().to_string(),
-            "tick": roots.tick,
+            "head_tick": roots.tick,
             "ticks": rebuilt.ticks,
             "inputs": rebuilt.inputs,
             "sources": sources,

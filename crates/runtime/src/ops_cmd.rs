@@ -339,7 +339,7 @@ pub fn restore(args: RestoreArgs) -> Result<(), Failure> {
             "audited_envelopes": report.audited_envelopes,
             "replayed_from_checkpoint": report.replayed_from,
             "replayed_ticks": report.replayed_ticks,
-            "tick": roots.tick,
+            "head_tick": roots.tick,
             "state_root": roots.state_root.to_hex(),
             "input_root": roots.input_root.to_hex(),
             "receipt_root": roots.receipt_root.to_hex(),
@@ -440,7 +440,7 @@ fn rotate(args: JsonWorldArgs) -> Result<(), Failure> {
     if args.json {
         let object = serde_json::json!({
             "world": target.id.as_str(),
-            "height": rotation.height,
+            "head_tick": rotation.height,
             "retired": rotation.retired,
             "current": rotation.current,
             "keys": rotation.history.keys,

@@ -51,7 +51,7 @@ pub fn run(args: RecoverArgs) -> Result<(), Failure> {
             "from": from,
             "ticks_replayed": recovery.ticks_replayed,
             "pending_inputs": recovery.pending_inputs,
-            "tick": roots.tick,
+            "head_tick": roots.tick,
             "state_root": roots.state_root.to_hex(),
             "input_root": roots.input_root.to_hex(),
             "receipt_root": roots.receipt_root.to_hex(),

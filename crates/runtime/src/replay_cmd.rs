@@ -146,7 +146,7 @@ pub fn verify(args: ReplayArgs) -> Result<(), Failure> {
             "verified": true,
             "from": started(&replayed),
             "first_tick": first_tick(&replayed),
-            "tick": roots.tick,
+            "head_tick": roots.tick,
             "ticks": replayed.ticks_replayed,
             "inputs": tally.inputs,
             "state_root": roots.state_root.to_hex(),

@@ -636,7 +636,7 @@ fn print_summary(summary: Summary<'_>, args: &SimulateArgs) {
             "world": world.id().as_str(),
             "package_root": world.compiled().package.root.to_hex(),
             "genesis_root": genesis_root.to_hex(),
-            "tick": roots.tick,
+            "head_tick": roots.tick,
             "state_root": roots.state_root.to_hex(),
             "input_root": roots.input_root.to_hex(),
             "receipt_root": roots.receipt_root.to_hex(),

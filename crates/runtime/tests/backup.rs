@@ -124,7 +124,7 @@ fn backup_destroy_restore_and_the_world_carries_on() {
 
     std::fs::remove_dir_all(&root.root).unwrap();
     let restored = root.json(&["restore"], &["--from", path.to_str().unwrap()]);
-    assert_eq!(restored["tick"], before["tick"]);
+    assert_eq!(restored["head_tick"], before["tick"]);
     for name in ROOTS {
         assert_eq!(restored[name], before[name], "{name}");
     }
@@ -133,7 +133,7 @@ fn backup_destroy_restore_and_the_world_carries_on() {
 
     root.simulate(7);
     let verified = root.json(&["replay-verify"], &[]);
-    assert_eq!(verified["tick"], 32);
+    assert_eq!(verified["head_tick"], 32);
     root.ok(&["verify"], &[]);
 }
 
@@ -170,7 +170,7 @@ fn a_restore_over_a_world_keeps_it_in_quarantine() {
     root.simulate(5);
     let journal_before = std::fs::read(root.world_dir().join("journal/0000000001.seg")).unwrap();
     let restored = root.json(&["restore"], &["--from", &path]);
-    assert_eq!(restored["tick"], 12);
+    assert_eq!(restored["head_tick"], 12);
     let quarantined = PathBuf::from(restored["quarantined"].as_str().unwrap());
     assert!(quarantined.starts_with(root.root.join("quarantine")));
     assert_eq!(
@@ -274,7 +274,7 @@ fn keys_rotate_and_list_show_the_ranges_and_verify_keeps_passing() {
     );
     root.simulate(3);
     let rotated = root.json(&["keys", "rotate"], &[]);
-    assert_eq!(rotated["height"], 8);
+    assert_eq!(rotated["head_tick"], 8);
     assert_eq!(rotated["retired"], created["current"]["public_key"]);
     root.simulate(4);
     let listed = root.json(&["keys", "list"], &[]);

@@ -366,7 +366,7 @@ fn chained_bundles_rebuild_a_world_and_a_fork_is_refused_at_its_tick() {
     let rebuilt = json(&output);
     let head = json(&world.run(&["replay-root", "--json"]));
     assert_eq!(rebuilt["continuity_root"], head["continuity_root"]);
-    assert_eq!(rebuilt["tick"], 40);
+    assert_eq!(rebuilt["head_tick"], 40);
     let verified = run_in(
         &repository_root(),
         &["replay-verify", &root, WORLD, PACKAGE],

@@ -344,7 +344,7 @@ fn every_acknowledged_input_survives_sigkill() {
     );
     let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
     assert_eq!(report["verified"], true);
-    assert!(report["tick"].as_u64().unwrap() >= after_restart);
+    assert!(report["head_tick"].as_u64().unwrap() >= after_restart);
     assert_eq!(report["inputs"].as_u64().unwrap(), journal.len() as u64);
 }
 

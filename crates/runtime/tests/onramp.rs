@@ -126,7 +126,7 @@ fn new_package_builds_and_passes_simulate_verify_at_once() {
     succeeded(&output);
     let summary = json_line(&stdout(&output));
     assert_eq!(summary["verified"], true, "{summary}");
-    assert_eq!(summary["tick"], 50, "{summary}");
+    assert_eq!(summary["head_tick"], 50, "{summary}");
     assert!(
         summary["receipts"]["applied"].as_u64().unwrap() > 50,
         "{summary}"
@@ -370,7 +370,7 @@ fn simulate_trace_shows_each_receipt_and_the_guest_log() {
 
     let output = trace_run(&temp, &package, true);
     let summary = json_line(&stdout(&output));
-    assert_eq!(summary["tick"], 2, "stdout keeps the summary");
+    assert_eq!(summary["head_tick"], 2, "stdout keeps the summary");
     let lines: Vec<serde_json::Value> = stderr(&output)
         .lines()
         .map(|line| serde_json::from_str(line).expect("every trace line is JSON"))

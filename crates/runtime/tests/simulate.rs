@@ -74,7 +74,7 @@ fn twice(extra: &[&str]) -> (serde_json::Value, serde_json::Value) {
 fn same_run_in_two_processes_gives_identical_roots() {
     let (first, second) = twice(&["--ticks", "300", "--bots", "48", "--seed", "7"]);
     assert_eq!(first, second);
-    assert_eq!(first["tick"], 300);
+    assert_eq!(first["head_tick"], 300);
     let applied = first["receipts"]["applied"].as_u64().unwrap();
     assert!(
         applied > 300,
@@ -102,7 +102,7 @@ fn long_64_bot_match_is_identical_across_runs_and_replays() {
     ]);
     assert_eq!(roots(&first), roots(&second));
     assert_eq!(first, second);
-    assert_eq!(first["tick"], 10_000);
+    assert_eq!(first["head_tick"], 10_000);
     assert_eq!(first["verified"], true);
     assert_eq!(first["players"].as_object().unwrap().len(), 64);
 }
@@ -143,7 +143,7 @@ fn scripted_inputs_apply_reject_and_dump_sorted_state() {
     let mut lines = stdout.lines();
     let summary: serde_json::Value = serde_json::from_str(lines.next().unwrap()).unwrap();
     assert_eq!(
-        summary["tick"], 3,
+        summary["head_tick"], 3,
         "ticks default to the last scripted tick"
     );
     assert_eq!(summary["inputs"], 5);
@@ -286,7 +286,7 @@ fn a_world_continued_equals_one_run_of_all_its_ticks() {
         &[&["--ticks", "60", "--verify"], &common[..]].concat(),
     );
     assert_eq!(second["first_tick"], 61);
-    assert_eq!(second["tick"], 120);
+    assert_eq!(second["head_tick"], 120);
     assert_eq!(second["verified"], true);
     let whole = simulate_json(&[&["--ticks", "120"], &common[..]].concat());
     assert_eq!(roots(&second), roots(&whole));
