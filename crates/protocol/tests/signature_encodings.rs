@@ -209,7 +209,11 @@ fn a_non_canonical_s_is_refused() {
     }
     assert_eq!(carry, 0, "s + ℓ < 2^256");
     envelope.signature[32..].copy_from_slice(&sum);
-    assert_eq!(hex::encode(sum), VECTOR_C_S, "the s + ℓ printed in docs §4.3");
+    assert_eq!(
+        hex::encode(sum),
+        VECTOR_C_S,
+        "the s + ℓ printed in docs §4.3"
+    );
     let refused = envelope.verify_signature().unwrap_err();
     assert_eq!(refused.code(), "bad_signature");
 }

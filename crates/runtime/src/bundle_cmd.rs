@@ -215,11 +215,8 @@ pub fn export(args: ExportArgs) -> Result<(), Failure> {
     target.require_bound()?;
     let mut keys = Some(operator_keys(&args.world, &target, args.json)?);
     let (engine, compiled) = target.compile()?;
-    let mut operator = |_head: Tick| {
-        Ok(keys
-            .take()
-            .expect("export asks for the operator keys once"))
-    };
+    let mut operator =
+        |_head: Tick| Ok(keys.take().expect("export asks for the operator keys once"));
     let request = ExportRequest {
         storage: &DiskStorage,
         dir: &target.dir,

@@ -203,8 +203,8 @@ pub fn upgrade(args: UpgradeArgs) -> Result<(), Failure> {
             new_package.root, new_package.manifest.name, new_package.manifest.version
         ),
     );
-    let history_replayed = check_history(&inputs, kind, &new_package, saved.head.tick, args.json)
-        .map_err(refused)?;
+    let history_replayed =
+        check_history(&inputs, kind, &new_package, saved.head.tick, args.json).map_err(refused)?;
     let backup_path = Some(saved.backup.display().to_string());
     let pending = apply(
         &inputs,
@@ -292,9 +292,9 @@ impl Saved {
             written.join("; ")
         );
         if node_stopped {
-            failure
-                .message
-                .push_str("\nthe node was stopped for the upgrade and was not started again: `start` it");
+            failure.message.push_str(
+                "\nthe node was stopped for the upgrade and was not started again: `start` it",
+            );
         }
         failure
     }

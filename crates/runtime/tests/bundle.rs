@@ -141,7 +141,15 @@ fn export_refuses_a_world_without_an_operator_key_and_writes_nothing() {
     let before = tree(&world_dir);
     let out = world.root.path().join("keyless.bundle");
     let out_text = out.display().to_string();
-    let output = world.run(&["export-bundle", "--from", "0", "--to", "12", "--out", &out_text]);
+    let output = world.run(&[
+        "export-bundle",
+        "--from",
+        "0",
+        "--to",
+        "12",
+        "--out",
+        &out_text,
+    ]);
     expect(&output, 1);
     assert!(
         text(&output).contains("error[operator_key_missing]"),
@@ -155,7 +163,14 @@ fn export_refuses_a_world_without_an_operator_key_and_writes_nothing() {
 
     // --json carries the same code in the error envelope.
     let output = world.run(&[
-        "export-bundle", "--from", "0", "--to", "12", "--out", &out_text, "--json",
+        "export-bundle",
+        "--from",
+        "0",
+        "--to",
+        "12",
+        "--out",
+        &out_text,
+        "--json",
     ]);
     expect(&output, 1);
     assert_eq!(json(&output)["error"]["code"], "operator_key_missing");

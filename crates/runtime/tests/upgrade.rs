@@ -256,14 +256,14 @@ fn a_patch_that_changes_history_is_refused_and_says_what_it_wrote() {
     let checkpoint = world.join("checkpoints").join(format!("{:020}.ckpt", 4));
     assert!(checkpoint.exists());
     assert!(
-        message.contains(&format!("the checkpoint of tick 4 ({})", checkpoint.display())),
+        message.contains(&format!(
+            "the checkpoint of tick 4 ({})",
+            checkpoint.display()
+        )),
         "{message}"
     );
     assert!(world.join("operator/key").exists());
-    assert!(
-        message.contains("created the operator key"),
-        "{message}"
-    );
+    assert!(message.contains("created the operator key"), "{message}");
     let backups: Vec<_> = std::fs::read_dir(scratch.root.join("node-backups"))
         .expect("the upgrade took a backup beside the runtime root")
         .flatten()

@@ -4,10 +4,10 @@
 //! restore without the secret starts a new identity that no old key vouches
 //! for; the endorsement signs the context and the raw new key.
 
+use ed25519_dalek::{Signature, Signer, VerifyingKey};
 use everarcade_ops::operator::{OfflineWorld, check_history, list_keys, rotate_offline};
 use everarcade_ops::restore::PREVIOUS_HISTORY_FILE;
 use everarcade_ops::{KeySource, RestoreOptions, VerifyOptions, verify_backup};
-use ed25519_dalek::{Signature, Signer, VerifyingKey};
 use everarcade_protocol::{Hash, test_signing_key};
 use everarcade_store::keys::{KeyEntry, KeyHistory, Signed, parse_public_key, parse_signature};
 
@@ -89,7 +89,10 @@ fn endorsement_signs_the_raw_new_key(old_key: &str, entry: &KeyEntry) {
     let mut over_hex = b"ea/operator/rotation/v1".to_vec();
     over_hex.extend_from_slice(entry.public_key.as_bytes());
     assert!(old.verify_strict(&over_hex, &endorsement).is_err());
-    assert!(old.verify_strict(&new, &endorsement).is_err(), "the context is signed");
+    assert!(
+        old.verify_strict(&new, &endorsement).is_err(),
+        "the context is signed"
+    );
 }
 
 /// The rotation vector printed in docs/FORMATS.md §5a: `test_signing_key("operator")`
@@ -104,7 +107,13 @@ fn rotation_endorsement_vector() {
     println!("message {}", hex::encode(&message));
     println!("endorsement {}", hex::encode(signature));
     assert_eq!(hex::encode(new), ROTATION_NEW_KEY);
-    assert_eq!(hex::encode(&message), format!("{}{ROTATION_NEW_KEY}", hex::encode("ea/operator/rotation/v1")));
+    assert_eq!(
+        hex::encode(&message),
+        format!(
+            "{}{ROTATION_NEW_KEY}",
+            hex::encode("ea/operator/rotation/v1")
+        )
+    );
     assert_eq!(hex::encode(signature), ROTATION_ENDORSEMENT);
     old.verifying_key()
         .verify_strict(&message, &Signature::from_bytes(&signature))
