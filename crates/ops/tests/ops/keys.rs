@@ -120,8 +120,8 @@ fn rotation_endorsement_vector() {
         .unwrap();
 }
 
-const ROTATION_NEW_KEY: &str = "";
-const ROTATION_ENDORSEMENT: &str = "";
+const ROTATION_NEW_KEY: &str = "f4f8c4b63ba12976aa05cb7b47c8a4d5405886b1b4a20530075a5ee3f582fff0";
+const ROTATION_ENDORSEMENT: &str = "3449b713b0328741d7a6cc6b122ccee151276b4a0bb9b18d8f0f5831aeaa55a839d5bb8965e0bd4b4788876bb01f14ca515ec0682f85546c5a510325da08830c";
 
 #[test]
 fn a_restore_without_the_secret_starts_a_new_identity_that_old_keys_do_not_vouch_for() {
