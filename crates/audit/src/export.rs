@@ -269,8 +269,9 @@ fn package_files(compiled: &CompiledPackage) -> Result<Vec<BundleFile>, SourceEr
 }
 
 /// Exports and signs; see the module docs.
-/// `operator` gives the operator keys once the head is known (a world
-/// without a key gets one created at its head).
+/// `operator` gives the operator keys once the head is known; it is asked
+/// once. (The command refuses a world without a key before exporting, so
+/// nothing is written to the world.)
 pub fn export(
     request: &ExportRequest<'_>,
     operator: &mut dyn FnMut(Tick) -> Result<OperatorKeys, SourceError>,

@@ -1,5 +1,6 @@
 //! The world node: one durable world behind a live tick loop, signed input
-//! admission over HTTP, and the admin plane (DESIGN §6, docs/HTTP.md).
+//! admission over HTTP, and the admin plane (docs/HTTP.md; docs/OPERATIONS.md,
+//! "Running a node").
 //!
 //! It is responsible for the process's lifetime around a world: the startup
 //! order (fail fast, before any listener opens), the tick loop at the

@@ -20,7 +20,7 @@ use crate::WorldArgs;
 use crate::exit::{
     BAD_SIGNATURE, DIVERGENCE, FAILURE, Failure, INTEGRITY, MALFORMED, PACKAGE, USAGE,
 };
-use crate::target::{DurabilityArgs, Target};
+use crate::target::{DurabilityArgs, Target, store_failure};
 
 /// How often progress is printed on long replays.
 const PROGRESS_INTERVAL: Duration = Duration::from_secs(2);
@@ -176,21 +176,35 @@ fn write_new(path: &Path, bytes: &[u8]) -> Result<(), Failure> {
     std::fs::rename(&temporary, path).map_err(io)
 }
 
+/// The world's operator keys, which sign the bundle. Export is read-only on
+/// the world, so a world without a key is refused rather than given one.
+fn operator_keys(world: &WorldArgs, target: &Target, json: bool) -> Result<OperatorKeys, Failure> {
+    let loaded = OperatorKeys::load(&DiskStorage, &target.dir).map_err(|e| {
+        let failure = store_failure(e);
+        fail(json, failure.exit, &failure.code, failure.message)
+    })?;
+    loaded.ok_or_else(|| {
+        let message = format!(
+            "world {} has no operator key to sign the bundle with, and export-bundle writes nothing to the world; \
+             create one with `everarcade-runtime keys rotate {} {} {}` (offline), \
+             or start the node once (it creates one), then export again",
+            target.id,
+            world.runtime_root.display(),
+            world.world_id,
+            world.package_path.display()
+        );
+        fail(json, FAILURE, "operator_key_missing", message)
+    })
+}
+
 /// Runs `export-bundle`.
 pub fn export(args: ExportArgs) -> Result<(), Failure> {
     let target = Target::resolve(&args.world)?;
     target.require_bound()?;
+    let mut keys = Some(operator_keys(&args.world, &target, args.json)?);
     let (engine, compiled) = target.compile()?;
-    let mut operator = |head: Tick| {
-        let (keys, created) = OperatorKeys::load_or_create(&DiskStorage, &target.dir, head)?;
-        if created {
-            eprintln!(
-                "note: created the world's operator key {} at tick {head}",
-                keys.public_key_hex()
-            );
-        }
-        Ok(keys)
-    };
+    let mut operator =
+        |_head: Tick| Ok(keys.take().expect("export asks for the operator keys once"));
     let request = ExportRequest {
         storage: &DiskStorage,
         dir: &target.dir,

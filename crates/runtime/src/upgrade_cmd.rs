@@ -9,7 +9,9 @@
 //! the new package; minor and major need `--allow-minor`/`--allow-major`
 //! and are recorded as a protocol transition at the next tick); switch;
 //! verify; start the node again if one ran. The rollback artifacts stay
-//! until `upgrade --accept`.
+//! until `upgrade --accept`. A refusal after step 2 leaves the package and
+//! lineage unchanged but says what step 2 wrote (the checkpoint, the
+//! backup, a new operator key) and that a stopped node stays stopped.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -172,7 +174,10 @@ pub fn upgrade(args: UpgradeArgs) -> Result<(), Failure> {
     let lock = target.lock()?;
     let (engine, current) = target.compile()?;
     let saved = checkpoint_and_backup(&target, &args.world, &engine, &current, args.json)?;
-    let compiled_new = compile(&engine, &new_package)?;
+    // From here a refusal leaves the package and lineage as they were, but
+    // not the world directory: it says what step 2 wrote.
+    let refused = |failure: Failure| saved.refusal(failure, restart.is_some());
+    let compiled_new = compile(&engine, &new_package).map_err(refused)?;
     let inputs = UpgradeInputs {
         storage: &*storage,
         dir: &target.dir,
@@ -181,7 +186,9 @@ pub fn upgrade(args: UpgradeArgs) -> Result<(), Failure> {
         current: current.clone(),
         new: compiled_new.clone(),
     };
-    let verified = verify_current(&inputs).map_err(world_failure)?;
+    let verified = verify_current(&inputs)
+        .map_err(world_failure)
+        .map_err(refused)?;
     step(
         args.json,
         &format!(
@@ -196,7 +203,8 @@ pub fn upgrade(args: UpgradeArgs) -> Result<(), Failure> {
             new_package.root, new_package.manifest.name, new_package.manifest.version
         ),
     );
-    let history_replayed = check_history(&inputs, kind, &new_package, saved.head.tick, args.json)?;
+    let history_replayed =
+        check_history(&inputs, kind, &new_package, saved.head.tick, args.json).map_err(refused)?;
     let backup_path = Some(saved.backup.display().to_string());
     let pending = apply(
         &inputs,
@@ -233,12 +241,63 @@ pub fn upgrade(args: UpgradeArgs) -> Result<(), Failure> {
 }
 
 /// What step 2 of an upgrade saved: the head it checkpointed, where the
-/// journal ended, the operator keys and the backup folder.
+/// journal ended, the operator keys and the backup folder, and everything
+/// it wrote on the way.
 struct Saved {
     head: everarcade_protocol::TickRoots,
     journal_end: (u64, u64),
     keys: OperatorKeys,
     backup: PathBuf,
+    /// The tick step 2 executed for acknowledged inputs, if any.
+    executed_tick: Option<u64>,
+    /// The checkpoint file step 2 wrote.
+    checkpoint: PathBuf,
+    /// Checkpoints retention removed after it.
+    pruned: Vec<PathBuf>,
+    /// Whether step 2 created the operator key.
+    key_created: bool,
+}
+
+impl Saved {
+    /// `failure`, a refusal after step 2, with what step 2 wrote: the
+    /// package and lineage are unchanged, the world directory is not.
+    fn refusal(&self, mut failure: Failure, node_stopped: bool) -> Failure {
+        let mut written = Vec::new();
+        if let Some(tick) = self.executed_tick {
+            written.push(format!(
+                "executed tick {tick} for the inputs a node had acknowledged (journaled)"
+            ));
+        }
+        written.push(format!(
+            "the checkpoint of tick {} ({})",
+            self.head.tick,
+            self.checkpoint.display()
+        ));
+        for path in &self.pruned {
+            written.push(format!(
+                "removed the older checkpoint {} (retention)",
+                path.display()
+            ));
+        }
+        if self.key_created {
+            written.push(format!(
+                "created the operator key {} (operator/)",
+                self.keys.public_key_hex()
+            ));
+        }
+        written.push(format!("a backup at {}", self.backup.display()));
+        failure.message = format!(
+            "{}\nthe package and lineage are unchanged (no transition, nothing pending), but before this step the upgrade wrote: {}",
+            failure.message,
+            written.join("; ")
+        );
+        if node_stopped {
+            failure.message.push_str(
+                "\nthe node was stopped for the upgrade and was not started again: `start` it",
+            );
+        }
+        failure
+    }
 }
 
 /// Step 2: executes any acknowledged inputs under the rules they were
@@ -261,9 +320,11 @@ fn checkpoint_and_backup(
         DurabilityArgs::defaults().config(),
     )
     .map_err(world_failure)?;
-    if world.pending_inputs() > 0 {
-        world.execute_tick().map_err(world_failure)?;
-    }
+    let executed_tick = if world.pending_inputs() > 0 {
+        Some(world.execute_tick().map_err(world_failure)?.roots.tick)
+    } else {
+        None
+    };
     let taken = world.checkpoint().map_err(world_failure)?;
     let head = world.roots();
     let journal_end = world.journal_end();
@@ -276,7 +337,7 @@ fn checkpoint_and_backup(
             taken.path.display()
         ),
     );
-    let (keys, _) =
+    let (keys, key_created) =
         OperatorKeys::load_or_create(&*storage, &target.dir, head.tick).map_err(store_failure)?;
     let parent = everarcade_ops::backup::default_backup_parent(&world_args.runtime_root)
         .map_err(ops_failure)?;
@@ -300,6 +361,10 @@ fn checkpoint_and_backup(
         journal_end,
         keys,
         backup: backup.path,
+        executed_tick,
+        checkpoint: taken.path,
+        pruned: taken.pruned,
+        key_created,
     })
 }
 
@@ -327,7 +392,7 @@ fn check_history(
         let mut failure = world_failure(error);
         failure.message = format!(
             "refused: a patch must replay all history to the recorded roots, and this one does not: {}\n\
-             nothing was changed; if the new rules are meant to change the game, make it a minor version and pass --allow-minor",
+             if the new rules are meant to change the game, make it a minor version and pass --allow-minor",
             failure.message
         );
         if failure.exit == DIVERGENCE {

@@ -4,7 +4,9 @@
 //! signature is a bad signature (exit 9); altered and re-signed roots diverge
 //! (exit 3, naming tick and root); proofs verify against the head commitment
 //! and tampered ones fail; chained bundles rebuild a world, and material that
-//! does not chain is refused with the tick where the chain breaks.
+//! does not chain is refused with the tick where the chain breaks; a world
+//! without an operator key is refused and left untouched (export is
+//! read-only).
 
 use std::path::Path;
 use std::process::{Command, Output};
@@ -58,7 +60,21 @@ struct World {
 }
 
 impl World {
+    /// The match, and an operator key (`keys rotate` creates the first one):
+    /// export signs with the world's key and never creates one.
     fn new(label: &str, ticks: u32, seed: u32) -> World {
+        let world = World::without_key(label, ticks, seed);
+        let root = world.root.path().display().to_string();
+        let output = run_in(
+            &repository_root(),
+            &["keys", "rotate", &root, WORLD, PACKAGE],
+        );
+        expect(&output, 0);
+        world
+    }
+
+    /// The match alone: a world that has never had an operator key.
+    fn without_key(label: &str, ticks: u32, seed: u32) -> World {
         let world = World {
             root: TempDir::new(label),
         };
@@ -116,6 +132,67 @@ fn verify(cwd: &Path, file: &Path, extra: &[&str]) -> Output {
     let mut args = vec!["verify-bundle", &file, "--json"];
     args.extend_from_slice(extra);
     run_in(cwd, &args)
+}
+
+#[test]
+fn export_refuses_a_world_without_an_operator_key_and_writes_nothing() {
+    let world = World::without_key("keyless", 12, 6);
+    let world_dir = world.root.path().join("worlds").join(WORLD);
+    let before = tree(&world_dir);
+    let out = world.root.path().join("keyless.bundle");
+    let out_text = out.display().to_string();
+    let output = world.run(&[
+        "export-bundle",
+        "--from",
+        "0",
+        "--to",
+        "12",
+        "--out",
+        &out_text,
+    ]);
+    expect(&output, 1);
+    assert!(
+        text(&output).contains("error[operator_key_missing]"),
+        "{}",
+        text(&output)
+    );
+    assert!(text(&output).contains("keys rotate"), "{}", text(&output));
+    assert!(!world_dir.join("operator").exists(), "no key was created");
+    assert_eq!(tree(&world_dir), before, "the world directory is untouched");
+    assert!(!out.exists(), "no bundle is written");
+
+    // --json carries the same code in the error envelope.
+    let output = world.run(&[
+        "export-bundle",
+        "--from",
+        "0",
+        "--to",
+        "12",
+        "--out",
+        &out_text,
+        "--json",
+    ]);
+    expect(&output, 1);
+    assert_eq!(json(&output)["error"]["code"], "operator_key_missing");
+    assert!(!world_dir.join("operator").exists());
+}
+
+/// Every file under `dir` with its length and modification time, sorted.
+fn tree(dir: &Path) -> Vec<(std::path::PathBuf, u64, std::time::SystemTime)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(next) = stack.pop() {
+        for entry in std::fs::read_dir(&next).unwrap().flatten() {
+            let meta = entry.metadata().unwrap();
+            if meta.is_dir() {
+                stack.push(entry.path());
+            } else {
+                out.push((entry.path(), meta.len(), meta.modified().unwrap()));
+            }
+        }
+    }
+    out.sort();
+    out
 }
 
 #[test]

@@ -478,6 +478,20 @@ fn commands_on_a_missing_world_say_so() {
     assert!(text.contains("no world world-404"), "{text}");
 }
 
+/// `--help` opens with the crate's description (clap's `about`): it must not
+/// promise commands "to come" that are built.
+#[test]
+fn help_promises_nothing_still_to_come() {
+    let output = Command::new(env!("CARGO_BIN_EXE_everarcade-runtime"))
+        .arg("--help")
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    let help = stdout(&output);
+    assert!(!help.contains("to come"), "{help}");
+    assert!(help.contains("every operator runbook command"), "{help}");
+}
+
 fn pretend_another_runtime_verified(world: &World) {
     let record = serde_json::json!({
         "format": 1,

@@ -222,7 +222,7 @@ fn a_forward_only_patch_upgrades_cleanly_and_the_world_continues() {
 }
 
 #[test]
-fn a_patch_that_changes_history_is_refused_and_nothing_changes() {
+fn a_patch_that_changes_history_is_refused_and_says_what_it_wrote() {
     let scratch = Scratch::new();
     let v010 = scratch.package("0.1.0", ADD_1);
     let v012 = scratch.package("0.1.2", ADD_2);
@@ -245,6 +245,34 @@ fn a_patch_that_changes_history_is_refused_and_nothing_changes() {
     assert!(!world.join("upgrade/pending.json").exists());
     scratch.verified(&v010);
     assert_eq!(scratch.head(&v010), before);
+    // Step 2 wrote a checkpoint, a key and a backup before the refusal: the
+    // message names each, and does not claim nothing changed.
+    let message = text(&output);
+    assert!(!message.contains("nothing was changed"), "{message}");
+    assert!(
+        message.contains("the package and lineage are unchanged"),
+        "{message}"
+    );
+    let checkpoint = world.join("checkpoints").join(format!("{:020}.ckpt", 4));
+    assert!(checkpoint.exists());
+    assert!(
+        message.contains(&format!(
+            "the checkpoint of tick 4 ({})",
+            checkpoint.display()
+        )),
+        "{message}"
+    );
+    assert!(world.join("operator/key").exists());
+    assert!(message.contains("created the operator key"), "{message}");
+    let backups: Vec<_> = std::fs::read_dir(scratch.root.join("node-backups"))
+        .expect("the upgrade took a backup beside the runtime root")
+        .flatten()
+        .collect();
+    assert_eq!(backups.len(), 1);
+    assert!(
+        message.contains(&format!("a backup at {}", backups[0].path().display())),
+        "{message}"
+    );
 }
 
 #[test]

@@ -1,4 +1,5 @@
-//! Every path under the runtime root (DESIGN §4), in one place:
+//! Every path under the runtime root (docs/OPERATIONS.md, "The world
+//! directory"; formats in docs/FORMATS.md), in one place:
 //!
 //! ```text
 //! <runtime-root>/worlds/<world-id>/

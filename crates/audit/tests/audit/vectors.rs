@@ -1,4 +1,4 @@
-//! The accumulator and bundle vectors printed in docs/BUNDLES.md §7.
+//! The accumulator and bundle vectors printed in docs/BUNDLES.md §8.
 
 use everarcade_audit::bundle::{Bundle, BundleFile, Operator, OperatorKey, StartState};
 use everarcade_audit::mmr::{Mmr, MmrProver, genesis_roots, leaf_hash};

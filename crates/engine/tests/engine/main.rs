@@ -1,11 +1,12 @@
 //! Integration tests of the engine: rollback, hostile packages, NaN
-//! canonicalization, admission, determinism and receipts. Every fixture is a
+//! canonicalization, admission, determinism, fuel and receipts. Every fixture is a
 //! WAT module written into a temporary package directory. One test binary, so
 //! wasmtime is linked once.
 
 mod admission;
 mod common;
 mod determinism;
+mod fuel;
 mod hostile;
 mod nan;
 mod receipts;
