@@ -178,11 +178,8 @@ fn write_new(path: &Path, bytes: &[u8]) -> Result<(), Failure> {
 
 /// The world's operator keys, which sign the bundle. Export is read-only on
 /// the world, so a world without a key is refused rather than given one.
-fn operator_keys(world: &WorldArgs, target: &Target, json: bool) -> Result<OperatorKeys, Failure> {
-    let loaded = OperatorKeys::load(&DiskStorage, &target.dir).map_err(|e| {
-        let failure = store_failure(e);
-        fail(json, failure.exit, &failure.code, failure.message)
-    })?;
+fn operator_keys(world: &WorldArgs, target: &Target) -> Result<OperatorKeys, Failure> {
+    let loaded = OperatorKeys::load(&DiskStorage, &target.dir).map_err(store_failure)?;
     loaded.ok_or_else(|| {
         let message = format!(
             "world {} has no operator key to sign the bundle with, and export-bundle writes nothing to the world; \
@@ -191,9 +188,9 @@ fn operator_keys(world: &WorldArgs, target: &Target, json: bool) -> Result<Opera
             target.id,
             world.runtime_root.display(),
             world.world_id,
-            world.package_path.display()
+            target.package.dir.display()
         );
-        fail(json, FAILURE, "operator_key_missing", message)
+        Failure::new(FAILURE, "operator_key_missing", message)
     })
 }
 
@@ -201,7 +198,7 @@ fn operator_keys(world: &WorldArgs, target: &Target, json: bool) -> Result<Opera
 pub fn export(args: ExportArgs) -> Result<(), Failure> {
     let target = Target::resolve(&args.world)?;
     target.require_bound()?;
-    let mut keys = Some(operator_keys(&args.world, &target, args.json)?);
+    let mut keys = Some(operator_keys(&args.world, &target)?);
     let (engine, compiled) = target.compile()?;
     let mut operator =
         |_head: Tick| Ok(keys.take().expect("export asks for the operator keys once"));

@@ -104,7 +104,7 @@ enum Command {
     Backup(ops_cmd::BackupArgs),
     /// Restore a backup into the runtime root (quarantining what is there), then verify.
     Restore(ops_cmd::RestoreArgs),
-    /// Upgrade the world's package under the semver rule, keeping rollback artifacts.
+    /// Upgrade the world's package under the semver rule: checkpoint and back up first, keep rollback artifacts.
     Upgrade(upgrade_cmd::UpgradeArgs),
     /// Return to the pre-upgrade package and checkpoint.
     Rollback(upgrade_cmd::RollbackArgs),
