@@ -30,6 +30,8 @@ pub struct Failure {
     pub code: String,
     /// What an operator reads.
     pub message: String,
+    /// Already reported by the command (e.g. as a JSON log line of `run`).
+    logged: bool,
 }
 
 impl Failure {
@@ -40,12 +42,24 @@ impl Failure {
             exit,
             code: code.to_string(),
             message: message.into(),
+            logged: false,
         }
     }
 
-    /// Prints `error[code]: message` to stderr and returns the exit status.
+    /// The same failure, marked as already reported by the command itself
+    /// (`run` logs it as a JSON line in `--log-format json`), so
+    /// [`Failure::report`] only returns the exit status.
+    pub fn logged(mut self) -> Failure {
+        self.logged = true;
+        self
+    }
+
+    /// Prints `error[code]: message` to stderr (unless the command already
+    /// reported it) and returns the exit status.
     pub fn report(self) -> ExitCode {
-        eprintln!("error[{}]: {}", self.code, self.message);
+        if !self.logged {
+            eprintln!("error[{}]: {}", self.code, self.message);
+        }
         ExitCode::from(self.exit)
     }
 }
