@@ -69,6 +69,30 @@ impl TickView {
     }
 }
 
+/// What a resuming event stream replays: the ticks after the one it last
+/// saw that the node still holds (the most recent [`TICKS_RETAINED_MAX`]).
+#[derive(Clone, Debug)]
+pub struct Replay {
+    /// The head when asked.
+    pub head: Tick,
+    /// The held ticks after the one asked for, oldest first.
+    pub ticks: Vec<TickView>,
+}
+
+impl Replay {
+    /// The ticks `(from, to)` after `after`, up to the head, that are no
+    /// longer held, if any.
+    pub fn gap(&self, after: Tick) -> Option<(Tick, Tick)> {
+        let first_missing = after.checked_add(1)?;
+        let first_held = self
+            .ticks
+            .first()
+            .map_or(self.head.saturating_add(1), |view| view.roots.tick);
+        (first_missing < first_held && first_missing <= self.head)
+            .then(|| (first_missing, first_held - 1))
+    }
+}
+
 /// A state value with its proof against the head's state root.
 #[derive(Clone, Debug)]
 pub struct StateView {
@@ -211,6 +235,10 @@ enum Request {
         tick: Tick,
         reply: oneshot::Sender<Option<TickView>>,
     },
+    TicksAfter {
+        after: Tick,
+        reply: oneshot::Sender<Replay>,
+    },
     State {
         key: Vec<u8>,
         reply: oneshot::Sender<StateView>,
@@ -274,6 +302,12 @@ impl WorldHandle {
     /// An executed tick still held in memory.
     pub async fn tick(&self, tick: Tick) -> Result<Option<TickView>, ApiError> {
         self.ask(|reply| Request::Tick { tick, reply }).await
+    }
+
+    /// The ticks after `after` that are still held in memory, for an event
+    /// stream that resumes.
+    pub async fn ticks_after(&self, after: Tick) -> Result<Replay, ApiError> {
+        self.ask(|reply| Request::TicksAfter { after, reply }).await
     }
 
     /// A state value with its proof.
@@ -539,6 +573,17 @@ impl Actor {
                     .find(|view| view.roots.tick == tick)
                     .cloned();
                 let _ = reply.send(view);
+            }
+            Request::TicksAfter { after, reply } => {
+                let _ = reply.send(Replay {
+                    head: self.world.roots().tick,
+                    ticks: self
+                        .ticks
+                        .iter()
+                        .filter(|view| view.roots.tick > after)
+                        .cloned()
+                        .collect(),
+                });
             }
             Request::State { key, reply } => {
                 let world = self.world.world_mut();
