@@ -83,11 +83,12 @@ pub struct HttpConfig {
     /// Requests served at once; beyond it the node answers 503 `overloaded`.
     /// Default 512.
     pub in_flight_max: usize,
-    /// Requests per second per client IP (token bucket, burst of the same
-    /// size); beyond it 429 with `Retry-After`. Default 500.
+    /// Requests per second per client IP (GCRA, burst of the same size);
+    /// beyond it 429 with `Retry-After`. Default 500.
     pub rate_per_client_per_second: u32,
-    /// Client IPs whose buckets are remembered; the least recently seen is
-    /// forgotten first. Default 65536.
+    /// Client IPs with a bucket at most; buckets back at a full burst are
+    /// swept each second, and while the table is still full the clients
+    /// beyond it share one bucket. Default 65536.
     pub rate_clients_tracked_max: usize,
     /// Largest request head (request line and headers, as sent); beyond it
     /// 431 `request_head_too_large`. Default 16384 bytes (16 KiB).
@@ -336,7 +337,7 @@ pub const FIELDS: &[Field] = &[
         name: "http.rate_clients_tracked_max",
         kind: integer(1, 16_777_216, |c| c.http.rate_clients_tracked_max as u64),
         unit: "clients",
-        about: "Client IPs whose buckets are remembered; the least recently seen is forgotten first.",
+        about: "Client IPs with a bucket at most; buckets back at a full burst are swept each second, and while the table is still full the clients beyond it share one bucket.",
     },
     Field {
         name: "http.request_head_bytes_max",

@@ -275,6 +275,23 @@ async fn an_oversized_request_head_gets_431_with_the_envelope() {
         StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
         "request_head_too_large",
     );
+
+    // A head that is not HTTP: 400 with the envelope, not a bare 400.
+    let mut stream = TcpStream::connect(address).await.unwrap();
+    stream
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nno colon here\r\n\r\n")
+        .await
+        .unwrap();
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer).await;
+    let (status, body) = parse_response(&answer);
+    assert_eq!(status, "HTTP/1.1 400 Bad Request", "{body}");
+    assert_error(
+        StatusCode::BAD_REQUEST,
+        &body,
+        StatusCode::BAD_REQUEST,
+        "malformed_request",
+    );
     assert_eq!(node.ready().await.0, StatusCode::OK);
 }
 
