@@ -455,11 +455,15 @@ fn json_logs_are_json_on_every_line() {
     let port = free_port();
     let addr = format!("127.0.0.1:{port}");
     let json_run = || {
-        command(&root, "run", &["--http-addr", &addr, "--log-format", "json"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap()
+        command(
+            &root,
+            "run",
+            &["--http-addr", &addr, "--log-format", "json"],
+        )
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
     };
     for round in 0..2 {
         let mut child = json_run();
@@ -488,10 +492,7 @@ fn json_logs_are_json_on_every_line() {
         .unwrap_or_else(|| panic!("no error line in {lines:#?}"));
     assert_eq!(error["fields"]["code"], "listen_failed", "{error}");
     assert!(
-        error["fields"]["message"]
-            .as_str()
-            .unwrap()
-            .contains(&addr),
+        error["fields"]["message"].as_str().unwrap().contains(&addr),
         "{error}"
     );
 }
