@@ -307,8 +307,9 @@ async fn a_head_slower_than_the_timeout_gets_408_with_the_envelope() {
         },
     )
     .await;
-    let mut stream = TcpStream::connect(address).await.unwrap();
+    // Before the connection exists, so before the node's clock starts.
     let started = Instant::now();
+    let mut stream = TcpStream::connect(address).await.unwrap();
     let (mut reader, mut writer) = stream.split();
     // One header byte every 50 ms: the head would take 10 s to complete.
     let trickle = async {
