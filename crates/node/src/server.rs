@@ -290,7 +290,14 @@ impl Node {
         let app = router(state);
         let (close, closed) = tokio::sync::oneshot::channel::<()>();
         let limits = ConnectionLimits::from_config(&config.http);
-        let server = tokio::spawn(serve_http(listener, app, self.tls, limits, closed));
+        let server = tokio::spawn(serve_http(
+            listener,
+            app,
+            self.tls,
+            limits,
+            handle.live.clone(),
+            closed,
+        ));
         tracing::info!(
             elapsed_ms = self.started.elapsed().as_millis() as u64,
             "ready"
@@ -308,16 +315,17 @@ async fn serve_http(
     app: axum::Router,
     tls: Option<Arc<tokio_rustls::rustls::ServerConfig>>,
     limits: ConnectionLimits,
+    live: Arc<crate::actor::Live>,
     closed: tokio::sync::oneshot::Receiver<()>,
 ) -> std::io::Result<()> {
     let shutdown = async move {
         let _ = closed.await;
     };
     match tls {
-        Some(tls) => crate::tls::serve_tls_with(listener, app, tls, limits, shutdown)
+        Some(tls) => crate::tls::serve_tls_with(listener, app, tls, limits, Some(live), shutdown)
             .await
             .map_err(std::io::Error::other),
-        None => crate::http::connection::serve(listener, app, limits, shutdown).await,
+        None => crate::http::connection::serve(listener, app, limits, Some(live), shutdown).await,
     }
 }
 

@@ -151,20 +151,29 @@ pub async fn serve_tls(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), TlsError> {
     let config = server_config(certificate, key)?;
-    serve_tls_with(listener, app, config, ConnectionLimits::default(), shutdown).await
+    serve_tls_with(
+        listener,
+        app,
+        config,
+        ConnectionLimits::default(),
+        None,
+        shutdown,
+    )
+    .await
 }
 
-/// [`serve_tls`] with a configuration already built by [`server_config`]
-/// and the request-head limits.
+/// [`serve_tls`] with a configuration already built by [`server_config`],
+/// the request-head limits, and where to count refused heads.
 pub async fn serve_tls_with(
     listener: TcpListener,
     app: Router,
     config: Arc<ServerConfig>,
     limits: ConnectionLimits,
+    live: Option<Arc<crate::actor::Live>>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), TlsError> {
     let listener = TlsListener::new(listener, TlsAcceptor::from(config))?;
-    crate::http::connection::serve(listener, app, limits, shutdown).await?;
+    crate::http::connection::serve(listener, app, limits, live, shutdown).await?;
     Ok(())
 }
 
@@ -403,6 +412,7 @@ mod tests {
             app(),
             config,
             ConnectionLimits::default(),
+            None,
             std::future::pending(),
         ));
         let error = get_over_tls(addr, &connector(&other.der), "/peer").await;

@@ -16,7 +16,8 @@
 //! makes hyper close the connection without an answer; [`serve_connection`]
 //! then writes `408 request_timeout` itself, unless the connection was idle
 //! (no byte of a new request arrived since the last response), which is
-//! closed silently like any idle keep-alive connection. After such an answer
+//! closed silently like any idle keep-alive connection. Each such answer is
+//! counted in `everarcade_rejected_total{reason}`. After such an answer
 //! the node reads and discards what the client still sends, for at most
 //! [`LINGER_MS`] and [`LINGER_BYTES_MAX`], so that closing with unread bytes
 //! does not reset the connection before the client has read the answer.
@@ -42,6 +43,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::{mpsc, watch};
 use tower::ServiceExt;
 
+use crate::actor::Live;
 use crate::config::HttpConfig;
 use crate::error::ApiError;
 
@@ -82,10 +84,13 @@ impl Default for ConnectionLimits {
 /// Serves `app` on every connection `listener` accepts until `shutdown`
 /// resolves; then stops accepting, asks every connection to finish its
 /// request in flight, and returns once all have closed.
+/// Refusals of request heads are counted in `live`'s
+/// `everarcade_rejected_total{reason}` when given.
 pub async fn serve<L>(
     mut listener: L,
     app: Router,
     limits: ConnectionLimits,
+    live: Option<Arc<Live>>,
     shutdown: impl Future<Output = ()> + Send,
 ) -> io::Result<()>
 where
@@ -102,8 +107,9 @@ where
             () = &mut shutdown => break,
         };
         let (app, closing, open) = (app.clone(), closing.clone(), open.clone());
+        let live = live.clone();
         tokio::spawn(async move {
-            serve_connection(io, remote, app, limits, closing).await;
+            serve_connection(io, remote, app, limits, live, closing).await;
             drop(open);
         });
     }
@@ -115,12 +121,14 @@ where
 }
 
 /// Serves one connection until it closes, or until `closing` turns true and
-/// its request in flight is answered.
+/// its request in flight is answered. A refused request head is counted in
+/// `live`'s `everarcade_rejected_total{reason}` (before it is answered).
 pub async fn serve_connection<S>(
     io: S,
     remote: SocketAddr,
     app: Router,
     limits: ConnectionLimits,
+    live: Option<Arc<Live>>,
     mut closing: watch::Receiver<bool>,
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
@@ -128,6 +136,8 @@ pub async fn serve_connection<S>(
     let shared = Arc::new(Shared {
         io: Mutex::new(io),
         read_since_write_bytes: AtomicU64::new(0),
+        refused: Mutex::new(None),
+        live,
     });
     let service = hyper::service::service_fn(move |mut request: Request<Incoming>| {
         request.extensions_mut().insert(ConnectInfo(remote));
@@ -173,15 +183,14 @@ pub async fn serve_connection<S>(
             ),
         );
         tracing::debug!(%remote, "request head timed out; answered 408");
-        if shared.write_all(&envelope_response(&answer)).await.is_err() {
-            return;
+        shared.count(answer.code);
+        if shared.write_all(&envelope_response(&answer)).await.is_ok() {
+            let _ = shared.shutdown().await;
+            shared.linger().await;
         }
-        let _ = shared.shutdown().await;
-        shared.linger().await;
-    } else if error.is_parse() {
+    } else if shared.refused.lock().expect("connection lock").is_some() {
         tracing::debug!(%remote, %error, "request head refused");
-        // hyper answered (ConnectionIo turned its answer into the envelope)
-        // and shut the write side down.
+        // hyper answered (ConnectionIo turned its answer into the envelope).
         shared.linger().await;
     }
 }
@@ -192,9 +201,20 @@ struct Shared<S> {
     io: Mutex<S>,
     /// Bytes read since hyper last wrote: nonzero when a request head began.
     read_since_write_bytes: AtomicU64,
+    /// The code of the envelope that replaced hyper's automatic answer.
+    refused: Mutex<Option<&'static str>>,
+    /// Where refusals are counted.
+    live: Option<Arc<Live>>,
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Shared<S> {
+    /// Counts a refused head in `everarcade_rejected_total{reason}`.
+    fn count(&self, code: &'static str) {
+        if let Some(live) = &self.live {
+            live.metrics.rejected.add(code, 1);
+        }
+    }
+
     fn poll_read(&self, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
         let mut io = self.io.lock().expect("connection lock");
         Pin::new(&mut *io).poll_read(cx, buf)
@@ -286,6 +306,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for ConnectionIo<S> {
         if self.replacement.is_none()
             && let Some(answer) = automatic_answer(buf)
         {
+            *self.shared.refused.lock().expect("connection lock") = Some(answer.code);
+            self.shared.count(answer.code);
             self.replacement = Some((envelope_response(&answer), 0));
         }
         let this = &mut *self;

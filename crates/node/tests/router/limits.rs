@@ -211,6 +211,7 @@ async fn serve(node: &TestNode, limits: ConnectionLimits) -> SocketAddr {
         listener,
         node.app.clone(),
         limits,
+        Some(node.handle.live.clone()),
         std::future::pending(),
     ));
     address
@@ -291,6 +292,10 @@ async fn an_oversized_request_head_gets_431_with_the_envelope() {
         "malformed_request",
     );
     assert_eq!(node.ready().await.0, StatusCode::OK);
+    // Counted before they were answered.
+    let rejected = &node.handle.live.metrics.rejected;
+    assert_eq!(rejected.get("request_head_too_large"), 1);
+    assert_eq!(rejected.get("malformed_request"), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -340,6 +345,7 @@ async fn a_head_slower_than_the_timeout_gets_408_with_the_envelope() {
         "request_timeout",
     );
     assert!(elapsed >= timeout, "{elapsed:?}");
+    assert_eq!(node.handle.live.metrics.rejected.get("request_timeout"), 1);
     assert!(elapsed < Duration::from_secs(5), "{elapsed:?}");
 
     // A connection that sends nothing is closed at the timeout without an
