@@ -76,7 +76,7 @@ pub struct Replay {
     /// The head when asked.
     pub head: Tick,
     /// The held ticks after the one asked for, oldest first.
-    pub ticks: Vec<TickView>,
+    pub ticks: Vec<Arc<TickView>>,
 }
 
 impl Replay {
@@ -419,7 +419,8 @@ struct Actor {
     world: DurableWorld,
     live: Arc<Live>,
     config: ActorConfig,
-    ticks: VecDeque<TickView>,
+    /// The most recent ticks, oldest first, shared with event streams.
+    ticks: VecDeque<Arc<TickView>>,
     tick_instants: VecDeque<Instant>,
     checkpoint_waiters: Vec<oneshot::Sender<Result<CheckpointView, ApiError>>>,
     backup_waiters: Vec<oneshot::Sender<Result<BackupPoint, ApiError>>>,
@@ -571,18 +572,16 @@ impl Actor {
                     .ticks
                     .iter()
                     .find(|view| view.roots.tick == tick)
-                    .cloned();
+                    .map(|view| TickView::clone(view));
                 let _ = reply.send(view);
             }
             Request::TicksAfter { after, reply } => {
+                // Ticks are held in order: find the first after `after`;
+                // the replay shares them (no copy of their receipts).
+                let first = self.ticks.partition_point(|view| view.roots.tick <= after);
                 let _ = reply.send(Replay {
                     head: self.world.roots().tick,
-                    ticks: self
-                        .ticks
-                        .iter()
-                        .filter(|view| view.roots.tick > after)
-                        .cloned()
-                        .collect(),
+                    ticks: self.ticks.range(first..).cloned().collect(),
                 });
             }
             Request::State { key, reply } => {
@@ -658,11 +657,11 @@ impl Actor {
         let metrics = &self.live.metrics;
         metrics.tick_duration.observe(started.elapsed());
         metrics.ticks.fetch_add(1, Ordering::Relaxed);
-        let view = TickView {
+        let view = Arc::new(TickView {
             roots: output.roots,
             input_count,
             receipts: output.receipts,
-        };
+        });
         if self.ticks.len() == TICKS_RETAINED_MAX {
             self.ticks.pop_front();
         }
@@ -670,7 +669,7 @@ impl Actor {
         self.record_rate();
         // The live view moves before anyone hears of the tick.
         self.refresh_gauges();
-        let _ = self.live.events.send(Arc::new(view));
+        let _ = self.live.events.send(view);
         let tick = output.roots.tick;
         let interval = self.config.checkpoint_interval_ticks;
         let due = interval > 0 && tick % interval == 0;

@@ -599,7 +599,7 @@ async fn events(
                     .data(json!({"from": from, "to": to}).to_string()),
             );
         }
-        replayed.extend(replay.ticks.iter().map(tick_event));
+        replayed.extend(replay.ticks.iter().map(|view| tick_event(view)));
         sent_through = replay.head;
     }
     let live = futures_util::stream::unfold(
