@@ -82,13 +82,12 @@ impl<C: Clock + Clone> RateLimiter<C> {
     /// Takes one request for `client`, or says how many whole seconds until
     /// one is allowed again (at least 1).
     pub fn take(&self, client: IpAddr) -> Result<(), u64> {
-        let mut charged = Charged::Client(client);
-        if self.clients.len() >= self.clients_max {
-            self.sweep();
-            if self.clients.len() >= self.clients_max {
-                charged = Charged::Overflow;
-            }
-        }
+        self.sweep();
+        let charged = if self.clients.len() >= self.clients_max {
+            Charged::Overflow
+        } else {
+            Charged::Client(client)
+        };
         self.clients
             .check_key(&charged)
             .map_err(|not_until| {
@@ -110,8 +109,9 @@ impl<C: Clock + Clone> RateLimiter<C> {
                 .compare_exchange(last, now.max(1), Ordering::Relaxed, Ordering::Relaxed)
                 .is_ok()
         {
+            // The table's capacity stays at its peak, at most `clients_max`
+            // entries and the overflow bucket: no shrinking needed.
             self.clients.retain_recent();
-            self.clients.shrink_to_fit();
         }
     }
 
