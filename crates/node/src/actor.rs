@@ -76,6 +76,30 @@ impl TickView {
     }
 }
 
+/// What a resuming event stream replays: the ticks after the one it last
+/// saw that the node still holds (the most recent [`TICKS_RETAINED_MAX`]).
+#[derive(Clone, Debug)]
+pub struct Replay {
+    /// The head when asked.
+    pub head: Tick,
+    /// The held ticks after the one asked for, oldest first.
+    pub ticks: Vec<Arc<TickView>>,
+}
+
+impl Replay {
+    /// The ticks `(from, to)` after `after`, up to the head, that are no
+    /// longer held, if any.
+    pub fn gap(&self, after: Tick) -> Option<(Tick, Tick)> {
+        let first_missing = after.checked_add(1)?;
+        let first_held = self
+            .ticks
+            .first()
+            .map_or(self.head.saturating_add(1), |view| view.roots.tick);
+        (first_missing < first_held && first_missing <= self.head)
+            .then(|| (first_missing, first_held - 1))
+    }
+}
+
 /// A state value with its proof against the head's state root.
 #[derive(Clone, Debug)]
 pub struct StateView {
@@ -218,6 +242,10 @@ enum Request {
         tick: Tick,
         reply: oneshot::Sender<Option<TickView>>,
     },
+    TicksAfter {
+        after: Tick,
+        reply: oneshot::Sender<Replay>,
+    },
     State {
         key: Vec<u8>,
         reply: oneshot::Sender<StateView>,
@@ -281,6 +309,12 @@ impl WorldHandle {
     /// An executed tick still held in memory.
     pub async fn tick(&self, tick: Tick) -> Result<Option<TickView>, ApiError> {
         self.ask(|reply| Request::Tick { tick, reply }).await
+    }
+
+    /// The ticks after `after` that are still held in memory, for an event
+    /// stream that resumes.
+    pub async fn ticks_after(&self, after: Tick) -> Result<Replay, ApiError> {
+        self.ask(|reply| Request::TicksAfter { after, reply }).await
     }
 
     /// A state value with its proof.
@@ -396,7 +430,8 @@ struct Actor {
     world: DurableWorld,
     live: Arc<Live>,
     config: ActorConfig,
-    ticks: VecDeque<TickView>,
+    /// The most recent ticks, oldest first, shared with event streams.
+    ticks: VecDeque<Arc<TickView>>,
     tick_instants: VecDeque<Instant>,
     checkpoint_waiters: Vec<oneshot::Sender<Result<CheckpointView, ApiError>>>,
     backup_waiters: Vec<oneshot::Sender<Result<BackupPoint, ApiError>>>,
@@ -548,8 +583,17 @@ impl Actor {
                     .ticks
                     .iter()
                     .find(|view| view.roots.tick == tick)
-                    .cloned();
+                    .map(|view| TickView::clone(view));
                 let _ = reply.send(view);
+            }
+            Request::TicksAfter { after, reply } => {
+                // Ticks are held in order: find the first after `after`;
+                // the replay shares them (no copy of their receipts).
+                let first = self.ticks.partition_point(|view| view.roots.tick <= after);
+                let _ = reply.send(Replay {
+                    head: self.world.roots().tick,
+                    ticks: self.ticks.range(first..).cloned().collect(),
+                });
             }
             Request::State { key, reply } => {
                 let world = self.world.world_mut();
@@ -625,11 +669,11 @@ impl Actor {
         let metrics = &self.live.metrics;
         metrics.tick_duration.observe(started.elapsed());
         metrics.ticks.fetch_add(1, Ordering::Relaxed);
-        let view = TickView {
+        let view = Arc::new(TickView {
             roots: output.roots,
             input_count,
             receipts: output.receipts,
-        };
+        });
         if self.ticks.len() == TICKS_RETAINED_MAX {
             self.ticks.pop_front();
         }
@@ -637,7 +681,7 @@ impl Actor {
         self.record_rate();
         // The live view moves before anyone hears of the tick.
         self.refresh_gauges();
-        let _ = self.live.events.send(Arc::new(view));
+        let _ = self.live.events.send(view);
         let tick = output.roots.tick;
         let interval = self.config.checkpoint_interval_ticks;
         let due = interval > 0 && tick % interval == 0;

@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::fmt;
 use std::io::Read;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -45,6 +45,12 @@ pub const CONFIG_FILE_BYTES_MAX: u64 = 1 << 20;
 /// Shortest admin token accepted.
 pub const ADMIN_TOKEN_CHARS_MIN: usize = 16;
 
+/// The default of `http.request_head_bytes_max`: 16 KiB.
+pub const REQUEST_HEAD_BYTES_MAX_DEFAULT: usize = 16 << 10;
+
+/// Entries `http.trusted_proxies` may hold at most.
+pub const TRUSTED_PROXIES_MAX: usize = 64;
+
 /// Decompressed request bodies are held in memory: `http.body_bytes_max` ×
 /// `http.decompression_ratio_max` may not exceed this.
 pub const DECOMPRESSED_BODY_BYTES_MAX: u64 = 1 << 30;
@@ -71,22 +77,31 @@ pub struct NodeConfig {
 pub struct HttpConfig {
     /// Listen address. Default `127.0.0.1:8080`.
     pub addr: SocketAddr,
-    /// A request (body included) must finish within this. Default 5000 ms.
+    /// The request head must arrive within this, and the request (body
+    /// included) must then finish within it. Default 5000 ms.
     pub request_timeout_ms: u64,
     /// Requests served at once; beyond it the node answers 503 `overloaded`.
     /// Default 512.
     pub in_flight_max: usize,
-    /// Requests per second per client IP (token bucket, burst of the same
-    /// size); beyond it 429 with `Retry-After`. Default 500.
+    /// Requests per second per client IP (GCRA, burst of the same size);
+    /// beyond it 429 with `Retry-After`. Default 500.
     pub rate_per_client_per_second: u32,
-    /// Client IPs whose buckets are remembered; the least recently seen is
-    /// forgotten first. Default 65536.
+    /// Client IPs with a bucket at most; buckets back at a full burst are
+    /// swept each second, and while the table is still full the clients
+    /// beyond it share one bucket. Default 65536.
     pub rate_clients_tracked_max: usize,
+    /// Largest request head (request line and headers, as sent); beyond it
+    /// 431 `request_head_too_large`. Default 16384 bytes (16 KiB).
+    pub request_head_bytes_max: usize,
     /// Largest request body on the wire; beyond it 413. Default 1 MiB.
     pub body_bytes_max: usize,
     /// A gzip or zstd body may decompress to at most this many times its
     /// size on the wire (and never beyond `body_bytes_max` × this). Default 10.
     pub decompression_ratio_max: u32,
+    /// Reverse proxies whose `X-Forwarded-For` is believed: when the TCP
+    /// peer is one of these, the client is the right-most address in that
+    /// header that is not one of these. Default none.
+    pub trusted_proxies: Vec<IpAddr>,
     /// TLS certificate chain (PEM). TLS is on when this and `tls_key` are set.
     pub tls_cert: Option<PathBuf>,
     /// TLS private key (PEM).
@@ -149,8 +164,10 @@ impl Default for HttpConfig {
             in_flight_max: 512,
             rate_per_client_per_second: 500,
             rate_clients_tracked_max: 65_536,
+            request_head_bytes_max: REQUEST_HEAD_BYTES_MAX_DEFAULT,
             body_bytes_max: 1 << 20,
             decompression_ratio_max: 10,
+            trusted_proxies: Vec::new(),
             tls_cert: None,
             tls_key: None,
         }
@@ -198,6 +215,9 @@ pub enum Kind {
     Path,
     /// An optional secret string, redacted by `config print`.
     Secret,
+    /// A list of IP addresses: a TOML array of strings in the file,
+    /// comma-separated in the environment and flags (empty: none).
+    Addresses,
 }
 
 impl fmt::Debug for Kind {
@@ -208,6 +228,7 @@ impl fmt::Debug for Kind {
             Kind::Text => f.write_str("Text"),
             Kind::Path => f.write_str("Path"),
             Kind::Secret => f.write_str("Secret"),
+            Kind::Addresses => f.write_str("Addresses"),
         }
     }
 }
@@ -251,7 +272,7 @@ impl Field {
     /// Turns a string from the environment or a flag into a value; `None`
     /// unsets an optional setting (the empty string).
     fn parse(&self, text: &str) -> Result<Option<toml::Value>, String> {
-        if text.is_empty() {
+        if text.is_empty() && !matches!(self.kind, Kind::Addresses) {
             return if self.optional() {
                 Ok(None)
             } else {
@@ -269,6 +290,13 @@ impl Field {
                 _ => Err(format!("{text:?} is not 1, true, 0 or false")),
             },
             Kind::Text | Kind::Path | Kind::Secret => Ok(Some(toml::Value::String(text.into()))),
+            Kind::Addresses => Ok(Some(toml::Value::Array(
+                text.split(',')
+                    .map(str::trim)
+                    .filter(|address| !address.is_empty())
+                    .map(|address| toml::Value::String(address.into()))
+                    .collect(),
+            ))),
         }
     }
 }
@@ -289,7 +317,7 @@ pub const FIELDS: &[Field] = &[
         name: "http.request_timeout_ms",
         kind: integer(1, 600_000, |c| c.http.request_timeout_ms),
         unit: "ms",
-        about: "A request, body included, must finish within this; else 408 `request_timeout`.",
+        about: "The request head must arrive within this, and the request, body included, must then finish within it; else 408 `request_timeout`.",
     },
     Field {
         name: "http.in_flight_max",
@@ -309,7 +337,13 @@ pub const FIELDS: &[Field] = &[
         name: "http.rate_clients_tracked_max",
         kind: integer(1, 16_777_216, |c| c.http.rate_clients_tracked_max as u64),
         unit: "clients",
-        about: "Client IPs whose buckets are remembered; the least recently seen is forgotten first.",
+        about: "Client IPs with a bucket at most; buckets back at a full burst are swept each second, and while the table is still full the clients beyond it share one bucket.",
+    },
+    Field {
+        name: "http.request_head_bytes_max",
+        kind: integer(1024, 1 << 20, |c| c.http.request_head_bytes_max as u64),
+        unit: "bytes",
+        about: "Largest request line plus headers; beyond it 431 `request_head_too_large`. The head must also arrive within `http.request_timeout_ms`, else 408.",
     },
     Field {
         name: "http.body_bytes_max",
@@ -322,6 +356,12 @@ pub const FIELDS: &[Field] = &[
         kind: integer(1, 1000, |c| u64::from(c.http.decompression_ratio_max)),
         unit: "ratio",
         about: "A gzip or zstd body may inflate to this many times its size; beyond it 413.",
+    },
+    Field {
+        name: "http.trusted_proxies",
+        kind: Kind::Addresses,
+        unit: "IP addresses",
+        about: "Reverse proxies whose `X-Forwarded-For` is believed: from them, the client is the right-most address in it that is not a trusted proxy. Comma-separated in the environment.",
     },
     Field {
         name: "http.tls_cert",
@@ -439,6 +479,15 @@ impl NodeConfig {
                 format!(
                     "http.body_bytes_max × http.decompression_ratio_max = {decompressed} bytes, \
                      above the maximum {DECOMPRESSED_BODY_BYTES_MAX}"
+                ),
+            );
+        }
+        if http.trusted_proxies.len() > TRUSTED_PROXIES_MAX {
+            return fail(
+                "http.trusted_proxies",
+                format!(
+                    "{} addresses, above the maximum {TRUSTED_PROXIES_MAX}",
+                    http.trusted_proxies.len()
                 ),
             );
         }
@@ -888,6 +937,14 @@ mod tests {
         );
         check_invalid(|c| c.http.body_bytes_max = 1023, "http.body_bytes_max");
         check_invalid(
+            |c| c.http.request_head_bytes_max = 1023,
+            "http.request_head_bytes_max",
+        );
+        check_invalid(
+            |c| c.http.trusted_proxies = vec![std::net::Ipv4Addr::LOCALHOST.into(); 65],
+            "http.trusted_proxies",
+        );
+        check_invalid(
             |c| c.http.decompression_ratio_max = 0,
             "http.decompression_ratio_max",
         );
@@ -1087,6 +1144,56 @@ mod tests {
             .set("http.addr", "", Source::Flag("--http-addr".into()))
             .unwrap_err();
         assert!(error.to_string().contains("is empty"));
+    }
+
+    #[test]
+    fn trusted_proxies_are_a_list_everywhere() {
+        let mut layers = Layers::new();
+        layers
+            .file_text(
+                Path::new("a.toml"),
+                "[http]\ntrusted_proxies = [\"10.0.0.1\", \"::1\"]\n",
+            )
+            .unwrap();
+        let config = layers.build().unwrap().config;
+        assert_eq!(config.http.trusted_proxies.len(), 2);
+        layers
+            .env(vars(&[(
+                "EVERARCADE_HTTP_TRUSTED_PROXIES",
+                "192.0.2.1, 192.0.2.2,198.51.100.7",
+            )]))
+            .unwrap();
+        let config = layers.build().unwrap().config;
+        assert_eq!(
+            config.http.trusted_proxies,
+            ["192.0.2.1", "192.0.2.2", "198.51.100.7"]
+                .map(|a| a.parse::<IpAddr>().unwrap())
+                .to_vec()
+        );
+        layers
+            .set("http.trusted_proxies", "", Source::Flag("--set".into()))
+            .unwrap();
+        assert!(
+            layers
+                .build()
+                .unwrap()
+                .config
+                .http
+                .trusted_proxies
+                .is_empty()
+        );
+        let error = layers
+            .set(
+                "http.trusted_proxies",
+                "10.0.0.0/8",
+                Source::Flag("--set".into()),
+            )
+            .and_then(|()| layers.build().map(|_| ()))
+            .unwrap_err();
+        assert!(
+            error.to_string().contains("http.trusted_proxies"),
+            "{error}"
+        );
     }
 
     #[test]

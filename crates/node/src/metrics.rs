@@ -1,6 +1,10 @@
 //! Prometheus text exposition (format 0.0.4) of the node's counters, gauges
 //! and histograms. Labels are bounded by construction: route templates
-//! (never raw paths), methods, status codes and the stable error codes.
+//! (never raw paths, [`crate::http::ROUTE_LABELS`]), the methods of
+//! [`METHOD_LABELS`] (any other method is `other`), status codes and the
+//! stable error codes; all of them `&'static str` fixed at compile time.
+//! The `process_*` family is read from `/proc/self` on Linux (absent
+//! elsewhere), and `everarcade_build_info` names the build.
 //!
 //! Hand-written because the set is small and fixed: atomics for the hot
 //! counters, a mutex-guarded `BTreeMap` for labelled series (so the output
@@ -21,6 +25,22 @@ const LATENCY_BUCKETS_SECONDS: [f64; 14] = [
 /// counted under `other` (the label sets are bounded anyway; this is the
 /// assertion that they stay so).
 const LABELLED_SERIES_MAX: usize = 512;
+
+/// The request methods that are labels of their own; every other method is
+/// counted as `other`.
+pub const METHOD_LABELS: [&str; 10] = [
+    "GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH", "TRACE", "CONNECT", "other",
+];
+
+/// The label of a request method: itself if it is in [`METHOD_LABELS`],
+/// else `other`.
+pub fn method_label(method: &axum::http::Method) -> &'static str {
+    METHOD_LABELS
+        .iter()
+        .find(|label| **label == method.as_str())
+        .copied()
+        .unwrap_or("other")
+}
 
 /// A histogram with fixed buckets.
 #[derive(Debug, Default)]
@@ -99,18 +119,31 @@ impl LabelledCounter {
 /// Request latency by (route template, method, status).
 #[derive(Debug, Default)]
 pub struct RequestLatency {
-    series: Mutex<BTreeMap<(String, String, u16), Histogram>>,
+    series: Mutex<BTreeMap<(&'static str, &'static str, u16), Histogram>>,
 }
 
 impl RequestLatency {
-    /// Records one request.
-    pub fn observe(&self, route: &str, method: &str, status: u16, duration: Duration) {
+    /// Records one request. `route` and `method` are labels fixed at
+    /// compile time ([`crate::http::route_label`], [`method_label`]).
+    pub fn observe(
+        &self,
+        route: &'static str,
+        method: &'static str,
+        status: u16,
+        duration: Duration,
+    ) {
         let mut series = self.series.lock().expect("metrics lock");
-        let mut key = (route.to_string(), method.to_string(), status);
+        let mut key = (route, method, status);
         if series.len() >= LABELLED_SERIES_MAX && !series.contains_key(&key) {
-            key = ("other".into(), "other".into(), 0);
+            key = ("other", "other", 0);
         }
         series.entry(key).or_default().observe(duration);
+    }
+
+    /// The method labels with at least one series.
+    pub fn methods(&self) -> std::collections::BTreeSet<&'static str> {
+        let series = self.series.lock().expect("metrics lock");
+        series.keys().map(|(_, method, _)| *method).collect()
     }
 
     fn render(&self, out: &mut String, name: &str) {
@@ -265,8 +298,147 @@ impl Metrics {
         );
         self.requests
             .render(&mut out, "everarcade_http_request_duration_seconds");
+        let _ = writeln!(
+            out,
+            "# HELP everarcade_build_info The build: runtime and protocol version.\n# TYPE everarcade_build_info gauge\neverarcade_build_info{{version=\"{}\",runtime=\"{}\",protocol=\"{}\"}} 1",
+            env!("CARGO_PKG_VERSION"),
+            everarcade_world::RUNTIME_VERSION,
+            everarcade_protocol::PROTOCOL_VERSION,
+        );
+        if let Some(process) = ProcessStats::read() {
+            process.render(&mut out);
+        }
         out
     }
+}
+
+/// What `/proc/self` says about this process (Linux only).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ProcessStats {
+    /// Resident set size in bytes.
+    pub resident_memory_bytes: u64,
+    /// Virtual memory size in bytes.
+    pub virtual_memory_bytes: u64,
+    /// User and system CPU time in seconds.
+    pub cpu_seconds: f64,
+    /// Open file descriptors.
+    pub open_fds: u64,
+    /// The soft limit on open file descriptors.
+    pub max_fds: Option<u64>,
+    /// Start time in seconds since the Unix epoch.
+    pub start_time_seconds: f64,
+}
+
+impl ProcessStats {
+    /// Reads `/proc/self`; `None` where it is not there (not Linux).
+    pub fn read() -> Option<ProcessStats> {
+        let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+        let boot_time_seconds = std::fs::read_to_string("/proc/stat")
+            .ok()?
+            .lines()
+            .find_map(|line| line.strip_prefix("btime "))?
+            .trim()
+            .parse::<u64>()
+            .ok()?;
+        let open_fds = std::fs::read_dir("/proc/self/fd").ok()?.count() as u64;
+        let max_fds = std::fs::read_to_string("/proc/self/limits")
+            .ok()
+            .and_then(|limits| parse_max_open_files(&limits));
+        let ticks_per_second = rustix::param::clock_ticks_per_second() as f64;
+        let page_bytes = rustix::param::page_size() as u64;
+        parse_stat(&stat, ticks_per_second, page_bytes, boot_time_seconds).map(|parsed| {
+            ProcessStats {
+                open_fds,
+                max_fds,
+                ..parsed
+            }
+        })
+    }
+
+    fn render(&self, out: &mut String) {
+        let mut metric = |name: &str, kind: &str, help: &str, value: String| {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
+            );
+        };
+        metric(
+            "process_cpu_seconds_total",
+            "counter",
+            "Total user and system CPU time spent in seconds.",
+            self.cpu_seconds.to_string(),
+        );
+        metric(
+            "process_open_fds",
+            "gauge",
+            "Number of open file descriptors.",
+            self.open_fds.to_string(),
+        );
+        if let Some(max) = self.max_fds {
+            metric(
+                "process_max_fds",
+                "gauge",
+                "Maximum number of open file descriptors.",
+                max.to_string(),
+            );
+        }
+        metric(
+            "process_virtual_memory_bytes",
+            "gauge",
+            "Virtual memory size in bytes.",
+            self.virtual_memory_bytes.to_string(),
+        );
+        metric(
+            "process_resident_memory_bytes",
+            "gauge",
+            "Resident memory size in bytes.",
+            self.resident_memory_bytes.to_string(),
+        );
+        metric(
+            "process_start_time_seconds",
+            "gauge",
+            "Start time of the process since unix epoch in seconds.",
+            self.start_time_seconds.to_string(),
+        );
+    }
+}
+
+/// The fields of `/proc/self/stat` this needs (proc(5)): after the
+/// parenthesised command name, utime (14), stime (15), starttime (22),
+/// vsize (23) and rss (24), counting from 1.
+fn parse_stat(
+    stat: &str,
+    ticks_per_second: f64,
+    page_bytes: u64,
+    boot_time_seconds: u64,
+) -> Option<ProcessStats> {
+    // The command name may hold spaces and parentheses: split at the last `)`.
+    let after_name = &stat[stat.rfind(')')? + 1..];
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    // `fields[0]` is field 3 (state).
+    let field = |number: usize| -> Option<u64> { fields.get(number - 3)?.parse().ok() };
+    let (utime, stime) = (field(14)?, field(15)?);
+    let start_ticks = field(22)?;
+    Some(ProcessStats {
+        resident_memory_bytes: field(24)?.saturating_mul(page_bytes),
+        virtual_memory_bytes: field(23)?,
+        cpu_seconds: (utime + stime) as f64 / ticks_per_second,
+        open_fds: 0,
+        max_fds: None,
+        start_time_seconds: boot_time_seconds as f64 + start_ticks as f64 / ticks_per_second,
+    })
+}
+
+/// The soft limit in the `Max open files` line of `/proc/self/limits`.
+fn parse_max_open_files(limits: &str) -> Option<u64> {
+    let line = limits
+        .lines()
+        .find(|line| line.starts_with("Max open files"))?;
+    line["Max open files".len()..]
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
 }
 
 fn histogram_header(out: &mut String, name: &str, help: &str) {
@@ -288,6 +460,42 @@ mod tests {
         assert!(out.contains("h_bucket{le=\"0.005\"} 2\n"), "{out}");
         assert!(out.contains("h_bucket{le=\"+Inf\"} 2\n"), "{out}");
         assert!(out.contains("h_count 2\n"), "{out}");
+    }
+
+    #[test]
+    fn proc_stat_fields() {
+        let stat = "4242 (a (weird) name) S 1 4242 4242 0 -1 4194560 100 0 0 0 250 50 0 0 20 0 3 0 1000 104857600 2560 18446744073709551615";
+        let parsed = parse_stat(stat, 100.0, 4096, 1_700_000_000).expect("parses");
+        assert_eq!(parsed.cpu_seconds, 3.0);
+        assert_eq!(parsed.virtual_memory_bytes, 104_857_600);
+        assert_eq!(parsed.resident_memory_bytes, 2560 * 4096);
+        assert_eq!(parsed.start_time_seconds, 1_700_000_010.0);
+        let limits = "Limit                     Soft Limit           Hard Limit           Units\nMax open files            1024                 524288               files\n";
+        assert_eq!(parse_max_open_files(limits), Some(1024));
+    }
+
+    #[test]
+    fn unknown_methods_share_one_label() {
+        let latency = RequestLatency::default();
+        for i in 0..600 {
+            let method = axum::http::Method::from_bytes(format!("M{i}").as_bytes()).unwrap();
+            latency.observe(
+                "/healthz",
+                method_label(&method),
+                200,
+                Duration::from_micros(1),
+            );
+        }
+        latency.observe(
+            "/healthz",
+            method_label(&axum::http::Method::GET),
+            200,
+            Duration::from_micros(1),
+        );
+        assert_eq!(
+            latency.methods().into_iter().collect::<Vec<_>>(),
+            ["GET", "other"]
+        );
     }
 
     #[test]

@@ -30,12 +30,13 @@ use everarcade_store::{DiskStorage, SimStorage, Storage, StoreError, WorldDir, W
 use everarcade_world::incident::{
     Incident, list_incidents, record_incident, record_runtime, verified_runtime,
 };
-use everarcade_world::replay::{Context, ReplayOptions, Start, replay};
+use everarcade_world::replay::{Context, ReplayOptions, Start, StartedFrom, replay};
 use everarcade_world::{DurableWorld, WorldConfig, WorldError, bind_package, check_binding};
 
 use crate::actor::{self, ActorConfig, StopReport, WorldHandle};
 use crate::config::NodeConfig;
 use crate::error::NodeError;
+use crate::http::connection::ConnectionLimits;
 use crate::http::{AppState, Facts, router};
 use crate::registry::Registration;
 
@@ -165,10 +166,19 @@ impl Node {
                 }
                 other => other?,
             };
+            let (from, from_tick, from_path) = match &recovery.started_from {
+                StartedFrom::Genesis => ("genesis", None, None),
+                StartedFrom::Checkpoint { tick, path } => {
+                    ("checkpoint", Some(*tick), Some(path.display().to_string()))
+                }
+            };
+            // An `Option` field is recorded only when present.
             tracing::info!(
                 tick = recovery.roots.tick,
                 ticks_replayed = recovery.ticks_replayed,
-                from = ?recovery.started_from,
+                from,
+                from_tick,
+                from_path,
                 pending_inputs = recovery.pending_inputs,
                 continuity_root = %recovery.roots.continuity_root,
                 "world recovered; roots match the journal"
@@ -303,7 +313,15 @@ impl Node {
             .with_audit(auditor);
         let app = router(state);
         let (close, closed) = tokio::sync::oneshot::channel::<()>();
-        let server = tokio::spawn(serve_http(listener, app, self.tls, closed));
+        let limits = ConnectionLimits::from_config(&config.http);
+        let server = tokio::spawn(serve_http(
+            listener,
+            app,
+            self.tls,
+            limits,
+            handle.live.clone(),
+            closed,
+        ));
         tracing::info!(
             elapsed_ms = self.started.elapsed().as_millis() as u64,
             "ready"
@@ -330,23 +348,18 @@ async fn serve_http(
     listener: tokio::net::TcpListener,
     app: axum::Router,
     tls: Option<Arc<tokio_rustls::rustls::ServerConfig>>,
+    limits: ConnectionLimits,
+    live: Arc<crate::actor::Live>,
     closed: tokio::sync::oneshot::Receiver<()>,
 ) -> std::io::Result<()> {
     let shutdown = async move {
         let _ = closed.await;
     };
     match tls {
-        Some(tls) => crate::tls::serve_tls_with(listener, app, tls, shutdown)
+        Some(tls) => crate::tls::serve_tls_with(listener, app, tls, limits, Some(live), shutdown)
             .await
             .map_err(std::io::Error::other),
-        None => {
-            axum::serve(
-                listener,
-                app.into_make_service_with_connect_info::<SocketAddr>(),
-            )
-            .with_graceful_shutdown(shutdown)
-            .await
-        }
+        None => crate::http::connection::serve(listener, app, limits, Some(live), shutdown).await,
     }
 }
 
@@ -376,7 +389,7 @@ async fn stop(
         tracing::info!(
             tick = report.tick,
             final_tick_inputs = report.final_tick_inputs,
-            checkpoint = ?report.checkpoint.as_ref().map(|c| c.tick),
+            checkpoint_tick = report.checkpoint.as_ref().map(|c| c.tick),
             "world stopped; status.json says stopped"
         );
     }

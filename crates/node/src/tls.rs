@@ -1,6 +1,7 @@
 //! HTTPS for the node's listener: rustls (ring provider) over tokio, served
-//! by the same `axum::serve` as plain HTTP, so timeouts, graceful shutdown
-//! and `ConnectInfo<SocketAddr>` behave identically with and without TLS.
+//! by the same [`crate::http::connection::serve`] as plain HTTP, so head
+//! limits, timeouts, graceful shutdown and `ConnectInfo<SocketAddr>` behave
+//! identically with and without TLS.
 //!
 //! TLS handshakes run in tasks of their own, at most
 //! [`HANDSHAKES_IN_FLIGHT_MAX`] at once and each within
@@ -20,7 +21,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::serve::ListenerExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinHandle;
@@ -30,6 +30,8 @@ use tokio_rustls::rustls::crypto::ring;
 use tokio_rustls::rustls::pki_types::pem::PemObject;
 use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio_rustls::server::TlsStream;
+
+use crate::http::connection::ConnectionLimits;
 
 /// A handshake must complete within this, or the connection is dropped.
 pub const HANDSHAKE_TIMEOUT_MS: u64 = 10_000;
@@ -149,24 +151,29 @@ pub async fn serve_tls(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), TlsError> {
     let config = server_config(certificate, key)?;
-    serve_tls_with(listener, app, config, shutdown).await
+    serve_tls_with(
+        listener,
+        app,
+        config,
+        ConnectionLimits::default(),
+        None,
+        shutdown,
+    )
+    .await
 }
 
-/// [`serve_tls`] with a configuration already built by [`server_config`].
+/// [`serve_tls`] with a configuration already built by [`server_config`],
+/// the request-head limits, and where to count refused heads.
 pub async fn serve_tls_with(
     listener: TcpListener,
     app: Router,
     config: Arc<ServerConfig>,
+    limits: ConnectionLimits,
+    live: Option<Arc<crate::actor::Live>>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), TlsError> {
     let listener = TlsListener::new(listener, TlsAcceptor::from(config))?;
-    // `tap_io` makes axum's `Connected` impl give handlers the `SocketAddr`.
-    axum::serve(
-        listener.tap_io(|_| {}),
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await?;
+    crate::http::connection::serve(listener, app, limits, live, shutdown).await?;
     Ok(())
 }
 
@@ -404,6 +411,8 @@ mod tests {
             listener,
             app(),
             config,
+            ConnectionLimits::default(),
+            None,
             std::future::pending(),
         ));
         let error = get_over_tls(addr, &connector(&other.der), "/peer").await;

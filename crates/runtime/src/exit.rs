@@ -32,6 +32,8 @@ pub struct Failure {
     pub message: String,
     /// Under `--json`, the fields printed beside `error` (a JSON object).
     pub details: Option<serde_json::Value>,
+    /// Already reported by the command (e.g. as a JSON log line of `run`).
+    logged: bool,
 }
 
 impl Failure {
@@ -43,6 +45,7 @@ impl Failure {
             code: code.to_string(),
             message: message.into(),
             details: None,
+            logged: false,
         }
     }
 
@@ -54,11 +57,22 @@ impl Failure {
         self
     }
 
-    /// Prints `error[code]: message` to stderr and, under `--json`, one JSON
-    /// object on stdout: the details and
-    /// `"error": {"code", "message", "exit"}`. Returns the exit status.
+    /// The same failure, marked as already reported by the command itself
+    /// (`run` logs it as a JSON line in `--log-format json`), so
+    /// [`Failure::report`] only returns the exit status.
+    pub fn logged(mut self) -> Failure {
+        self.logged = true;
+        self
+    }
+
+    /// Prints `error[code]: message` to stderr (unless the command already
+    /// reported it) and, under `--json`, one JSON object on stdout: the
+    /// details and `"error": {"code", "message", "exit"}`. Returns the exit
+    /// status.
     pub fn report(self, json: bool) -> ExitCode {
-        eprintln!("error[{}]: {}", self.code, self.message);
+        if !self.logged {
+            eprintln!("error[{}]: {}", self.code, self.message);
+        }
         if json {
             let mut object = self.details.unwrap_or_else(|| serde_json::json!({}));
             object["error"] = serde_json::json!({

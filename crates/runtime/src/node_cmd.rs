@@ -91,9 +91,82 @@ fn init_logs(config: &NodeConfig) {
 }
 
 /// Runs `run`: the node in the foreground until SIGINT or SIGTERM.
+///
+/// With `--log-format json` every line it writes is one JSON object: the
+/// stop line is an `info` event and a failure an `error` event with `code`,
+/// `exit` and the failure as `message` (then `main` prints nothing more).
 pub fn run(args: RunArgs) -> Result<(), Failure> {
-    let config = effective(&args.flags)?;
+    let config = match effective(&args.flags) {
+        Ok(config) => config,
+        Err(failure) if json_requested(&args.flags) => {
+            let mut fallback = NodeConfig::default();
+            fallback.log.format = LogFormat::Json;
+            init_logs(&fallback);
+            return Err(log_failure(failure));
+        }
+        Err(failure) => return Err(failure),
+    };
     init_logs(&config);
+    let json = config.log.format == LogFormat::Json;
+    let world = args.world.world_id.clone();
+    match serve_until_stopped(args, config) {
+        Ok(exit) => {
+            let stop = &exit.stop;
+            // Under amnesia the checkpoint was kept in memory and is gone.
+            let checkpoint = (!exit.amnesia)
+                .then(|| stop.checkpoint.as_ref().map(|c| c.path.clone()))
+                .flatten();
+            if json {
+                tracing::info!(
+                    world = %world,
+                    tick = stop.tick,
+                    checkpoint,
+                    amnesia = exit.amnesia,
+                    final_tick_inputs = stop.final_tick_inputs,
+                    "stopped world"
+                );
+            } else {
+                println!(
+                    "stopped world {world} at tick {}{}; {} acknowledged inputs ran in the final tick",
+                    stop.tick,
+                    match checkpoint {
+                        _ if exit.amnesia => {
+                            "; amnesia: nothing was written, the world is gone".to_string()
+                        }
+                        Some(path) => format!(", checkpoint {path}"),
+                        None => ", already checkpointed".to_string(),
+                    },
+                    stop.final_tick_inputs
+                );
+            }
+            Ok(())
+        }
+        Err(failure) if json => Err(log_failure(failure)),
+        Err(failure) => Err(failure),
+    }
+}
+
+/// Whether the flags or the environment ask for JSON logs, for a failure
+/// that happens before the configuration could be read.
+fn json_requested(flags: &NodeFlags) -> bool {
+    let from_env = || std::env::var("EVERARCADE_LOG_FORMAT").is_ok_and(|f| f == "json");
+    match flags.log_format.as_deref() {
+        Some(format) => format == "json",
+        None => from_env(),
+    }
+}
+
+/// Logs a failure as an `error` event and marks it reported.
+fn log_failure(failure: Failure) -> Failure {
+    tracing::error!(code = %failure.code, exit = failure.exit, "{}", failure.message);
+    failure.logged()
+}
+
+/// Prepares and serves the node until a signal stops it.
+fn serve_until_stopped(
+    args: RunArgs,
+    config: NodeConfig,
+) -> Result<everarcade_node::server::NodeExit, Failure> {
     let target = Target::resolve(&args.world)?;
     let spec = NodeSpec {
         runtime_root: args.world.runtime_root.clone(),
@@ -116,26 +189,14 @@ pub fn run(args: RunArgs) -> Result<(), Failure> {
         })?;
         node.serve(signal).await.map_err(node_failure)
     })?;
-    let stop = &exit.stop;
-    if let Some(error) = &stop.error {
+    if let Some(error) = &exit.stop.error {
         return Err(Failure::new(
             FAILURE,
             "stop_incomplete",
-            format!("the node stopped at tick {} but: {error}", stop.tick),
+            format!("the node stopped at tick {} but: {error}", exit.stop.tick),
         ));
     }
-    println!(
-        "stopped world {} at tick {}{}; {} acknowledged inputs ran in the final tick",
-        target.id,
-        stop.tick,
-        match &stop.checkpoint {
-            _ if exit.amnesia => "; amnesia: nothing was written, the world is gone".to_string(),
-            Some(checkpoint) => format!(", checkpoint {}", checkpoint.path),
-            None => ", already checkpointed".to_string(),
-        },
-        stop.final_tick_inputs
-    );
-    Ok(())
+    Ok(exit)
 }
 
 /// The arguments of this process's `start`/`restart`, turned into `run`'s.

@@ -609,3 +609,80 @@ fn a_hot_backup_through_the_running_node_restores_to_its_tick() {
     }
     let _ = std::fs::remove_dir_all(path.parent().unwrap());
 }
+
+/// Every line of `output` (stdout and stderr) is one JSON object, and no
+/// field holds Rust debug text; returns the lines.
+fn json_lines(output: &Output) -> Vec<serde_json::Value> {
+    let mut lines = Vec::new();
+    for stream in [&output.stdout, &output.stderr] {
+        for line in String::from_utf8_lossy(stream).lines() {
+            let value: serde_json::Value = serde_json::from_str(line)
+                .unwrap_or_else(|e| panic!("not JSON ({e}): {line}\n{}", text(output)));
+            assert!(value.is_object(), "{line}");
+            assert!(!line.contains("Some("), "debug text in a field: {line}");
+            lines.push(value);
+        }
+    }
+    lines
+}
+
+fn line_with<'a>(lines: &'a [serde_json::Value], message: &str) -> &'a serde_json::Value {
+    lines
+        .iter()
+        .find(|line| {
+            line["fields"]["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with(message))
+        })
+        .unwrap_or_else(|| panic!("no {message:?} line in {lines:#?}"))
+}
+
+/// `run --log-format json` writes nothing but JSON objects: startup,
+/// recovery from a checkpoint, the stop line, and a fatal error.
+#[test]
+fn json_logs_are_json_on_every_line() {
+    let root = scratch("json-logs");
+    let port = free_port();
+    let addr = format!("127.0.0.1:{port}");
+    let json_run = || {
+        command(
+            &root,
+            "run",
+            &["--http-addr", &addr, "--log-format", "json"],
+        )
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+    };
+    for round in 0..2 {
+        let mut child = json_run();
+        wait_ready(&client(port), &mut child);
+        sigterm(&child);
+        let output = child.wait_with_output().unwrap();
+        assert!(output.status.success(), "{}", text(&output));
+        let lines = json_lines(&output);
+        let stopped = line_with(&lines, "stopped world");
+        assert_eq!(stopped["fields"]["world"], WORLD, "{stopped}");
+        assert!(stopped["fields"]["tick"].as_u64().is_some(), "{stopped}");
+        if round == 1 {
+            let recovered = &line_with(&lines, "world recovered")["fields"];
+            assert_eq!(recovered["from"], "checkpoint", "{recovered}");
+            assert!(recovered["from_tick"].as_u64().is_some(), "{recovered}");
+        }
+    }
+    // A fatal error: the port is taken.
+    let _taken = TcpListener::bind(("127.0.0.1", port)).unwrap();
+    let output = json_run().wait_with_output().unwrap();
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output));
+    let lines = json_lines(&output);
+    let error = lines
+        .iter()
+        .find(|line| line["level"] == "ERROR" && line["fields"]["code"].is_string())
+        .unwrap_or_else(|| panic!("no error line in {lines:#?}"));
+    assert_eq!(error["fields"]["code"], "listen_failed", "{error}");
+    assert!(
+        error["fields"]["message"].as_str().unwrap().contains(&addr),
+        "{error}"
+    );
+}

@@ -1,79 +1,167 @@
 //! Middleware: per-client rate limits, the in-flight bound, the request
 //! deadline, request metrics and admin authentication. Each refusal is an
 //! [`ApiError`] envelope.
+//!
+//! The rate limit is `governor`'s keyed GCRA limiter (one cell per request,
+//! a burst as large as the rate per second); the in-flight bound is tower's
+//! global concurrency limit behind its load shedder (see [`overloaded`]).
 
-use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use axum::extract::{ConnectInfo, MatchedPath, Request, State};
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use governor::clock::{Clock, DefaultClock, Reference};
+use governor::middleware::NoOpMiddleware;
+use governor::state::keyed::DashMapStateStore;
+use governor::{Quota, RateLimiter as Governor};
+use subtle::ConstantTimeEq;
+use tokio::sync::Semaphore;
 
 use super::AppState;
 use crate::error::{ApiError, ErrorCode};
 
-/// A token bucket per client IP. The map is bounded: when full, the bucket
-/// seen least recently is forgotten (which only ever forgives a client).
-pub struct RateLimiter {
-    rate_per_second: f64,
+/// The tracked clients are swept of entries that are back at a full burst
+/// at most this often.
+pub const RATE_SWEEP_INTERVAL_MS: u64 = 1_000;
+
+/// Addresses read from `X-Forwarded-For` at most (right to left); a longer
+/// chain is cut there.
+pub const FORWARDED_ADDRESSES_MAX: usize = 32;
+
+/// Who a request is charged to: a client address, or, while the table of
+/// clients is full, everyone beyond it together.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum Charged {
+    Client(IpAddr),
+    Overflow,
+}
+
+/// A GCRA bucket per client IP (`governor`), at most `clients_max` of them.
+/// Entries back at a full burst are swept every
+/// [`RATE_SWEEP_INTERVAL_MS`]; while the table is still full, clients not
+/// in it share one bucket (so memory stays bounded and a flood of new
+/// addresses is still limited).
+pub struct RateLimiter<C: Clock + Clone = DefaultClock> {
+    rate_per_second: u32,
     clients_max: usize,
-    buckets: Mutex<HashMap<IpAddr, Bucket>>,
+    clock: C,
+    clients: Governor<Charged, DashMapStateStore<Charged>, C, NoOpMiddleware<C::Instant>>,
+    /// When the last sweep ran, in nanoseconds since `clock`'s start.
+    swept_nanos: AtomicU64,
+    start: C::Instant,
 }
 
-#[derive(Clone, Copy)]
-struct Bucket {
-    tokens: f64,
-    refilled: Instant,
+impl RateLimiter<DefaultClock> {
+    /// `rate_per_second` requests per second with a burst of the same size,
+    /// for at most `clients_max` clients at once.
+    pub fn new(rate_per_second: NonZeroU32, clients_max: usize) -> RateLimiter {
+        RateLimiter::with_clock(rate_per_second, clients_max, DefaultClock::default())
+    }
 }
 
-impl RateLimiter {
-    /// `rate_per_second` requests per second with a burst of the same size.
-    pub fn new(rate_per_second: u32, clients_max: usize) -> RateLimiter {
-        assert!(rate_per_second > 0 && clients_max > 0);
+impl<C: Clock + Clone> RateLimiter<C> {
+    /// [`RateLimiter::new`] with another clock (tests use a fake one).
+    pub fn with_clock(rate_per_second: NonZeroU32, clients_max: usize, clock: C) -> RateLimiter<C> {
+        assert!(clients_max > 0);
+        let quota = Quota::per_second(rate_per_second);
         RateLimiter {
-            rate_per_second: f64::from(rate_per_second),
+            rate_per_second: rate_per_second.get(),
             clients_max,
-            buckets: Mutex::new(HashMap::new()),
+            start: clock.now(),
+            clients: Governor::dashmap_with_clock(quota, clock.clone()),
+            clock,
+            swept_nanos: AtomicU64::new(0),
         }
     }
 
-    /// Takes one token for `client`, or says how many seconds until one is there.
-    pub fn take(&self, client: IpAddr, now: Instant) -> Result<(), u64> {
-        let mut buckets = self.buckets.lock().expect("rate limiter lock");
-        if buckets.len() >= self.clients_max && !buckets.contains_key(&client) {
-            // The iteration order does not matter here: any choice only
-            // forgives one client its debt. Nothing here reaches a root.
-            let oldest = buckets
-                .iter()
-                .min_by_key(|(_, bucket)| bucket.refilled)
-                .map(|(ip, _)| *ip);
-            if let Some(ip) = oldest {
-                buckets.remove(&ip);
-            }
-        }
-        let burst = self.rate_per_second;
-        let bucket = buckets.entry(client).or_insert(Bucket {
-            tokens: burst,
-            refilled: now,
-        });
-        let elapsed = now.saturating_duration_since(bucket.refilled).as_secs_f64();
-        bucket.tokens = (bucket.tokens + elapsed * self.rate_per_second).min(burst);
-        bucket.refilled = now;
-        if bucket.tokens >= 1.0 {
-            bucket.tokens -= 1.0;
-            Ok(())
+    /// Takes one request for `client`, or says how many whole seconds until
+    /// one is allowed again (at least 1).
+    pub fn take(&self, client: IpAddr) -> Result<(), u64> {
+        self.sweep();
+        let charged = if self.clients.len() >= self.clients_max {
+            Charged::Overflow
         } else {
-            let wait = (1.0 - bucket.tokens) / self.rate_per_second;
-            Err(wait.ceil().max(1.0) as u64)
+            Charged::Client(client)
+        };
+        self.clients
+            .check_key(&charged)
+            .map_err(|not_until| {
+                let wait = not_until.wait_time_from(self.clock.now());
+                wait.as_secs() + u64::from(wait.subsec_nanos() > 0)
+            })
+            .map_err(|seconds| seconds.max(1))
+    }
+
+    /// Forgets clients back at a full burst, at most once per
+    /// [`RATE_SWEEP_INTERVAL_MS`].
+    fn sweep(&self) {
+        let now = self.clock.now().duration_since(self.start).as_u64();
+        let last = self.swept_nanos.load(Ordering::Relaxed);
+        let due = now.saturating_sub(last) >= RATE_SWEEP_INTERVAL_MS * 1_000_000 || last == 0;
+        if due
+            && self
+                .swept_nanos
+                .compare_exchange(last, now.max(1), Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            // The table's capacity stays at its peak, at most `clients_max`
+            // entries and the overflow bucket: no shrinking needed.
+            self.clients.retain_recent();
         }
+    }
+
+    /// Clients with a bucket now.
+    pub fn clients_tracked(&self) -> usize {
+        self.clients.len()
     }
 }
 
-fn client_ip(request: &Request) -> IpAddr {
+/// The client a request is charged to: the TCP peer, or, when the peer is
+/// one of `trusted_proxies`, the right-most address in `X-Forwarded-For`
+/// that is not (the proxies append the address they were connected from,
+/// so every entry left of the last trusted one was written by someone who
+/// could write anything). A header that names only trusted proxies, or an
+/// entry that is not an address before an untrusted one is found, leaves
+/// the peer.
+pub fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted_proxies: &[IpAddr]) -> IpAddr {
+    let trusted = |ip: &IpAddr| trusted_proxies.contains(&ip.to_canonical());
+    let peer = peer.to_canonical();
+    if !trusted(&peer) {
+        return peer;
+    }
+    let entries = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .collect::<Vec<_>>();
+    for entry in entries.iter().rev().take(FORWARDED_ADDRESSES_MAX) {
+        let Some(ip) = forwarded_address(entry.trim()) else {
+            return peer;
+        };
+        if !trusted(&ip) {
+            return ip;
+        }
+    }
+    peer
+}
+
+/// An `X-Forwarded-For` entry: `192.0.2.1`, `2001:db8::1`, or either with a
+/// port (`192.0.2.1:4711`, `[2001:db8::1]:4711`).
+fn forwarded_address(entry: &str) -> Option<IpAddr> {
+    entry
+        .parse::<IpAddr>()
+        .or_else(|_| entry.parse::<SocketAddr>().map(|address| address.ip()))
+        .ok()
+        .map(|ip| ip.to_canonical())
+}
+
+fn peer_ip(request: &Request) -> IpAddr {
     request
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
@@ -83,13 +171,19 @@ fn client_ip(request: &Request) -> IpAddr {
 
 /// 429 `rate_limited` beyond the client's rate.
 pub async fn rate_limit(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    if let Err(seconds) = state.guards.rate.take(client_ip(&request), Instant::now()) {
+    let guards = &state.guards;
+    let client = client_ip(
+        peer_ip(&request),
+        request.headers(),
+        &guards.trusted_proxies,
+    );
+    if let Err(seconds) = guards.rate.take(client) {
         return ApiError::new(
             StatusCode::TOO_MANY_REQUESTS,
             "rate_limited",
             format!(
                 "more than {} requests per second from this client",
-                state.guards.rate.rate_per_second
+                guards.rate.rate_per_second
             ),
         )
         .retry_after(seconds)
@@ -98,44 +192,21 @@ pub async fn rate_limit(State(state): State<AppState>, request: Request, next: N
     next.run(request).await
 }
 
-/// Counts requests in flight.
-pub struct InFlight {
-    now: AtomicUsize,
-    max: usize,
+/// The answer when `in_flight_max` requests are in flight already: tower's
+/// load shedder (in front of its global concurrency limit, see
+/// [`super::router`]) refuses at once instead of queueing.
+pub fn overloaded(in_flight_max: usize) -> Response {
+    ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "overloaded",
+        format!("{in_flight_max} requests are in flight already"),
+    )
+    .retry_after(1)
+    .into_response()
 }
 
-impl InFlight {
-    /// At most `max` at once.
-    pub fn new(max: usize) -> InFlight {
-        InFlight {
-            now: AtomicUsize::new(0),
-            max,
-        }
-    }
-}
-
-struct InFlightSlot<'a>(&'a InFlight);
-
-impl Drop for InFlightSlot<'_> {
-    fn drop(&mut self) {
-        self.0.now.fetch_sub(1, Ordering::SeqCst);
-    }
-}
-
-/// 503 `overloaded` beyond `in_flight_max`; 408 `request_timeout` past the deadline.
-pub async fn bound(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let in_flight = &state.guards.in_flight;
-    if in_flight.now.fetch_add(1, Ordering::SeqCst) >= in_flight.max {
-        in_flight.now.fetch_sub(1, Ordering::SeqCst);
-        return ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "overloaded",
-            format!("{} requests are in flight already", in_flight.max),
-        )
-        .retry_after(1)
-        .into_response();
-    }
-    let _slot = InFlightSlot(in_flight);
+/// 408 `request_timeout` past the request deadline.
+pub async fn deadline(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let deadline = state.guards.request_timeout;
     match tokio::time::timeout(deadline, next.run(request)).await {
         Ok(response) => response,
@@ -157,17 +228,13 @@ pub async fn observe(State(state): State<AppState>, request: Request, next: Next
     let route = request
         .extensions()
         .get::<MatchedPath>()
-        .map(|path| path.as_str().to_string())
-        .unwrap_or_else(|| "unmatched".to_string());
-    let method = request.method().as_str().to_string();
+        .map_or("unmatched", |path| super::route_label(path.as_str()));
+    let method = crate::metrics::method_label(request.method());
     let response = next.run(request).await;
     let metrics = &state.world.live.metrics;
-    metrics.requests.observe(
-        &route,
-        &method,
-        response.status().as_u16(),
-        started.elapsed(),
-    );
+    metrics
+        .requests
+        .observe(route, method, response.status().as_u16(), started.elapsed());
     if let Some(ErrorCode(code)) = response.extensions().get::<ErrorCode>() {
         metrics.rejected.add(code, 1);
     }
@@ -182,7 +249,8 @@ pub async fn admin_auth(State(state): State<AppState>, request: Request, next: N
         .and_then(|value| value.to_str().ok())
         .and_then(|value| value.strip_prefix("Bearer "));
     let authorized = match (&state.admin_token, presented) {
-        (Some(token), Some(presented)) => constant_time_eq(token.as_bytes(), presented.as_bytes()),
+        // Constant time in the contents (only the lengths' equality shows).
+        (Some(token), Some(presented)) => bool::from(token.as_bytes().ct_eq(presented.as_bytes())),
         _ => false,
     };
     if !authorized {
@@ -196,18 +264,16 @@ pub async fn admin_auth(State(state): State<AppState>, request: Request, next: N
     next.run(request).await
 }
 
-/// Compares without an early exit, so timing does not reveal a matching
-/// prefix (only whether the lengths match).
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
 /// The guards' shared state.
 pub struct Guards {
     /// Per-client rate limits.
     pub rate: RateLimiter,
-    /// The in-flight bound.
-    pub in_flight: InFlight,
+    /// Permits for requests in flight (tower's global concurrency limit).
+    pub in_flight: std::sync::Arc<Semaphore>,
+    /// Requests in flight at most.
+    pub in_flight_max: usize,
+    /// Peers whose `X-Forwarded-For` names the client.
+    pub trusted_proxies: Vec<IpAddr>,
     /// The request deadline.
     pub request_timeout: Duration,
 }
@@ -215,37 +281,115 @@ pub struct Guards {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use governor::clock::FakeRelativeClock;
 
-    #[test]
-    fn a_bucket_refills_at_its_rate() {
-        let limiter = RateLimiter::new(2, 4);
-        let ip = IpAddr::V4(Ipv4Addr::LOCALHOST);
-        let start = Instant::now();
-        assert_eq!(limiter.take(ip, start), Ok(()));
-        assert_eq!(limiter.take(ip, start), Ok(()));
-        assert_eq!(limiter.take(ip, start), Err(1));
-        assert_eq!(limiter.take(ip, start + Duration::from_millis(500)), Ok(()));
-        assert!(
-            limiter
-                .take(ip, start + Duration::from_millis(500))
-                .is_err()
-        );
+    fn limiter(
+        rate: u32,
+        clients_max: usize,
+    ) -> (RateLimiter<FakeRelativeClock>, FakeRelativeClock) {
+        let clock = FakeRelativeClock::default();
+        let limiter =
+            RateLimiter::with_clock(NonZeroU32::new(rate).unwrap(), clients_max, clock.clone());
+        (limiter, clock)
     }
 
     #[test]
-    fn the_client_map_stays_bounded() {
-        let limiter = RateLimiter::new(1, 3);
-        let now = Instant::now();
+    fn a_bucket_refills_at_its_rate() {
+        let (limiter, clock) = limiter(2, 4);
+        let ip = IpAddr::V4(Ipv4Addr::LOCALHOST);
+        assert_eq!(limiter.take(ip), Ok(()));
+        assert_eq!(limiter.take(ip), Ok(()));
+        assert_eq!(limiter.take(ip), Err(1));
+        clock.advance(Duration::from_millis(500));
+        assert_eq!(limiter.take(ip), Ok(()));
+        assert!(limiter.take(ip).is_err());
+    }
+
+    #[test]
+    fn the_limit_applies_per_client() {
+        let (limiter, _clock) = limiter(1, 16);
+        let (a, b) = (
+            IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1)),
+            IpAddr::V4(Ipv4Addr::new(192, 0, 2, 2)),
+        );
+        assert_eq!(limiter.take(a), Ok(()));
+        assert!(limiter.take(a).is_err());
+        assert_eq!(limiter.take(b), Ok(()), "another client has its own bucket");
+    }
+
+    #[test]
+    fn the_client_table_stays_bounded() {
+        let (limiter, clock) = limiter(1, 3);
         for i in 0..10u8 {
-            let _ = limiter.take(IpAddr::V4(Ipv4Addr::new(10, 0, 0, i)), now);
+            let _ = limiter.take(IpAddr::V4(Ipv4Addr::new(10, 0, 0, i)));
         }
-        assert_eq!(limiter.buckets.lock().unwrap().len(), 3);
+        // Three clients and the shared bucket of everyone beyond them.
+        assert!(
+            limiter.clients_tracked() <= 4,
+            "{}",
+            limiter.clients_tracked()
+        );
+        // Clients beyond the table share one bucket: the flood is limited.
+        assert!(
+            limiter
+                .take(IpAddr::V4(Ipv4Addr::new(10, 0, 1, 1)))
+                .is_err()
+        );
+        // Once the buckets are full again a sweep forgets them.
+        clock.advance(Duration::from_secs(2));
+        assert_eq!(limiter.take(IpAddr::V4(Ipv4Addr::new(10, 0, 2, 1))), Ok(()));
+        assert!(
+            limiter.clients_tracked() <= 2,
+            "{}",
+            limiter.clients_tracked()
+        );
+    }
+
+    fn forwarded(value: &str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert("x-forwarded-for", value.parse().unwrap());
+        headers
+    }
+
+    #[test]
+    fn forwarded_for_counts_only_from_a_trusted_proxy() {
+        let proxy: IpAddr = "10.0.0.1".parse().unwrap();
+        let inner: IpAddr = "10.0.0.2".parse().unwrap();
+        let stranger: IpAddr = "198.51.100.9".parse().unwrap();
+        let trusted = [proxy, inner];
+        let headers = forwarded("203.0.113.66, 192.0.2.7, 10.0.0.2");
+        // From the proxy: the right-most untrusted entry, not the spoofable left one.
+        assert_eq!(
+            client_ip(proxy, &headers, &trusted),
+            "192.0.2.7".parse::<IpAddr>().unwrap()
+        );
+        // From anyone else the header is ignored.
+        assert_eq!(client_ip(stranger, &headers, &trusted), stranger);
+        assert_eq!(client_ip(stranger, &headers, &[]), stranger);
+        // Ports, IPv6 and IPv4-mapped peers.
+        assert_eq!(
+            client_ip(proxy, &forwarded("[2001:db8::5]:4711"), &trusted),
+            "2001:db8::5".parse::<IpAddr>().unwrap()
+        );
+        let mapped: IpAddr = "::ffff:10.0.0.1".parse().unwrap();
+        assert_eq!(
+            client_ip(mapped, &forwarded("192.0.2.8:80"), &trusted),
+            "192.0.2.8".parse::<IpAddr>().unwrap()
+        );
+        // Junk, or only proxies: the peer.
+        assert_eq!(
+            client_ip(proxy, &forwarded("nonsense, 10.0.0.2"), &trusted),
+            proxy
+        );
+        assert_eq!(client_ip(proxy, &forwarded("10.0.0.2"), &trusted), proxy);
+        assert_eq!(client_ip(proxy, &HeaderMap::new(), &trusted), proxy);
     }
 
     #[test]
     fn token_comparison() {
-        assert!(constant_time_eq(b"secret-token-123", b"secret-token-123"));
-        assert!(!constant_time_eq(b"secret-token-123", b"secret-token-124"));
-        assert!(!constant_time_eq(b"secret-token-123", b"secret"));
+        let eq = |a: &[u8], b: &[u8]| bool::from(a.ct_eq(b));
+        assert!(eq(b"secret-token-123", b"secret-token-123"));
+        assert!(!eq(b"secret-token-123", b"secret-token-124"));
+        assert!(!eq(b"secret-token-123", b"secret"));
     }
 }

@@ -3,6 +3,7 @@
 //! drive it with `oneshot` and the server with a real socket.
 
 pub mod body;
+pub mod connection;
 pub mod guard;
 
 use std::convert::Infallible;
@@ -12,6 +13,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
+use axum::error_handling::HandleErrorLayer;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::middleware::from_fn_with_state;
@@ -21,17 +23,53 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use everarcade_protocol::{Envelope, Hash, Outcome, ReceiptKind, Verified, WorldId};
 use everarcade_store::keys::{OperatorKeys, Signed, file_digest};
+use futures_util::StreamExt;
 use serde_json::{Value, json};
+use tower::limit::GlobalConcurrencyLimitLayer;
+use tower::load_shed::LoadShedLayer;
 
 use crate::actor::{Ack, TickView, WorldHandle};
 use crate::config::HttpConfig;
 use crate::error::ApiError;
 use body::{BodyLimits, Inputs};
-use guard::{Guards, InFlight, RateLimiter};
+use guard::{Guards, RateLimiter};
 
 /// Envelopes whose signatures are checked on the async worker itself; a
 /// larger batch is checked on the blocking pool.
 const INLINE_SIGNATURE_CHECKS_MAX: usize = 8;
+
+/// Every route template of [`router`], and `unmatched` (no route): the
+/// values of the `route` metric label, fixed at compile time.
+pub const ROUTE_LABELS: [&str; 17] = [
+    "/healthz",
+    "/readyz",
+    "/metrics",
+    "/version",
+    "/v1/worlds/{world}/inputs",
+    "/v1/worlds/{world}/status",
+    "/v1/worlds/{world}/ticks/{tick}",
+    "/v1/worlds/{world}/state/{key}",
+    "/v1/worlds/{world}/events",
+    "/v1/worlds/{world}/attestation",
+    "/admin/admission/open",
+    "/admin/admission/close",
+    "/admin/checkpoint",
+    "/admin/drain",
+    "/admin/audit",
+    "/admin/backup",
+    "unmatched",
+];
+
+/// The `route` label of a matched route template: the template itself
+/// (one of [`ROUTE_LABELS`]), or `other` for one missing from that list
+/// (a test keeps the list complete).
+pub fn route_label(template: &str) -> &'static str {
+    ROUTE_LABELS
+        .iter()
+        .find(|label| **label == template)
+        .copied()
+        .unwrap_or("other")
+}
 
 /// What the node is, fixed at startup.
 #[derive(Debug)]
@@ -95,10 +133,13 @@ impl AppState {
             facts: Arc::new(facts),
             guards: Arc::new(Guards {
                 rate: RateLimiter::new(
-                    http.rate_per_client_per_second,
-                    http.rate_clients_tracked_max,
+                    std::num::NonZeroU32::new(http.rate_per_client_per_second)
+                        .unwrap_or(std::num::NonZeroU32::MIN),
+                    http.rate_clients_tracked_max.max(1),
                 ),
-                in_flight: InFlight::new(http.in_flight_max),
+                in_flight: Arc::new(tokio::sync::Semaphore::new(http.in_flight_max)),
+                in_flight_max: http.in_flight_max,
+                trusted_proxies: http.trusted_proxies.clone(),
                 request_timeout: Duration::from_millis(http.request_timeout_ms),
             }),
             body_limits: BodyLimits {
@@ -138,10 +179,22 @@ pub fn router(state: AppState) -> Router {
         .route("/admin/backup", post(admin_backup))
         .route_layer(from_fn_with_state(state.clone(), guard::admin_auth));
     // Limits apply to the APIs, not to the probes: a flood must not make a
-    // healthy node look unready.
+    // healthy node look unready. Outermost first: the rate limit, the
+    // in-flight bound (tower's concurrency limit; its load shedder answers
+    // 503 `overloaded` at once instead of queueing), the deadline.
+    let in_flight_max = state.guards.in_flight_max;
+    let in_flight = tower::ServiceBuilder::new()
+        .layer(HandleErrorLayer::new(
+            move |_: tower::BoxError| async move { guard::overloaded(in_flight_max) },
+        ))
+        .layer(LoadShedLayer::new())
+        .layer(GlobalConcurrencyLimitLayer::with_semaphore(
+            state.guards.in_flight.clone(),
+        ));
     let limited = world_api
         .merge(admin_api)
-        .route_layer(from_fn_with_state(state.clone(), guard::bound))
+        .route_layer(from_fn_with_state(state.clone(), guard::deadline))
+        .route_layer(in_flight)
         .route_layer(from_fn_with_state(state.clone(), guard::rate_limit));
     Router::new()
         .route("/healthz", get(healthz))
@@ -504,37 +557,78 @@ pub fn tick_event_json(view: &TickView) -> Value {
     })
 }
 
+/// One tick as a stream event: `id:` is the tick, so a client that
+/// reconnects sends it back as `Last-Event-ID`.
+fn tick_event(view: &TickView) -> Event {
+    Event::default()
+        .id(view.roots.tick.to_string())
+        .event("tick")
+        .data(tick_event_json(view).to_string())
+}
+
+/// The tick in `Last-Event-ID`, if the header holds one.
+fn last_event_id(headers: &HeaderMap) -> Option<u64> {
+    headers
+        .get("last-event-id")?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
 async fn events(
     State(state): State<AppState>,
     Path(world): Path<String>,
+    headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     check_world(&state, &world)?;
     check_published(&state)?;
+    // Subscribed before the replay is read, so no tick falls between them;
+    // live ticks the replay already sent are skipped.
     let receiver = state.world.live.events.subscribe();
     let stopped = state.world.live.stopped.subscribe();
-    let stream = futures_util::stream::unfold(
+    let mut replayed = Vec::new();
+    let mut sent_through = 0;
+    if let Some(after) = last_event_id(&headers) {
+        let replay = state.world.ticks_after(after).await?;
+        if let Some((from, to)) = replay.gap(after) {
+            replayed.push(
+                Event::default()
+                    .event("gap")
+                    .data(json!({"from": from, "to": to}).to_string()),
+            );
+        }
+        replayed.extend(replay.ticks.iter().map(|view| tick_event(view)));
+        sent_through = replay.head;
+    }
+    let live = futures_util::stream::unfold(
         (receiver, stopped),
-        |(mut receiver, mut stopped)| async move {
+        move |(mut receiver, mut stopped)| async move {
             use tokio::sync::broadcast::error::RecvError;
-            if *stopped.borrow() {
-                return None;
+            loop {
+                if *stopped.borrow() {
+                    return None;
+                }
+                let received = tokio::select! {
+                    received = receiver.recv() => received,
+                    _ = stopped.changed() => return None,
+                };
+                let event = match received {
+                    Ok(view) if view.roots.tick <= sent_through => continue,
+                    Ok(view) => tick_event(&view),
+                    Err(RecvError::Lagged(skipped)) => Event::default()
+                        .event("lagged")
+                        .data(json!({"skipped": skipped}).to_string()),
+                    Err(RecvError::Closed) => return None,
+                };
+                return Some((event, (receiver, stopped)));
             }
-            let received = tokio::select! {
-                received = receiver.recv() => received,
-                _ = stopped.changed() => return None,
-            };
-            let event = match received {
-                Ok(view) => Event::default()
-                    .event("tick")
-                    .data(tick_event_json(&view).to_string()),
-                Err(RecvError::Lagged(skipped)) => Event::default()
-                    .event("lagged")
-                    .data(json!({"skipped": skipped}).to_string()),
-                Err(RecvError::Closed) => return None,
-            };
-            Some((Ok::<Event, Infallible>(event), (receiver, stopped)))
         },
     );
+    let stream = futures_util::stream::iter(replayed)
+        .chain(live)
+        .map(Ok::<Event, Infallible>);
     Ok(Sse::new(stream)
         .keep_alive(KeepAlive::default())
         .into_response())

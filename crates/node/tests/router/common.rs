@@ -280,6 +280,85 @@ impl TestNode {
     }
 }
 
+/// One server-sent event.
+#[derive(Debug)]
+pub struct SseEvent {
+    pub id: Option<u64>,
+    pub kind: String,
+    pub data: String,
+}
+
+impl SseEvent {
+    pub fn data(&self) -> Value {
+        serde_json::from_str(&self.data).expect("JSON data")
+    }
+}
+
+/// An open event stream.
+pub struct EventStream {
+    body: axum::body::Body,
+    buffer: String,
+}
+
+impl EventStream {
+    /// The next event (comments such as keep-alives skipped); fails after 10 s.
+    pub async fn next_event(&mut self) -> SseEvent {
+        let started = Instant::now();
+        loop {
+            if let Some(end) = self.buffer.find("\n\n") {
+                let block: String = self.buffer.drain(..end + 2).collect();
+                let mut event = SseEvent {
+                    id: None,
+                    kind: "message".into(),
+                    data: String::new(),
+                };
+                for line in block.lines() {
+                    if let Some(id) = line.strip_prefix("id: ") {
+                        event.id = Some(id.parse().expect("a numeric id"));
+                    } else if let Some(kind) = line.strip_prefix("event: ") {
+                        event.kind = kind.into();
+                    } else if let Some(data) = line.strip_prefix("data: ") {
+                        event.data.push_str(data);
+                    }
+                }
+                if block.lines().all(|line| line.starts_with(':')) {
+                    continue;
+                }
+                return event;
+            }
+            let left = Duration::from_secs(10).saturating_sub(started.elapsed());
+            let frame = tokio::time::timeout(left, self.body.frame())
+                .await
+                .expect("an event within 10 s")
+                .expect("the stream stays open")
+                .unwrap();
+            if let Ok(data) = frame.into_data() {
+                self.buffer.push_str(&String::from_utf8_lossy(&data));
+            }
+        }
+    }
+}
+
+impl TestNode {
+    /// Opens the event stream, with `Last-Event-ID` if given.
+    pub async fn events(&self, last_event_id: Option<&str>) -> EventStream {
+        let mut request = Request::get(format!("/v1/worlds/{WORLD}/events"));
+        if let Some(id) = last_event_id {
+            request = request.header("last-event-id", id);
+        }
+        let response = self.send(request.body(Body::empty()).unwrap()).await;
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(
+            response.headers()[header::CONTENT_TYPE],
+            "text/event-stream"
+        );
+        EventStream {
+            body: response.into_body(),
+            buffer: String::new(),
+        }
+    }
+}
+
 pub fn assert_error(got: StatusCode, body: &Value, status: StatusCode, code: &str) {
     assert_eq!(got, status, "{body}");
     assert_eq!(body["error"]["code"], code, "{body}");

@@ -6,6 +6,7 @@
 mod common;
 mod hostile;
 mod incident;
+mod limits;
 
 use axum::http::{StatusCode, header};
 use everarcade_state::Proof;
@@ -338,30 +339,66 @@ async fn admin_needs_the_token_and_controls_admission() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_event_stream_sends_ticks() {
     let node = node(|_| {});
-    let response = node.send(get(&format!("/v1/worlds/{WORLD}/events"))).await;
-    assert_eq!(response.status(), StatusCode::OK);
+    let mut stream = node.events(None).await;
+    let event = stream.next_event().await;
+    assert_eq!(event.kind, "tick", "{event:?}");
+    let data = event.data();
+    assert!(data["tick"].as_u64().unwrap() >= 1);
     assert_eq!(
-        response.headers()[header::CONTENT_TYPE],
-        "text/event-stream"
+        event.id,
+        Some(data["tick"].as_u64().unwrap()),
+        "id: is the tick"
     );
-    let mut body = response.into_body();
-    let mut text = String::new();
-    let started = std::time::Instant::now();
-    while !text.contains("\n\n") {
-        assert!(
-            started.elapsed() < std::time::Duration::from_secs(10),
-            "no event: {text}"
-        );
-        let frame = body.frame().await.expect("the stream stays open").unwrap();
-        if let Ok(data) = frame.into_data() {
-            text.push_str(&String::from_utf8_lossy(&data));
-        }
+    assert_eq!(data["continuity_root"].as_str().unwrap().len(), 64);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_resumes_after_last_event_id() {
+    let node = node(|_| {});
+    node.wait_for_tick(6).await;
+    let mut stream = node.events(Some("2")).await;
+    // Ticks 3.. first (replayed from memory), in order, then live ones.
+    let mut ids = Vec::new();
+    while ids.len() < 8 {
+        let event = stream.next_event().await;
+        assert_eq!(event.kind, "tick", "{event:?}");
+        assert_eq!(event.id, event.data()["tick"].as_u64());
+        ids.push(event.id.unwrap());
     }
-    assert!(text.starts_with("event: tick\ndata: {"), "{text}");
-    let data = text.lines().nth(1).unwrap().strip_prefix("data: ").unwrap();
-    let event: serde_json::Value = serde_json::from_str(data).unwrap();
-    assert!(event["tick"].as_u64().unwrap() >= 1);
-    assert_eq!(event["continuity_root"].as_str().unwrap().len(), 64);
+    assert_eq!(
+        ids,
+        (3..11).collect::<Vec<u64>>(),
+        "no tick missing or twice"
+    );
+
+    // An id at or beyond the head: live ticks only, from the head on.
+    let head = node.handle.live.status().roots.tick;
+    let mut stream = node.events(Some(&format!("{}", head + 1000))).await;
+    let event = stream.next_event().await;
+    assert_eq!(event.kind, "tick");
+    assert!(event.id.unwrap() > head, "{event:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_says_which_ticks_it_no_longer_holds() {
+    // Ticks 1..=5 ran before the node started: it does not hold them.
+    let node = node_prepared(
+        |_| {},
+        |_| {},
+        |world, _, _| {
+            for _ in 0..5 {
+                world.execute_tick().unwrap();
+            }
+        },
+    );
+    let mut stream = node.events(Some("2")).await;
+    let gap = stream.next_event().await;
+    assert_eq!(gap.kind, "gap", "{gap:?}");
+    assert_eq!(gap.id, None);
+    assert_eq!(gap.data(), json!({"from": 3, "to": 5}));
+    let next = stream.next_event().await;
+    assert_eq!(next.kind, "tick");
+    assert_eq!(next.id, Some(6), "then the ticks it holds, from the oldest");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
