@@ -44,19 +44,6 @@ async fn start(name: &str) -> Running {
     start_with(name, None).await
 }
 
-/// A self-signed certificate for 127.0.0.1 and localhost, written under
-/// `root`: (certificate PEM path, key PEM path).
-fn self_signed(root: &std::path::Path, name: &str) -> (PathBuf, PathBuf) {
-    let names = vec!["127.0.0.1".to_string(), "localhost".to_string()];
-    let certified = rcgen::generate_simple_self_signed(names).unwrap();
-    std::fs::create_dir_all(root).unwrap();
-    let cert = root.join(format!("{name}.cert.pem"));
-    let key = root.join(format!("{name}.key.pem"));
-    std::fs::write(&cert, certified.cert.pem()).unwrap();
-    std::fs::write(&key, certified.signing_key.serialize_pem()).unwrap();
-    (cert, key)
-}
-
 /// A node that serves TLS when `tls` names a certificate and key; its
 /// client trusts that certificate.
 async fn start_with(name: &str, tls: Option<(PathBuf, PathBuf)>) -> Running {
@@ -133,8 +120,8 @@ fn join(name: &str, nonce: u64) -> Envelope {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn speaks_tls_to_a_tls_node_trusting_only_what_it_is_given() {
     let scratch = std::env::temp_dir().join(format!("ea-client-certs-{}", std::process::id()));
-    let node_cert = self_signed(&scratch, "node");
-    let (other_cert, _) = self_signed(&scratch, "other");
+    let node_cert = everarcade_testkit::tls::self_signed(&scratch, "node");
+    let (other_cert, _) = everarcade_testkit::tls::self_signed(&scratch, "other");
     let node = start_with("tls", Some(node_cert)).await;
     let client = &node.client;
     assert_eq!(client.scheme(), "https");

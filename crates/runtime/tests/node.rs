@@ -207,24 +207,12 @@ fn an_amnesia_node_is_found_by_status_stop_and_restart() {
     );
 }
 
-/// A self-signed certificate for 127.0.0.1 in `dir`: (cert, key) paths.
-fn self_signed(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
-    let names = vec!["127.0.0.1".to_string(), "localhost".to_string()];
-    let certified = rcgen::generate_simple_self_signed(names).unwrap();
-    std::fs::create_dir_all(dir).unwrap();
-    let cert = dir.join(format!("{name}.cert.pem"));
-    let key = dir.join(format!("{name}.key.pem"));
-    std::fs::write(&cert, certified.cert.pem()).unwrap();
-    std::fs::write(&key, certified.signing_key.serialize_pem()).unwrap();
-    (cert, key)
-}
-
 #[test]
 fn the_command_line_reaches_its_own_tls_node() {
     let root = scratch("tls-root");
     let certs = scratch("tls-certs");
-    let (cert, key) = self_signed(&certs, "node");
-    let (stranger, _) = self_signed(&certs, "stranger");
+    let (cert, key) = everarcade_testkit::tls::self_signed(&certs, "node");
+    let (stranger, _) = everarcade_testkit::tls::self_signed(&certs, "stranger");
     let addr = format!("127.0.0.1:{}", free_port());
     let tls = [
         "--http-addr",

@@ -3,7 +3,8 @@
 //! ([`arena`], feature `arena`), bots that sign its inputs ([`bots`]), a seeded
 //! generator ([`rng`]), temporary directories ([`temp`]), the manifest of a
 //! small test package ([`manifest`]), a journal forger ([`journal`]) and the
-//! committed fuzz corpora ([`corpus`]).
+//! committed fuzz corpora ([`corpus`]) and self-signed TLS certificates
+//! ([`tls`]).
 //!
 //! It *is* responsible for building test inputs the same way every time: a
 //! fixture is a function of its arguments (seeds, counts, labels), never of
@@ -26,6 +27,7 @@ pub mod journal;
 pub mod manifest;
 pub mod rng;
 pub mod temp;
+pub mod tls;
 
 use everarcade_protocol::WorldId;
 
