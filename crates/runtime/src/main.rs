@@ -10,6 +10,7 @@ mod client_cmd;
 mod config_cmd;
 mod doctor;
 mod exit;
+mod inputs;
 mod new_cmd;
 mod node_cmd;
 mod ops_cmd;

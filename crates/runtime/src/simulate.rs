@@ -15,7 +15,7 @@
 //! root covers.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use clap::Args;
@@ -26,10 +26,10 @@ use everarcade_protocol::{
 };
 use everarcade_world::replay::{Context, ReplayOptions, Start, replay};
 use everarcade_world::{DurableWorld, bind_package};
-use serde::Deserialize;
 
 use crate::WorldArgs;
 use crate::exit::{DIVERGENCE, FAILURE, Failure, PACKAGE, USAGE};
+use crate::inputs::{ScriptedInput, read_inputs};
 use crate::target::{DurabilityArgs, Target, disk, world_failure};
 
 /// Ticks run when neither `--ticks` nor an inputs file says otherwise.
@@ -75,21 +75,6 @@ pub struct SimulateArgs {
     trace: bool,
     #[command(flatten)]
     durability: DurabilityArgs,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct InputLine {
-    tick: Tick,
-    player: String,
-    payload: String,
-}
-
-/// A scripted input, with its player's name.
-struct Scripted {
-    tick: Tick,
-    player: String,
-    payload: Vec<u8>,
 }
 
 /// A player the simulation signs for: its key and next nonce.
@@ -377,7 +362,7 @@ pub(crate) fn bot_name(index: u32) -> String {
     format!("bot-{index}")
 }
 
-fn tick_count(ticks: Option<u64>, scripted: &[Scripted]) -> Result<u64, Failure> {
+fn tick_count(ticks: Option<u64>, scripted: &[ScriptedInput]) -> Result<u64, Failure> {
     let last_scripted = scripted.last().map(|input| input.tick);
     let ticks = ticks.unwrap_or(last_scripted.unwrap_or(TICKS_DEFAULT));
     if ticks > TICKS_MAX {
@@ -397,66 +382,8 @@ fn tick_count(ticks: Option<u64>, scripted: &[Scripted]) -> Result<u64, Failure>
     Ok(ticks)
 }
 
-fn read_inputs(path: &Path) -> Result<Vec<Scripted>, Failure> {
-    let bad = |line: usize, message: String| {
-        Failure::new(
-            USAGE,
-            "inputs_invalid",
-            format!("{}:{line}: {message}", path.display()),
-        )
-    };
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        Failure::new(
-            USAGE,
-            "inputs_unreadable",
-            format!("cannot read {}: {e}", path.display()),
-        )
-    })?;
-    let mut inputs: Vec<Scripted> = Vec::new();
-    for (index, line) in text.lines().enumerate() {
-        let number = index + 1;
-        if line.trim().is_empty() {
-            continue;
-        }
-        let parsed: InputLine =
-            serde_json::from_str(line).map_err(|e| bad(number, e.to_string()))?;
-        if parsed.tick == 0 {
-            return Err(bad(
-                number,
-                "tick must be at least 1 (tick 0 is genesis)".into(),
-            ));
-        }
-        if inputs
-            .last()
-            .is_some_and(|previous| previous.tick > parsed.tick)
-        {
-            return Err(bad(
-                number,
-                format!(
-                    "tick {} comes after a later tick; ticks must ascend",
-                    parsed.tick
-                ),
-            ));
-        }
-        if parsed.player.is_empty() || parsed.player.starts_with("bot-") {
-            return Err(bad(
-                number,
-                "player must be non-empty and not start with \"bot-\" (reserved for bots)".into(),
-            ));
-        }
-        let payload = hex::decode(&parsed.payload)
-            .map_err(|e| bad(number, format!("payload is not hex: {e}")))?;
-        inputs.push(Scripted {
-            tick: parsed.tick,
-            player: parsed.player,
-            payload,
-        });
-    }
-    Ok(inputs)
-}
-
 /// Every named player's key; nonces continue after the world's last accepted one.
-fn players_for(scripted: &[Scripted], bots: u32, world: &World) -> BTreeMap<String, Player> {
+fn players_for(scripted: &[ScriptedInput], bots: u32, world: &World) -> BTreeMap<String, Player> {
     let names = scripted
         .iter()
         .map(|input| input.player.clone())
