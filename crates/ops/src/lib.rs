@@ -36,6 +36,6 @@ pub use backup::{
     default_backup_parent, next_backup_dir, write_backup,
 };
 pub use error::OpsError;
-pub use files::{FileDigest, host_identity};
+pub use files::{FileDigest, HOST_NAME_BYTES_MAX, host_name, rfc3339};
 pub use restore::{KeySource, ReplayFrom, RestoreOptions, RestoreReport, RestoreRequest, restore};
 pub use verify::{VerifiedBackup, VerifyOptions, verify_backup};
