@@ -37,5 +37,8 @@ pub use backup::{
 };
 pub use error::OpsError;
 pub use files::{FileDigest, HOST_NAME_BYTES_MAX, host_name, rfc3339};
-pub use restore::{KeySource, ReplayFrom, RestoreOptions, RestoreReport, RestoreRequest, restore};
+pub use restore::{
+    KeySource, ReplayFrom, RestoreOptions, RestorePhase, RestoreReport, RestoreRequest, restore,
+    restore_observed,
+};
 pub use verify::{VerifiedBackup, VerifyOptions, verify_backup};

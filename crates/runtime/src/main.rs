@@ -16,6 +16,7 @@ mod node_cmd;
 mod ops_cmd;
 mod package_cmd;
 mod probe;
+mod progress;
 mod recover;
 mod release_cmd;
 mod replay_cmd;

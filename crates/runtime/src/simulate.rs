@@ -24,12 +24,14 @@ use everarcade_engine::{CompiledPackage, Engine, TickOutput, World};
 use everarcade_protocol::{
     Envelope, EnvelopeError, Hash, Receipt, ReceiptKind, Tick, TickRoots, WorldId, test_signing_key,
 };
-use everarcade_world::replay::{Context, ReplayOptions, Start, replay};
+use everarcade_world::replay::{Context, ReplayOptions, ReplayedTick, Start, replay};
 use everarcade_world::{DurableWorld, bind_package};
+use indicatif::ProgressBar;
 
 use crate::WorldArgs;
 use crate::exit::{DIVERGENCE, FAILURE, Failure, PACKAGE, USAGE};
 use crate::inputs::{ScriptedInput, read_inputs};
+use crate::progress;
 use crate::target::{DurabilityArgs, Target, disk, world_failure};
 
 /// Ticks run when neither `--ticks` nor an inputs file says otherwise.
@@ -208,6 +210,8 @@ pub fn run(args: SimulateArgs) -> Result<(), Failure> {
     let mut tally = Tally::default();
     let mut last = current_roots(&mut driver);
     let mut script = scripted.iter().peekable();
+    let visible = progress::visible(args.json);
+    let bar = progress::counter(visible, "simulate", ticks, "ticks");
     for run_tick in 1..=ticks {
         let mut payloads: Vec<(String, Vec<u8>)> = Vec::new();
         while let Some(input) = script.next_if(|input| input.tick == run_tick) {
@@ -225,12 +229,14 @@ pub fn run(args: SimulateArgs) -> Result<(), Failure> {
         let senders = admit_all(&mut driver, &target.id, &mut players, payloads, &mut tally);
         let output = driver.execute(&engine)?;
         if args.trace {
-            print_trace(&output, &senders, args.json);
+            bar.suspend(|| print_trace(&output, &senders, args.json));
         }
         count_outcomes(&output.receipts, &mut tally);
         last = output.roots;
+        bar.inc(1);
     }
-    let verified = finish(&mut driver, &target, &engine, &compiled, &args)?;
+    bar.finish_and_clear();
+    let verified = finish(&mut driver, &target, &engine, &compiled, &args, visible)?;
     let summary = Summary {
         world: driver.world_mut(),
         last,
@@ -312,13 +318,16 @@ fn finish(
     engine: &Arc<Engine>,
     compiled: &Arc<CompiledPackage>,
     args: &SimulateArgs,
+    visible: bool,
 ) -> Result<bool, Failure> {
     if !args.verify {
         return Ok(false);
     }
     match driver {
         Driver::Memory { history, .. } => {
-            verify_history(engine, &target.id, compiled.clone(), history)?;
+            let bar = progress::counter(visible, "verify", history.len() as u64, "ticks");
+            verify_history(engine, &target.id, compiled.clone(), history, &bar)?;
+            bar.finish_and_clear();
         }
         Driver::Durable(durable) => {
             durable.commit_inputs().map_err(world_failure)?;
@@ -337,7 +346,15 @@ fn finish(
                 verify_signatures: true,
                 diff_on_divergence: true,
             };
-            let replayed = replay(&context, &options, &mut |_| {}).map_err(world_failure)?;
+            let journal = progress::JournalBytes::measure(&target.dir);
+            let bar = progress::journal(visible, "verify", &journal);
+            let mut observe = |tick: ReplayedTick<'_>| {
+                bar.set_position(journal.position(tick.segment, tick.end_bytes));
+                bar.set_message(format!("tick {}", tick.record.roots.tick));
+            };
+            let replayed = replay(&context, &options, &mut observe);
+            bar.finish_and_clear();
+            let replayed = replayed.map_err(world_failure)?;
             if replayed.last != durable.roots() {
                 let message = format!(
                     "replay from the journal reached tick {} continuity {}, but the world is at tick {} continuity {}",
@@ -486,6 +503,7 @@ fn verify_history(
     world_id: &WorldId,
     compiled: Arc<CompiledPackage>,
     history: &[(Vec<Envelope>, TickRoots)],
+    bar: &ProgressBar,
 ) -> Result<(), Failure> {
     let (mut replica, _) =
         World::genesis(engine, world_id.clone(), compiled).map_err(engine_failure)?;
@@ -507,6 +525,7 @@ fn verify_history(
             );
             return Err(Failure::new(DIVERGENCE, "divergence", message));
         }
+        bar.inc(1);
     }
     Ok(())
 }
