@@ -22,6 +22,8 @@
 //! - [`backup::write_backup`] only reads the world directory, so the process
 //!   that holds the world (the node) can call it for a hot backup.
 
+#![cfg_attr(not(test), warn(unused_crate_dependencies))]
+
 mod error;
 mod files;
 
