@@ -41,6 +41,19 @@ pub fn counter(visible: bool, label: &str, total: u64, unit: &str) -> ProgressBa
     bar(visible, total, &template)
 }
 
+/// A counter without a total, for work whose end is not known before it is
+/// reached: the position (`unit` reached) and the rate.
+pub fn open_ended(visible: bool, label: &str, unit: &str) -> ProgressBar {
+    let target = if visible {
+        ProgressDrawTarget::stderr_with_hz(REDRAWS_PER_SECOND_MAX)
+    } else {
+        ProgressDrawTarget::hidden()
+    };
+    let template = format!("{label} {{spinner}} {unit} {{pos}} ({{per_sec}}, {{elapsed}})");
+    let style = ProgressStyle::with_template(&template).expect("the bar templates are valid");
+    ProgressBar::with_draw_target(None, target).with_style(style)
+}
+
 /// A bar over the journal's bytes (the ticks to come are not known before
 /// it is read): position, total, rate, ETA, and the tick reached in its
 /// message.

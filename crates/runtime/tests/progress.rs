@@ -79,10 +79,18 @@ fn assert_bar(shown: &str, total: &str) {
     }
 }
 
-/// Nothing of a bar: no rate, no ETA, no bar, no terminal control.
+/// Nothing of a bar: no ETA, no bar, no terminal control.
 fn assert_no_progress(output: &Output) {
     for stream in [stdout(output), stderr(output)] {
-        for part in ["ETA ", "/s", "[=", "\u{1b}[", "\r", "ticks ("] {
+        for part in [
+            "ETA ",
+            "[=",
+            "[>",
+            "\u{1b}[",
+            "\r",
+            "ticks (",
+            "of journal (",
+        ] {
             assert!(!stream.contains(part), "{part:?} off a terminal: {stream}");
         }
     }
@@ -162,7 +170,7 @@ fn verify_prints_each_pass_line_as_its_checks_finish() {
 }
 
 #[test]
-fn replay_commands_and_restore_show_bars_on_a_terminal_only() {
+fn replay_commands_verify_bundle_and_restore_show_bars_on_a_terminal_only() {
     let (temp, root) = world();
     for command in ["replay-verify", "replay-report"] {
         let shown = on_terminal(&world_args(command, &root, &[]));
@@ -174,6 +182,25 @@ fn replay_commands_and_restore_show_bars_on_a_terminal_only() {
         assert_no_progress(&json);
         assert_one_json_object(&json);
     }
+
+    let bundle = temp.join("window.bundle");
+    let window = [
+        "--from",
+        "100",
+        "--to",
+        "1500",
+        "--out",
+        bundle.to_str().unwrap(),
+    ];
+    piped(&world_args("export-bundle", &root, &window));
+    let bundle = bundle.to_str().unwrap();
+    let shown = on_terminal(&["verify-bundle", bundle]);
+    assert_bar(&shown, "/1400 ticks");
+    let quiet = piped(&["verify-bundle", bundle]);
+    assert_no_progress(&quiet);
+    let json = piped(&["verify-bundle", bundle, "--json"]);
+    assert_no_progress(&json);
+    assert_one_json_object(&json);
 
     let backup = temp.join("backup");
     let backup_arg = ["--backup-dir", backup.to_str().unwrap()];
