@@ -16,6 +16,8 @@
 //!
 //! Unlike the engine, the benchmarks read the clock (`std::time::Instant`).
 
+#![cfg_attr(not(test), warn(unused_crate_dependencies))]
+
 pub mod arena;
 pub mod durable;
 pub mod native;

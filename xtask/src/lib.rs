@@ -16,6 +16,8 @@
 //! (0:0, no names), fixed modes and one fixed mtime; the gzip header carries
 //! no timestamp and no file name.
 
+#![cfg_attr(not(test), warn(unused_crate_dependencies))]
+
 pub mod archive;
 pub mod dist;
 mod error;

@@ -26,6 +26,8 @@
 //!   anyone holding the journal (or bundles from genesis) computes the same
 //!   head commitment.
 
+#![cfg_attr(not(test), warn(unused_crate_dependencies))]
+
 pub mod archive;
 pub mod bundle;
 pub mod error;

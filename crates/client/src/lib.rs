@@ -20,6 +20,8 @@
 //! The HTTP stack is hyper 1 with hyper-util's pooled client on tokio; calls
 //! are async, and [`BlockingClient`] wraps them for code without a runtime.
 
+#![cfg_attr(not(test), warn(unused_crate_dependencies))]
+
 pub mod api;
 mod blocking;
 mod client;

@@ -19,6 +19,8 @@
 //!   serves the rest of the tick;
 //! - a call that does not end `applied` leaves the state exactly as before it.
 
+#![cfg_attr(not(test), warn(unused_crate_dependencies))]
+
 mod bot;
 mod engine;
 mod error;

@@ -19,6 +19,8 @@
 //!   root: a tick's inputs are exactly those journaled for it;
 //! - every non-2xx response is the error envelope of [`error::ApiError`].
 
+#![cfg_attr(not(test), warn(unused_crate_dependencies))]
+
 pub mod actor;
 pub mod audit;
 pub mod config;

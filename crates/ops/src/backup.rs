@@ -34,8 +34,7 @@ use everarcade_world::{CheckpointTaken, DurableWorld, RUNTIME_VERSION, WorldConf
 
 use crate::error::OpsError;
 use crate::files::{
-    FileDigest, copy_hashed, create_private_dir, host_identity, rfc3339, sync_dir, unix_now,
-    write_new,
+    FileDigest, copy_hashed, create_private_dir, host_name, rfc3339, sync_dir, unix_now, write_new,
 };
 use crate::manifest::{
     BACKUP_FORMAT, GENESIS_FILE, KEY_HISTORY_FILE, LINEAGE_FILE, MANIFEST_FILE, Manifest,
@@ -495,7 +494,7 @@ fn build_manifest(
         format: BACKUP_FORMAT,
         world: facts.genesis.world.clone(),
         created_at: rfc3339(unix_now()),
-        host: host_identity(),
+        host: host_name(),
         runtime_version: RUNTIME_VERSION.to_string(),
         protocol_version: everarcade_protocol::PROTOCOL_VERSION,
         package_root: facts.package_root.to_hex(),

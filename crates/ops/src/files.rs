@@ -209,26 +209,20 @@ pub fn sync_dir(dir: &Path) -> Result<(), OpsError> {
         .map_err(OpsError::io("fsync the directory", dir))
 }
 
-/// The host's name: the kernel's, else `/etc/hostname`, else `uname -n`,
-/// else `unknown`.
-pub fn host_identity() -> String {
-    let from_file = |path: &str| {
-        fs::read_to_string(path)
-            .ok()
-            .map(|text| text.trim().to_string())
-            .filter(|name| !name.is_empty())
-    };
-    from_file("/proc/sys/kernel/hostname")
-        .or_else(|| from_file("/etc/hostname"))
-        .or_else(|| {
-            std::process::Command::new("uname")
-                .arg("-n")
-                .output()
-                .ok()
-                .map(|out| String::from_utf8_lossy(&out.stdout).trim().to_string())
-                .filter(|name| !name.is_empty())
-        })
-        .unwrap_or_else(|| "unknown".to_string())
+/// The longest host name recorded (Linux's `HOST_NAME_MAX` is 64; POSIX
+/// allows 255).
+pub const HOST_NAME_BYTES_MAX: usize = 255;
+
+/// The host's name, as the kernel reports it (`uname(2)`'s node name), or
+/// `unknown` when it is empty, longer than [`HOST_NAME_BYTES_MAX`], not
+/// UTF-8 or holds a control character.
+pub fn host_name() -> String {
+    let uname = rustix::system::uname();
+    let name = uname.nodename().to_str().unwrap_or("").trim();
+    if name.is_empty() || name.len() > HOST_NAME_BYTES_MAX || name.chars().any(char::is_control) {
+        return "unknown".to_string();
+    }
+    name.to_string()
 }
 
 /// Seconds since the Unix epoch (0 if the clock is before it).
@@ -238,41 +232,21 @@ pub fn unix_now() -> u64 {
         .map_or(0, |elapsed| elapsed.as_secs())
 }
 
-/// `(year, month, day, hour, minute, second)` in UTC.
-fn civil(unix: u64) -> (i64, u32, u32, u32, u32, u32) {
-    let days = (unix / 86_400) as i64;
-    let seconds = (unix % 86_400) as u32;
-    // Howard Hinnant's days-to-civil, for the proleptic Gregorian calendar.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let day_of_era = z.rem_euclid(146_097);
-    let year_of_era =
-        (day_of_era - day_of_era / 1_460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
-    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
-    let mp = (5 * day_of_year + 2) / 153;
-    let day = (day_of_year - (153 * mp + 2) / 5 + 1) as u32;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let year = year_of_era + era * 400 + i64::from(month <= 2);
-    (
-        year,
-        month,
-        day,
-        seconds / 3_600,
-        seconds / 60 % 60,
-        seconds % 60,
-    )
-}
+/// The last second RFC 3339 can write with a four-digit year:
+/// 9999-12-31T23:59:59Z.
+pub const RFC3339_UNIX_SECONDS_MAX: u64 = 253_402_300_799;
 
-/// RFC 3339 in UTC: `2026-11-01T12:00:00Z`.
+/// RFC 3339 in UTC, to the second: `2026-11-01T12:00:00Z`. A time past
+/// [`RFC3339_UNIX_SECONDS_MAX`] is written as that second.
 pub fn rfc3339(unix: u64) -> String {
-    let (y, mo, d, h, mi, s) = civil(unix);
-    format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}Z")
+    let seconds = unix.min(RFC3339_UNIX_SECONDS_MAX);
+    let time = UNIX_EPOCH + std::time::Duration::from_secs(seconds);
+    humantime::format_rfc3339_seconds(time).to_string()
 }
 
 /// A compact UTC stamp for directory names: `20261101T120000Z`.
 pub fn compact_stamp(unix: u64) -> String {
-    let (y, mo, d, h, mi, s) = civil(unix);
-    format!("{y:04}{mo:02}{d:02}T{h:02}{mi:02}{s:02}Z")
+    rfc3339(unix).replace(['-', ':'], "")
 }
 
 #[cfg(test)]
@@ -319,6 +293,17 @@ mod tests {
         assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
         assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
         assert_eq!(rfc3339(1_798_761_599), "2026-12-31T23:59:59Z");
+        assert_eq!(rfc3339(4_102_444_799), "2099-12-31T23:59:59Z");
+        assert_eq!(rfc3339(RFC3339_UNIX_SECONDS_MAX), "9999-12-31T23:59:59Z");
+        assert_eq!(rfc3339(u64::MAX), "9999-12-31T23:59:59Z");
         assert_eq!(compact_stamp(1_700_000_000), "20231114T221320Z");
+    }
+
+    #[test]
+    fn the_host_name_is_the_kernels() {
+        let name = host_name();
+        assert!(!name.is_empty() && name.len() <= HOST_NAME_BYTES_MAX);
+        let kernel = fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+        assert_eq!(name, kernel.trim());
     }
 }

@@ -22,6 +22,8 @@
 //! - [`backup::write_backup`] only reads the world directory, so the process
 //!   that holds the world (the node) can call it for a hot backup.
 
+#![cfg_attr(not(test), warn(unused_crate_dependencies))]
+
 mod error;
 mod files;
 
@@ -36,6 +38,9 @@ pub use backup::{
     default_backup_parent, next_backup_dir, write_backup,
 };
 pub use error::OpsError;
-pub use files::{FileDigest, host_identity};
-pub use restore::{KeySource, ReplayFrom, RestoreOptions, RestoreReport, RestoreRequest, restore};
+pub use files::{FileDigest, HOST_NAME_BYTES_MAX, host_name, rfc3339};
+pub use restore::{
+    KeySource, ReplayFrom, RestoreOptions, RestorePhase, RestoreReport, RestoreRequest, restore,
+    restore_observed,
+};
 pub use verify::{VerifiedBackup, VerifyOptions, verify_backup};

@@ -169,6 +169,52 @@ pub struct RestoreReport {
 
 /// Restores; see the module docs.
 pub fn restore(request: &RestoreRequest<'_>) -> Result<RestoreReport, OpsError> {
+    restore_observed(request, &mut |_| {})
+}
+
+/// A step of a restore, in order; each is timed in [`Phases`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RestorePhase {
+    /// Verifying the backup folder.
+    Verify,
+    /// Copying it into the staging directory.
+    Copy,
+    /// Recovering the staged world.
+    Open,
+    /// `verify`'s audit of the staged world.
+    Audit,
+    /// Replay verification.
+    Replay,
+}
+
+impl RestorePhase {
+    /// Every phase, in order.
+    pub const ALL: [RestorePhase; 5] = [
+        RestorePhase::Verify,
+        RestorePhase::Copy,
+        RestorePhase::Open,
+        RestorePhase::Audit,
+        RestorePhase::Replay,
+    ];
+
+    /// What an operator reads: `verifying the backup`, ….
+    pub fn describe(self) -> &'static str {
+        match self {
+            RestorePhase::Verify => "verifying the backup",
+            RestorePhase::Copy => "copying into staging",
+            RestorePhase::Open => "recovering the staged world",
+            RestorePhase::Audit => "auditing the staged world",
+            RestorePhase::Replay => "replaying the staged world",
+        }
+    }
+}
+
+/// [`restore`], calling `on_phase` as each phase begins, for progress
+/// reports. The result and the errors are `restore`'s.
+pub fn restore_observed(
+    request: &RestoreRequest<'_>,
+    on_phase: &mut dyn FnMut(RestorePhase),
+) -> Result<RestoreReport, OpsError> {
     let started = Instant::now();
     let mut phases = Phases::default();
     let root = request.runtime_root;
@@ -185,6 +231,7 @@ pub fn restore(request: &RestoreRequest<'_>) -> Result<RestoreReport, OpsError> 
     if verify.trusted_keys.is_empty() {
         verify.trusted_keys = host_keys(&target)?;
     }
+    on_phase(RestorePhase::Verify);
     let verified = verify_backup(request.backup, &verify)?;
     phases.verify = started.elapsed().as_secs_f64();
     check_identity(request, &verified.manifest)?;
@@ -192,7 +239,8 @@ pub fn restore(request: &RestoreRequest<'_>) -> Result<RestoreReport, OpsError> 
     create_private_dir(&root.join("worlds"))?;
     let staging_root = free_dir(&root.join("restoring"), request.id.as_str())?;
     let staged = WorldDir::new(&staging_root, request.id);
-    let staged_result = stage_and_prove(request, &verified, &target, &staged, &mut phases);
+    let staged_result =
+        stage_and_prove(request, &verified, &target, &staged, &mut phases, on_phase);
     let proven = staged_result.map_err(|source| OpsError::Staged {
         staging: staging_root.clone(),
         source: Box::new(source),
@@ -311,7 +359,9 @@ fn stage_and_prove(
     target: &WorldDir,
     staged: &WorldDir,
     phases: &mut Phases,
+    on_phase: &mut dyn FnMut(RestorePhase),
 ) -> Result<RestoreReport, OpsError> {
+    on_phase(RestorePhase::Copy);
     let began = Instant::now();
     for directory in staged.directories() {
         create_private_dir(&directory)?;
@@ -352,7 +402,8 @@ fn stage_and_prove(
     let (operator_key, key_source) = key_the_world(verified, staged, secret)?;
     sync_dir(staged.path())?;
     phases.copy = began.elapsed().as_secs_f64();
-    prove(request, verified, staged, phases, operator_key, key_source)
+    let key = (operator_key, key_source);
+    prove(request, verified, staged, phases, key, on_phase)
 }
 
 /// Recovery, audit and replay of the staged world, each reaching the
@@ -362,8 +413,9 @@ fn prove(
     verified: &VerifiedBackup,
     staged: &WorldDir,
     phases: &mut Phases,
-    operator_key: String,
-    key_source: KeySource,
+    // The restored world's operator key, and where it came from.
+    (operator_key, key_source): (String, KeySource),
+    on_phase: &mut dyn FnMut(RestorePhase),
 ) -> Result<RestoreReport, OpsError> {
     let manifest = &verified.manifest;
     let expected = manifest_head(manifest);
@@ -376,6 +428,7 @@ fn prove(
     };
     bind_package(staged, request.package)?;
 
+    on_phase(RestorePhase::Open);
     let began = Instant::now();
     let config = WorldConfig {
         checkpoint_interval_ticks: 0,
@@ -415,6 +468,7 @@ fn prove(
     world.close()?;
     phases.open = began.elapsed().as_secs_f64();
 
+    on_phase(RestorePhase::Audit);
     let began = Instant::now();
     let audited = audit(&DiskStorage, staged, request.package)?;
     if let Some((tick, continuity)) = audited.head
@@ -426,6 +480,7 @@ fn prove(
     }
     phases.audit = began.elapsed().as_secs_f64();
 
+    on_phase(RestorePhase::Replay);
     let began = Instant::now();
     let start = match (request.options.replay_from, checkpoint_tick) {
         (ReplayFrom::Checkpoint, Some(tick)) => Start::Checkpoint(tick),

@@ -12,6 +12,8 @@
 //! Architecture invariant: the package root depends only on the relative paths
 //! and bytes of the files, never on timestamps, permissions or directory order.
 
+#![cfg_attr(not(test), warn(unused_crate_dependencies))]
+
 mod error;
 mod listing;
 mod manifest;

@@ -15,6 +15,8 @@
 //! source, or iterates a hash map; every function is a pure function of its
 //! arguments.
 
+#![cfg_attr(not(test), warn(unused_crate_dependencies))]
+
 pub mod envelope;
 pub mod hash;
 pub mod merkle;

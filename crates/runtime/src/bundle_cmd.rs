@@ -4,7 +4,7 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use everarcade_audit::archive::{RebuildRequest, open_source, rebuild};
 use everarcade_audit::bundle::BUNDLE_BYTES_MAX;
@@ -20,10 +20,8 @@ use crate::WorldArgs;
 use crate::exit::{
     BAD_SIGNATURE, DIVERGENCE, FAILURE, Failure, INTEGRITY, MALFORMED, PACKAGE, USAGE,
 };
+use crate::progress;
 use crate::target::{DurabilityArgs, Target, store_failure};
-
-/// How often progress is printed on long replays.
-const PROGRESS_INTERVAL: Duration = Duration::from_secs(2);
 
 /// `export-bundle` arguments.
 #[derive(clap::Args)]
@@ -289,20 +287,24 @@ pub fn verify(args: VerifyArgs) -> Result<(), Failure> {
     let trusted_keys = parse_keys(&args.trusted_keys)?;
     let bytes = read_bounded(&args.file, BUNDLE_BYTES_MAX, MALFORMED)?;
     let engine = engine()?;
+    // The window, for the bar's total; a bundle that does not decode is
+    // refused by verify_bundle below, with its code.
+    let (from, to) = everarcade_audit::bundle::decode(&bytes).map_or((0, 0), |sealed| {
+        (sealed.bundle.from_tick, sealed.bundle.to_tick)
+    });
+    let visible = progress::visible(args.json);
+    let bar = progress::counter(visible, "verify-bundle", to.saturating_sub(from), "ticks");
     let began = Instant::now();
-    let mut last_progress = began;
     let mut progress = |tick: Tick| {
-        if last_progress.elapsed() >= PROGRESS_INTERVAL {
-            last_progress = Instant::now();
-            eprintln!("verify-bundle: tick {tick} verified");
-        }
+        bar.set_position(tick.saturating_sub(from));
     };
     let options = VerifyOptions {
         trusted_keys,
         progress: Some(&mut progress),
     };
-    let report = verify_bundle(&bytes, &engine, options)
-        .map_err(|e| Failure::new(exit_of(e.class()), e.code(), e.to_string()))?;
+    let report = verify_bundle(&bytes, &engine, options);
+    bar.finish_and_clear();
+    let report = report.map_err(|e| Failure::new(exit_of(e.class()), e.code(), e.to_string()))?;
     let seconds = began.elapsed().as_secs_f64();
     let ticks = report.to_tick - report.from_tick;
     let ours = env!("CARGO_PKG_VERSION");
@@ -586,15 +588,11 @@ pub fn archive_recover(args: ArchiveArgs) -> Result<(), Failure> {
         config: args.durability.config(),
     };
     let began = Instant::now();
-    let mut last_progress = began;
-    let mut progress = |tick: Tick| {
-        if last_progress.elapsed() >= PROGRESS_INTERVAL {
-            last_progress = Instant::now();
-            eprintln!("archive-recover: tick {tick} rebuilt");
-        }
-    };
-    let rebuilt = rebuild(&request, sources, &mut progress)
-        .map_err(|e| Failure::new(exit_of(e.class()), e.code(), e.to_string()))?;
+    let bar = progress::open_ended(progress::visible(args.json), "archive-recover", "tick");
+    let mut progress = |tick: Tick| bar.set_position(tick);
+    let rebuilt = rebuild(&request, sources, &mut progress);
+    bar.finish_and_clear();
+    let rebuilt = rebuilt.map_err(|e| Failure::new(exit_of(e.class()), e.code(), e.to_string()))?;
     let roots = rebuilt.roots;
     if args.json {
         let sources: Vec<serde_json::Value> = rebuilt

@@ -15,7 +15,7 @@
 //! nonces; it never reaches a root.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use clap::Args;
@@ -24,17 +24,15 @@ use everarcade_client::load::{self, Lane, LoadConfig, LoadReport};
 use everarcade_client::{BlockingClient, Client, ClientError, Encoding};
 use everarcade_engine::World;
 use everarcade_protocol::{Envelope, WorldId, test_signing_key};
-use serde::Deserialize;
 
 use crate::WorldArgs;
 use crate::exit::{FAILURE, Failure, NOT_RUNNING, PACKAGE, USAGE};
+use crate::inputs::{ScriptedInput, read_inputs};
 use crate::probe;
 use crate::target::{Target, store_failure};
 
 /// The address used when neither `--addr` nor `status.json` gives one.
 pub const ADDR_DEFAULT: &str = "127.0.0.1:8080";
-/// Lines of a `submit --inputs` file.
-pub const INPUT_LINES_MAX: usize = 100_000;
 /// Bots one `load` drives (as `simulate`).
 pub const LOAD_BOTS_MAX: u32 = 4_096;
 /// Envelopes one `load` prepares (`--bots` × `--ticks`, at most).
@@ -211,7 +209,7 @@ pub fn submit(args: SubmitArgs) -> Result<(), Failure> {
         ));
     }
     if let Some(path) = &args.inputs {
-        let lines = read_script(path)?;
+        let lines = read_inputs(path)?;
         check_node(&client, &target)?;
         return submit_script(&client, &target.id, lines, first_nonce, args.json);
     }
@@ -246,72 +244,12 @@ pub fn submit(args: SubmitArgs) -> Result<(), Failure> {
     Ok(())
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ScriptLine {
-    tick: u64,
-    player: String,
-    payload: String,
-}
-
-/// A line of a `--inputs` file.
-struct Scripted {
-    tick: u64,
-    player: String,
-    payload: Vec<u8>,
-}
-
-/// Reads a `--inputs` file with `simulate`'s rules (docs/PROTOCOL.md §10.2).
-fn read_script(path: &Path) -> Result<Vec<Scripted>, Failure> {
-    let bad = |line: usize, message: String| {
-        Failure::new(
-            USAGE,
-            "inputs_invalid",
-            format!("{}:{line}: {message}", path.display()),
-        )
-    };
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        let message = format!("cannot read {}: {e}", path.display());
-        Failure::new(USAGE, "inputs_unreadable", message)
-    })?;
-    let mut lines: Vec<Scripted> = Vec::new();
-    for (index, line) in text.lines().enumerate() {
-        let number = index + 1;
-        if line.trim().is_empty() {
-            continue;
-        }
-        if lines.len() == INPUT_LINES_MAX {
-            return Err(bad(number, format!("more than {INPUT_LINES_MAX} inputs")));
-        }
-        let parsed: ScriptLine =
-            serde_json::from_str(line).map_err(|e| bad(number, e.to_string()))?;
-        if parsed.tick == 0 {
-            return Err(bad(number, "tick must be at least 1".into()));
-        }
-        if lines.last().is_some_and(|last| last.tick > parsed.tick) {
-            return Err(bad(number, "ticks must ascend".into()));
-        }
-        if parsed.player.is_empty() || parsed.player.starts_with("bot-") {
-            let message = "player must be non-empty and not start with \"bot-\"".to_string();
-            return Err(bad(number, message));
-        }
-        let payload = hex::decode(&parsed.payload)
-            .map_err(|e| bad(number, format!("payload is not hex: {e}")))?;
-        lines.push(Scripted {
-            tick: parsed.tick,
-            player: parsed.player,
-            payload,
-        });
-    }
-    Ok(lines)
-}
-
 /// Sends each scripted tick as one batch once the node has executed enough
 /// ticks since the start; prints one result per line.
 fn submit_script(
     client: &BlockingClient,
     world: &WorldId,
-    lines: Vec<Scripted>,
+    lines: Vec<ScriptedInput>,
     first_nonce: u64,
     json: bool,
 ) -> Result<(), Failure> {

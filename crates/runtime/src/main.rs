@@ -1,8 +1,10 @@
 //! `everarcade-runtime <command> <runtime-root> <world-id> <package-path> [options]`.
 //!
-//! Only this binary knows clap and anyhow. It parses arguments, validates them
-//! into typed values, runs one command and maps the outcome to an exit code
-//! (see [`exit`]).
+//! Only this binary knows clap. It parses arguments, validates them into
+//! typed values, runs one command and maps the outcome to an exit code (see
+//! [`exit`]): every failure is an [`exit::Failure`], not an `anyhow` error.
+
+#![cfg_attr(not(test), warn(unused_crate_dependencies))]
 
 mod bundle_cmd;
 mod checkpoint;
@@ -10,11 +12,13 @@ mod client_cmd;
 mod config_cmd;
 mod doctor;
 mod exit;
+mod inputs;
 mod new_cmd;
 mod node_cmd;
 mod ops_cmd;
 mod package_cmd;
 mod probe;
+mod progress;
 mod recover;
 mod release_cmd;
 mod replay_cmd;

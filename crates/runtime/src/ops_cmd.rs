@@ -9,8 +9,8 @@ use std::time::Duration;
 use everarcade_client::ClientError;
 use everarcade_ops::operator::{KeyListing, OfflineWorld, list_keys, rotate_offline};
 use everarcade_ops::{
-    KeySource, OfflineBackup, OpsError, ReplayFrom, RestoreOptions, RestoreRequest, VerifyOptions,
-    backup_offline, restore as restore_world,
+    KeySource, OfflineBackup, OpsError, ReplayFrom, RestoreOptions, RestorePhase, RestoreRequest,
+    VerifyOptions, backup_offline, restore_observed,
 };
 use everarcade_store::keys::parse_public_key;
 use everarcade_world::ErrorClass;
@@ -18,6 +18,7 @@ use everarcade_world::ErrorClass;
 use crate::JsonWorldArgs;
 use crate::exit::{DIVERGENCE, FAILURE, Failure, INTEGRITY, PACKAGE, USAGE};
 use crate::probe;
+use crate::progress;
 use crate::target::{Target, store_failure, world_failure};
 
 /// `backup` arguments.
@@ -306,7 +307,19 @@ pub fn restore(args: RestoreArgs) -> Result<(), Failure> {
             operator_key_file: args.operator_key.clone(),
         },
     };
-    let report = restore_world(&request).map_err(ops_failure)?;
+    let phases = RestorePhase::ALL;
+    let bar = progress::phases(
+        progress::visible(args.common.json),
+        "restore",
+        phases.len() as u64,
+    );
+    let result = restore_observed(&request, &mut |phase| {
+        let number = phases.iter().position(|p| *p == phase).map_or(0, |i| i + 1);
+        bar.set_position(number as u64);
+        bar.set_message(phase.describe());
+    });
+    bar.finish_and_clear();
+    let report = result.map_err(ops_failure)?;
     let roots = report.roots;
     let backup = &report.backup;
     let key_source = match &report.key_source {

@@ -30,6 +30,7 @@ use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use everarcade_ops::{host_name, rfc3339};
 use everarcade_protocol::PROTOCOL_VERSION;
 use everarcade_store::{DiskStorage, Storage};
 use everarcade_world::RUNTIME_VERSION;
@@ -71,9 +72,6 @@ const ARCHIVE_TRAILER_BYTES_MAX: u64 = 1024 * 1024;
 const READ_CHUNK_BYTES: usize = 1 << 20;
 /// Names tried when another process takes the same deployment number.
 const DEPLOYMENT_NUMBER_ATTEMPTS_MAX: u64 = 64;
-/// The longest host name recorded (Linux allows 64).
-const HOST_NAME_BYTES_MAX: usize = 255;
-
 /// `verify-release` arguments.
 #[derive(clap::Args)]
 pub struct VerifyReleaseArgs {
@@ -256,7 +254,7 @@ fn describe(manifest: &ReleaseManifest) -> String {
         manifest.runtime_version,
         manifest.protocol_version,
         manifest.target,
-        rfc3339_utc(manifest.source_date_epoch)
+        rfc3339(manifest.source_date_epoch)
     )
 }
 
@@ -862,7 +860,7 @@ impl DeploymentRecord {
         DeploymentRecord {
             format: DEPLOYMENT_FORMAT,
             deployment: 0,
-            recorded_at: rfc3339_utc(seconds),
+            recorded_at: rfc3339(seconds),
             recorded_at_unix_seconds: seconds,
             host: host_name(),
             world: target.id.as_str().to_string(),
@@ -943,58 +941,9 @@ fn record_deployment(
     ))
 }
 
-/// The host's name: the kernel's, else /etc/hostname, else `unknown`.
-fn host_name() -> String {
-    ["/proc/sys/kernel/hostname", "/etc/hostname"]
-        .iter()
-        .filter_map(|path| fs::read_to_string(path).ok())
-        .map(|text| text.trim().to_string())
-        .find(|name| {
-            !name.is_empty()
-                && name.len() <= HOST_NAME_BYTES_MAX
-                && !name.chars().any(char::is_control)
-        })
-        .unwrap_or_else(|| "unknown".to_string())
-}
-
-/// Seconds since 1970 as `YYYY-MM-DDTHH:MM:SSZ` (proleptic Gregorian, UTC).
-fn rfc3339_utc(seconds: u64) -> String {
-    let days = (seconds / 86_400) as i64;
-    let second_of_day = seconds % 86_400;
-    // Howard Hinnant's days-to-civil algorithm.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let day_of_era = z.rem_euclid(146_097);
-    let year_of_era =
-        (day_of_era - day_of_era / 1_460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
-    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
-    let month_index = (5 * day_of_year + 2) / 153;
-    let day = day_of_year - (153 * month_index + 2) / 5 + 1;
-    let month = if month_index < 10 {
-        month_index + 3
-    } else {
-        month_index - 9
-    };
-    let year = year_of_era + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        second_of_day / 3_600,
-        second_of_day % 3_600 / 60,
-        second_of_day % 60
-    )
-}
-
 #[cfg(test)]
 mod tests {
-    use super::{is_clean_relative, parse_sums, rfc3339_utc};
-
-    #[test]
-    fn civil_time() {
-        assert_eq!(rfc3339_utc(0), "1970-01-01T00:00:00Z");
-        assert_eq!(rfc3339_utc(951_782_400), "2000-02-29T00:00:00Z");
-        assert_eq!(rfc3339_utc(1_700_000_000), "2023-11-14T22:13:20Z");
-        assert_eq!(rfc3339_utc(4_102_444_799), "2099-12-31T23:59:59Z");
-    }
+    use super::{is_clean_relative, parse_sums};
 
     #[test]
     fn sums_lines() {

@@ -4,7 +4,6 @@
 //! are re-checked.
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::time::{Duration, Instant};
 
 use everarcade_protocol::{ReceiptKind, Tick, TickRoots};
@@ -17,10 +16,8 @@ use everarcade_world::replay::{
 
 use crate::JsonWorldArgs;
 use crate::exit::Failure;
+use crate::progress::{self, JournalBytes};
 use crate::target::{Target, store_failure, world_failure};
-
-/// How often progress is printed on long replays.
-const PROGRESS_INTERVAL: Duration = Duration::from_secs(2);
 
 /// Options shared by the replay commands.
 #[derive(clap::Args)]
@@ -65,7 +62,7 @@ fn start(args: &ReplayArgs) -> Result<Start, Failure> {
     }
 }
 
-/// Replays with progress on stderr; returns the result and what was tallied.
+/// Replays with a progress bar on a terminal; returns the result and what was tallied.
 fn run_replay(
     target: &Target,
     args: &ReplayArgs,
@@ -94,8 +91,9 @@ fn run_replay(
         verify_signatures: true,
         diff_on_divergence: true,
     };
+    let journal = JournalBytes::measure(&target.dir);
+    let bar = progress::journal(progress::visible(args.common.json), label, &journal);
     let began = Instant::now();
-    let mut last_progress = began;
     let mut tally = Tally::default();
     let mut observe = |tick: ReplayedTick<'_>| {
         for receipt in &tick.output.receipts {
@@ -108,18 +106,11 @@ fn run_replay(
         if checkpoint_ticks.contains(&tick.record.roots.tick) {
             tally.at_checkpoints.push(tick.record.roots);
         }
-        if last_progress.elapsed() >= PROGRESS_INTERVAL {
-            last_progress = Instant::now();
-            let seconds = began.elapsed().as_secs_f64();
-            eprintln!(
-                "{label}: tick {} verified ({:.0} ticks/s)",
-                tick.record.roots.tick,
-                tick.record.roots.tick as f64 / seconds.max(1e-9)
-            );
-            let _ = std::io::stderr().flush();
-        }
+        bar.set_position(journal.position(tick.segment, tick.end_bytes));
+        bar.set_message(format!("tick {}", tick.record.roots.tick));
     };
     let result = replay(&context, &options, &mut observe);
+    bar.finish_and_clear();
     Ok((result, tally, began.elapsed()))
 }
 

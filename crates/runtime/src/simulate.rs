@@ -15,7 +15,7 @@
 //! root covers.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use clap::Args;
@@ -24,12 +24,14 @@ use everarcade_engine::{CompiledPackage, Engine, TickOutput, World};
 use everarcade_protocol::{
     Envelope, EnvelopeError, Hash, Receipt, ReceiptKind, Tick, TickRoots, WorldId, test_signing_key,
 };
-use everarcade_world::replay::{Context, ReplayOptions, Start, replay};
+use everarcade_world::replay::{Context, ReplayOptions, ReplayedTick, Start, replay};
 use everarcade_world::{DurableWorld, bind_package};
-use serde::Deserialize;
+use indicatif::ProgressBar;
 
 use crate::WorldArgs;
 use crate::exit::{DIVERGENCE, FAILURE, Failure, PACKAGE, USAGE};
+use crate::inputs::{ScriptedInput, read_inputs};
+use crate::progress;
 use crate::target::{DurabilityArgs, Target, disk, world_failure};
 
 /// Ticks run when neither `--ticks` nor an inputs file says otherwise.
@@ -75,21 +77,6 @@ pub struct SimulateArgs {
     trace: bool,
     #[command(flatten)]
     durability: DurabilityArgs,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct InputLine {
-    tick: Tick,
-    player: String,
-    payload: String,
-}
-
-/// A scripted input, with its player's name.
-struct Scripted {
-    tick: Tick,
-    player: String,
-    payload: Vec<u8>,
 }
 
 /// A player the simulation signs for: its key and next nonce.
@@ -223,6 +210,8 @@ pub fn run(args: SimulateArgs) -> Result<(), Failure> {
     let mut tally = Tally::default();
     let mut last = current_roots(&mut driver);
     let mut script = scripted.iter().peekable();
+    let visible = progress::visible(args.json);
+    let bar = progress::counter(visible, "simulate", ticks, "ticks");
     for run_tick in 1..=ticks {
         let mut payloads: Vec<(String, Vec<u8>)> = Vec::new();
         while let Some(input) = script.next_if(|input| input.tick == run_tick) {
@@ -240,12 +229,14 @@ pub fn run(args: SimulateArgs) -> Result<(), Failure> {
         let senders = admit_all(&mut driver, &target.id, &mut players, payloads, &mut tally);
         let output = driver.execute(&engine)?;
         if args.trace {
-            print_trace(&output, &senders, args.json);
+            bar.suspend(|| print_trace(&output, &senders, args.json));
         }
         count_outcomes(&output.receipts, &mut tally);
         last = output.roots;
+        bar.inc(1);
     }
-    let verified = finish(&mut driver, &target, &engine, &compiled, &args)?;
+    bar.finish_and_clear();
+    let verified = finish(&mut driver, &target, &engine, &compiled, &args, visible)?;
     let summary = Summary {
         world: driver.world_mut(),
         last,
@@ -327,13 +318,16 @@ fn finish(
     engine: &Arc<Engine>,
     compiled: &Arc<CompiledPackage>,
     args: &SimulateArgs,
+    visible: bool,
 ) -> Result<bool, Failure> {
     if !args.verify {
         return Ok(false);
     }
     match driver {
         Driver::Memory { history, .. } => {
-            verify_history(engine, &target.id, compiled.clone(), history)?;
+            let bar = progress::counter(visible, "verify", history.len() as u64, "ticks");
+            verify_history(engine, &target.id, compiled.clone(), history, &bar)?;
+            bar.finish_and_clear();
         }
         Driver::Durable(durable) => {
             durable.commit_inputs().map_err(world_failure)?;
@@ -352,7 +346,15 @@ fn finish(
                 verify_signatures: true,
                 diff_on_divergence: true,
             };
-            let replayed = replay(&context, &options, &mut |_| {}).map_err(world_failure)?;
+            let journal = progress::JournalBytes::measure(&target.dir);
+            let bar = progress::journal(visible, "verify", &journal);
+            let mut observe = |tick: ReplayedTick<'_>| {
+                bar.set_position(journal.position(tick.segment, tick.end_bytes));
+                bar.set_message(format!("tick {}", tick.record.roots.tick));
+            };
+            let replayed = replay(&context, &options, &mut observe);
+            bar.finish_and_clear();
+            let replayed = replayed.map_err(world_failure)?;
             if replayed.last != durable.roots() {
                 let message = format!(
                     "replay from the journal reached tick {} continuity {}, but the world is at tick {} continuity {}",
@@ -377,7 +379,7 @@ pub(crate) fn bot_name(index: u32) -> String {
     format!("bot-{index}")
 }
 
-fn tick_count(ticks: Option<u64>, scripted: &[Scripted]) -> Result<u64, Failure> {
+fn tick_count(ticks: Option<u64>, scripted: &[ScriptedInput]) -> Result<u64, Failure> {
     let last_scripted = scripted.last().map(|input| input.tick);
     let ticks = ticks.unwrap_or(last_scripted.unwrap_or(TICKS_DEFAULT));
     if ticks > TICKS_MAX {
@@ -397,66 +399,8 @@ fn tick_count(ticks: Option<u64>, scripted: &[Scripted]) -> Result<u64, Failure>
     Ok(ticks)
 }
 
-fn read_inputs(path: &Path) -> Result<Vec<Scripted>, Failure> {
-    let bad = |line: usize, message: String| {
-        Failure::new(
-            USAGE,
-            "inputs_invalid",
-            format!("{}:{line}: {message}", path.display()),
-        )
-    };
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        Failure::new(
-            USAGE,
-            "inputs_unreadable",
-            format!("cannot read {}: {e}", path.display()),
-        )
-    })?;
-    let mut inputs: Vec<Scripted> = Vec::new();
-    for (index, line) in text.lines().enumerate() {
-        let number = index + 1;
-        if line.trim().is_empty() {
-            continue;
-        }
-        let parsed: InputLine =
-            serde_json::from_str(line).map_err(|e| bad(number, e.to_string()))?;
-        if parsed.tick == 0 {
-            return Err(bad(
-                number,
-                "tick must be at least 1 (tick 0 is genesis)".into(),
-            ));
-        }
-        if inputs
-            .last()
-            .is_some_and(|previous| previous.tick > parsed.tick)
-        {
-            return Err(bad(
-                number,
-                format!(
-                    "tick {} comes after a later tick; ticks must ascend",
-                    parsed.tick
-                ),
-            ));
-        }
-        if parsed.player.is_empty() || parsed.player.starts_with("bot-") {
-            return Err(bad(
-                number,
-                "player must be non-empty and not start with \"bot-\" (reserved for bots)".into(),
-            ));
-        }
-        let payload = hex::decode(&parsed.payload)
-            .map_err(|e| bad(number, format!("payload is not hex: {e}")))?;
-        inputs.push(Scripted {
-            tick: parsed.tick,
-            player: parsed.player,
-            payload,
-        });
-    }
-    Ok(inputs)
-}
-
 /// Every named player's key; nonces continue after the world's last accepted one.
-fn players_for(scripted: &[Scripted], bots: u32, world: &World) -> BTreeMap<String, Player> {
+fn players_for(scripted: &[ScriptedInput], bots: u32, world: &World) -> BTreeMap<String, Player> {
     let names = scripted
         .iter()
         .map(|input| input.player.clone())
@@ -559,6 +503,7 @@ fn verify_history(
     world_id: &WorldId,
     compiled: Arc<CompiledPackage>,
     history: &[(Vec<Envelope>, TickRoots)],
+    bar: &ProgressBar,
 ) -> Result<(), Failure> {
     let (mut replica, _) =
         World::genesis(engine, world_id.clone(), compiled).map_err(engine_failure)?;
@@ -580,6 +525,7 @@ fn verify_history(
             );
             return Err(Failure::new(DIVERGENCE, "divergence", message));
         }
+        bar.inc(1);
     }
     Ok(())
 }

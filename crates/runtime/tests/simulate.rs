@@ -274,6 +274,52 @@ fn bad_inputs_files_name_the_line() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// `simulate` and `submit` read `--inputs` with one parser: an over-long
+/// file and a malformed line are refused before anything runs or is sent,
+/// with the same exit status, code and `<path>:<line>: <what>` message.
+#[test]
+fn simulate_and_submit_refuse_the_same_bad_inputs_files_alike() {
+    let temp = TempDir::new("inputs-shared");
+    let root = temp.join("root");
+    let line = "{\"tick\": 1, \"player\": \"a\", \"payload\": \"01\"}\n";
+    // One past the bound of 100,000 inputs.
+    let long = temp.join("long.jsonl");
+    std::fs::write(&long, line.repeat(100_001)).unwrap();
+    let malformed = temp.join("malformed.jsonl");
+    std::fs::write(&malformed, format!("{line}{{\"tick\": 1}}\n")).unwrap();
+    let cases = [
+        (&long, ":100001: more than 100000 inputs"),
+        (&malformed, ":2: missing field"),
+    ];
+    for (path, expected) in cases {
+        let mut messages = Vec::new();
+        for command in ["simulate", "submit"] {
+            let mut args = vec![
+                command,
+                root.to_str().unwrap(),
+                "world-001",
+                PACKAGE,
+                "--inputs",
+                path.to_str().unwrap(),
+            ];
+            if command == "submit" {
+                // Nothing listens there; the file is refused before any request.
+                args.extend(["--addr", "127.0.0.1:9"]);
+            }
+            let output = run(&args);
+            let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+            assert_eq!(output.status.code(), Some(2), "{command}: {stderr}");
+            let wanted = format!("error[inputs_invalid]: {}{expected}", path.display());
+            assert!(stderr.contains(&wanted), "{command}: {stderr}");
+            messages.push(stderr);
+        }
+        assert_eq!(
+            messages[0], messages[1],
+            "the same refusal from both commands"
+        );
+    }
+}
+
 #[test]
 fn a_world_continued_equals_one_run_of_all_its_ticks() {
     let root = Root::new();

@@ -62,6 +62,8 @@
 //!
 //! Proofs and their encoding are specified in the [`proof`] module.
 
+#![cfg_attr(not(test), warn(unused_crate_dependencies))]
+
 mod build;
 mod bytes;
 pub mod error;

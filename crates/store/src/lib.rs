@@ -17,6 +17,8 @@
 //! - every multi-byte integer on disk is little-endian; every format has a
 //!   magic and a version (docs/FORMATS.md).
 
+#![cfg_attr(not(test), warn(unused_crate_dependencies))]
+
 pub mod codec;
 mod error;
 

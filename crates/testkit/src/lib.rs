@@ -19,6 +19,8 @@
 //! calling the store's, so a test that forges a journal does not inherit a
 //! bug of the encoder it is testing.
 
+#![cfg_attr(not(test), warn(unused_crate_dependencies))]
+
 #[cfg(feature = "arena")]
 pub mod arena;
 pub mod bots;

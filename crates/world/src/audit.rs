@@ -7,7 +7,7 @@
 //! journal's genesis record and the bound package agree with the package given.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use everarcade_package::Package;
 use everarcade_protocol::{
@@ -53,6 +53,44 @@ pub struct Audit {
     pub operator_keys: usize,
 }
 
+/// A group of checks that has passed, in the order `audit` finishes them.
+/// The [`Audit`] handed along with it holds that group's counts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AuditPhase {
+    /// `genesis.json`, the journal's genesis record and the bound package
+    /// agree with the package given (`package_root` is set).
+    Package,
+    /// Every record's checksum and chain link, every tick's roots and every
+    /// envelope (`segments`, `records`, `ticks`, `envelopes`,
+    /// `pending_inputs` and `head` are set).
+    Journal,
+    /// Every checkpoint (`checkpoints` and `signed_checkpoints` are set).
+    Checkpoints,
+    /// The operator key history (`operator_keys` is set); reported last,
+    /// once the checkpoints' signatures are counted.
+    Operator,
+}
+
+/// Watches an audit as it goes, for progress reports; it cannot change
+/// what the audit finds.
+pub trait AuditObserver {
+    /// A record whose checksum and chain link were checked and which was
+    /// decoded; it ends `end_bytes` into the segment file `segment`.
+    fn record(&mut self, segment: &Path, end_bytes: u64, audit: &Audit) {
+        let _ = (segment, end_bytes, audit);
+    }
+
+    /// A group of checks passed.
+    fn passed(&mut self, phase: AuditPhase, audit: &Audit) {
+        let _ = (phase, audit);
+    }
+}
+
+/// The observer of [`audit`]: sees nothing.
+struct Unobserved;
+
+impl AuditObserver for Unobserved {}
+
 struct Chain {
     world: everarcade_protocol::WorldId,
     continuity: Hash,
@@ -68,6 +106,17 @@ pub fn audit(
     storage: &dyn Storage,
     dir: &WorldDir,
     package: &Package,
+) -> Result<Audit, WorldError> {
+    audit_observed(storage, dir, package, &mut Unobserved)
+}
+
+/// [`audit`], telling `observer` of every record read and every group of
+/// checks passed. The result and the errors are `audit`'s.
+pub fn audit_observed(
+    storage: &dyn Storage,
+    dir: &WorldDir,
+    package: &Package,
+    observer: &mut dyn AuditObserver,
 ) -> Result<Audit, WorldError> {
     let mut audit = Audit::default();
     let listing = list_checkpoints(storage, dir)?;
@@ -90,6 +139,7 @@ pub fn audit(
             Record::Genesis(genesis) => {
                 check_genesis(storage, dir, package, &genesis)?;
                 audit.package_root = genesis.package_root;
+                observer.passed(AuditPhase::Package, &audit);
                 chain = Some(Chain {
                     world: genesis.world.clone(),
                     continuity: genesis.genesis_root,
@@ -140,6 +190,7 @@ pub fn audit(
                 audit.head = Some((record.roots.tick, record.roots.continuity_root));
             }
         }
+        observer.record(&raw.path, raw.offset + raw.encoded_len(), &audit);
     }
     if let Some(torn) = reader.torn_tail() {
         return Err(torn.to_error().into());
@@ -148,6 +199,7 @@ pub fn audit(
     audit.segments = reader.end().segments;
     audit.records = reader.end().records;
     audit.pending_inputs = chain.inputs.len() as u64;
+    observer.passed(AuditPhase::Journal, &audit);
     let history = read_history(storage, dir)?;
     if let Some(history) = &history {
         verify_history(history).map_err(|e| {
@@ -201,6 +253,8 @@ pub fn audit(
         }
         audit.checkpoints.push((tick, path));
     }
+    observer.passed(AuditPhase::Checkpoints, &audit);
+    observer.passed(AuditPhase::Operator, &audit);
     Ok(audit)
 }
 

@@ -15,6 +15,8 @@
 //! - after any failure that may have left memory ahead of the disk, a
 //!   [`DurableWorld`] refuses further work until it is reopened.
 
+#![cfg_attr(not(test), warn(unused_crate_dependencies))]
+
 pub mod audit;
 mod binding;
 mod diff;

@@ -83,6 +83,11 @@ pub struct ReplayedTick<'a> {
     pub record: &'a TickRecord,
     /// What replay produced (its roots equal the record's).
     pub output: &'a TickOutput,
+    /// The segment file that holds the tick record.
+    pub segment: &'a std::path::Path,
+    /// Where the tick record ends in its segment, in bytes: with the
+    /// segments' sizes, how far through the journal replay is.
+    pub end_bytes: u64,
 }
 
 /// The outcome of a replay that matched the record throughout.
@@ -534,6 +539,8 @@ impl Walk<'_, '_> {
         (self.observe)(ReplayedTick {
             record: &record,
             output: &output,
+            segment: &raw.path,
+            end_bytes: raw.offset + raw.encoded_len(),
         });
         Ok(())
     }

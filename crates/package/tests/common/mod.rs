@@ -4,7 +4,6 @@
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use everarcade_protocol::{Domain, Hash};
 
@@ -46,23 +45,20 @@ pub fn wasm(wat: &str) -> Vec<u8> {
     wat::parse_str(wat).unwrap_or_else(|error| panic!("bad WAT in test: {error}\n{wat}"))
 }
 
-/// A directory under `std::env::temp_dir()`, unique per process and call,
+/// A directory under `std::env::temp_dir()` (`tempfile`'s, unique to the call),
 /// removed with everything in it on drop.
 pub struct TempDir {
-    path: PathBuf,
+    dir: tempfile::TempDir,
 }
 
 impl TempDir {
     /// Creates an empty directory; `label` only helps a reader find it.
     pub fn new(label: &str) -> TempDir {
-        static NEXT: AtomicU64 = AtomicU64::new(0);
-        let serial = NEXT.fetch_add(1, Ordering::Relaxed);
-        let name = format!("everarcade-package-{label}-{}-{serial}", std::process::id());
-        let path = std::env::temp_dir().join(name);
-        // A leftover from an earlier run that died with the same pid.
-        let _ = std::fs::remove_dir_all(&path);
-        std::fs::create_dir(&path).unwrap_or_else(|e| panic!("create {}: {e}", path.display()));
-        TempDir { path }
+        let dir = tempfile::Builder::new()
+            .prefix(&format!("everarcade-package-{label}-"))
+            .tempdir()
+            .unwrap_or_else(|e| panic!("create a temporary directory: {e}"));
+        TempDir { dir }
     }
 
     /// A directory holding `files`, created in the order given.
@@ -87,12 +83,12 @@ impl TempDir {
 
     /// The directory.
     pub fn path(&self) -> &Path {
-        &self.path
+        self.dir.path()
     }
 
     /// `path()` joined with a `/`-separated relative path.
     pub fn join(&self, relative: &str) -> PathBuf {
-        self.path.join(relative)
+        self.dir.path().join(relative)
     }
 
     /// Writes `bytes` at `relative`, creating parent directories.
@@ -103,13 +99,6 @@ impl TempDir {
         }
         std::fs::write(&path, bytes).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
         path
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        // remove_dir_all removes symlinks without following them.
-        let _ = std::fs::remove_dir_all(&self.path);
     }
 }
 
