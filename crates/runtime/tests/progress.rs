@@ -124,7 +124,7 @@ fn simulate_shows_ticks_on_a_terminal_and_nothing_off_one() {
     // On a terminal too, --json prints the object alone.
     let shown = on_terminal(&world_args("simulate", &root, &["--ticks", "5", "--json"]));
     let value: serde_json::Value = serde_json::from_str(shown.trim()).expect("only JSON");
-    assert_eq!(value["tick"], TICKS + 3 * 800 + 5);
+    assert_eq!(value["head_tick"], TICKS + 3 * 800 + 5);
 }
 
 #[test]
@@ -192,6 +192,9 @@ fn replay_commands_verify_bundle_and_restore_show_bars_on_a_terminal_only() {
         "--out",
         bundle.to_str().unwrap(),
     ];
+    // A bundle is signed by the world's operator key; export never makes one.
+    let root_text = root.to_str().unwrap();
+    piped(&["keys", "rotate", root_text, "world-001", PACKAGE]);
     piped(&world_args("export-bundle", &root, &window));
     let bundle = bundle.to_str().unwrap();
     let shown = on_terminal(&["verify-bundle", bundle]);
