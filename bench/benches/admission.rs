@@ -496,7 +496,7 @@ fn admission_section(options: &Options, runtime: &tokio::runtime::Runtime) -> Re
         .block_on(running.client.status())
         .map_err(|e| e.to_string())?;
     println!(
-        "  node after the runs: height {}, achieved tick rate {:.2} Hz (target {} Hz), pending inputs {}",
+        "  node after the runs: head tick {}, achieved tick rate {:.2} Hz (target {} Hz), pending inputs {}",
         status.head_tick, status.achieved_tick_rate_hz, status.tick_rate_hz, status.pending_inputs
     );
     stop_node(runtime, running)?;
