@@ -20,7 +20,7 @@ use crate::WorldArgs;
 use crate::config_cmd::{NodeFlags, effective};
 use crate::exit::{FAILURE, Failure, NOT_RUNNING, USAGE};
 use crate::probe;
-use crate::target::{Target, WorldRef, store_failure, world_failure};
+use crate::target::{Target, WorldRef, package_mismatch, store_failure, world_failure};
 
 /// How often `start` and `stop` look again.
 const POLL_INTERVAL: Duration = Duration::from_millis(100);
@@ -357,31 +357,23 @@ fn log_tail(path: &std::path::Path, from: u64) -> String {
 }
 
 /// Refuses a package given on the command line that the world does not
-/// run (checked against the binding; an amnesia node is asked).
+/// run: checked against the binding, or, for an amnesia node (no world on
+/// disk), against what the node says it runs.
 fn check_given_package(
     args: &WorldArgs,
     world: &WorldRef,
     node: Option<&probe::RunningNode>,
 ) -> Result<(), Failure> {
-    let Some(path) = args.package_given() else {
+    let Some(package) = world.given_package(args)? else {
         return Ok(());
     };
-    let package = everarcade_package::Package::load(path)
-        .map_err(|e| Failure::new(crate::exit::PACKAGE, e.code(), e.to_string()))?;
-    if world.exists() {
-        return everarcade_world::check_binding(&world.dir, &package).map_err(world_failure);
-    }
-    if let Some(node) = node
+    if !world.exists()
+        && let Some(node) = node
         && let Ok(status) =
             probe::client(world, node, Duration::from_secs(5)).and_then(|client| client.status())
         && status.package_root != package.root
     {
-        return Err(world_failure(
-            everarcade_world::WorldError::PackageMismatch {
-                bound: status.package_root,
-                given: package.root,
-            },
-        ));
+        return Err(package_mismatch(status.package_root, package.root));
     }
     Ok(())
 }

@@ -114,18 +114,26 @@ pub fn client_at(
     Ok(client.with_timeout(timeout))
 }
 
+/// A client of `node`, at its recorded address with its recorded trust.
+fn node_client(
+    world: &WorldRef,
+    node: &RunningNode,
+    timeout: Duration,
+) -> Result<Client, ClientError> {
+    let url = node.url().ok_or_else(|| ClientError::Address {
+        address: String::new(),
+        reason: format!("node pid {} has not recorded an address yet", node.pid),
+    })?;
+    client_at(&url, world, node.tls_cert.as_deref(), timeout)
+}
+
 /// A blocking client of `node`.
 pub fn client(
     world: &WorldRef,
     node: &RunningNode,
     timeout: Duration,
 ) -> Result<BlockingClient, ClientError> {
-    let url = node.url().ok_or_else(|| ClientError::Address {
-        address: String::new(),
-        reason: format!("node pid {} has not recorded an address yet", node.pid),
-    })?;
-    let client = client_at(&url, world, node.tls_cert.as_deref(), timeout)?;
-    Ok(BlockingClient::new(client))
+    node_client(world, node, timeout).map(BlockingClient::new)
 }
 
 /// A client that carries the admin token: `EVERARCADE_ADMIN_TOKEN`, else
@@ -145,9 +153,8 @@ pub fn admin_client(
             ),
         )
     })?;
-    let client = client(world, node, timeout).map_err(client_setup_failure)?;
-    let inner = client.client().clone().with_admin_token(token);
-    Ok(BlockingClient::new(inner))
+    let client = node_client(world, node, timeout).map_err(client_setup_failure)?;
+    Ok(BlockingClient::new(client.with_admin_token(token)))
 }
 
 /// A client that could not be made: a bad address or trust file is the

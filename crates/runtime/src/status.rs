@@ -8,29 +8,18 @@ use everarcade_store::layout::parse_segment_name;
 use everarcade_store::meta::{StatusFile, read_json};
 use everarcade_store::{DiskStorage, LockState, Storage, WorldLock};
 
-use crate::JsonWorldArgs;
 use everarcade_package::Package;
-use everarcade_world::check_binding;
 
-use crate::exit::{Failure, NOT_RUNNING, PACKAGE};
+use crate::JsonWorldArgs;
+use crate::exit::{Failure, NOT_RUNNING};
 use crate::probe;
-use crate::target::{Target, WorldRef, store_failure, world_failure};
+use crate::target::{WorldRef, package_mismatch, store_failure};
 
 /// Runs `status`.
 pub fn run(args: JsonWorldArgs) -> Result<(), Failure> {
     let world = WorldRef::resolve(&args.world)?;
     let node = probe::running_node(&world).map_err(store_failure)?;
-    let given = match args.world.package_given() {
-        Some(path) => {
-            Some(Package::load(path).map_err(|e| Failure::new(PACKAGE, e.code(), e.to_string()))?)
-        }
-        None => None,
-    };
-    if world.exists()
-        && let Some(package) = &given
-    {
-        check_binding(&world.dir, package).map_err(world_failure)?;
-    }
+    let given = world.given_package(&args.world)?;
     let mut unreachable = None;
     if let Some(node) = &node {
         match live(&world, node, given.as_ref(), args.json) {
@@ -52,8 +41,9 @@ pub fn run(args: JsonWorldArgs) -> Result<(), Failure> {
         // An amnesia node keeps no disk view to fall back on.
         return Err(Failure::new(NOT_RUNNING, "node_unreachable", reason));
     }
-    let target = Target::resolve(&args.world)?;
-    target.require_bound()?;
+    // The package given was checked against the binding above.
+    world.require_exists()?;
+    let target = world.with_package(given)?;
     let dir = &target.dir;
     let status: StatusFile = read_json(&DiskStorage, &dir.status()).map_err(store_failure)?;
     let lock = WorldLock::probe(&dir.lock()).map_err(store_failure)?;
@@ -202,11 +192,10 @@ fn live(
     if let Some(package) = given
         && package.root != status.package_root
     {
-        let error = everarcade_world::WorldError::PackageMismatch {
-            bound: status.package_root,
-            given: package.root,
-        };
-        return Err(Live::Refused(world_failure(error)));
+        return Err(Live::Refused(package_mismatch(
+            status.package_root,
+            package.root,
+        )));
     }
     if json {
         let object = serde_json::to_value(&status).expect("a status serializes");

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use everarcade_engine::{CompiledPackage, Engine};
 use everarcade_package::Package;
-use everarcade_protocol::WorldId;
+use everarcade_protocol::{Hash, WorldId};
 use everarcade_store::{DiskStorage, Storage, StoreError, WorldDir, WorldLock};
 use everarcade_world::{ErrorClass, WorldConfig, WorldError, bound_package, check_binding};
 
@@ -45,6 +45,44 @@ impl WorldRef {
         DiskStorage.exists(&self.dir.segment(1)) || DiskStorage.exists(&self.dir.genesis())
     }
 
+    /// Refuses a world that has not been created.
+    pub fn require_exists(&self) -> Result<(), Failure> {
+        match self.exists() {
+            true => Ok(()),
+            false => Err(self.missing()),
+        }
+    }
+
+    /// Loads the package given on the command line, if any, and refuses it
+    /// when the world on disk runs another.
+    pub fn given_package(&self, args: &WorldArgs) -> Result<Option<Package>, Failure> {
+        let Some(path) = args.package_given() else {
+            return Ok(None);
+        };
+        let package = load_package(path)?;
+        if self.exists() {
+            check_binding(&self.dir, &package).map_err(world_failure)?;
+        }
+        Ok(Some(package))
+    }
+
+    /// The world with `given`, else with the package it runs now (its own
+    /// bound copy, which needs the world to exist).
+    pub fn with_package(self, given: Option<Package>) -> Result<Target, Failure> {
+        let package = match given {
+            Some(package) => package,
+            None => {
+                self.require_exists()?;
+                bound_package(&self.dir).map_err(world_failure)?
+            }
+        };
+        Ok(Target {
+            id: self.id,
+            dir: self.dir,
+            package,
+        })
+    }
+
     fn missing(&self) -> Failure {
         Failure::new(
             FAILURE,
@@ -62,25 +100,9 @@ impl Target {
     /// Validates the id and loads the package given, or, when none is
     /// given (or `-`), the package the world runs now from its own copy.
     pub fn resolve(args: &WorldArgs) -> Result<Target, Failure> {
-        let WorldRef { id, dir } = WorldRef::resolve(args)?;
-        let package = match args.package_given() {
-            Some(path) => {
-                Package::load(path).map_err(|e| Failure::new(PACKAGE, e.code(), e.to_string()))?
-            }
-            None => {
-                let world = WorldRef { id, dir };
-                if !world.exists() {
-                    return Err(world.missing());
-                }
-                let package = bound_package(&world.dir).map_err(world_failure)?;
-                return Ok(Target {
-                    id: world.id,
-                    dir: world.dir,
-                    package,
-                });
-            }
-        };
-        Ok(Target { id, dir, package })
+        let world = WorldRef::resolve(args)?;
+        let given = args.package_given().map(load_package).transpose()?;
+        world.with_package(given)
     }
 
     /// Whether the world has been created (it has a journal).
@@ -98,9 +120,7 @@ impl Target {
 
     /// Refuses a world that does not exist, or a package not bound at its genesis.
     pub fn require_bound(&self) -> Result<(), Failure> {
-        if !self.exists() {
-            return Err(self.world_ref().missing());
-        }
+        self.world_ref().require_exists()?;
         check_binding(&self.dir, &self.package).map_err(world_failure)
     }
 
@@ -127,6 +147,17 @@ impl Target {
         }
         Ok(lock)
     }
+}
+
+/// Loads a package directory.
+fn load_package(path: &std::path::Path) -> Result<Package, Failure> {
+    Package::load(path).map_err(|e| Failure::new(PACKAGE, e.code(), e.to_string()))
+}
+
+/// `package_mismatch`: the world (or its node) runs `bound`, not the
+/// package given.
+pub fn package_mismatch(bound: Hash, given: Hash) -> Failure {
+    world_failure(WorldError::PackageMismatch { bound, given })
 }
 
 /// The disk, shared.
