@@ -308,7 +308,10 @@ impl Node {
         .map_err(|error| NodeError::Actor(error.to_string()))?;
         tracing::info!(tick_rate_hz, "tick loop started");
         let _usage = match config.amnesia {
-            true => None,
+            true => {
+                tracing::info!("usage reports off: amnesia writes nothing to disk");
+                None
+            }
             false => crate::usage::spawn(
                 &config.usage,
                 crate::usage::UsageWorld {

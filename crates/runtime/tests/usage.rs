@@ -420,3 +420,74 @@ fn verify_delivered(scratch: &TempDir, root: &Path, received: &Received) {
     ]);
     expect_failure(&beyond, 2, "window_beyond_head");
 }
+
+fn config_command(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_everarcade-runtime"));
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("EVERARCADE_") {
+            command.env_remove(name);
+        }
+    }
+    command
+        .args(args)
+        .envs(env.iter().copied())
+        .output()
+        .expect("the binary runs")
+}
+
+/// `[usage]` through every layer: file, environment, `--set`; `config
+/// validate` refuses what cannot work; `config print` redacts the URLs.
+#[test]
+fn usage_settings_are_layered_validated_and_redacted() {
+    let scratch = TempDir::new("usage-config");
+    let file = scratch.join("node.toml");
+    std::fs::write(
+        &file,
+        "[usage]\ninterval_ms = 60000\nbatch_size = 500\nredis_url = \"redis://:secret@127.0.0.1:6379\"\n",
+    )
+    .unwrap();
+    let path = file.to_str().unwrap();
+    let output = config_command(&["config", "validate", path], &[]);
+    assert!(output.status.success(), "{}", text(&output));
+    let output = config_command(
+        &[
+            "config",
+            "print",
+            "--json",
+            "--config",
+            path,
+            "--set",
+            "usage.batch_size=7",
+        ],
+        &[("EVERARCADE_USAGE_INTERVAL_MS", "5000")],
+    );
+    assert!(output.status.success(), "{}", text(&output));
+    let config: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(config["usage"]["interval_ms"], 5000);
+    assert_eq!(config["usage"]["batch_size"], 7);
+    assert_eq!(config["usage"]["redis_url"], "<redacted>");
+    assert_eq!(config["usage"]["redis_stream"], "usage:reports");
+    assert!(!stdout(&output).contains("secret"));
+
+    for (bad, field) in [
+        ("[usage]\nbatch_size = 0\n", "usage.batch_size"),
+        (
+            "[usage]\nhttp_url = \"https://example.org/usage\"\n",
+            "usage.http_url",
+        ),
+        (
+            "[usage]\nredis_url = \"http://127.0.0.1\"\n",
+            "usage.redis_url",
+        ),
+        (
+            "[usage]\nretry_initial_ms = 10\nretry_max_ms = 5\n",
+            "usage.retry_initial_ms",
+        ),
+        ("[usage]\nintervl_ms = 5\n", "usage.intervl_ms"),
+    ] {
+        std::fs::write(&file, bad).unwrap();
+        let output = config_command(&["config", "validate", path], &[]);
+        let message = expect_failure(&output, 2, "invalid_config");
+        assert!(message.contains(field), "{bad}: {message}");
+    }
+}

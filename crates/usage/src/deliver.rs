@@ -155,7 +155,22 @@ impl Producer {
             tracing::warn!(path = %path.display(), why = %why, "usage_report_quarantined");
         }
         for (first, last) in std::mem::take(&mut scan.gaps) {
-            self.produce(first, last, FLAG_REBUILT, Metadata::default())?;
+            match self.produce(first, last, FLAG_REBUILT, Metadata::default()) {
+                Ok(_) => {}
+                // A damaged file named a window the journal does not hold
+                // (yet): nothing to rebuild; the next report starts at the
+                // last valid one.
+                Err(ProduceError::Count(CountError::BeyondHead { head, .. })) => {
+                    tracing::warn!(
+                        first,
+                        last,
+                        head,
+                        "usage_report_not_rebuilt: beyond the journal's head"
+                    );
+                    break;
+                }
+                Err(error) => return Err(error),
+            }
             tracing::warn!(first, last, "usage_report_rebuilt from the journal");
             scan.windows.push((first, last));
         }

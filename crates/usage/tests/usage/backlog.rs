@@ -127,3 +127,35 @@ fn acknowledgements_take_reports_out_of_a_sinks_backlog_only() {
     );
     assert_eq!(backlog.pending("redis", &windows).len(), 2);
 }
+
+#[test]
+fn a_damaged_file_beyond_the_head_is_quarantined_not_rebuilt() {
+    let temp = TempDir::new("usage-backlog-beyond");
+    let dir = forge_journal(temp.path(), 20, 1 << 20);
+    let producer = producer(&dir, fixed_keys(&dir));
+    producer.produce(1, 10, 0, metadata()).unwrap();
+    let stranger = producer.backlog().report_path(&window_file_name(11, 500));
+    std::fs::write(&stranger, b"not a report").unwrap();
+    let scan = producer.recover_backlog().unwrap();
+    assert_eq!(scan.windows, vec![(1, 10)]);
+    assert_eq!(scan.last_tick(), 10);
+    assert_eq!(scan.quarantined.len(), 1);
+    assert!(!stranger.exists());
+}
+
+#[test]
+fn a_report_that_cannot_be_written_is_an_error_and_nothing_is_lost() {
+    let temp = TempDir::new("usage-backlog-full");
+    let dir = forge_journal(temp.path(), 30, 1 << 20);
+    let producer = producer(&dir, fixed_keys(&dir));
+    // `usage/` taken by a file: every write fails, as on a full disk.
+    std::fs::write(dir.path().join("usage"), b"in the way").unwrap();
+    let error = producer.produce(1, 10, 0, metadata()).unwrap_err();
+    assert_eq!(error.code(), "io", "{error}");
+    std::fs::remove_file(dir.path().join("usage")).unwrap();
+    // The next report covers the window the failed one would have.
+    let report = producer.produce(1, 30, 0, metadata()).unwrap();
+    let mut want = expected(1, 30);
+    want.journal_bytes = report.report.counted.journal_bytes;
+    assert_eq!(report.report.counted, want);
+}
