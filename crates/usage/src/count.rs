@@ -7,7 +7,7 @@
 use std::path::{Path, PathBuf};
 
 use everarcade_protocol::{Hash, Outcome, ReceiptKind, Tick, WorldId};
-use everarcade_store::journal::RecordKind;
+use everarcade_store::journal::{JournalPosition, RecordKind};
 use everarcade_store::{JournalReader, Record, Storage, StoreError};
 
 use crate::report::{Counted, Outcomes};
@@ -23,6 +23,20 @@ pub struct WindowCount {
     pub end_continuity_root: Hash,
     /// The counts.
     pub counted: Counted,
+}
+
+/// Where a counted window ended in the journal: the next window's count
+/// resumes there instead of reading the journal from its start.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Resume {
+    /// The world.
+    pub world: WorldId,
+    /// The window's last tick.
+    pub tick: Tick,
+    /// `C(tick)`.
+    pub continuity_root: Hash,
+    /// Right after that tick's record.
+    pub position: JournalPosition,
 }
 
 /// Why a window could not be counted.
@@ -78,22 +92,40 @@ fn add_outcome(outcomes: &mut Outcomes, outcome: &Outcome) {
     }
 }
 
-/// Counts ticks `first..=last` of the journal in `journal_dir`.
+/// Counts ticks `first..=last` of the journal in `journal_dir`, reading it
+/// from its start.
 pub fn count_window(
     storage: &dyn Storage,
     journal_dir: &Path,
     first: Tick,
     last: Tick,
 ) -> Result<WindowCount, CountError> {
+    count_window_from(storage, journal_dir, first, last, None).map(|(count, _)| count)
+}
+
+/// Counts ticks `first..=last`, resuming after `resume` when it ended at
+/// tick `first - 1` (else reading from the start); returns where the
+/// window ended too.
+pub fn count_window_from(
+    storage: &dyn Storage,
+    journal_dir: &Path,
+    first: Tick,
+    last: Tick,
+    resume: Option<&Resume>,
+) -> Result<(WindowCount, Resume), CountError> {
     if first == 0 || last < first {
         return Err(CountError::EmptyWindow { first, last });
     }
-    let mut reader = JournalReader::open(storage, journal_dir)?;
-    let mut world = None;
-    let mut start = None;
+    let resume = resume.filter(|resume| resume.tick + 1 == first);
+    let mut reader = match resume {
+        Some(resume) => JournalReader::resume(storage, journal_dir, &resume.position)?,
+        None => JournalReader::open(storage, journal_dir)?,
+    };
+    let mut world = resume.map(|resume| resume.world.clone());
+    let mut start = resume.map(|resume| resume.continuity_root);
     let mut counted = Counted::default();
     // The next tick a record may be for, and the inputs journaled for it.
-    let mut next: Tick = 0;
+    let mut next: Tick = resume.map_or(0, |resume| resume.tick + 1);
     let mut pending_inputs: u64 = 0;
     let lineage = |path: &Path, what: String| CountError::Lineage {
         path: path.to_path_buf(),
@@ -170,12 +202,20 @@ pub fn count_window(
             let (Some(world), Some(start)) = (world, start) else {
                 unreachable!("genesis and the tick before the window were read")
             };
-            return Ok(WindowCount {
+            let position = reader.position().expect("a record was just read");
+            let ended = Resume {
+                world: world.clone(),
+                tick: last,
+                continuity_root: record.roots.continuity_root,
+                position,
+            };
+            let count = WindowCount {
                 world,
                 start_continuity_root: start,
                 end_continuity_root: record.roots.continuity_root,
                 counted,
-            });
+            };
+            return Ok((count, ended));
         }
     }
     Err(CountError::BeyondHead {

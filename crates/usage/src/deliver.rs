@@ -15,7 +15,7 @@ use everarcade_store::{Storage, StoreError, WorldDir};
 use tokio::sync::Notify;
 
 use crate::backlog::{Backlog, BacklogError, Scan};
-use crate::count::{CountError, count_window};
+use crate::count::{CountError, Resume, count_window_from};
 use crate::report::{FLAG_REBUILT, Metadata, SignedReport, UsageReport, window_file_name};
 use crate::sink::Sink;
 
@@ -70,6 +70,8 @@ pub struct Producer {
     keys: Arc<OperatorKeys>,
     /// The package root and version the reports name.
     pub package: (Hash, String),
+    /// Where the last window counted ended: the next one resumes there.
+    resume: Mutex<Option<Resume>>,
 }
 
 impl Producer {
@@ -87,6 +89,7 @@ impl Producer {
             id,
             keys,
             package,
+            resume: Mutex::new(None),
         }
     }
 
@@ -109,7 +112,15 @@ impl Producer {
         flags: u16,
         mut metadata: Metadata,
     ) -> Result<SignedReport, ProduceError> {
-        let count = count_window(&*self.storage, &self.world.journal(), first, last)?;
+        let resume = self.resume.lock().expect("resume lock").clone();
+        let (count, ended) = count_window_from(
+            &*self.storage,
+            &self.world.journal(),
+            first,
+            last,
+            resume.as_ref(),
+        )?;
+        *self.resume.lock().expect("resume lock") = Some(ended);
         if count.world != self.id {
             return Err(ProduceError::WrongWorld {
                 expected: self.id.to_string(),

@@ -33,7 +33,7 @@ pub mod report;
 pub mod sink;
 
 pub use backlog::{Backlog, BacklogError, Scan};
-pub use count::{CountError, WindowCount, count_window, journal_head};
+pub use count::{CountError, Resume, WindowCount, count_window, count_window_from, journal_head};
 pub use deliver::{Counters, DeliveryConfig, Pending, ProduceError, Producer, backoff, deliver};
 pub use report::{Counted, Metadata, Outcomes, ReportError, SignedReport, UsageReport};
 pub use sink::{Sink, SinkConfig, SubmitError};

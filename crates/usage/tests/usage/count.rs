@@ -1,7 +1,7 @@
 use everarcade_store::DiskStorage;
 use everarcade_testkit::temp::TempDir;
 use everarcade_testkit::world_id;
-use everarcade_usage::{CountError, count_window, journal_head};
+use everarcade_usage::{CountError, count_window, count_window_from, journal_head};
 
 use crate::common::{continuity, expected, forge_journal};
 
@@ -64,5 +64,41 @@ fn a_damaged_journal_is_reported_not_counted() {
     bytes[middle] ^= 0xff;
     std::fs::write(&segment, bytes).unwrap();
     let error = count_window(&DiskStorage, &dir.journal(), 1, 50).unwrap_err();
+    assert_eq!(error.code(), "corrupt", "{error}");
+}
+
+#[test]
+fn resumed_counts_equal_counts_from_the_start() {
+    let temp = TempDir::new("usage-count-resume");
+    // Small segments: windows end and resume inside and across segments.
+    let dir = forge_journal(temp.path(), 400, 4096);
+    let mut resume = None;
+    let mut first = 1;
+    for last in [1, 2, 37, 38, 150, 151, 260, 399, 400] {
+        let (resumed, ended) =
+            count_window_from(&DiskStorage, &dir.journal(), first, last, resume.as_ref()).unwrap();
+        let full = count_window(&DiskStorage, &dir.journal(), first, last).unwrap();
+        assert_eq!(resumed, full, "window {first}..={last}");
+        assert_eq!(ended.tick, last);
+        assert_eq!(ended.continuity_root, continuity(last));
+        resume = Some(ended);
+        first = last + 1;
+    }
+    // A resume point that does not end at first - 1 is ignored.
+    let stale = resume.clone();
+    let (count, _) =
+        count_window_from(&DiskStorage, &dir.journal(), 10, 20, stale.as_ref()).unwrap();
+    assert_eq!(
+        count,
+        count_window(&DiskStorage, &dir.journal(), 10, 20).unwrap()
+    );
+    // A resume point whose checksum is not the journal's is refused.
+    let mut forged = resume.unwrap();
+    let (_, ended) = count_window_from(&DiskStorage, &dir.journal(), 1, 200, None).unwrap();
+    forged.position = ended.position;
+    forged.position.checksum = everarcade_protocol::Hash([9; 32]);
+    forged.tick = 200;
+    let error =
+        count_window_from(&DiskStorage, &dir.journal(), 201, 210, Some(&forged)).unwrap_err();
     assert_eq!(error.code(), "corrupt", "{error}");
 }
