@@ -100,8 +100,8 @@ async fn redis_sink_adds_each_digest_once() {
         Ok(connection) => connection,
         Err(error) => panic!(
             "Redis is not reachable at {url} ({error}); start it with \
-             `redis-server --daemonize yes --bind 127.0.0.1 --port 6379` \
-             (see /work/.library/env/machines/rust-svc.md) or set EVERARCADE_TEST_REDIS_URL"
+             `redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save \"\" --appendonly no` \
+             or point EVERARCADE_TEST_REDIS_URL at one"
         ),
     };
     let stream = format!("usage:test:{}", std::process::id());
