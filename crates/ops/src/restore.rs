@@ -52,7 +52,7 @@ use everarcade_store::keys::{
     KEYS_FORMAT, KeyEntry, KeyHistory, OperatorKeys, parse_public_key, read_history,
 };
 use everarcade_store::meta::write_json;
-use everarcade_store::{DiskStorage, JournalConfig, WorldDir, WorldLock};
+use everarcade_store::{DiskStorage, JournalConfig, WorldDir, lock_world};
 use everarcade_world::audit::audit;
 use everarcade_world::replay::{Context, ReplayOptions, Start, StartedFrom, replay};
 use everarcade_world::{Arrival, Entry, FrontDoor, Lock, WorldConfig};
@@ -222,7 +222,7 @@ pub fn restore_observed(
     let current = target.path().to_path_buf();
     let had_world = fs::symlink_metadata(&current).is_ok();
     let _lock = if had_world {
-        Some(WorldLock::acquire(&target.lock())?)
+        Some(lock_world(&target)?)
     } else {
         None
     };
