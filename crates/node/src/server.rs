@@ -13,6 +13,12 @@
 //! 8. `listening`
 //! 9. `tick loop started`
 //! 10. `ready`
+//!
+//! Steps 4 and 5 are the world's front door
+//! ([`everarcade_world::FrontDoor::open`], with the lock of step 2 already
+//! held): the incident refusal, the binding, the runtime-version check,
+//! recovery or creation and the operator key; each step it reports becomes
+//! the log line it always was.
 
 use std::future::Future;
 use std::io::Write;
