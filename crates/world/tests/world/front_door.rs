@@ -284,9 +284,9 @@ fn the_profiles_are_recovery_from_a_checkpoint_and_verification_from_genesis() {
 /// ever found half-written, a world that exists after the reboot has its
 /// whole binding, and the front door then creates or recovers it.
 ///
-/// The entry loads the operator key and does not create it: a crash between
-/// `operator/key` and `operator/keys.json` (the store's key creation) is a
-/// separate matter, reported to the store's owner.
+/// The entry loads the operator key and does not create it: a crash inside
+/// the key's creation is the store's own test
+/// (`a_creation_that_loses_power_at_any_sync_is_created_again`).
 #[test]
 fn the_binding_is_written_through_storage_and_survives_a_crash_at_every_sync() {
     let node_entry = || Entry {
