@@ -69,7 +69,8 @@ function samples(metrics, name) {
   const out = [];
   for (const line of metrics.split('\n')) {
     if (!line.startsWith(name)) continue;
-    const match = line.match(/^([a-z_]+)(\{[^}]*\})?\s+([0-9.eE+-]+|NaN|\+Inf)$/);
+    // Label values may hold braces (route templates): skip quoted strings.
+    const match = line.match(/^([a-z_]+)(\{(?:[^"}]|"(?:[^"\\]|\\.)*")*\})?\s+([0-9.eE+-]+|NaN|\+Inf)$/);
     if (match && match[1] === name) out.push({ labels: match[2] || '', value: Number(match[3]) });
   }
   return out;

@@ -305,8 +305,11 @@ export async function connect({ onListenerError = (error) => console.error(error
         head = Math.max(head, data.tick);
         roots.set(data.tick, data.state_root);
         if (roots.size > ROOTS_KEPT) roots.delete(roots.keys().next().value);
-        const resolve = waiting.get(data.tick);
-        if (resolve) { waiting.delete(data.tick); resolve(data.state_root); }
+        for (const [tick, resolvers] of waiting) {
+          if (tick > data.tick) continue;
+          waiting.delete(tick);
+          for (const resolve of resolvers) resolve(roots.get(tick) || null);
+        }
         for (const listener of tickListeners) safely(listener, data);
       } else {
         for (const listener of streamListeners) safely(listener, { state: type, ...data });
@@ -322,9 +325,13 @@ export async function connect({ onListenerError = (error) => console.error(error
   async function publishedRoot(tick) {
     if (roots.has(tick)) return { root: roots.get(tick), source: 'stream' };
     if (tick > head) {
+      // Several reads may wait for one tick; each is answered once.
       const root = await new Promise((resolve) => {
-        waiting.set(tick, resolve);
-        setTimeout(() => { if (waiting.delete(tick)) resolve(null); }, 2000);
+        let answered = false;
+        const once = (value) => { if (!answered) { answered = true; resolve(value); } };
+        if (!waiting.has(tick)) waiting.set(tick, []);
+        waiting.get(tick).push(once);
+        setTimeout(() => once(null), 2000);
       });
       if (root) return { root, source: 'stream' };
     }

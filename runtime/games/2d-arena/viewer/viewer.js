@@ -7,6 +7,7 @@
 
 const READS_PER_SECOND = 5;
 const ARENA = 1000;
+const PADDING = 14; // canvas pixels around the arena, so a player at a wall shows whole
 const PLAYER_BYTES = 18;
 const PROJECTILE_BYTES = 8;
 const KEY_PLAYERS = '50'; // "P"
@@ -47,15 +48,17 @@ const hue = (slot) => (slot * 137) % 360;
 
 function draw(canvas, frame) {
   const context = canvas.getContext('2d');
-  const scale = canvas.width / ARENA;
+  const scale = (canvas.width - 2 * PADDING) / ARENA;
   const styles = getComputedStyle(canvas);
+  context.setTransform(1, 0, 0, 1, 0, 0);
   context.clearRect(0, 0, canvas.width, canvas.height);
+  context.translate(PADDING, PADDING);
   context.strokeStyle = styles.color;
   context.lineWidth = 2;
-  context.strokeRect(1, 1, canvas.width - 2, canvas.height - 2);
+  context.strokeRect(0, 0, ARENA * scale, ARENA * scale);
   for (const shot of frame.projectiles) {
     context.fillStyle = `hsl(${hue(shot.owner)} 80% 45%)`;
-    context.fillRect(shot.x * scale - 2, shot.y * scale - 2, 4, 4);
+    context.fillRect(shot.x * scale - 3, shot.y * scale - 3, 6, 6);
   }
   for (const player of frame.players) {
     const [x, y] = [player.x * scale, player.y * scale];
