@@ -10,6 +10,10 @@ const $ = (id) => document.getElementById(id);
 const STATUS_POLL_MS = 1000;
 const METRICS_POLL_MS = 5000;
 const TICKS_SHOWN = 20;
+const TICKS_REDRAW_MS = 500;
+let ticksRedraw = null;
+const BACK_NOTICE_MS = 60000;
+let backNotice = null;
 
 let token = null;
 let base = null;
@@ -26,6 +30,7 @@ function text(id, value, className) {
 }
 
 function duration(ms) {
+  if (ms < 10000) return `${(ms / 1000).toFixed(1)} s`;
   const seconds = Math.floor(ms / 1000);
   const [h, m, s] = [Math.floor(seconds / 3600), Math.floor(seconds / 60) % 60, seconds % 60];
   return h ? `${h} h ${m} min` : m ? `${m} min ${s} s` : `${s} s`;
@@ -171,7 +176,7 @@ async function showReceipts(number) {
   try {
     const tick = await request(`${base}/ticks/${number}`);
     const heading = document.createElement('h2');
-    heading.textContent = `Tick ${tick.tick}: ${tick.receipts.length} receipts`;
+    heading.textContent = `Tick ${tick.tick}: ${tick.receipts.length} receipt${tick.receipts.length === 1 ? '' : 's'}`;
     const wrap = document.createElement('div');
     wrap.className = 'scroll';
     const table = document.createElement('table');
@@ -205,6 +210,9 @@ function onStreamState(state) {
   } else if (state.state === 'back') {
     connection.textContent = `live again: the node was away for ${duration(state.awayMs)}; resumed after tick ${state.lastId ?? 'none'}`;
     connection.className = 'connection warn';
+    // The notice stays a minute, then the line says live again.
+    clearTimeout(backNotice);
+    backNotice = setTimeout(() => { if (connection.className === 'connection warn') { connection.textContent = 'live'; connection.className = 'connection good'; } }, BACK_NOTICE_MS);
   } else if (state.state === 'away') {
     const why = state.error instanceof ApiError ? `${state.error.code}: ${state.error.message}` : String(state.error);
     connection.textContent = `away since ${new Date(state.since).toLocaleTimeString()} (${why}); reconnecting…`;
@@ -219,7 +227,9 @@ function onStreamEvent(type, data) {
     inputCount += data.inputs;
     recent.unshift(data);
     if (recent.length > TICKS_SHOWN) recent.pop();
-    showTicks();
+    // Redrawn at most twice a second: rows that change 20 times a second
+    // cannot be read or selected.
+    if (!ticksRedraw) ticksRedraw = setTimeout(() => { ticksRedraw = null; showTicks(); }, TICKS_REDRAW_MS);
     text('head', String(data.tick), 'mono');
   } else if (type === 'gap') {
     connection.textContent += ` · ticks ${data.from} to ${data.to} were missed (read them with replay-report)`;

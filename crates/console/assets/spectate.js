@@ -17,6 +17,7 @@ function say(message, className = 'panel wide') {
 }
 
 function away(ms) {
+  if (ms < 10000) return `${(ms / 1000).toFixed(1)} s`;
   const seconds = Math.round(ms / 1000);
   return seconds < 60 ? `${seconds} s` : `${Math.floor(seconds / 60)} min ${seconds % 60} s`;
 }

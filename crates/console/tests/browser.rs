@@ -67,9 +67,20 @@ struct Running {
 }
 
 async fn start(root: &Path, address: SocketAddr) -> Running {
+    start_with(root, address, None).await
+}
+
+async fn start_with(root: &Path, address: SocketAddr, tls: Option<(PathBuf, PathBuf)>) -> Running {
     let mut config = NodeConfig::default();
     config.http.addr = address;
     config.admin.token = Some(TOKEN.into());
+    let trust = tls
+        .as_ref()
+        .map(|(cert, _)| everarcade_client::Trust::from_pem_file(cert).unwrap());
+    if let Some((cert, key)) = tls {
+        config.http.tls_cert = Some(cert);
+        config.http.tls_key = Some(key);
+    }
     let spec = NodeSpec {
         runtime_root: root.to_path_buf(),
         world: world(),
@@ -88,7 +99,10 @@ async fn start(root: &Path, address: SocketAddr) -> Running {
         .await
         .expect("the node stops cleanly");
     });
-    let client = Client::new(&address.to_string(), world()).unwrap();
+    let client = match &trust {
+        Some(trust) => Client::with_trust(&format!("https://{address}"), world(), trust).unwrap(),
+        None => Client::new(&address.to_string(), world()).unwrap(),
+    };
     client.wait_ready(Duration::from_secs(60)).await.unwrap();
     Running { stop, task }
 }
@@ -271,5 +285,37 @@ async fn the_pages_work_in_a_real_browser() {
     // The node really is under the incident the page showed.
     let live = client.status().await.unwrap();
     assert!(live.incident.is_some(), "{live:?}");
+    node.stop().await;
+}
+
+/// Over the node's TLS the pages load and work the same (relative URLs,
+/// same-origin requests only).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_pages_work_over_tls() {
+    let chromium = prerequisites();
+    let temp = tempfile::tempdir().unwrap();
+    let root = temp.path().join("root");
+    let certificate = everarcade_testkit::tls::self_signed(&temp.path().join("tls"), "node");
+    let address = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap()
+    };
+    let node = start_with(&root, address, Some(certificate.clone())).await;
+    let trust = everarcade_client::Trust::from_pem_file(&certificate.0).unwrap();
+    let client = Client::with_trust(&format!("https://{address}"), world(), &trust).unwrap();
+    join_players(&client).await;
+    let output = Command::new("node")
+        .arg(manifest_dir().join("tests/browser/tls.mjs"))
+        .arg(format!("https://{address}"))
+        .env("CHROMIUM", &chromium)
+        .output()
+        .expect("`node` runs (install Node.js 20)");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "the pages failed over TLS:\n{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(stdout.contains(" passed, 0 failed"), "{stdout}");
     node.stop().await;
 }
