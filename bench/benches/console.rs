@@ -3,14 +3,16 @@
 //!
 //! **Console cost.** A node (in this process, 2-worker tokio runtime, a
 //! durable 2d-arena world under `target/bench-tmp/`) takes a steady input
-//! load (`EA_BENCH_CONSOLE_LANES` closed-loop lanes of single MOVE inputs,
-//! each answered 202 once durable). Rounds alternate: the load alone, then
+//! load: `EA_BENCH_CONSOLE_RATE` single MOVE inputs a second, paced (open
+//! loop) over `EA_BENCH_CONSOLE_LANES` lanes, each answered 202 once
+//! durable. Rounds alternate: the load alone, then
 //! the same load with 20 operator consoles and 200 spectators connected,
 //! each doing what its page does (on its own 1-worker runtime): one first
 //! load of the page and its assets, the tick stream (`/events`, read to the
 //! end of every event), and polls: a console reads `/status` every second
 //! and `/metrics` every 5 s; a spectator reads the arena's `P` and `B` with
-//! their proofs 5 times a second (the arena viewer's `READS_PER_SECOND`).
+//! their proofs twice a second (the arena viewer's `READS_PER_SECOND`;
+//! `EA_BENCH_CONSOLE_SPECTATOR_READS` changes it, 0 for streams only).
 //! Figures: the achieved tick rate beside the manifest's rate, and the
 //! admission p99 with the pages beside the p99 without them (target: at most
 //! 1.10x). Each is the median over `EA_BENCH_CONSOLE_ROUNDS` rounds.
@@ -20,8 +22,8 @@
 //! the running node, beside the 300 KiB budget.
 //!
 //! Environment: `EA_BENCH_CONSOLE_SECONDS` (each measured run, default 10),
-//! `EA_BENCH_CONSOLE_ROUNDS` (default 2), `EA_BENCH_CONSOLE_LANES`
-//! (default 8), `EA_BENCH_CONSOLE_CONSOLES` (default 20),
+//! `EA_BENCH_CONSOLE_ROUNDS` (default 2), `EA_BENCH_CONSOLE_RATE`
+//! (inputs per second, default 1000), `EA_BENCH_CONSOLE_LANES` (default 32), `EA_BENCH_CONSOLE_CONSOLES` (default 20),
 //! `EA_BENCH_CONSOLE_SPECTATORS` (default 200).
 
 use std::net::SocketAddr;
@@ -35,7 +37,6 @@ use everarcade_bench::durable::{Scratch, millis, scratch_root};
 use everarcade_bench::report::{Target, count, load_average, machine_facts};
 use everarcade_bench::settings;
 use everarcade_client::Client;
-use everarcade_client::load::{self, Lane, LoadConfig, LoadReport};
 use everarcade_node::{Node, NodeConfig, NodeSpec};
 use everarcade_protocol::{Envelope, test_signing_key};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
@@ -46,7 +47,7 @@ const BOTS: usize = 64;
 /// The budget of a page's first load.
 const FIRST_LOAD_BYTES_MAX: f64 = 300.0 * 1024.0;
 /// The arena viewer's reads per second (runtime/games/2d-arena/viewer).
-const SPECTATOR_READS_PER_SECOND: u64 = 5;
+const SPECTATOR_READS_PER_SECOND: u64 = 2;
 /// A console's status poll and metrics poll (crates/console/assets/console.js).
 const CONSOLE_STATUS_MS: u64 = 1_000;
 const CONSOLE_METRICS_MS: u64 = 5_000;
@@ -58,6 +59,8 @@ struct Options {
     seconds: u64,
     rounds: u64,
     lanes: usize,
+    rate: u64,
+    spectator_reads: u64,
     consoles: usize,
     spectators: usize,
 }
@@ -67,7 +70,19 @@ impl Options {
         Ok(Options {
             seconds: settings::positive("EA_BENCH_CONSOLE_SECONDS", 10)?.min(600),
             rounds: settings::positive("EA_BENCH_CONSOLE_ROUNDS", 2)?.min(20),
-            lanes: settings::positive("EA_BENCH_CONSOLE_LANES", 8)?.min(256) as usize,
+            lanes: settings::positive("EA_BENCH_CONSOLE_LANES", 32)?.min(256) as usize,
+            rate: settings::positive("EA_BENCH_CONSOLE_RATE", 1000)?.min(20_000),
+            spectator_reads: match std::env::var("EA_BENCH_CONSOLE_SPECTATOR_READS")
+                .ok()
+                .as_deref()
+            {
+                Some("0") => 0,
+                _ => settings::positive(
+                    "EA_BENCH_CONSOLE_SPECTATOR_READS",
+                    SPECTATOR_READS_PER_SECOND,
+                )?
+                .min(100),
+            },
             consoles: settings::positive("EA_BENCH_CONSOLE_CONSOLES", 20)?.min(1000) as usize,
             spectators: settings::positive("EA_BENCH_CONSOLE_SPECTATORS", 200)?.min(2000) as usize,
         })
@@ -193,11 +208,11 @@ fn measure(
     let mut nonce = 2u64;
     for round in 0..options.rounds {
         let lanes = prepare(&keys, options, &mut nonce);
-        alone.push(load_round(node_runtime, client, lanes, options.seconds)?);
+        alone.push(load_round(node_runtime, client, lanes, options)?);
         let pages = Pages::connect(page_runtime, address, options)?;
         std::thread::sleep(SETTLE);
         let lanes = prepare(&keys, options, &mut nonce);
-        watched.push(load_round(node_runtime, client, lanes, options.seconds)?);
+        watched.push(load_round(node_runtime, client, lanes, options)?);
         let (streams, events, reads) = pages.stop(page_runtime);
         println!(
             "round {}: alone p99 {} ({} inputs/s, {:.2} ticks/s); with {} consoles + {} spectators ({streams} streams open, {} tick events and {} reads received) p99 {} ({} inputs/s, {:.2} ticks/s)",
@@ -218,7 +233,7 @@ fn measure(
         let mut values: Vec<f64> = rounds.iter().map(f).collect();
         values.sort_by(f64::total_cmp);
         let middle = values.len() / 2;
-        if values.len() % 2 == 0 {
+        if values.len().is_multiple_of(2) {
             (values[middle - 1] + values[middle]) / 2.0
         } else {
             values[middle]
@@ -230,8 +245,13 @@ fn measure(
     let (ticks_alone, ticks_watched) = (median(&alone, ticks), median(&watched, ticks));
     println!();
     println!(
-        "console cost ({} consoles, {} spectators, {} lanes of single inputs, {} s runs, median of {} rounds):",
-        options.consoles, options.spectators, options.lanes, options.seconds, options.rounds
+        "console cost ({} consoles, {} spectators; {} inputs/s paced over {} lanes; {} s runs, median of {} rounds):",
+        options.consoles,
+        options.spectators,
+        options.rate,
+        options.lanes,
+        options.seconds,
+        options.rounds
     );
     println!(
         "  tick rate with the pages  {ticks_watched:>6.2}/s, {:.3}x the manifest's {tick_rate} Hz {}",
@@ -253,49 +273,95 @@ fn measure(
     Ok(())
 }
 
-/// Each lane's requests: one MOVE per request, bots spread over the lanes,
+/// Each lane's inputs: one MOVE per request, bots spread over the lanes,
 /// nonces above every nonce used before.
-fn prepare(keys: &[ed25519_dalek::SigningKey], options: &Options, nonce: &mut u64) -> Vec<Lane> {
-    // Enough for the run at a rate well above what the lanes reach.
-    let per_bot = (options.seconds * 400).max(100);
-    let mut lanes: Vec<Lane> = vec![Vec::new(); options.lanes];
+fn prepare(
+    keys: &[ed25519_dalek::SigningKey],
+    options: &Options,
+    nonce: &mut u64,
+) -> Vec<Vec<Envelope>> {
+    // Every bot sends rate / BOTS inputs a second; 50% to spare.
+    let per_bot = (options.seconds * options.rate * 3 / 2 / BOTS as u64).max(10);
+    let mut lanes: Vec<Vec<Envelope>> = vec![Vec::new(); options.lanes];
     for step in 0..per_bot {
         for (bot, key) in keys.iter().enumerate() {
             let velocity = ((step as i64 + bot as i64) % 9 - 4) as i8;
             let payload = vec![2, velocity as u8, (-velocity) as u8];
             let envelope = Envelope::sign(&Arena::world_id(), key, *nonce + step, payload);
-            lanes[bot % options.lanes].push(vec![envelope]);
+            lanes[bot % options.lanes].push(envelope);
         }
     }
     *nonce += per_bot;
     lanes
 }
 
+/// A paced (open-loop) load: each lane sends one input every
+/// `lanes / rate` seconds on a fixed schedule, whatever the answers, so the
+/// latency measured is what a player sees at that load, not a queue the
+/// driver builds itself. A late answer delays only its own lane's next send.
 fn load_round(
     node_runtime: &tokio::runtime::Runtime,
     client: &Client,
-    lanes: Vec<Lane>,
-    seconds: u64,
+    lanes: Vec<Vec<Envelope>>,
+    options: &Options,
 ) -> Result<Round, String> {
     let before = node_runtime
         .block_on(client.status())
         .map_err(|e| e.to_string())?;
     let started = Instant::now();
-    let config = LoadConfig {
-        duration: Duration::from_secs(seconds),
-        pause_after_full: Duration::from_millis(50),
-    };
-    let report: LoadReport = node_runtime.block_on(load::run(client, lanes, config));
+    let duration = Duration::from_secs(options.seconds);
+    let interval = Duration::from_secs_f64(options.lanes as f64 / options.rate as f64);
+    let tasks: Vec<_> = lanes
+        .into_iter()
+        .enumerate()
+        .map(|(index, lane)| {
+            let client = client.clone();
+            let lanes = options.lanes as u32;
+            node_runtime.spawn(async move {
+                // Lanes start spread over one interval.
+                let offset = interval * index as u32 / lanes;
+                let mut latencies = Vec::new();
+                let mut refused = 0u64;
+                let mut next = tokio::time::Instant::now() + offset;
+                let end = tokio::time::Instant::now() + duration;
+                for envelope in lane {
+                    tokio::time::sleep_until(next).await;
+                    if tokio::time::Instant::now() >= end {
+                        break;
+                    }
+                    let sent = Instant::now();
+                    match client.submit(&envelope).await {
+                        Ok(_) => latencies.push(sent.elapsed().as_micros() as u64),
+                        Err(_) => refused += 1,
+                    }
+                    next += interval;
+                }
+                (latencies, refused)
+            })
+        })
+        .collect();
+    let mut latencies = Vec::new();
+    let mut refused = 0;
+    for task in tasks {
+        let (lane, lane_refused) = node_runtime.block_on(task).map_err(|e| e.to_string())?;
+        latencies.extend(lane);
+        refused += lane_refused;
+    }
     let after = node_runtime
         .block_on(client.status())
         .map_err(|e| e.to_string())?;
     let elapsed = started.elapsed().as_secs_f64();
-    if report.acknowledged == 0 {
-        return Err(format!("no input was acknowledged: {:?}", report.refused));
+    if latencies.is_empty() {
+        return Err("no input was acknowledged".into());
     }
+    if refused > 0 {
+        println!("  ({refused} inputs refused in this run)");
+    }
+    latencies.sort_unstable();
+    let rank = ((latencies.len() as f64 * 0.99).ceil() as usize).clamp(1, latencies.len());
     Ok(Round {
-        p99_micros: report.latency_quantile_micros(0.99).unwrap_or(0),
-        acknowledged_per_second: report.acknowledged_per_second(),
+        p99_micros: latencies[rank - 1],
+        acknowledged_per_second: latencies.len() as f64 / elapsed,
         ticks_per_second: (after.head_tick - before.head_tick) as f64 / elapsed,
     })
 }
@@ -379,18 +445,31 @@ fn first_loads(
 
 /// Absolute asset paths named in a page or module: `"/console/assets/…"`,
 /// `'./x.js'` relative to `base`, and the viewer the spectator page imports.
+/// Every quoted run on one line is a candidate (apostrophes in comments do
+/// not throw the pairing off: only exact patterns count).
 fn references(text: &str, base: &str, spectate: bool) -> Vec<String> {
     let mut out = Vec::new();
-    for quote in ['"', '\''] {
-        for piece in text.split(quote).skip(1).step_by(2) {
-            if piece.starts_with("/console/assets/") && !piece.ends_with('/') {
-                out.push(piece.to_string());
-            } else if let Some(name) = piece.strip_prefix("./") {
-                if name.ends_with(".js") {
-                    out.push(format!("{base}/{name}"));
-                }
+    for line in text.lines() {
+        for (start, quote) in line.char_indices().filter(|(_, c)| *c == '"' || *c == '\'') {
+            let rest = &line[start + 1..];
+            let Some(end) = rest.find(quote) else {
+                continue;
+            };
+            let piece = &rest[..end];
+            let found = if piece.starts_with("/console/assets/") && piece.len() > 16 {
+                Some(piece.to_string())
+            } else if let Some(name) = piece
+                .strip_prefix("./")
+                .filter(|name| name.ends_with(".js"))
+            {
+                Some(format!("{base}/{name}"))
             } else if spectate && piece == "/spectate/viewer/viewer.js" {
-                out.push(piece.to_string());
+                Some(piece.to_string())
+            } else {
+                None
+            };
+            if let Some(found) = found.filter(|found| !out.contains(found)) {
+                out.push(found);
             }
         }
     }
@@ -421,6 +500,7 @@ impl Pages {
         };
         let mut tasks = Vec::new();
         let world = Arena::world_id().as_str().to_string();
+        let reads_per_second = options.spectator_reads;
         for index in 0..options.consoles + options.spectators {
             let spectator = index >= options.consoles;
             let (stop, streams, events, reads) = (
@@ -439,7 +519,7 @@ impl Pages {
                     events,
                 ));
                 let polls = if spectator {
-                    spectate(address, &world, &stop, &reads).await
+                    spectate(address, &world, &stop, &reads, reads_per_second).await
                 } else {
                     operate(address, &world, &stop, &reads).await
                 };
@@ -546,6 +626,7 @@ async fn spectate(
     world: &str,
     stop: &AtomicBool,
     reads: &AtomicU64,
+    reads_per_second: u64,
 ) -> std::io::Result<()> {
     let mut connection = Connection::open(address).await?;
     page_load(
@@ -564,7 +645,13 @@ async fn spectate(
     .await?;
     let players = format!("/v1/worlds/{world}/state/50");
     let projectiles = format!("/v1/worlds/{world}/state/42");
-    let period = Duration::from_millis(1000 / SPECTATOR_READS_PER_SECOND);
+    if reads_per_second == 0 {
+        while !stop.load(Ordering::SeqCst) {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        return Ok(());
+    }
+    let period = Duration::from_millis(1000 / reads_per_second);
     while !stop.load(Ordering::SeqCst) {
         connection.get(&players).await?;
         connection.get(&projectiles).await?;

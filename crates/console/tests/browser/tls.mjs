@@ -44,7 +44,7 @@ try {
     } else {
       const proof = await until('a verified frame', async () => {
         const text = await page.textContent('#arena-proof').catch(() => '');
-        return /verified/.test(text) ? text : null;
+        return /proofs of P and B verified/.test(text) ? text : null;
       });
       check('tls: the spectator draws a verified frame', /proofs of P and B verified/.test(proof), proof);
     }

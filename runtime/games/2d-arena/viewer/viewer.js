@@ -2,10 +2,16 @@
 // "A viewer for the spectator page"). It reads the keys `P` (players) and
 // `B` (projectiles) through the page's API, which checks each value's proof
 // against the state root the node published for that tick, and draws only
-// what verified. It reads at most READS_PER_SECOND frames a second, one at a
-// time, whatever the tick rate.
-
-const READS_PER_SECOND = 5;
+// what verified: projectiles where the last verified frame has them, and
+// players moving smoothly between their positions in the last two verified
+// frames (so the picture runs at most one read behind). It reads at most
+// READS_PER_SECOND frames a second, one at a time, whatever the tick rate:
+// a read is a request the node answers on its world thread, and 200
+// spectators at 2 reads a second cost the node little (docs/BENCHMARKS.md).
+const READS_PER_SECOND = 2;
+const READ_PERIOD_MS = 1000 / READS_PER_SECOND;
+/** A player who moved farther than this between two frames (a respawn) jumps. */
+const JUMP_UNITS = 200;
 const ARENA = 1000;
 const PADDING = 14; // canvas pixels around the arena, so a player at a wall shows whole
 const PLAYER_BYTES = 18;
@@ -46,7 +52,19 @@ function projectiles(value) {
 
 const hue = (slot) => (slot * 137) % 360;
 
-function draw(canvas, frame) {
+// Where to draw each player `t` (0..1) of the way from the previous
+// verified frame to the current one.
+function between(previous, current, t) {
+  const before = new Map((previous ? previous.players : []).map((player) => [player.slot, player]));
+  return current.players.map((player) => {
+    const old = before.get(player.slot);
+    if (!old || !old.alive || !player.alive
+      || Math.abs(old.x - player.x) > JUMP_UNITS || Math.abs(old.y - player.y) > JUMP_UNITS) return player;
+    return { ...player, x: old.x + (player.x - old.x) * t, y: old.y + (player.y - old.y) * t };
+  });
+}
+
+function draw(canvas, frame, players) {
   const context = canvas.getContext('2d');
   const scale = (canvas.width - 2 * PADDING) / ARENA;
   const styles = getComputedStyle(canvas);
@@ -60,7 +78,7 @@ function draw(canvas, frame) {
     context.fillStyle = `hsl(${hue(shot.owner)} 80% 45%)`;
     context.fillRect(shot.x * scale - 3, shot.y * scale - 3, 6, 6);
   }
-  for (const player of frame.players) {
+  for (const player of players) {
     const [x, y] = [player.x * scale, player.y * scale];
     context.globalAlpha = player.alive ? 1 : 0.3;
     context.fillStyle = `hsl(${hue(player.slot)} 70% 50%)`;
@@ -128,13 +146,24 @@ export async function start(api, root) {
 
   let busy = false;
   let last = 0;
+  let previous = null;
+  let current = null;
+  let arrived = 0;
+  function animate() {
+    if (current) {
+      const t = Math.min(1, (performance.now() - arrived) / READ_PERIOD_MS);
+      draw(canvas, current, between(previous, current, t));
+    }
+    requestAnimationFrame(animate);
+  }
   async function frame() {
     busy = true;
     last = performance.now();
     try {
       const [p, b] = await Promise.all([api.read(KEY_PLAYERS), api.read(KEY_PROJECTILES)]);
-      const current = { tick: p.tick, players: players(p.value), projectiles: projectiles(b.value) };
-      draw(canvas, current);
+      previous = current;
+      current = { tick: p.tick, players: players(p.value), projectiles: projectiles(b.value) };
+      arrived = performance.now();
       scoreboard(body, current);
       canvas.dataset.tick = String(p.tick);
       proof.className = 'good';
@@ -147,7 +176,8 @@ export async function start(api, root) {
     }
   }
   api.onTick(() => {
-    if (!busy && performance.now() - last >= 1000 / READS_PER_SECOND) frame();
+    if (!busy && performance.now() - last >= READ_PERIOD_MS) frame();
   });
+  requestAnimationFrame(animate);
   await frame();
 }
