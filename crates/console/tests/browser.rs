@@ -67,10 +67,20 @@ struct Running {
 }
 
 async fn start(root: &Path, address: SocketAddr) -> Running {
-    start_with(root, address, None).await
+    let package = Package::load(&package_dir()).expect("the 2d-arena loads");
+    start_with(root, address, None, package, Box::new(|| {})).await
 }
 
-async fn start_with(root: &Path, address: SocketAddr, tls: Option<(PathBuf, PathBuf)>) -> Running {
+/// Runs between `Node::prepare` and `Node::serve` (where the viewer is read).
+type AfterPrepare = Box<dyn FnOnce() + Send>;
+
+async fn start_with(
+    root: &Path,
+    address: SocketAddr,
+    tls: Option<(PathBuf, PathBuf)>,
+    package: Package,
+    after_prepare: AfterPrepare,
+) -> Running {
     let mut config = NodeConfig::default();
     config.http.addr = address;
     config.admin.token = Some(TOKEN.into());
@@ -84,13 +94,14 @@ async fn start_with(root: &Path, address: SocketAddr, tls: Option<(PathBuf, Path
     let spec = NodeSpec {
         runtime_root: root.to_path_buf(),
         world: world(),
-        package: Package::load(&package_dir()).expect("the 2d-arena loads"),
+        package,
         config,
     };
     let node = tokio::task::spawn_blocking(move || Node::prepare(spec))
         .await
         .unwrap()
         .expect("the node prepares");
+    after_prepare();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(async move {
         node.serve(async move {
@@ -300,7 +311,15 @@ async fn the_pages_work_over_tls() {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         listener.local_addr().unwrap()
     };
-    let node = start_with(&root, address, Some(certificate.clone())).await;
+    let package = Package::load(&package_dir()).unwrap();
+    let node = start_with(
+        &root,
+        address,
+        Some(certificate.clone()),
+        package,
+        Box::new(|| {}),
+    )
+    .await;
     let trust = everarcade_client::Trust::from_pem_file(&certificate.0).unwrap();
     let client = Client::with_trust(&format!("https://{address}"), world(), &trust).unwrap();
     join_players(&client).await;
@@ -317,5 +336,52 @@ async fn the_pages_work_over_tls() {
         String::from_utf8_lossy(&output.stderr)
     );
     assert!(stdout.contains(" passed, 0 failed"), "{stdout}");
+    node.stop().await;
+}
+
+/// A package whose viewer changed on disk after it was loaded: the node
+/// serves on, and the spectator page says why it shows the generic view,
+/// whose watched keys are read with checked proofs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broken_viewer_falls_back_to_the_generic_view() {
+    let chromium = prerequisites();
+    let temp = tempfile::tempdir().unwrap();
+    let copy = temp.path().join("package");
+    std::fs::create_dir_all(copy.join("viewer")).unwrap();
+    for name in ["world.toml", "world.wasm", "viewer/viewer.js"] {
+        std::fs::copy(package_dir().join(name), copy.join(name)).unwrap();
+    }
+    let package = Package::load(&copy).unwrap();
+    let viewer = copy.join("viewer/viewer.js");
+    // Changed once the world is bound, before the node reads its viewer.
+    let tamper: AfterPrepare = Box::new(move || {
+        std::fs::write(viewer, "export function start() { throw 1; }\n").unwrap();
+    });
+    let address = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap()
+    };
+    let node = start_with(&temp.path().join("root"), address, None, package, tamper).await;
+    let client = Client::new(&address.to_string(), world()).unwrap();
+    join_players(&client).await;
+    let (stop_playing, playing) = tokio::sync::watch::channel(false);
+    let players = play(address, playing);
+    let output = Command::new("node")
+        .arg(manifest_dir().join("tests/browser/generic.mjs"))
+        .arg(format!("http://{address}"))
+        .env("CHROMIUM", &chromium)
+        .output()
+        .expect("`node` runs (install Node.js 20)");
+    stop_playing.send(true).unwrap();
+    players.await.unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "the generic view failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(stdout.contains(" passed, 0 failed"), "{stdout}");
+    // The node was never affected.
+    client.readyz().await.expect("the node is ready");
     node.stop().await;
 }
