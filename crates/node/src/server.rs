@@ -283,7 +283,11 @@ impl Node {
         .map_err(|error| NodeError::Actor(error.to_string()))?;
         let state = AppState::new(handle.clone(), facts, &config.http, self.admin_token)
             .with_audit(auditor);
-        let app = router(state);
+        // The pages (operator console, spectator page, the package's viewer)
+        // beside the API; they read only the documented API.
+        let pages =
+            everarcade_console::node_router(everarcade_console::Viewer::load(&self.spec.package));
+        let app = router(state).merge(pages);
         let (close, closed) = tokio::sync::oneshot::channel::<()>();
         let limits = ConnectionLimits::from_config(&config.http);
         let server = tokio::spawn(serve_http(
