@@ -24,6 +24,7 @@ pub mod native;
 pub mod report;
 pub mod settings;
 pub mod signatures;
+pub mod speed;
 pub mod state_root;
 
 use everarcade_protocol::{PublicKey, test_signing_key};

@@ -4,8 +4,9 @@
 //! `VerifyingKey::verify` on the same messages with the keys already decoded
 //! and the messages already built: the floor.
 //!
-//! The runtime has no batched or parallel verification path; the two-thread
-//! figure is `std::thread::scope` over `verify_signature`, built here.
+//! The two-thread figure is `std::thread::scope` over `verify_signature`,
+//! built here. (Issue 13's batched ZIP-215 paths are measured by the
+//! `speed` bench, `bench/src/speed.rs`.)
 //! ed25519-dalek's `verify_batch` needs its `batch` feature, which the
 //! workspace does not enable, so it is reported as skipped.
 

@@ -36,9 +36,13 @@ pub struct Arena {
 impl Arena {
     /// Loads and compiles `runtime/games/2d-arena`.
     pub fn load() -> Result<Arena, String> {
-        let dir = package_dir();
+        Arena::load_dir(&package_dir())
+    }
+
+    /// Loads and compiles the package in `dir`.
+    pub fn load_dir(dir: &Path) -> Result<Arena, String> {
         let package =
-            Package::load(&dir).map_err(|e| format!("{}: [{}] {e}", dir.display(), e.code()))?;
+            Package::load(dir).map_err(|e| format!("{}: [{}] {e}", dir.display(), e.code()))?;
         let engine = Arc::new(Engine::new().map_err(|e| e.to_string())?);
         let compiled = engine.compile(&package).map_err(|e| e.to_string())?;
         Ok(Arena {

@@ -5,8 +5,8 @@ use std::ops::Range;
 use std::sync::Arc;
 
 use everarcade_protocol::{
-    Envelope, EnvelopeError, Hash, Limits, Outcome, PublicKey, Receipt, ReceiptKind, Tick,
-    TickRoots, Verified, WorldId, continuity_root, events_hash, genesis_root, list_root,
+    Envelope, EnvelopeError, Hash, Limits, Outcome, PublicKey, Receipt, ReceiptKind, SignatureRule,
+    Tick, TickRoots, Verified, WorldId, continuity_root, events_hash, genesis_root, list_root,
     random_seed,
 };
 use everarcade_state::State;
@@ -225,6 +225,11 @@ impl World {
         self.compiled.package.manifest.limits
     }
 
+    /// The signature rule of the world's profile (docs/PROTOCOL.md §4.3).
+    pub fn signature_rule(&self) -> SignatureRule {
+        self.compiled.package.manifest.signatures
+    }
+
     /// The state (read only; the root is available through [`World::state_root`]).
     pub fn state(&self) -> &State {
         &self.state
@@ -250,7 +255,7 @@ impl World {
     /// nonce. Cheap checks run before the signature check.
     pub fn admit(&mut self, envelope: &Envelope) -> Result<(), EnvelopeError> {
         self.check_admission(envelope)?;
-        envelope.verify_signature()?;
+        envelope.verify_signature_under(self.signature_rule())?;
         self.nonces.insert(envelope.sender, envelope.nonce);
         Ok(())
     }
@@ -266,12 +271,25 @@ impl World {
     }
 
     /// [`World::admit`] of each envelope in order, their signatures checked
-    /// together first on every core ([`Envelope::verify_signatures`]): what
-    /// replays use. Stops at the first refusal and returns its index and the
+    /// together first on every core, in batches under ZIP-215
+    /// ([`Envelope::verify_signatures_under`]): what replays use. Stops at the first refusal and returns its index and the
     /// error [`World::admit`] gives for it; the envelopes before it stay
     /// admitted.
     pub fn admit_all(&mut self, envelopes: &[Envelope]) -> Result<(), (usize, EnvelopeError)> {
-        let signatures = Envelope::verify_signatures(envelopes);
+        let signatures = Envelope::verify_signatures_under(envelopes, self.signature_rule());
+        self.admit_all_checked(envelopes, signatures)
+    }
+
+    /// [`World::admit_all`] with the signatures checked already, under
+    /// this world's [`World::signature_rule`]: `signatures[i]` must be
+    /// `envelopes[i].verify_signature_under(self.signature_rule())` (a
+    /// replay checks many records' signatures at once, ahead of admission).
+    pub fn admit_all_checked(
+        &mut self,
+        envelopes: &[Envelope],
+        signatures: Vec<Result<(), EnvelopeError>>,
+    ) -> Result<(), (usize, EnvelopeError)> {
+        assert_eq!(envelopes.len(), signatures.len(), "one check per envelope");
         for (index, (envelope, signature)) in envelopes.iter().zip(signatures).enumerate() {
             let admitted = match signature {
                 Ok(()) => self.readmit(envelope),

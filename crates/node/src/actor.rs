@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use axum::http::StatusCode;
-use everarcade_protocol::{Outcome, Receipt, Tick, TickRoots, Verified};
+use everarcade_protocol::{Outcome, Receipt, SignatureRule, Tick, TickRoots, Verified};
 use everarcade_world::incident::{Incident, record_incident};
 use everarcade_world::{DurableWorld, Listening, WorldError};
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
@@ -278,6 +278,9 @@ pub struct WorldHandle {
     requests: mpsc::Sender<Request>,
     /// The shared live view.
     pub live: Arc<Live>,
+    /// The signature rule of the world's profile, which the HTTP threads
+    /// check under before admission (docs/PROTOCOL.md §4.3).
+    pub signatures: SignatureRule,
 }
 
 fn gone() -> ApiError {
@@ -385,6 +388,7 @@ pub fn spawn(
 ) -> std::io::Result<(WorldHandle, std::thread::JoinHandle<()>)> {
     let (requests, receiver) = mpsc::channel(REQUESTS_QUEUED_MAX);
     let (events, _) = broadcast::channel(TICK_EVENTS_BUFFERED_MAX);
+    let signatures = world.world().signature_rule();
     let live = Arc::new(Live {
         status: RwLock::new(LiveStatus {
             roots: world.roots(),
@@ -416,7 +420,14 @@ pub fn spawn(
     let thread = std::thread::Builder::new()
         .name("world".into())
         .spawn(move || actor.run(receiver))?;
-    Ok((WorldHandle { requests, live }, thread))
+    Ok((
+        WorldHandle {
+            requests,
+            live,
+            signatures,
+        },
+        thread,
+    ))
 }
 
 /// Whether the actor goes on after a request.

@@ -88,6 +88,6 @@ impl Package {
 
     /// The determinism profile this package runs under.
     pub fn profile(&self) -> Profile {
-        Profile::v1(self.manifest.limits)
+        Profile::with_signatures(self.manifest.limits, self.manifest.signatures)
     }
 }

@@ -1,7 +1,7 @@
 //! `world.toml`.
 
-use everarcade_protocol::Limits;
 use everarcade_protocol::profile::LIMITS_MAX;
+use everarcade_protocol::{Limits, SignatureRule};
 use serde::Deserialize;
 
 use crate::PackageError;
@@ -27,6 +27,9 @@ pub struct Manifest {
     pub tick_rate_hz: u32,
     /// Execution limits.
     pub limits: Limits,
+    /// The signature rule (`signatures = "strict" | "zip215"`, default
+    /// `strict`): part of the determinism profile (docs/PROTOCOL.md §4.3).
+    pub signatures: SignatureRule,
 }
 
 #[derive(Deserialize)]
@@ -37,6 +40,8 @@ struct RawManifest {
     abi: String,
     module: String,
     tick_rate_hz: u32,
+    #[serde(default)]
+    signatures: Option<String>,
     limits: RawLimits,
 }
 
@@ -79,6 +84,14 @@ impl Manifest {
             raw.tick_rate_hz as u64,
             TICK_RATE_HZ_MAX as u64,
         )?;
+        let signatures = match raw.signatures.as_deref() {
+            None => SignatureRule::Strict,
+            Some(name) => SignatureRule::from_name(name).ok_or_else(|| {
+                invalid(format!(
+                    "signatures = {name:?}: the signature rule is \"strict\" or \"zip215\""
+                ))
+            })?,
+        };
         let limits = raw.limits.validate()?;
         Ok(Manifest {
             name: raw.name,
@@ -87,6 +100,7 @@ impl Manifest {
             module: raw.module,
             tick_rate_hz: raw.tick_rate_hz,
             limits,
+            signatures,
         })
     }
 }
@@ -184,6 +198,28 @@ event_bytes = 64
         let manifest = parse(GOOD).unwrap();
         assert_eq!(manifest.version, semver::Version::new(1, 2, 3));
         assert_eq!(manifest.limits.key_bytes, 32);
+        assert_eq!(manifest.signatures, SignatureRule::Strict);
+    }
+
+    #[test]
+    fn signature_rule_is_read_and_checked() {
+        let zip215 = GOOD.replace(
+            "tick_rate_hz = 20",
+            "tick_rate_hz = 20\nsignatures = \"zip215\"",
+        );
+        assert_eq!(parse(&zip215).unwrap().signatures, SignatureRule::Zip215);
+        let strict = GOOD.replace(
+            "tick_rate_hz = 20",
+            "tick_rate_hz = 20\nsignatures = \"strict\"",
+        );
+        assert_eq!(parse(&strict).unwrap().signatures, SignatureRule::Strict);
+        let other = GOOD.replace(
+            "tick_rate_hz = 20",
+            "tick_rate_hz = 20\nsignatures = \"batch\"",
+        );
+        let error = parse(&other).unwrap_err();
+        assert_eq!(error.code(), "manifest_invalid");
+        assert!(error.to_string().contains("zip215"), "{error}");
     }
 
     #[test]

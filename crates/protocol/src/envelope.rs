@@ -15,10 +15,14 @@
 //! sender || nonce u64 || payload_len u32 || payload`. Signatures are checked with
 //! ed25519-dalek's `verify_strict` (canonical `s`, no small-order keys or `R`), so
 //! one message has one accepted encoding up to the signer's choice of nonce.
+//! Worlds whose profile selects ZIP-215 check under that rule instead, in
+//! batches ([`crate::signature`]).
 
-use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
+use ed25519_dalek::{Signer, SigningKey};
 
 use crate::hash::{Domain, Hash};
+use crate::profile::SignatureRule;
+use crate::signature;
 use crate::world_id::WorldId;
 use crate::{PublicKey, Tick};
 
@@ -108,6 +112,10 @@ pub enum EnvelopeError {
 /// as one or two checks).
 const PARALLEL_SIGNATURES_PER_THREAD_MIN: usize = 4;
 
+/// The same under ZIP-215, where a thread checks its part as one batch,
+/// about twice as fast per signature as single checks.
+const PARALLEL_BATCH_PER_THREAD_MIN: usize = 8;
+
 /// An envelope whose signature verified. Only [`Envelope::into_verified`]
 /// makes one, so holding a `Verified` proves the check ran.
 #[derive(Clone, PartialEq, Eq, Debug)]
@@ -153,6 +161,49 @@ impl Envelope {
         envelope
     }
 
+    /// [`Envelope::sign`] of each `(key, nonce, payload)`, in order, split
+    /// across the machine's cores when there are enough (signers are
+    /// independent; the result is the same as signing one by one). What
+    /// `simulate` and `load` use for their bots.
+    pub fn sign_all(world: &WorldId, inputs: Vec<(&SigningKey, u64, Vec<u8>)>) -> Vec<Envelope> {
+        let threads = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .min(inputs.len() / PARALLEL_SIGNATURES_PER_THREAD_MIN);
+        let sign = |part: Vec<(&SigningKey, u64, Vec<u8>)>| -> Vec<Envelope> {
+            part.into_iter()
+                .map(|(key, nonce, payload)| Envelope::sign(world, key, nonce, payload))
+                .collect()
+        };
+        if threads <= 1 {
+            return sign(inputs);
+        }
+        let size = inputs.len().div_ceil(threads);
+        let mut parts: Vec<Vec<_>> = Vec::with_capacity(threads);
+        let mut rest = inputs.into_iter();
+        loop {
+            let part: Vec<_> = rest.by_ref().take(size).collect();
+            if part.is_empty() {
+                break;
+            }
+            parts.push(part);
+        }
+        let first = parts.remove(0);
+        std::thread::scope(|scope| {
+            let workers: Vec<_> = parts
+                .into_iter()
+                .map(|part| scope.spawn(move || sign(part)))
+                .collect();
+            let mut signed = sign(first);
+            for worker in workers {
+                let part = worker
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+                signed.extend(part);
+            }
+            signed
+        })
+    }
+
     /// The bytes the sender signs.
     pub fn signing_message(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(SIGNING_CONTEXT.len() + 110 + self.payload.len());
@@ -169,31 +220,80 @@ impl Envelope {
         out.extend_from_slice(&self.payload);
     }
 
-    /// Checks the signature with `verify_strict`.
+    /// Checks the signature with `verify_strict` (the `Strict` rule).
     pub fn verify_signature(&self) -> Result<(), EnvelopeError> {
-        let bad = || EnvelopeError::BadSignature {
-            sender: hex::encode(self.sender),
-        };
-        let key = VerifyingKey::from_bytes(&self.sender).map_err(|_| bad())?;
-        let signature = Signature::from_bytes(&self.signature);
-        key.verify_strict(&self.signing_message(), &signature)
-            .map_err(|_| bad())
+        self.verify_signature_under(SignatureRule::Strict)
     }
 
-    /// Checks the signature of every envelope, in order. A replay spends
-    /// most of its time here (one `verify_strict` is tens of microseconds),
-    /// so a long enough slice is split across the machine's cores; the
-    /// result is the same either way.
+    /// Checks the signature under `rule` (docs/PROTOCOL.md §4.3).
+    pub fn verify_signature_under(&self, rule: SignatureRule) -> Result<(), EnvelopeError> {
+        let message = self.signing_message();
+        if signature::verify(rule, self.signature_item(&message)) {
+            Ok(())
+        } else {
+            Err(self.bad_signature())
+        }
+    }
+
+    fn signature_item<'a>(&'a self, message: &'a [u8]) -> signature::Item<'a> {
+        signature::Item {
+            sender: &self.sender,
+            message,
+            signature: &self.signature,
+        }
+    }
+
+    fn bad_signature(&self) -> EnvelopeError {
+        EnvelopeError::BadSignature {
+            sender: hex::encode(self.sender),
+        }
+    }
+
+    /// Checks the signature of every envelope with `verify_strict`, in
+    /// order: [`Envelope::verify_signatures_under`] with `Strict`.
     pub fn verify_signatures(envelopes: &[Envelope]) -> Vec<Result<(), EnvelopeError>> {
+        Envelope::verify_signatures_under(envelopes, SignatureRule::Strict)
+    }
+
+    /// Checks the signature of every envelope under `rule`, in order; the
+    /// result is exactly one [`Envelope::verify_signature_under`] per
+    /// envelope. A replay spends most of its time here, so a long enough
+    /// slice is split across the machine's cores; under ZIP-215 each core
+    /// checks its part as one batch, and one by one only if that batch
+    /// fails (so a forged signature is still found at its index).
+    pub fn verify_signatures_under(
+        envelopes: &[Envelope],
+        rule: SignatureRule,
+    ) -> Vec<Result<(), EnvelopeError>> {
+        let per_thread = match rule {
+            SignatureRule::Strict => PARALLEL_SIGNATURES_PER_THREAD_MIN,
+            SignatureRule::Zip215 => PARALLEL_BATCH_PER_THREAD_MIN,
+        };
         let threads = std::thread::available_parallelism()
             .map_or(1, |n| n.get())
-            .min(envelopes.len() / PARALLEL_SIGNATURES_PER_THREAD_MIN);
-        if threads <= 1 {
-            return envelopes.iter().map(Envelope::verify_signature).collect();
-        }
+            .min(envelopes.len() / per_thread);
         let check = |part: &[Envelope]| -> Vec<Result<(), EnvelopeError>> {
-            part.iter().map(Envelope::verify_signature).collect()
+            let messages: Vec<Vec<u8>> = part.iter().map(Envelope::signing_message).collect();
+            let items: Vec<signature::Item<'_>> = part
+                .iter()
+                .zip(&messages)
+                .map(|(envelope, message)| envelope.signature_item(message))
+                .collect();
+            signature::verify_each(rule, &items)
+                .into_iter()
+                .zip(part)
+                .map(|(good, envelope)| {
+                    if good {
+                        Ok(())
+                    } else {
+                        Err(envelope.bad_signature())
+                    }
+                })
+                .collect()
         };
+        if threads <= 1 {
+            return check(envelopes);
+        }
         let mut parts = envelopes.chunks(envelopes.len().div_ceil(threads));
         let first = parts.next().unwrap_or_default();
         std::thread::scope(|scope| {
@@ -209,11 +309,38 @@ impl Envelope {
         })
     }
 
-    /// Checks the signature and, if it verifies, wraps the envelope as
-    /// [`Verified`], so admission off the signing thread can skip re-checking.
+    /// Checks the signature with `verify_strict` and, if it verifies, wraps
+    /// the envelope as [`Verified`], so admission off the signing thread
+    /// can skip re-checking.
     pub fn into_verified(self) -> Result<Verified, EnvelopeError> {
-        self.verify_signature()?;
+        self.into_verified_under(SignatureRule::Strict)
+    }
+
+    /// [`Envelope::into_verified`] under `rule`.
+    pub fn into_verified_under(self, rule: SignatureRule) -> Result<Verified, EnvelopeError> {
+        self.verify_signature_under(rule)?;
         Ok(Verified(self))
+    }
+
+    /// [`Envelope::into_verified_under`] of each envelope, in order, checked
+    /// together by [`Envelope::verify_signatures_under`]. A refused
+    /// envelope comes back beside its error.
+    // The refused envelope comes back whole, so that a caller can run
+    // admission's other checks on it first (as `World::admit_all` does).
+    #[allow(clippy::type_complexity, clippy::result_large_err)]
+    pub fn all_into_verified(
+        envelopes: Vec<Envelope>,
+        rule: SignatureRule,
+    ) -> Vec<Result<Verified, (EnvelopeError, Envelope)>> {
+        let checked = Envelope::verify_signatures_under(&envelopes, rule);
+        envelopes
+            .into_iter()
+            .zip(checked)
+            .map(|(envelope, checked)| match checked {
+                Ok(()) => Ok(Verified(envelope)),
+                Err(error) => Err((error, envelope)),
+            })
+            .collect()
     }
 
     /// The version-1 wire encoding.
@@ -397,6 +524,21 @@ mod tests {
             assert_eq!(failed, broken, "{count} envelopes");
             let one_by_one: Vec<_> = envelopes.iter().map(Envelope::verify_signature).collect();
             assert_eq!(checked, one_by_one);
+        }
+    }
+
+    #[test]
+    fn signing_in_parallel_equals_signing_one_by_one() {
+        let keys: Vec<SigningKey> = (0..5).map(|i| test_signing_key(&format!("k{i}"))).collect();
+        for count in [0, 1, 3, 8, 9, 50] {
+            let inputs: Vec<(&SigningKey, u64, Vec<u8>)> = (0..count)
+                .map(|i| (&keys[i % 5], i as u64 + 1, vec![i as u8; i % 4]))
+                .collect();
+            let one_by_one: Vec<Envelope> = inputs
+                .iter()
+                .map(|(key, nonce, payload)| Envelope::sign(&world(), key, *nonce, payload.clone()))
+                .collect();
+            assert_eq!(Envelope::sign_all(&world(), inputs), one_by_one, "{count}");
         }
     }
 

@@ -115,6 +115,10 @@ domains! {
     Bundle = "ea/bundle/v1",
     /// The checksum of a proof bundle file: body and signature.
     BundleChecksum = "ea/bundle/checksum/v1",
+    /// The seed of the coefficients of one batch of ZIP-215 signature
+    /// checks (docs/PROTOCOL.md §4.3): every item's key, signature and
+    /// message. Feeds no root; it only makes a batch check deterministic.
+    SignatureBatch = "ea/signature/batch/v1",
 }
 
 static DOMAIN_KEYS: LazyLock<Vec<[u8; 32]>> = LazyLock::new(|| {
@@ -178,6 +182,12 @@ impl Hasher {
     /// The digest.
     pub fn finalize(&self) -> Hash {
         Hash(*self.0.finalize().as_bytes())
+    }
+
+    /// The output read as a stream (BLAKE3's XOF); its first 32 bytes are
+    /// [`Hasher::finalize`].
+    pub fn finalize_xof(&self) -> blake3::OutputReader {
+        self.0.finalize_xof()
     }
 }
 

@@ -23,12 +23,13 @@ pub mod merkle;
 pub mod profile;
 pub mod receipt;
 pub mod roots;
+pub mod signature;
 pub mod world_id;
 
 pub use envelope::{Envelope, EnvelopeError, Verified, test_signing_key};
 pub use hash::{Domain, Hash};
 pub use merkle::{list_proof, list_root, list_root_from_proof};
-pub use profile::{Limits, Profile};
+pub use profile::{Limits, Profile, SignatureRule};
 pub use receipt::{Outcome, RECEIPT_BYTES, Receipt, ReceiptKind, TrapClass, events_hash};
 pub use roots::{TickRoots, continuity_root, genesis_root, random_seed};
 pub use world_id::{WorldId, WorldIdError};

@@ -39,7 +39,9 @@ pub const LIMITS_MAX: Limits = Limits {
     event_bytes: 65_536,
 };
 
-/// Flags of the v1 profile; all are always set in this runtime.
+/// Flags of the v1 profile. The first seven are always set in this
+/// runtime; [`flags::SIGNATURES_ZIP215`] is set by worlds whose manifest
+/// asks for the ZIP-215 signature rule (docs/PROTOCOL.md §4.3).
 pub mod flags {
     /// Execution is metered in fuel.
     pub const FUEL_METERING: u32 = 1 << 0;
@@ -63,9 +65,48 @@ pub mod flags {
         | NO_WASI
         | NO_CLOCK
         | FIXED_MEMORY_MAXIMUM;
+    /// Input signatures are checked under ZIP-215 (cofactored equation,
+    /// batchable) instead of `verify_strict`. Not part of [`ALL_V1`]: a
+    /// profile without it is a `verify_strict` world, as every world made
+    /// before this flag existed.
+    pub const SIGNATURES_ZIP215: u32 = 1 << 7;
 }
 
-/// A determinism profile: the v1 flags plus the world's limits.
+/// Which set of ed25519 signatures a world accepts (docs/PROTOCOL.md §4.3).
+/// Part of the determinism profile, so bound into `C(0)`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum SignatureRule {
+    /// ed25519-dalek's `verify_strict`: canonical `s`, no small-order key
+    /// or `R`, cofactorless equation. Checked one signature at a time.
+    #[default]
+    Strict,
+    /// ZIP-215: canonical `s`, any decodable key and `R` (small order and
+    /// non-canonical encodings included), cofactored equation. Single and
+    /// batch checks accept exactly the same set, so it is checked in batches.
+    Zip215,
+}
+
+impl SignatureRule {
+    /// The manifest spelling: `"strict"` or `"zip215"`.
+    pub fn name(self) -> &'static str {
+        match self {
+            SignatureRule::Strict => "strict",
+            SignatureRule::Zip215 => "zip215",
+        }
+    }
+
+    /// Parses the manifest spelling.
+    pub fn from_name(name: &str) -> Option<SignatureRule> {
+        match name {
+            "strict" => Some(SignatureRule::Strict),
+            "zip215" => Some(SignatureRule::Zip215),
+            _ => None,
+        }
+    }
+}
+
+/// A determinism profile: the v1 flags (plus the signature rule's) and the
+/// world's limits.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Profile {
     /// Profile flags (`flags::ALL_V1`).
@@ -75,11 +116,33 @@ pub struct Profile {
 }
 
 impl Profile {
-    /// The v1 profile with the given limits.
+    /// The v1 profile with the given limits (signature rule `Strict`).
     pub fn v1(limits: Limits) -> Profile {
         Profile {
             flags: flags::ALL_V1,
             limits,
+        }
+    }
+
+    /// The v1 profile with the given limits and signature rule. With
+    /// `Strict` it is exactly [`Profile::v1`] (same encoding, same hash).
+    pub fn with_signatures(limits: Limits, rule: SignatureRule) -> Profile {
+        let extra = match rule {
+            SignatureRule::Strict => 0,
+            SignatureRule::Zip215 => flags::SIGNATURES_ZIP215,
+        };
+        Profile {
+            flags: flags::ALL_V1 | extra,
+            limits,
+        }
+    }
+
+    /// The signature rule this profile's flags select.
+    pub fn signature_rule(&self) -> SignatureRule {
+        if self.flags & flags::SIGNATURES_ZIP215 != 0 {
+            SignatureRule::Zip215
+        } else {
+            SignatureRule::Strict
         }
     }
 
@@ -110,5 +173,26 @@ impl Profile {
     /// `H(Profile, encode())`.
     pub fn hash(&self) -> Hash {
         Domain::Profile.hash(&self.encode())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_signature_rule_is_a_flag_of_the_profile() {
+        let strict = Profile::with_signatures(LIMITS_MAX, SignatureRule::Strict);
+        assert_eq!(strict, Profile::v1(LIMITS_MAX));
+        assert_eq!(strict.hash(), Profile::v1(LIMITS_MAX).hash());
+        assert_eq!(strict.signature_rule(), SignatureRule::Strict);
+        let zip215 = Profile::with_signatures(LIMITS_MAX, SignatureRule::Zip215);
+        assert_eq!(zip215.flags, 0xFF);
+        assert_eq!(zip215.signature_rule(), SignatureRule::Zip215);
+        assert_ne!(zip215.hash(), strict.hash());
+        for rule in [SignatureRule::Strict, SignatureRule::Zip215] {
+            assert_eq!(SignatureRule::from_name(rule.name()), Some(rule));
+        }
+        assert_eq!(SignatureRule::from_name("Zip215"), None);
     }
 }

@@ -198,7 +198,13 @@ impl Receipt {
 }
 
 /// `H(Events, concat(len u32 || bytes))` over the events in emission order.
+/// The hash of no events (most inputs emit none) is computed once.
 pub fn events_hash<'a>(events: impl IntoIterator<Item = &'a [u8]>) -> Hash {
+    static EMPTY: std::sync::LazyLock<Hash> = std::sync::LazyLock::new(|| Domain::Events.hash(&[]));
+    let mut events = events.into_iter().peekable();
+    if events.peek().is_none() {
+        return *EMPTY;
+    }
     let mut hasher = Domain::Events.hasher();
     for event in events {
         hasher.update_u32(event.len() as u32).update(event);
@@ -209,6 +215,16 @@ pub fn events_hash<'a>(events: impl IntoIterator<Item = &'a [u8]>) -> Hash {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_empty_events_hash_is_the_hash_of_nothing() {
+        assert_eq!(events_hash([]), Domain::Events.hash(&[]));
+        assert_ne!(events_hash([&b""[..]]), events_hash([]));
+        assert_eq!(
+            events_hash([&b"ab"[..]]),
+            Domain::Events.hash(&[2, 0, 0, 0, b'a', b'b'])
+        );
+    }
 
     #[test]
     fn encoding_layout() {

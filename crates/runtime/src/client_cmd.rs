@@ -388,12 +388,26 @@ fn prepare(
             .map_err(engine_failure)?;
         let mut admitted = Vec::new();
         let mut per_lane: Vec<Vec<Envelope>> = vec![Vec::new(); lanes as usize];
-        for (bot, payload) in payloads.into_iter().enumerate() {
-            let Some(payload) = payload else { continue };
-            let envelope = Envelope::sign(&target.id, &keys[bot], first_nonce + tick - 1, payload);
-            if admitted.len() < limit && world.admit(&envelope).is_ok() {
-                admitted.push(envelope.clone());
-            }
+        // Signed and checked on every core; admitted in bot order.
+        let (bots, to_sign): (Vec<usize>, Vec<_>) = payloads
+            .into_iter()
+            .enumerate()
+            .filter_map(|(bot, payload)| {
+                payload.map(|payload| (bot, (&keys[bot], first_nonce + tick - 1, payload)))
+            })
+            .unzip();
+        let signed = Envelope::sign_all(&target.id, to_sign);
+        let checked = Envelope::all_into_verified(signed, world.signature_rule());
+        for (bot, checked) in bots.into_iter().zip(checked) {
+            let envelope = match checked {
+                Ok(verified) => {
+                    if admitted.len() < limit && world.admit_verified(&verified).is_ok() {
+                        admitted.push(verified.envelope().clone());
+                    }
+                    verified.into_envelope()
+                }
+                Err((_, envelope)) => envelope,
+            };
             per_lane[bot % lanes as usize].push(envelope);
             envelopes += 1;
         }

@@ -109,6 +109,12 @@ fn new_package_builds_and_passes_simulate_verify_at_once() {
     assert_eq!(header, sdk, "the header is the SDK's");
     let manifest = std::fs::read_to_string(package.join("world.toml")).unwrap();
     assert!(manifest.contains("name = \"my-game\""), "{manifest}");
+    // New worlds check signatures under ZIP-215, in batches (PROTOCOL §4.3);
+    // the simulate --verify below replays them under it.
+    assert!(
+        manifest.contains("\nsignatures = \"zip215\"\n"),
+        "{manifest}"
+    );
     let built = Command::new(package.join("build.sh")).output().unwrap();
     succeeded(&built);
     let output = run([

@@ -164,7 +164,10 @@ pub fn audit_observed(
                         chain.tick + 1
                     )));
                 }
-                let signatures = Envelope::verify_signatures(&inputs.envelopes);
+                let signatures = Envelope::verify_signatures_under(
+                    &inputs.envelopes,
+                    package.manifest.signatures,
+                );
                 for (envelope, signature) in inputs.envelopes.into_iter().zip(signatures) {
                     check_envelope(chain, &envelope, signature).map_err(|what| {
                         lineage(format!(

@@ -2,7 +2,7 @@
 //! nothing for them; `execute_tick` refuses more inputs than a tick takes.
 
 use everarcade_engine::EngineError;
-use everarcade_protocol::{Envelope, WorldId, test_signing_key};
+use everarcade_protocol::{Envelope, SignatureRule, WorldId, test_signing_key};
 
 use crate::common::*;
 
@@ -152,4 +152,73 @@ fn oversize_payload_that_skipped_admission_is_an_error() {
         .expect_err("refused");
     assert_eq!(error.code(), "payload_too_large");
     assert_eq!(driver.world.tick(), 0);
+}
+
+/// A world whose manifest says `signatures = "zip215"`: its profile (so
+/// `C(0)`) differs from `strict`'s, which is the default's; it admits a
+/// signature only the cofactored equation accepts (a small-order key and
+/// `R` with `s = 0`), which a strict world refuses; and `admit_all` finds a
+/// forgery in a batch at its index with `admit`'s error.
+#[test]
+fn a_zip215_world_checks_under_zip215_in_batches() {
+    let engine = everarcade_engine::Engine::new().unwrap();
+    let open = |rule_line: &str| {
+        let package = package_with(
+            &guest(),
+            &[(
+                "tick_rate_hz = 20",
+                &format!("tick_rate_hz = 20\n{rule_line}"),
+            )],
+        )
+        .unwrap();
+        let compiled = engine.compile(&package).unwrap();
+        everarcade_engine::World::genesis(&engine, world_id(), compiled)
+            .unwrap()
+            .0
+    };
+    let mut zip215 = open("signatures = \"zip215\"");
+    let mut strict = open("signatures = \"strict\"");
+    let mut default = Driver::new(&guest()).world;
+    assert_eq!(zip215.signature_rule(), SignatureRule::Zip215);
+    assert_eq!(strict.signature_rule(), SignatureRule::Strict);
+    let profile = |world: &everarcade_engine::World| world.compiled().package.profile();
+    assert_eq!(profile(&strict), profile(&default), "strict is the default");
+    assert_eq!(profile(&strict).flags, 0x7F);
+    assert_eq!(
+        profile(&zip215).flags,
+        0xFF,
+        "the rule is in the profile, so in C(0)"
+    );
+    assert_ne!(profile(&zip215).hash(), profile(&strict).hash());
+
+    // Identity key and identity `R`, `s = 0`: `[8]([0]B − R − [k]A)` is the identity.
+    let mut small_order = Envelope::sign(&world_id(), &test_signing_key("x"), 1, b"x".to_vec());
+    small_order.sender = [0; 32];
+    small_order.sender[0] = 1;
+    small_order.signature = [0; 64];
+    small_order.signature[0] = 1;
+    assert_eq!(
+        strict.admit(&small_order).unwrap_err().code(),
+        "bad_signature"
+    );
+    assert_eq!(
+        default.admit(&small_order).unwrap_err().code(),
+        "bad_signature"
+    );
+    zip215.admit(&small_order).unwrap();
+
+    let key = test_signing_key("alice");
+    let sign = |nonce: u64| Envelope::sign(&world_id(), &key, nonce, b"x".to_vec());
+    let good: Vec<Envelope> = (1..=40).map(sign).collect();
+    zip215.admit_all(&good).unwrap();
+    let mut forged: Vec<Envelope> = (41..=90).map(sign).collect();
+    forged[33].signature[40] ^= 2;
+    let refused = zip215.admit_all(&forged).unwrap_err();
+    assert_eq!((refused.0, refused.1.code()), (33, "bad_signature"));
+    let sender = key.verifying_key().to_bytes();
+    assert_eq!(
+        zip215.nonces().get(&sender),
+        Some(&73),
+        "those before it stay"
+    );
 }

@@ -21,7 +21,7 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use everarcade_protocol::{Envelope, Hash, Outcome, ReceiptKind, Verified, WorldId};
+use everarcade_protocol::{Envelope, Hash, Outcome, ReceiptKind, SignatureRule, Verified, WorldId};
 use everarcade_store::keys::{OperatorKeys, Signed, file_digest};
 use futures_util::StreamExt;
 use serde_json::{Value, json};
@@ -348,16 +348,18 @@ async fn submit_inputs(
     let bytes = body::read(&headers, body, state.body_limits).await?;
     match body::decode_inputs(&headers, &bytes)? {
         Inputs::One(envelope) => {
-            let verified = envelope.into_verified().map_err(|error| {
-                live.metrics.inputs_rejected.add(error.code(), 1);
-                ApiError::from(error)
-            })?;
+            let verified = envelope
+                .into_verified_under(state.world.signatures)
+                .map_err(|error| {
+                    live.metrics.inputs_rejected.add(error.code(), 1);
+                    ApiError::from(error)
+                })?;
             let mut answers = state.world.admit(vec![verified]).await?;
             let ack = answers.pop().expect("one answer per input")?;
             Ok((StatusCode::ACCEPTED, Json(ack)).into_response())
         }
         Inputs::Batch(envelopes) => {
-            let checked = verify_all(envelopes).await?;
+            let checked = verify_all(envelopes, state.world.signatures).await?;
             let (verified, positions): (Vec<Verified>, Vec<usize>) = checked
                 .iter()
                 .enumerate()
@@ -388,14 +390,16 @@ async fn submit_inputs(
     }
 }
 
-/// Checks every signature, on the blocking pool for larger batches.
+/// Checks every signature under the world's rule (in batches under
+/// ZIP-215), on the blocking pool for larger batches.
 async fn verify_all(
     envelopes: Vec<Envelope>,
+    rule: SignatureRule,
 ) -> Result<Vec<Result<Verified, everarcade_protocol::EnvelopeError>>, ApiError> {
-    let check = |envelopes: Vec<Envelope>| {
-        envelopes
+    let check = move |envelopes: Vec<Envelope>| {
+        Envelope::all_into_verified(envelopes, rule)
             .into_iter()
-            .map(Envelope::into_verified)
+            .map(|checked| checked.map_err(|(error, _)| error))
             .collect::<Vec<_>>()
     };
     if envelopes.len() <= INLINE_SIGNATURE_CHECKS_MAX {
