@@ -148,8 +148,11 @@ fn schedule_restart(manager: Arc<Manager>, world: String) {
 /// The probe channel (and the watch of adopted nodes' exits).
 pub async fn probe_worker(manager: Arc<Manager>, mut stop: watch::Receiver<bool>) {
     let period = Duration::from_millis(manager.config.probe_interval_ms);
+    let mut clients = Clients::default();
     while tick(&mut stop, period).await {
-        for (world, entry) in manager.supervised() {
+        let supervised = manager.supervised();
+        clients.retain(&supervised);
+        for (world, entry) in supervised {
             if entry.stopping {
                 continue;
             }
@@ -176,20 +179,46 @@ pub async fn probe_worker(manager: Arc<Manager>, mut stop: watch::Receiver<bool>
                     continue;
                 }
             }
-            probe_one(&manager, &world, id, &entry).await;
+            let Some(client) = clients.get(&world, &entry, id) else {
+                continue;
+            };
+            probe_one(&manager, &world, client, &entry).await;
         }
     }
 }
 
-async fn probe_one(manager: &Arc<Manager>, world: &str, id: WorldId, entry: &Supervised) {
-    let result = match Client::new(&entry.endpoint, id) {
-        Ok(client) => client
-            .with_timeout(Duration::from_secs(2))
-            .readyz()
-            .await
-            .map_err(|e| e.to_string()),
-        Err(error) => Err(error.to_string()),
-    };
+/// One client per supervised node, kept across passes (its connection is
+/// reused), dropped when the node or its endpoint changes.
+#[derive(Default)]
+struct Clients(std::collections::BTreeMap<String, (u32, Client)>);
+
+impl Clients {
+    fn retain(&mut self, supervised: &std::collections::BTreeMap<String, Supervised>) {
+        self.0
+            .retain(|world, (pid, _)| supervised.get(world).is_some_and(|entry| entry.pid == *pid));
+    }
+
+    fn get(&mut self, world: &str, entry: &Supervised, id: WorldId) -> Option<Client> {
+        if let Some((pid, client)) = self.0.get(world)
+            && *pid == entry.pid
+        {
+            return Some(client.clone());
+        }
+        let client = Client::new(&entry.endpoint, id)
+            .ok()?
+            .with_timeout(Duration::from_secs(2));
+        self.0
+            .insert(world.to_string(), (entry.pid, client.clone()));
+        Some(client)
+    }
+}
+
+async fn probe_one(manager: &Arc<Manager>, world: &str, client: Client, entry: &Supervised) {
+    let result = client.readyz().await.map_err(|e| e.to_string());
+    // A steady healthy node costs no database write.
+    if result.is_ok() && entry.probe_failures == 0 && !entry.probe_failed_reported {
+        return;
+    }
     let threshold = manager.config.probe_failure_threshold;
     let mut report = None;
     manager.update_supervised(world, |now| match &result {
@@ -243,18 +272,21 @@ async fn probe_one(manager: &Arc<Manager>, world: &str, id: WorldId, entry: &Sup
 /// The inspect channel.
 pub async fn inspect_worker(manager: Arc<Manager>, mut stop: watch::Receiver<bool>) {
     let period = Duration::from_millis(manager.config.inspect_interval_ms);
+    let mut clients = Clients::default();
     while tick(&mut stop, period).await {
-        for (world, entry) in manager.supervised() {
+        let supervised = manager.supervised();
+        clients.retain(&supervised);
+        for (world, entry) in supervised {
             if entry.stopping {
                 continue;
             }
             let Ok(id) = WorldId::new(&world) else {
                 continue;
             };
-            let Ok(client) = Client::new(&entry.endpoint, id) else {
+            let Some(client) = clients.get(&world, &entry, id) else {
                 continue;
             };
-            let Ok(status) = client.with_timeout(Duration::from_secs(2)).status().await else {
+            let Ok(status) = client.status().await else {
                 continue;
             };
             let mut events = Vec::new();
@@ -298,6 +330,7 @@ pub async fn inspect_worker(manager: Arc<Manager>, mut stop: watch::Receiver<boo
             snapshot.tick_rate_hz = Some(status.tick_rate_hz);
             snapshot.achieved_tick_rate_hz = Some(status.achieved_tick_rate_hz);
             snapshot.ready = status.ready;
+            snapshot.last_probe_at = Some(crate::db::now());
             for (event, details) in events {
                 snapshot.last_event = Some(event.to_string());
                 manager.emit(&world, event, details).await;
