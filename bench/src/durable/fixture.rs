@@ -60,7 +60,7 @@ impl Arena {
         dir: &WorldDir,
         config: WorldConfig,
     ) -> Result<DurableWorld, String> {
-        bind_package(dir, &self.package).map_err(|e| e.to_string())?;
+        bind_package(&*storage, dir, &self.package).map_err(|e| e.to_string())?;
         DurableWorld::create(
             storage,
             dir.clone(),

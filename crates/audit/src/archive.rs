@@ -41,9 +41,11 @@ use everarcade_protocol::{
     list_root,
 };
 use everarcade_store::journal::GenesisRecord;
-use everarcade_store::storage::{DIRECTORY_MODE, DiskStorage, StagingDisk, Storage, sync_tree};
-use everarcade_store::{StoreError, WorldDir, WorldLock};
-use everarcade_world::{DurableWorld, ErrorClass, WorldConfig, WorldError, bind_package};
+use everarcade_store::storage::{DIRECTORY_MODE, DiskStorage, StagingDisk, sync_tree};
+use everarcade_store::{StoreError, WorldDir};
+use everarcade_world::{
+    Create, DurableWorld, Entry, ErrorClass, FrontDoor, WorldConfig, WorldError,
+};
 
 use crate::bundle::{BUNDLE_BYTES_MAX, SealedBundle, StartState, decode};
 use crate::error::{Class, RootMismatch, SourceError, VerifyError, world_class};
@@ -523,20 +525,23 @@ pub fn rebuild(
     if staging_root.exists() {
         return Err(ArchiveError::Exists { path: staging_root });
     }
-    DiskStorage
-        .create_dir_all(staging.path())
-        .map_err(io_error("create", staging.path()))?;
-    let lock = WorldLock::acquire(&staging.lock()).map_err(|error| world_error(error.into()))?;
-    bind_package(&staging, request.package).map_err(world_error)?;
-    let mut world = DurableWorld::create(
-        Arc::new(StagingDisk),
-        staging.clone(),
-        request.id.clone(),
-        request.engine.clone(),
-        request.compiled.clone(),
-        request.config,
-    )
-    .map_err(world_error)?;
+    // The staging world is built without syncs and made durable as a whole
+    // by `sync_tree` before it is published; it is entered like any world
+    // (its lock, the package bound, created at genesis), with no operator
+    // key (archive recovery signs nothing).
+    let staged = FrontDoor {
+        storage: Arc::new(StagingDisk),
+        dir: staging.clone(),
+        id: request.id.clone(),
+        engine: request.engine.clone(),
+        compiled: request.compiled.clone(),
+    };
+    let entry = Entry {
+        create: Create::IfMissing,
+        ..Entry::existing(request.config)
+    };
+    let opened = staged.open(entry).map_err(world_error)?;
+    let (mut world, lock) = (opened.world, opened.lock);
     let mut rebuilt = Rebuilt {
         dir: target.path().to_path_buf(),
         roots: world.roots(),
@@ -570,23 +575,25 @@ pub fn rebuild(
     sync_tree(staging.path()).map_err(io_error("fsync", staging.path()))?;
     publish(&staging, &target).map_err(io_error("rename", staging.path()))?;
     drop(lock);
-    let (reopened, _) = DurableWorld::open(
-        Arc::new(DiskStorage),
-        target.clone(),
-        request.id.clone(),
-        request.engine.clone(),
-        request.compiled.clone(),
-        request.config,
-    )
-    .map_err(|error| ArchiveError::World {
-        error: Box::new(error),
-        staging: target.path().to_path_buf(),
-    })?;
-    let roots = reopened.roots();
-    reopened.close().map_err(|error| ArchiveError::World {
-        error: Box::new(error),
-        staging: target.path().to_path_buf(),
-    })?;
+    let published = FrontDoor {
+        storage: Arc::new(DiskStorage),
+        dir: target.clone(),
+        ..staged
+    };
+    let reopened = published
+        .open(Entry::existing(request.config))
+        .map_err(|error| ArchiveError::World {
+            error: Box::new(error),
+            staging: target.path().to_path_buf(),
+        })?;
+    let roots = reopened.world.roots();
+    reopened
+        .world
+        .close()
+        .map_err(|error| ArchiveError::World {
+            error: Box::new(error),
+            staging: target.path().to_path_buf(),
+        })?;
     assert_eq!(
         roots, expected,
         "a reopened world recovers the roots it closed with"

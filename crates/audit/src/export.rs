@@ -285,7 +285,7 @@ pub fn export(
             ),
         ));
     }
-    check_binding(request.dir, &request.compiled.package)?;
+    check_binding(request.storage, request.dir, &request.compiled.package)?;
     let lineage = read_lineage(request.storage, request.dir)?;
     if let Some(transition) = lineage.transitions.first() {
         return Err(SourceError::request(

@@ -386,7 +386,7 @@ pub struct Proven {
 
 /// Makes a proof from a world's journal; see the module docs.
 pub fn prove(request: &ProveRequest<'_>, query: &ProofQuery) -> Result<Proven, SourceError> {
-    check_binding(request.dir, &request.compiled.package)?;
+    check_binding(request.storage, request.dir, &request.compiled.package)?;
     let mut state_claim = None;
     let mut stop_after = None;
     if let ProofQuery::Key(key) = query {

@@ -13,6 +13,12 @@
 //! 8. `listening`
 //! 9. `tick loop started`
 //! 10. `ready`
+//!
+//! Steps 4 and 5 are the world's front door
+//! ([`everarcade_world::FrontDoor::open`], with the lock of step 2 already
+//! held): the incident refusal, the binding, the runtime-version check,
+//! recovery or creation and the operator key; each step it reports becomes
+//! the log line it always was.
 
 use std::future::Future;
 use std::io::Write;
@@ -26,12 +32,9 @@ use everarcade_package::Package;
 use everarcade_protocol::WorldId;
 use everarcade_store::checkpoint::list_checkpoints;
 use everarcade_store::keys::OperatorKeys;
-use everarcade_store::{DiskStorage, SimStorage, Storage, StoreError, WorldDir, WorldLock};
-use everarcade_world::incident::{
-    Incident, list_incidents, record_incident, record_runtime, verified_runtime,
-};
-use everarcade_world::replay::{Context, ReplayOptions, Start, StartedFrom, replay};
-use everarcade_world::{DurableWorld, WorldConfig, WorldError, bind_package, check_binding};
+use everarcade_store::{DiskStorage, SimStorage, Storage, WorldDir, WorldLock, lock_world};
+use everarcade_world::replay::StartedFrom;
+use everarcade_world::{DurableWorld, Entry, FrontDoor, Lock, Step, WorldConfig, WorldError};
 
 use crate::actor::{self, ActorConfig, StopReport, WorldHandle};
 use crate::config::NodeConfig;
@@ -110,10 +113,15 @@ impl Node {
         } else {
             None
         };
+        // The lock before compiling: a second node fails fast. The front
+        // door below checks it is held rather than taking it again.
         let lock = if config.amnesia {
             None
         } else {
-            let lock = acquire_lock(&dir)?;
+            let lock = lock_world(&dir).map_err(WorldError::Store)?;
+            if let Some(pid) = lock.stale_pid() {
+                tracing::warn!(pid, "took over a stale world lock left by a dead process");
+            }
             tracing::info!(path = %dir.lock().display(), pid = std::process::id(), "world lock acquired");
             Some(lock)
         };
@@ -121,97 +129,36 @@ impl Node {
         let compiled = engine
             .compile(&spec.package)
             .map_err(|e| NodeError::World(WorldError::Engine(e)))?;
-        let (audit_engine, audit_compiled) = (engine.clone(), compiled.clone());
         tracing::info!(
             elapsed_ms = started.elapsed().as_millis() as u64,
             "module compiled"
         );
-        let world_config = WorldConfig {
-            // The actor takes periodic checkpoints itself, to time them.
-            checkpoint_interval_ticks: 0,
-            checkpoints_retained: config.world.checkpoints_retained,
-            ..WorldConfig::default()
-        };
         let storage: Arc<dyn Storage> = if config.amnesia {
             Arc::new(SimStorage::new())
         } else {
             Arc::new(DiskStorage)
         };
-        let exists = !config.amnesia && world_exists(&*storage, &dir)?;
-        if exists && let Some((path, incident)) = list_incidents(&*storage, &dir)?.pop() {
-            return Err(NodeError::Incident {
-                path: path.display().to_string(),
-                kind: incident.kind,
-                tick: incident.tick,
-            });
-        }
-        let world = if exists {
-            check_binding(&dir, &spec.package)?;
-            verify_for_new_runtime(&*storage, &dir, &spec, &engine, &compiled)?;
-            let opened = DurableWorld::open(
-                storage.clone(),
-                dir.clone(),
-                spec.world.clone(),
-                engine,
-                compiled,
-                world_config,
-            );
-            let (world, recovery) = match opened {
-                Err(WorldError::Divergence(divergence)) => {
-                    let root = spec.package.root.to_hex();
-                    let incident = Incident::divergence(&divergence, "recovery", &root);
-                    let path = record_incident(&*storage, &dir, &incident)?;
-                    tracing::error!(tick = divergence.tick, incident = %path.display(), "divergence during recovery; refusing to serve");
-                    return Err(NodeError::World(WorldError::Divergence(divergence)));
-                }
-                other => other?,
-            };
-            let (from, from_tick, from_path) = match &recovery.started_from {
-                StartedFrom::Genesis => ("genesis", None, None),
-                StartedFrom::Checkpoint { tick, path } => {
-                    ("checkpoint", Some(*tick), Some(path.display().to_string()))
-                }
-            };
-            // An `Option` field is recorded only when present.
-            tracing::info!(
-                tick = recovery.roots.tick,
-                ticks_replayed = recovery.ticks_replayed,
-                from,
-                from_tick,
-                from_path,
-                pending_inputs = recovery.pending_inputs,
-                continuity_root = %recovery.roots.continuity_root,
-                "world recovered; roots match the journal"
-            );
-            world
-        } else {
-            if !config.amnesia {
-                bind_package(&dir, &spec.package)?;
-            }
-            let world = DurableWorld::create(
-                storage.clone(),
-                dir.clone(),
-                spec.world.clone(),
-                engine,
-                compiled,
-                world_config,
-            )?;
-            tracing::info!(genesis_root = %world.genesis().genesis_root, "world created");
-            if !config.amnesia {
-                record_runtime(&*storage, &dir, 0, &world.genesis().genesis_root)?;
-            }
-            world
+        let door = FrontDoor {
+            storage: storage.clone(),
+            dir: dir.clone(),
+            id: spec.world.clone(),
+            engine,
+            compiled,
         };
-        let mut world = world;
-        let (keys, created) = OperatorKeys::load_or_create(&*storage, &dir, world.roots().tick)
-            .map_err(WorldError::Store)?;
-        tracing::info!(
-            public_key = %keys.public_key_hex(),
-            created,
-            "operator key ready"
-        );
-        let keys = Arc::new(keys);
-        world.set_operator(keys.clone());
+        let opened = door
+            .open_observed(node_entry(config), &mut log_step())
+            .map_err(|error| match error {
+                WorldError::Incident { path, kind, tick } => NodeError::Incident {
+                    path: path.display().to_string(),
+                    kind,
+                    tick,
+                },
+                other => NodeError::World(other),
+            })?;
+        let world = opened.world;
+        let keys = opened
+            .keys
+            .expect("the node's entry loads or creates the key");
         let checkpoint_tick = list_checkpoints(&*storage, &dir)
             .map_err(WorldError::Store)?
             .checkpoints
@@ -228,11 +175,11 @@ impl Node {
             _ => None,
         };
         let audit = crate::audit::AuditTarget {
-            storage: storage.clone(),
-            dir: dir.clone(),
-            id: spec.world.clone(),
-            engine: audit_engine,
-            compiled: audit_compiled,
+            storage: door.storage,
+            dir: door.dir,
+            id: door.id,
+            engine: door.engine,
+            compiled: door.compiled,
         };
         Ok(Node {
             spec,
@@ -418,70 +365,90 @@ async fn stop(
     })
 }
 
-/// A binary of another runtime version than the one that last verified
-/// the lineage replay-verifies it from genesis before it serves; on a
-/// divergence it records an incident and refuses.
-fn verify_for_new_runtime(
-    storage: &dyn Storage,
-    dir: &WorldDir,
-    spec: &NodeSpec,
-    engine: &Arc<Engine>,
-    compiled: &Arc<everarcade_engine::CompiledPackage>,
-) -> Result<(), NodeError> {
-    let verified = verified_runtime(storage, dir)?;
-    if verified == everarcade_world::RUNTIME_VERSION {
-        return Ok(());
+/// The node's entry through the front door: it holds the lock already
+/// (taken before compiling); under amnesia the world is in memory, with no
+/// lock, no incidents and no runtime record.
+fn node_entry(config: &NodeConfig) -> Entry {
+    let world_config = WorldConfig {
+        // The actor takes periodic checkpoints itself, to time them.
+        checkpoint_interval_ticks: 0,
+        checkpoints_retained: config.world.checkpoints_retained,
+        ..WorldConfig::default()
+    };
+    if config.amnesia {
+        return Entry {
+            lock: Lock::None,
+            incidents: false,
+            runtime_check: false,
+            ..Entry::node(world_config)
+        };
     }
-    let started = Instant::now();
-    tracing::warn!(
-        verified_by = %verified,
-        runtime = everarcade_world::RUNTIME_VERSION,
-        "another runtime version verified this lineage: replay-verifying it from genesis before serving"
-    );
-    let context = Context {
-        storage,
-        dir,
-        id: &spec.world,
-        engine,
-        compiled: compiled.clone(),
-        schedule: None,
-    };
-    let options = ReplayOptions {
-        start: Start::Genesis,
-        stop_after: None,
-        verify_signatures: true,
-        diff_on_divergence: true,
-    };
-    match replay(&context, &options, &mut |_| {}) {
-        Ok(replayed) => {
-            record_runtime(
-                storage,
-                dir,
-                replayed.last.tick,
-                &replayed.last.continuity_root,
-            )?;
+    Entry {
+        lock: Lock::AlreadyHeld,
+        ..Entry::node(world_config)
+    }
+}
+
+/// The startup log lines of the front door's steps (docs/OPERATIONS.md).
+fn log_step() -> impl FnMut(Step<'_>) {
+    let mut replay_started = None;
+    move |step| match step {
+        Step::LockTaken { .. } => {}
+        Step::VerifyingForNewRuntime { verified_by } => {
+            replay_started = Some(Instant::now());
+            tracing::warn!(
+                verified_by = %verified_by,
+                runtime = everarcade_world::RUNTIME_VERSION,
+                "another runtime version verified this lineage: replay-verifying it from genesis before serving"
+            );
+        }
+        Step::RuntimeVerified { ticks } => tracing::info!(
+            ticks,
+            elapsed_ms =
+                replay_started.map_or(0, |started: Instant| started.elapsed().as_millis() as u64),
+            "the lineage replays to its recorded roots under this runtime"
+        ),
+        Step::IncidentRecorded {
+            path,
+            tick,
+            detected_by,
+        } => {
+            if detected_by == "recovery" {
+                tracing::error!(tick, incident = %path.display(), "divergence during recovery; refusing to serve");
+            } else {
+                tracing::error!(
+                    tick,
+                    incident = %path.display(),
+                    "divergence: this runtime does not reproduce the lineage; refusing to serve"
+                );
+            }
+        }
+        Step::Created { genesis_root } => {
+            tracing::info!(genesis_root = %genesis_root, "world created")
+        }
+        Step::Recovered(recovery) => {
+            let (from, from_tick, from_path) = match &recovery.started_from {
+                StartedFrom::Genesis => ("genesis", None, None),
+                StartedFrom::Checkpoint { tick, path } => {
+                    ("checkpoint", Some(*tick), Some(path.display().to_string()))
+                }
+            };
+            // An `Option` field is recorded only when present.
             tracing::info!(
-                ticks = replayed.last.tick,
-                elapsed_ms = started.elapsed().as_millis() as u64,
-                "the lineage replays to its recorded roots under this runtime"
+                tick = recovery.roots.tick,
+                ticks_replayed = recovery.ticks_replayed,
+                from,
+                from_tick,
+                from_path,
+                pending_inputs = recovery.pending_inputs,
+                continuity_root = %recovery.roots.continuity_root,
+                "world recovered; roots match the journal"
             );
-            Ok(())
         }
-        Err(WorldError::Divergence(divergence)) => {
-            let incident = Incident::divergence(
-                &divergence,
-                "startup replay-verify",
-                &spec.package.root.to_hex(),
-            );
-            let path = record_incident(storage, dir, &incident)?;
-            tracing::error!(
-                tick = divergence.tick,
-                incident = %path.display(),
-                "divergence: this runtime does not reproduce the lineage; refusing to serve"
-            );
-            Err(NodeError::World(WorldError::Divergence(divergence)))
-        }
-        Err(error) => Err(error.into()),
+        Step::KeyReady {
+            public_key,
+            created,
+        } => tracing::info!(public_key = %public_key, created, "operator key ready"),
     }
 }
 
@@ -499,24 +466,6 @@ pub fn shutdown_signal() -> std::io::Result<impl Future<Output = ()> + Send> {
             _ = terminate.recv() => tracing::info!(signal = "SIGTERM", "shutdown requested"),
         }
     })
-}
-
-fn acquire_lock(dir: &WorldDir) -> Result<WorldLock, NodeError> {
-    DiskStorage.create_dir_all(dir.path()).map_err(|e| {
-        NodeError::World(WorldError::Store(StoreError::io("create", dir.path())(e)))
-    })?;
-    let lock = WorldLock::acquire(&dir.lock()).map_err(WorldError::Store)?;
-    if let Some(pid) = lock.stale_pid() {
-        tracing::warn!(pid, "took over a stale world lock left by a dead process");
-    }
-    Ok(lock)
-}
-
-/// Whether the world has a journal or a checkpoint (a world whose creation
-/// was interrupted before its journal began is created again).
-fn world_exists(storage: &dyn Storage, dir: &WorldDir) -> Result<bool, NodeError> {
-    let listing = list_checkpoints(storage, dir).map_err(WorldError::Store)?;
-    Ok(storage.exists(&dir.segment(1)) || !listing.checkpoints.is_empty())
 }
 
 /// The configured token, else `<root>/admin.token`, created (0600) if absent.

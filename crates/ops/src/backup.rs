@@ -17,10 +17,8 @@
 
 use std::fs;
 use std::path::{Component, Path, PathBuf};
-use std::sync::Arc;
 use std::time::Instant;
 
-use everarcade_engine::{CompiledPackage, Engine};
 use everarcade_package::Package;
 use everarcade_protocol::{Hash, Tick, TickRoots, WorldId};
 use everarcade_store::checkpoint::{list_checkpoints, read_checkpoint_summary};
@@ -28,9 +26,11 @@ use everarcade_store::journal::{RawRecord, RecordKind};
 use everarcade_store::keys::{OperatorKeys, Signed};
 use everarcade_store::layout::{checkpoint_name, segment_name};
 use everarcade_store::meta::{GenesisFile, read_json};
-use everarcade_store::{DiskStorage, JournalConfig, JournalReader, Record, WorldDir, WorldLock};
+use everarcade_store::{DiskStorage, JournalConfig, JournalReader, Record, WorldDir};
 use everarcade_world::lineage::Lineage;
-use everarcade_world::{CheckpointTaken, DurableWorld, RUNTIME_VERSION, WorldConfig};
+use everarcade_world::{
+    CheckpointTaken, Entry, FrontDoor, Keys, Opened, RUNTIME_VERSION, WorldConfig,
+};
 
 use crate::error::OpsError;
 use crate::files::{
@@ -613,14 +613,8 @@ pub fn check_outside_root(dir: &Path, runtime_root: &Path) -> Result<(), OpsErro
 
 /// An offline backup: the world's lock is taken here, so no node may run.
 pub struct OfflineBackup<'a> {
-    /// The world directory.
-    pub dir: &'a WorldDir,
-    /// The world id.
-    pub id: &'a WorldId,
-    /// The engine.
-    pub engine: &'a Arc<Engine>,
-    /// The package the world is bound to, compiled.
-    pub compiled: &'a Arc<CompiledPackage>,
+    /// The world: where it lives and what runs it.
+    pub door: &'a FrontDoor,
     /// The backup folder to create (it must not exist, and must lie outside
     /// the runtime root); `None`: `<`[`default_backup_parent`]`>/<world>-<tick>-<n>`.
     pub out: Option<PathBuf>,
@@ -645,7 +639,7 @@ pub struct OfflineBackupReport {
 /// checkpoint is older (and no input waits for the next tick), closes it,
 /// and writes the backup while still holding the lock.
 pub fn backup_offline(request: &OfflineBackup<'_>) -> Result<OfflineBackupReport, OpsError> {
-    let dir = request.dir;
+    let dir = &request.door.dir;
     let chosen = match &request.out {
         Some(out) => {
             check_outside_root(out, dir.runtime_root())?;
@@ -662,26 +656,31 @@ pub fn backup_offline(request: &OfflineBackup<'_>) -> Result<OfflineBackupReport
             None
         }
     };
-    let _lock = WorldLock::acquire(&dir.lock())?;
     // No periodic checkpoints and no retention: a backup never removes one.
     let config = WorldConfig {
         checkpoint_interval_ticks: 0,
         checkpoints_retained: usize::MAX,
         journal: JournalConfig::default(),
     };
-    let (mut world, recovery) = DurableWorld::open(
-        Arc::new(DiskStorage),
-        dir.clone(),
-        request.id.clone(),
-        request.engine.clone(),
-        request.compiled.clone(),
-        config,
-    )?;
+    // The key is created if missing, so that the checkpoint below is
+    // signed by it. The lock is held until the backup is written.
+    let entry = Entry {
+        keys: Keys::LoadOrCreate,
+        ..Entry::existing(config)
+    };
+    let Opened {
+        mut world,
+        lock: _lock,
+        arrival,
+        keys,
+        key_created,
+        ..
+    } = request.door.open(entry)?;
+    let keys = keys.expect("the entry loads or creates the key");
+    let recovered_ticks = arrival
+        .recovery()
+        .map_or(0, |recovery| recovery.ticks_replayed);
     let head = world.roots().tick;
-    // The key first, so that the checkpoint below is signed by it.
-    let (keys, key_created) = OperatorKeys::load_or_create(&DiskStorage, dir, head)?;
-    let keys = Arc::new(keys);
-    world.set_operator(keys.clone());
     let newest = list_checkpoints(&DiskStorage, dir)?
         .checkpoints
         .last()
@@ -714,7 +713,7 @@ pub fn backup_offline(request: &OfflineBackup<'_>) -> Result<OfflineBackupReport
         Some(out) => out,
         None => next_backup_dir(
             &default_backup_parent(dir.runtime_root())?,
-            request.id,
+            &request.door.id,
             head,
         ),
     };
@@ -724,6 +723,6 @@ pub fn backup_offline(request: &OfflineBackup<'_>) -> Result<OfflineBackupReport
         checkpoint_taken,
         checkpoint_note,
         key_created,
-        recovered_ticks: recovery.ticks_replayed,
+        recovered_ticks,
     })
 }

@@ -3,14 +3,12 @@
 
 use std::sync::Arc;
 
-use everarcade_engine::{CompiledPackage, Engine};
-use everarcade_protocol::{Tick, WorldId};
+use everarcade_protocol::Tick;
 use everarcade_store::keys::{
-    KEYS_FORMAT, KeyEntry, KeyError, KeyHistory, OperatorKeys, parse_public_key, read_history,
-    verify_history,
+    KEYS_FORMAT, KeyEntry, KeyError, KeyHistory, parse_public_key, read_history, verify_history,
 };
-use everarcade_store::{DiskStorage, JournalConfig, WorldDir, WorldLock};
-use everarcade_world::{DurableWorld, WorldConfig};
+use everarcade_store::{DiskStorage, JournalConfig, WorldDir};
+use everarcade_world::{Entry, FrontDoor, Keys, Opened, WorldConfig};
 
 use crate::error::OpsError;
 
@@ -61,18 +59,6 @@ pub fn signs_for(entry: &KeyEntry, index: usize, head: Tick) -> bool {
     from_ok && to_ok
 }
 
-/// An offline key operation's world.
-pub struct OfflineWorld<'a> {
-    /// The world directory.
-    pub dir: &'a WorldDir,
-    /// The world id.
-    pub id: &'a WorldId,
-    /// The engine.
-    pub engine: &'a Arc<Engine>,
-    /// The bound package, compiled.
-    pub compiled: &'a Arc<CompiledPackage>,
-}
-
 /// What `keys rotate` did.
 #[derive(Clone, Debug)]
 pub struct Rotation {
@@ -87,27 +73,31 @@ pub struct Rotation {
     pub history: KeyHistory,
 }
 
-/// Rotates the operator key of an offline world: takes the lock (a running
-/// node holds it), recovers the world for its height, and retires the
+/// Rotates the operator key of an offline world: enters it through the
+/// front door (the lock: a running node holds it) for its height, and retires the
 /// current key at that height. A world without a key gets its first one.
-pub fn rotate_offline(world: &OfflineWorld<'_>) -> Result<Rotation, OpsError> {
-    let _lock = WorldLock::acquire(&world.dir.lock())?;
+pub fn rotate_offline(door: &FrontDoor) -> Result<Rotation, OpsError> {
     let config = WorldConfig {
         checkpoint_interval_ticks: 0,
         checkpoints_retained: usize::MAX,
         journal: JournalConfig::default(),
     };
-    let (opened, _) = DurableWorld::open(
-        Arc::new(DiskStorage),
-        world.dir.clone(),
-        world.id.clone(),
-        world.engine.clone(),
-        world.compiled.clone(),
-        config,
-    )?;
-    let height = opened.roots().tick;
-    opened.close()?;
-    let (mut keys, created) = OperatorKeys::load_or_create(&DiskStorage, world.dir, height)?;
+    let entry = Entry {
+        keys: Keys::LoadOrCreate,
+        ..Entry::existing(config)
+    };
+    // The lock is held until the rotation is written.
+    let Opened {
+        world,
+        lock: _lock,
+        keys,
+        key_created: created,
+        ..
+    } = door.open(entry)?;
+    let height = world.roots().tick;
+    world.close()?;
+    let keys = keys.expect("the entry loads or creates the key");
+    let mut keys = Arc::into_inner(keys).expect("the closed world no longer holds the key");
     if created {
         let current = keys
             .history()
@@ -123,7 +113,7 @@ pub fn rotate_offline(world: &OfflineWorld<'_>) -> Result<Rotation, OpsError> {
         });
     }
     let retired = keys.public_key_hex();
-    let current = keys.rotate(&DiskStorage, world.dir, height)?;
+    let current = keys.rotate(&*door.storage, &door.dir, height)?;
     Ok(Rotation {
         height,
         retired: Some(retired),

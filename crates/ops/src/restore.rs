@@ -52,10 +52,10 @@ use everarcade_store::keys::{
     KEYS_FORMAT, KeyEntry, KeyHistory, OperatorKeys, parse_public_key, read_history,
 };
 use everarcade_store::meta::write_json;
-use everarcade_store::{DiskStorage, JournalConfig, WorldDir, WorldLock};
+use everarcade_store::{DiskStorage, JournalConfig, WorldDir, lock_world};
 use everarcade_world::audit::audit;
 use everarcade_world::replay::{Context, ReplayOptions, Start, StartedFrom, replay};
-use everarcade_world::{DurableWorld, WorldConfig, bind_package};
+use everarcade_world::{Arrival, Entry, FrontDoor, Lock, WorldConfig};
 
 use crate::error::OpsError;
 use crate::files::{compact_stamp, copy_hashed, create_private_dir, sync_dir, unix_now, write_new};
@@ -222,7 +222,7 @@ pub fn restore_observed(
     let current = target.path().to_path_buf();
     let had_world = fs::symlink_metadata(&current).is_ok();
     let _lock = if had_world {
-        Some(WorldLock::acquire(&target.lock())?)
+        Some(lock_world(&target)?)
     } else {
         None
     };
@@ -426,8 +426,6 @@ fn prove(
             expected.tick, expected.continuity_root
         ),
     };
-    bind_package(staged, request.package)?;
-
     on_phase(RestorePhase::Open);
     let began = Instant::now();
     let config = WorldConfig {
@@ -435,14 +433,26 @@ fn prove(
         checkpoints_retained: usize::MAX,
         journal: JournalConfig::default(),
     };
-    let (world, recovery) = DurableWorld::open(
-        Arc::new(DiskStorage),
-        staged.clone(),
-        request.id.clone(),
-        request.engine.clone(),
-        request.compiled.clone(),
-        config,
-    )?;
+    // The staged copy is private to this restore (the target's lock is
+    // held): entered without a lock; the front door checks the package
+    // against its genesis and makes its `package/` copy.
+    let door = FrontDoor {
+        storage: Arc::new(DiskStorage),
+        dir: staged.clone(),
+        id: request.id.clone(),
+        engine: request.engine.clone(),
+        compiled: request.compiled.clone(),
+    };
+    let entry = Entry {
+        lock: Lock::None,
+        ..Entry::existing(config)
+    };
+    let opened = door.open(entry)?;
+    let world = opened.world;
+    let recovery = match opened.arrival {
+        Arrival::Recovered(recovery) => recovery,
+        other => unreachable!("an existing world is recovered, not {other:?}"),
+    };
     let recovered_from = match &recovery.started_from {
         StartedFrom::Genesis => None,
         StartedFrom::Checkpoint { tick, .. } => Some(*tick),

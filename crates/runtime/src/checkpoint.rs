@@ -2,12 +2,12 @@
 //! takes one at the next tick boundary); otherwise offline: recovers the
 //! world and takes a checkpoint now.
 
-use everarcade_world::DurableWorld;
+use everarcade_world::Entry;
 
 use crate::JsonWorldArgs;
 use crate::exit::{FAILURE, Failure};
 use crate::probe;
-use crate::target::{DurabilityArgs, Target, disk, store_failure, world_failure};
+use crate::target::{DurabilityArgs, Target, open, store_failure, world_failure};
 
 /// Options of `checkpoint`.
 #[derive(clap::Args)]
@@ -29,17 +29,9 @@ pub fn run(args: CheckpointArgs) -> Result<(), Failure> {
     {
         return online(&target, &node, args.common.json);
     }
-    let _lock = target.lock()?;
-    let (engine, compiled) = target.compile()?;
-    let (mut world, recovery) = DurableWorld::open(
-        disk(),
-        target.dir.clone(),
-        target.id.clone(),
-        engine,
-        compiled,
-        args.durability.config(),
-    )
-    .map_err(world_failure)?;
+    let opened = open(&target.door()?, Entry::existing(args.durability.config()))?;
+    let (mut world, _lock) = (opened.world, opened.lock);
+    let recovered_ticks = opened.arrival.recovery().map_or(0, |r| r.ticks_replayed);
     // Refused (busy) when acknowledged inputs wait for the next tick: a
     // checkpoint is of a tick boundary, and advancing the world is not this
     // command's call to make.
@@ -60,7 +52,7 @@ pub fn run(args: CheckpointArgs) -> Result<(), Failure> {
             "state_root": roots.state_root.to_hex(),
             "continuity_root": roots.continuity_root.to_hex(),
             "pruned": pruned,
-            "recovered_ticks": recovery.ticks_replayed,
+            "recovered_ticks": recovered_ticks,
         });
         println!("{object}");
         return Ok(());

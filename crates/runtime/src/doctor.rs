@@ -266,7 +266,7 @@ fn status(target: &Target) -> Check {
 }
 
 fn package(target: &Target) -> Check {
-    match check_binding(&target.dir, &target.package) {
+    match check_binding(&DiskStorage, &target.dir, &target.package) {
         Ok(()) => check(
             "package",
             Level::Pass,

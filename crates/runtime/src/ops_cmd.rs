@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use everarcade_client::ClientError;
-use everarcade_ops::operator::{KeyListing, OfflineWorld, list_keys, rotate_offline};
+use everarcade_ops::operator::{KeyListing, list_keys, rotate_offline};
 use everarcade_ops::{
     KeySource, OfflineBackup, OpsError, ReplayFrom, RestoreOptions, RestorePhase, RestoreRequest,
     VerifyOptions, backup_offline, restore_observed,
@@ -120,12 +120,8 @@ pub fn backup(args: BackupArgs) -> Result<(), Failure> {
     }
     // Any other holder of the lock (a command, a node still starting).
     refuse_running(&target, "wait until it is done, then back up")?;
-    let (engine, compiled) = target.compile()?;
     let done = backup_offline(&OfflineBackup {
-        dir: &target.dir,
-        id: &target.id,
-        engine: &engine,
-        compiled: &compiled,
+        door: &target.door()?,
         out: args.backup_dir,
     })
     .map_err(ops_failure)?;
@@ -442,14 +438,7 @@ fn rotate(args: JsonWorldArgs) -> Result<(), Failure> {
     let target = Target::resolve(&args.world)?;
     target.require_bound()?;
     refuse_running(&target, "stop the node first: `keys rotate` works offline")?;
-    let (engine, compiled) = target.compile()?;
-    let rotation = rotate_offline(&OfflineWorld {
-        dir: &target.dir,
-        id: &target.id,
-        engine: &engine,
-        compiled: &compiled,
-    })
-    .map_err(ops_failure)?;
+    let rotation = rotate_offline(&target.door()?).map_err(ops_failure)?;
     if args.json {
         let object = serde_json::json!({
             "world": target.id.as_str(),

@@ -1,12 +1,12 @@
 //! `recover`: the repair actions (torn tail, checkpoint fallback, quarantine),
 //! each stated, ending with a recovery whose roots match the lineage.
 
-use everarcade_world::repair::repair;
 use everarcade_world::replay::StartedFrom;
+use everarcade_world::{Arrival, Entry, Way};
 
 use crate::JsonWorldArgs;
 use crate::exit::Failure;
-use crate::target::{DurabilityArgs, Target, disk, world_failure};
+use crate::target::{DurabilityArgs, Target, open, world_failure};
 
 /// Options of `recover`.
 #[derive(clap::Args)]
@@ -21,29 +21,30 @@ pub struct RecoverArgs {
 pub fn run(args: RecoverArgs) -> Result<(), Failure> {
     let target = Target::resolve(&args.common.world)?;
     target.require_bound()?;
-    let lock = target.lock()?;
-    let (engine, compiled) = target.compile()?;
-    let repaired = repair(
-        disk(),
-        target.dir.clone(),
-        target.id.clone(),
-        engine,
-        compiled,
-        args.durability.config(),
-    )
-    .map_err(world_failure)?;
-    let recovery = &repaired.recovery;
+    let entry = Entry {
+        way: Way::Repair,
+        ..Entry::existing(args.durability.config())
+    };
+    let opened = open(&target.door()?, entry)?;
+    let Arrival::Repaired {
+        actions: repairs,
+        recovery,
+    } = &opened.arrival
+    else {
+        unreachable!("Way::Repair repairs an existing world")
+    };
     let roots = recovery.roots;
     let from = match &recovery.started_from {
         StartedFrom::Genesis => "genesis".to_string(),
         StartedFrom::Checkpoint { tick, .. } => format!("checkpoint {tick}"),
     };
     let mut actions: Vec<String> = Vec::new();
-    if let Some(pid) = lock.stale_pid() {
+    if let Some(pid) = opened.lock.as_ref().and_then(|lock| lock.stale_pid()) {
         actions.push(format!("took over the stale world lock of pid {pid}"));
     }
-    actions.extend(repaired.actions.iter().map(ToString::to_string));
-    repaired.world.close().map_err(world_failure)?;
+    actions.extend(repairs.iter().map(ToString::to_string));
+    let recovery = recovery.clone();
+    opened.world.close().map_err(world_failure)?;
     if args.common.json {
         let object = serde_json::json!({
             "world": target.id.as_str(),

@@ -24,15 +24,16 @@ use everarcade_engine::{CompiledPackage, Engine, TickOutput, World};
 use everarcade_protocol::{
     Envelope, EnvelopeError, Hash, Receipt, ReceiptKind, Tick, TickRoots, WorldId, test_signing_key,
 };
-use everarcade_world::replay::{Context, ReplayOptions, ReplayedTick, Start, replay};
-use everarcade_world::{DurableWorld, bind_package};
+use everarcade_store::WorldLock;
+use everarcade_world::replay::{Context, ReplayProfile, ReplayedTick, replay};
+use everarcade_world::{DurableWorld, Entry, FrontDoor, Keys};
 use indicatif::ProgressBar;
 
 use crate::WorldArgs;
 use crate::exit::{DIVERGENCE, FAILURE, Failure, PACKAGE, USAGE};
 use crate::inputs::{ScriptedInput, read_inputs};
 use crate::progress;
-use crate::target::{DurabilityArgs, Target, disk, world_failure};
+use crate::target::{DurabilityArgs, Target, disk, open, world_failure};
 
 /// Ticks run when neither `--ticks` nor an inputs file says otherwise.
 pub const TICKS_DEFAULT: u64 = 100;
@@ -178,7 +179,8 @@ pub fn run(args: SimulateArgs) -> Result<(), Failure> {
     };
     let ticks = tick_count(args.ticks, &scripted)?;
     let target = Target::resolve(&args.world)?;
-    let (engine, compiled) = target.compile()?;
+    let door = target.door()?;
+    let (engine, compiled) = (door.engine.clone(), door.compiled.clone());
     let _lock;
     let (mut driver, note) = if args.amnesia {
         let (world, _) = World::genesis(&engine, target.id.clone(), compiled.clone())
@@ -195,8 +197,8 @@ pub fn run(args: SimulateArgs) -> Result<(), Failure> {
         );
         (driver, note)
     } else {
-        _lock = target.lock()?;
-        let (mut driver, note) = open_or_create(&target, &engine, &compiled, &args.durability)?;
+        let (mut driver, note, lock) = open_or_create(&target, &door, &args.durability)?;
+        _lock = lock;
         if let Driver::Durable(durable) = &mut driver {
             durable.write_status("running").map_err(world_failure)?;
         }
@@ -256,34 +258,25 @@ pub fn run(args: SimulateArgs) -> Result<(), Failure> {
     Ok(())
 }
 
-/// Recovers and continues the world if it exists, else binds the package and creates it.
+/// Recovers and continues the world if it exists, else binds the package
+/// and creates it: the front door as a node enters (lock, incidents, the
+/// binding, the runtime version), except that simulate creates no operator
+/// key (it signs checkpoints only with a key the world has).
 fn open_or_create(
     target: &Target,
-    engine: &Arc<Engine>,
-    compiled: &Arc<CompiledPackage>,
+    door: &FrontDoor,
     durability: &DurabilityArgs,
-) -> Result<(Driver, String), Failure> {
-    let storage = disk();
-    let config = durability.config();
-    let dir = target.dir.clone();
-    // A world whose creation was interrupted before its journal began (and
-    // whose torn first segment `recover` moved to quarantine) is created again.
-    let listing = everarcade_store::checkpoint::list_checkpoints(&*storage, &dir)
-        .map_err(crate::target::store_failure)?;
-    if storage.exists(&dir.segment(1)) || !listing.checkpoints.is_empty() {
-        target.require_bound()?;
-        let (durable, recovery) = DurableWorld::open(
-            storage,
-            dir,
-            target.id.clone(),
-            engine.clone(),
-            compiled.clone(),
-            config,
-        )
-        .map_err(world_failure)?;
-        let note = format!(
-            "continued the world under {}: recovered tick {} ({} ticks replayed from {}), roots match the journal",
-            target.dir.path().display(),
+) -> Result<(Driver, String, Option<WorldLock>), Failure> {
+    let entry = Entry {
+        keys: Keys::Load,
+        ..Entry::node(durability.config())
+    };
+    let opened = open(door, entry)?;
+    let path = target.dir.path().display();
+    let note = match opened.arrival.recovery() {
+        None => format!("created the world under {path}; every tick is journaled"),
+        Some(recovery) => format!(
+            "continued the world under {path}: recovered tick {} ({} ticks replayed from {}), roots match the journal",
             recovery.roots.tick,
             recovery.ticks_replayed,
             match &recovery.started_from {
@@ -291,24 +284,9 @@ fn open_or_create(
                 everarcade_world::replay::StartedFrom::Checkpoint { tick, .. } =>
                     format!("the checkpoint of tick {tick}"),
             }
-        );
-        return Ok((Driver::Durable(Box::new(durable)), note));
-    }
-    bind_package(&target.dir, &target.package).map_err(world_failure)?;
-    let durable = DurableWorld::create(
-        storage,
-        dir,
-        target.id.clone(),
-        engine.clone(),
-        compiled.clone(),
-        config,
-    )
-    .map_err(world_failure)?;
-    let note = format!(
-        "created the world under {}; every tick is journaled",
-        target.dir.path().display()
-    );
-    Ok((Driver::Durable(Box::new(durable)), note))
+        ),
+    };
+    Ok((Driver::Durable(Box::new(opened.world)), note, opened.lock))
 }
 
 /// `--verify`: replays and compares; returns whether it ran.
@@ -340,12 +318,7 @@ fn finish(
                 compiled: compiled.clone(),
                 schedule: None,
             };
-            let options = ReplayOptions {
-                start: Start::Genesis,
-                stop_after: None,
-                verify_signatures: true,
-                diff_on_divergence: true,
-            };
+            let options = ReplayProfile::VerifyFromGenesis.options();
             let journal = progress::JournalBytes::measure(&target.dir);
             let bar = progress::journal(visible, "verify", &journal);
             let mut observe = |tick: ReplayedTick<'_>| {

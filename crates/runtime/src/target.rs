@@ -6,8 +6,11 @@ use std::sync::Arc;
 use everarcade_engine::{CompiledPackage, Engine};
 use everarcade_package::Package;
 use everarcade_protocol::{Hash, WorldId};
-use everarcade_store::{DiskStorage, Storage, StoreError, WorldDir, WorldLock};
-use everarcade_world::{ErrorClass, WorldConfig, WorldError, bound_package, check_binding};
+use everarcade_store::{DiskStorage, Storage, StoreError, WorldDir, WorldLock, lock_world};
+use everarcade_world::{
+    Entry, ErrorClass, FrontDoor, Opened, Step, WorldConfig, WorldError, bound_package,
+    check_binding, world_exists,
+};
 
 use crate::WorldArgs;
 use crate::exit::{DIVERGENCE, FAILURE, Failure, INTEGRITY, PACKAGE, USAGE};
@@ -40,9 +43,11 @@ impl WorldRef {
         Ok(WorldRef { id, dir })
     }
 
-    /// Whether the world has been created (it has a journal).
+    /// Whether the world has been created: the front door's one rule
+    /// ([`world_exists`]). A directory that cannot be read counts as a
+    /// world, so that opening it reports why.
     pub fn exists(&self) -> bool {
-        DiskStorage.exists(&self.dir.segment(1)) || DiskStorage.exists(&self.dir.genesis())
+        world_exists(&DiskStorage, &self.dir).unwrap_or(true)
     }
 
     /// Refuses a world that has not been created.
@@ -61,7 +66,7 @@ impl WorldRef {
         };
         let package = load_package(path)?;
         if self.exists() {
-            check_binding(&self.dir, &package).map_err(world_failure)?;
+            check_binding(&DiskStorage, &self.dir, &package).map_err(world_failure)?;
         }
         Ok(Some(package))
     }
@@ -121,7 +126,7 @@ impl Target {
     /// Refuses a world that does not exist, or a package not bound at its genesis.
     pub fn require_bound(&self) -> Result<(), Failure> {
         self.world_ref().require_exists()?;
-        check_binding(&self.dir, &self.package).map_err(world_failure)
+        check_binding(&DiskStorage, &self.dir, &self.package).map_err(world_failure)
     }
 
     /// An engine and the compiled package.
@@ -133,19 +138,43 @@ impl Target {
         Ok((Arc::new(engine), compiled))
     }
 
-    /// Takes the world lock, creating the world directory if needed; says so
-    /// on stderr when it takes over a stale lock.
+    /// The world's front door on the disk, its package compiled.
+    pub fn door(&self) -> Result<FrontDoor, Failure> {
+        let (engine, compiled) = self.compile()?;
+        Ok(FrontDoor {
+            storage: disk(),
+            dir: self.dir.clone(),
+            id: self.id.clone(),
+            engine,
+            compiled,
+        })
+    }
+
+    /// Takes the world lock ([`lock_world`]) for a command that holds it
+    /// across several entries (`Lock::AlreadyHeld`); says so on stderr when
+    /// it takes over a stale lock.
     pub fn lock(&self) -> Result<WorldLock, Failure> {
-        DiskStorage
-            .create_dir_all(self.dir.path())
-            .map_err(|e| store_failure(StoreError::io("create", self.dir.path())(e)))?;
-        let lock = WorldLock::acquire(&self.dir.lock()).map_err(store_failure)?;
-        if let Some(pid) = lock.stale_pid() {
-            eprintln!(
-                "note: took over a stale world lock left by pid {pid}, which no longer holds it"
-            );
-        }
+        let lock = lock_world(&self.dir).map_err(store_failure)?;
+        note_stale_lock(lock.stale_pid());
         Ok(lock)
+    }
+}
+
+/// Enters a world through its front door; says on stderr when the lock
+/// taken was a dead process's.
+pub fn open(door: &FrontDoor, entry: Entry) -> Result<Opened, Failure> {
+    let mut observe = |step: Step<'_>| {
+        if let Step::LockTaken { stale_pid, .. } = step {
+            note_stale_lock(stale_pid);
+        }
+    };
+    door.open_observed(entry, &mut observe)
+        .map_err(world_failure)
+}
+
+fn note_stale_lock(stale_pid: Option<u32>) {
+    if let Some(pid) = stale_pid {
+        eprintln!("note: took over a stale world lock left by pid {pid}, which no longer holds it");
     }
 }
 

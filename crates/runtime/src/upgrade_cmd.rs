@@ -20,18 +20,18 @@ use everarcade_engine::Engine;
 use everarcade_package::Package;
 use everarcade_store::DiskStorage;
 use everarcade_store::keys::OperatorKeys;
-use everarcade_world::DurableWorld;
 use everarcade_world::audit::audit;
 use everarcade_world::lineage::UpgradeKind;
 use everarcade_world::upgrade::{
     Allow, PendingUpgrade, UpgradeInputs, accept, apply, classify, matches_head, pending,
     replay_history_under_new, roll_back, verify_current,
 };
+use everarcade_world::{Entry, FrontDoor, Lock, Opened};
 
 use crate::WorldArgs;
 use crate::exit::{DIVERGENCE, FAILURE, Failure, NOT_RUNNING, PACKAGE};
 use crate::ops_cmd::ops_failure;
-use crate::target::{DurabilityArgs, Target, disk, store_failure, world_failure};
+use crate::target::{DurabilityArgs, Target, disk, open, store_failure, world_failure};
 use crate::{node_cmd, probe};
 
 /// `upgrade` arguments.
@@ -311,15 +311,21 @@ fn checkpoint_and_backup(
     json: bool,
 ) -> Result<Saved, Failure> {
     let storage = disk();
-    let (mut world, _) = DurableWorld::open(
-        storage.clone(),
-        target.dir.clone(),
-        target.id.clone(),
-        engine.clone(),
-        current.clone(),
-        DurabilityArgs::defaults().config(),
-    )
-    .map_err(world_failure)?;
+    let door = FrontDoor {
+        storage: storage.clone(),
+        dir: target.dir.clone(),
+        id: target.id.clone(),
+        engine: engine.clone(),
+        compiled: current.clone(),
+    };
+    // The upgrade holds the lock from step 1 to the end.
+    let entry = Entry {
+        lock: Lock::AlreadyHeld,
+        ..Entry::existing(DurabilityArgs::defaults().config())
+    };
+    let Opened {
+        mut world, keys, ..
+    } = open(&door, entry)?;
     let executed_tick = if world.pending_inputs() > 0 {
         Some(world.execute_tick().map_err(world_failure)?.roots.tick)
     } else {
@@ -337,8 +343,13 @@ fn checkpoint_and_backup(
             taken.path.display()
         ),
     );
-    let (keys, key_created) =
-        OperatorKeys::load_or_create(&*storage, &target.dir, head.tick).map_err(store_failure)?;
+    // The key the front door loaded, else one created at the head (after
+    // the checkpoint, which a world without a key leaves unsigned).
+    let (keys, key_created) = match keys.and_then(Arc::into_inner) {
+        Some(keys) => (keys, false),
+        None => OperatorKeys::load_or_create(&*storage, &target.dir, head.tick)
+            .map_err(store_failure)?,
+    };
     let parent = everarcade_ops::backup::default_backup_parent(&world_args.runtime_root)
         .map_err(ops_failure)?;
     let source = everarcade_ops::backup::BackupSource {
@@ -568,18 +579,17 @@ fn recover_pre_upgrade(
         dir: target.dir.clone(),
         package: previous,
     };
-    let (engine, compiled) = old_target.compile()?;
-    let (world, recovery) = DurableWorld::open(
-        disk(),
-        target.dir.clone(),
-        target.id.clone(),
-        engine.clone(),
-        compiled.clone(),
-        DurabilityArgs::defaults().config(),
-    )
-    .map_err(world_failure)?;
-    let roots = world.roots();
-    world.close().map_err(world_failure)?;
+    let door = old_target.door()?;
+    let (engine, compiled) = (door.engine.clone(), door.compiled.clone());
+    // `rollback` holds the lock from step 1 to the end.
+    let entry = Entry {
+        lock: Lock::AlreadyHeld,
+        ..Entry::existing(DurabilityArgs::defaults().config())
+    };
+    let opened = open(&door, entry)?;
+    let ticks_replayed = opened.arrival.recovery().map_or(0, |r| r.ticks_replayed);
+    let roots = opened.world.roots();
+    opened.world.close().map_err(world_failure)?;
     if !matches_head(pending, &roots) {
         return Err(Failure::new(
             crate::exit::INTEGRITY,
@@ -594,7 +604,7 @@ fn recover_pre_upgrade(
         json,
         &format!(
             "4. recovered {} ticks with the pre-upgrade package {}: tick {} C(t) {} equals the last accepted pre-upgrade root",
-            recovery.ticks_replayed, old_target.package.root, roots.tick, roots.continuity_root
+            ticks_replayed, old_target.package.root, roots.tick, roots.continuity_root
         ),
     );
     verify_after(&old_target, &engine, &compiled, json)?;

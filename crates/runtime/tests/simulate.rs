@@ -370,3 +370,50 @@ fn amnesia_writes_nothing() {
     let durable = simulate_json(&["--ticks", "30", "--bots", "4"]);
     assert_eq!(roots(&summary), roots(&durable));
 }
+
+/// `simulate` enters a durable world through the front door as a node
+/// does: it creates no operator key, records the runtime that verified the
+/// lineage, and refuses a world with an unresolved incident (exit 3), which
+/// it opens again once the incident is resolved.
+#[test]
+fn simulate_enters_through_the_front_door_and_refuses_an_incident() {
+    let root = Root::new();
+    let first = simulate_in(&root, &["--ticks", "5"]);
+    assert_eq!(first["head_tick"], 5);
+    let world = root.path.join("worlds/world-001");
+    assert!(
+        !world.join("operator").exists(),
+        "simulate created an operator key"
+    );
+    let record: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(world.join("runtime.json")).unwrap()).unwrap();
+    assert_eq!(record["runtime_version"], env!("CARGO_PKG_VERSION"));
+    let incidents = world.join("incidents");
+    std::fs::create_dir_all(&incidents).unwrap();
+    let incident = serde_json::json!({
+        "format": 1, "kind": "divergence", "detected_by": "self-audit", "time_unix_ms": 0,
+        "tick": 3, "roots": [["state_root", "00".repeat(32), "11".repeat(32)]],
+        "runtime_version": "0.1.0", "package_root": "22".repeat(32), "message": "replay diverged at tick 3",
+    });
+    std::fs::write(incidents.join("000001.json"), incident.to_string()).unwrap();
+    check_failure(
+        &[
+            "simulate",
+            root.as_str(),
+            "world-001",
+            PACKAGE,
+            "--ticks",
+            "1",
+        ],
+        3,
+        "incident_unresolved",
+    );
+    std::fs::create_dir_all(incidents.join("resolved")).unwrap();
+    std::fs::rename(
+        incidents.join("000001.json"),
+        incidents.join("resolved/000001.json"),
+    )
+    .unwrap();
+    let again = simulate_in(&root, &["--ticks", "1"]);
+    assert_eq!(again["head_tick"], 6);
+}

@@ -157,6 +157,32 @@ impl std::fmt::Debug for OperatorKeys {
     }
 }
 
+/// A key history without `operator/key` is what a creation that lost power
+/// between its two writes leaves (the key is the commit point, so nothing
+/// was ever signed with it): it is moved to `quarantine/`. A history with
+/// more than its first key cannot be that and is refused as corrupt.
+fn set_aside_interrupted_creation(storage: &dyn Storage, dir: &WorldDir) -> Result<(), StoreError> {
+    if !storage.exists(&dir.operator_keys()) {
+        return Ok(());
+    }
+    let interrupted = match read_history(storage, dir) {
+        Ok(Some(history)) => {
+            history.keys.len() == 1 && history.keys[0].endorsed_by_previous.is_none()
+        }
+        // A history that does not parse is not one anything was signed under.
+        Ok(None) | Err(_) => true,
+    };
+    if !interrupted {
+        return Err(StoreError::Corrupt {
+            path: dir.operator_keys(),
+            offset: 0,
+            what: "it holds rotated keys but operator/key is missing".into(),
+        });
+    }
+    crate::meta::quarantine(storage, dir, &dir.operator_keys())?;
+    Ok(())
+}
+
 fn random_seed() -> std::io::Result<[u8; 32]> {
     let mut seed = [0u8; 32];
     std::io::Read::read_exact(&mut std::fs::File::open("/dev/urandom")?, &mut seed)?;
@@ -190,14 +216,9 @@ impl OperatorKeys {
         storage
             .create_dir_all(&operator)
             .map_err(StoreError::io("create", &operator))?;
+        set_aside_interrupted_creation(storage, dir)?;
         let seed = random_seed().map_err(StoreError::io("read", "/dev/urandom"))?;
         let key = SigningKey::from_bytes(&seed);
-        write_atomic(
-            storage,
-            &dir.operator_key(),
-            format!("{}\n", hex::encode(seed)).as_bytes(),
-        )
-        .map_err(StoreError::io("write", dir.operator_key()))?;
         let history = KeyHistory {
             format: KEYS_FORMAT,
             keys: vec![KeyEntry {
@@ -207,7 +228,16 @@ impl OperatorKeys {
                 endorsed_by_previous: None,
             }],
         };
+        // The history first and the key last: `operator/key` is the commit
+        // point. Power lost between the two leaves a history without a key,
+        // which nothing has signed with; the next creation sets it aside.
         write_json(storage, &dir.operator_keys(), &history)?;
+        write_atomic(
+            storage,
+            &dir.operator_key(),
+            format!("{}\n", hex::encode(seed)).as_bytes(),
+        )
+        .map_err(StoreError::io("write", dir.operator_key()))?;
         Ok((
             OperatorKeys {
                 current: key,
@@ -556,6 +586,43 @@ mod tests {
             "contexts differ"
         );
         assert!(!format!("{keys:?}").contains(&hex::encode(keys.current.to_bytes())));
+    }
+
+    #[test]
+    fn a_creation_that_loses_power_at_any_sync_is_created_again() {
+        let clean = SimStorage::new();
+        OperatorKeys::load_or_create(&clean, &dir(), 0).unwrap();
+        let syncs = clean.syncs();
+        assert!(syncs >= 2, "a creation syncs the history and the key");
+        for n in 1..=syncs {
+            for reboot in [
+                crate::sim::Reboot::LoseUnsynced,
+                crate::sim::Reboot::TornUnsynced { seed: n },
+            ] {
+                let disk = SimStorage::new();
+                disk.crash_at_sync(n);
+                assert!(OperatorKeys::load_or_create(&disk, &dir(), 0).is_err());
+                let after = disk.reboot(reboot);
+                let (keys, _) = OperatorKeys::load_or_create(&after, &dir(), 0)
+                    .unwrap_or_else(|e| panic!("sync {n}, {reboot:?}: {e}"));
+                let loaded = OperatorKeys::load(&after, &dir()).unwrap().unwrap();
+                assert_eq!(loaded.public_key(), keys.public_key(), "sync {n}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_rotated_history_without_its_key_is_corrupt_not_replaced() {
+        let disk = SimStorage::new();
+        let (mut keys, _) = OperatorKeys::load_or_create(&disk, &dir(), 0).unwrap();
+        keys.rotate(&disk, &dir(), 10).unwrap();
+        disk.remove_file(&dir().operator_key()).unwrap();
+        let refused = OperatorKeys::load_or_create(&disk, &dir(), 20);
+        assert!(
+            matches!(&refused, Err(StoreError::Corrupt { what, .. }) if what.contains("rotated")),
+            "{refused:?}"
+        );
+        assert_eq!(read_history(&disk, &dir()).unwrap().unwrap().keys.len(), 2);
     }
 
     #[test]

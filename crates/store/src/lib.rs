@@ -36,6 +36,6 @@ pub use checkpoint::{Checkpoint, CheckpointSummary};
 pub use error::StoreError;
 pub use journal::{JournalConfig, JournalReader, JournalWriter, Record};
 pub use layout::WorldDir;
-pub use lock::{LockState, WorldLock};
+pub use lock::{LockState, WorldLock, lock_world};
 pub use sim::{Reboot, SimStorage};
 pub use storage::{DiskStorage, Storage};

@@ -13,7 +13,8 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use crate::error::StoreError;
-use crate::storage::FILE_MODE;
+use crate::layout::WorldDir;
+use crate::storage::{DiskStorage, FILE_MODE, Storage};
 
 /// A held world lock; released (and emptied) on drop.
 #[derive(Debug)]
@@ -140,6 +141,26 @@ impl WorldLock {
             }),
         }
     }
+}
+
+/// Takes a world's lock: creates the world directory (0700) if needed, then
+/// [`WorldLock::acquire`] on its `world.lock`. The one way a process takes
+/// the lock of a world; [`WorldLock::stale_pid`] says whether it took over
+/// the lock of a dead holder.
+pub fn lock_world(dir: &WorldDir) -> Result<WorldLock, StoreError> {
+    DiskStorage
+        .create_dir_all(dir.path())
+        .map_err(StoreError::io("create", dir.path()))?;
+    WorldLock::acquire(&dir.lock())
+}
+
+/// Whether this process holds `dir`'s lock (through any [`WorldLock`]): the
+/// lock is held and the pid written in it is ours.
+pub fn held_by_this_process(dir: &WorldDir) -> Result<bool, StoreError> {
+    Ok(WorldLock::probe(&dir.lock())?
+        == LockState::Held {
+            pid: std::process::id(),
+        })
 }
 
 impl Drop for WorldLock {

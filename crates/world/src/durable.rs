@@ -27,7 +27,7 @@ use everarcade_store::meta::{GenesisFile, META_FORMAT, StatusFile, write_json};
 use everarcade_store::{JournalWriter, Record, Storage, StoreError, WorldDir};
 
 use crate::error::WorldError;
-use crate::replay::{Context, ReplayOptions, Start, StartedFrom, replay};
+use crate::replay::{Context, ReplayProfile, StartedFrom, replay};
 
 /// Durability settings.
 #[derive(Clone, Copy, Debug)]
@@ -112,7 +112,9 @@ pub struct Listening {
 
 impl DurableWorld {
     /// Creates a new world: runs genesis, writes `genesis.json` and the
-    /// journal's first segment. The package must already be bound.
+    /// journal's first segment. The package must already be bound. A
+    /// low-level step: commands and nodes create a world through
+    /// [`crate::front_door::FrontDoor::open`].
     pub fn create(
         storage: Arc<dyn Storage>,
         dir: WorldDir,
@@ -121,7 +123,7 @@ impl DurableWorld {
         compiled: Arc<CompiledPackage>,
         config: WorldConfig,
     ) -> Result<DurableWorld, WorldError> {
-        if storage.exists(&dir.segment(1)) {
+        if crate::front_door::world_exists(&*storage, &dir)? {
             return Err(WorldError::Exists {
                 path: dir.path().to_path_buf(),
             });
@@ -173,7 +175,30 @@ impl DurableWorld {
     /// Opens an existing world: recovery from the newest checkpoint that
     /// verifies plus the journal after it; the recovered roots must equal the
     /// recorded ones. A torn tail or any corruption refuses to open.
+    ///
+    /// A low-level step: it checks no lock, binding or incident, and loads
+    /// the operator key if there is one. Commands and nodes enter a world
+    /// through [`crate::front_door::FrontDoor::open`].
     pub fn open(
+        storage: Arc<dyn Storage>,
+        dir: WorldDir,
+        id: WorldId,
+        engine: Arc<Engine>,
+        compiled: Arc<CompiledPackage>,
+        config: WorldConfig,
+    ) -> Result<(DurableWorld, Recovery), WorldError> {
+        let (mut durable, recovery) =
+            DurableWorld::recover(storage, dir, id, engine, compiled, config)?;
+        // A world that has an operator key signs every checkpoint it writes.
+        if let Some(keys) = OperatorKeys::load(&*durable.storage, &durable.dir)? {
+            durable.operator = Some(Arc::new(keys));
+        }
+        Ok((durable, recovery))
+    }
+
+    /// [`DurableWorld::open`] without the operator key: the front door
+    /// loads it once, as its entry asks.
+    pub(crate) fn recover(
         storage: Arc<dyn Storage>,
         dir: WorldDir,
         id: WorldId,
@@ -190,12 +215,7 @@ impl DurableWorld {
             compiled,
             schedule: None,
         };
-        let options = ReplayOptions {
-            start: Start::NewestCheckpoint,
-            stop_after: None,
-            verify_signatures: false,
-            diff_on_divergence: true,
-        };
+        let options = ReplayProfile::Recovery.options();
         let replayed = replay(&context, &options, &mut |_| {})?;
         if let Some(torn) = &replayed.torn {
             return Err(torn.to_error().into());
@@ -232,11 +252,6 @@ impl DurableWorld {
             poisoned: None,
             operator: None,
         };
-        let mut durable = durable;
-        // A world that has an operator key signs every checkpoint it writes.
-        if let Some(keys) = OperatorKeys::load(&*durable.storage, &durable.dir)? {
-            durable.operator = Some(Arc::new(keys));
-        }
         Ok((durable, recovery))
     }
 

@@ -93,6 +93,20 @@ pub enum WorldError {
     /// The world cannot do this now (e.g. a checkpoint with inputs pending).
     #[error("{0}")]
     Busy(String),
+    /// An unresolved incident record is in the world's `incidents/`: the
+    /// front door does not open a lineage under investigation.
+    #[error(
+        "incident {} is unresolved ({kind} at tick {tick}): the node does not serve a lineage under investigation; once resolved (restore, rollback, or a fixed runtime), move the record to incidents/resolved/",
+        path.display()
+    )]
+    Incident {
+        /// The record.
+        path: PathBuf,
+        /// Its kind.
+        kind: String,
+        /// Its tick.
+        tick: Tick,
+    },
     /// A previous failure left the in-memory world unusable; reopen it.
     #[error("the world is poisoned by an earlier failure and must be reopened: {0}")]
     Poisoned(String),
@@ -127,6 +141,7 @@ impl WorldError {
             WorldError::OperatorSignature(_) => "bad_operator_signature",
             WorldError::Busy(_) => "busy",
             WorldError::Poisoned(_) => "world_poisoned",
+            WorldError::Incident { .. } => "incident_unresolved",
         }
     }
 
@@ -144,7 +159,7 @@ impl WorldError {
             WorldError::InputRefused { .. }
             | WorldError::Lineage { .. }
             | WorldError::OperatorSignature(_) => ErrorClass::Integrity,
-            WorldError::Divergence(_) => ErrorClass::Divergence,
+            WorldError::Divergence(_) | WorldError::Incident { .. } => ErrorClass::Divergence,
         }
     }
 }

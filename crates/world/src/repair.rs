@@ -92,7 +92,7 @@ pub fn repair(
     repair_journal(&*storage, &dir, &mut actions)?;
     repair_checkpoints(&*storage, &dir, &mut actions)?;
     loop {
-        let opened = DurableWorld::open(
+        let opened = DurableWorld::recover(
             storage.clone(),
             dir.clone(),
             id.clone(),

@@ -610,3 +610,44 @@ fn same_outcomes(
                 == (b.kind, b.subject, b.outcome, b.events_hash, b.event_count)
         })
 }
+
+/// The named ways a world is replayed on its way in ([`crate::front_door`])
+/// and by the commands that verify it; each is one fixed [`ReplayOptions`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReplayProfile {
+    /// What opening a world does: from the newest checkpoint that verifies,
+    /// trusting the journal's checksums for signatures, to the end of the
+    /// journal.
+    Recovery,
+    /// What a new runtime version and `replay-verify` do: from genesis,
+    /// every signature re-checked, to the end of the journal.
+    VerifyFromGenesis,
+}
+
+impl ReplayProfile {
+    /// The options of this profile. Both report a state diff on divergence.
+    pub fn options(self) -> ReplayOptions {
+        match self {
+            ReplayProfile::Recovery => ReplayOptions {
+                start: Start::NewestCheckpoint,
+                stop_after: None,
+                verify_signatures: false,
+                diff_on_divergence: true,
+            },
+            ReplayProfile::VerifyFromGenesis => ReplayOptions {
+                start: Start::Genesis,
+                stop_after: None,
+                verify_signatures: true,
+                diff_on_divergence: true,
+            },
+        }
+    }
+
+    /// The name logs and reports use: `recovery`, `verify from genesis`.
+    pub fn name(self) -> &'static str {
+        match self {
+            ReplayProfile::Recovery => "recovery",
+            ReplayProfile::VerifyFromGenesis => "verify from genesis",
+        }
+    }
+}

@@ -29,7 +29,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::WorldError;
 use crate::lineage::{Lineage, Schedule, TransitionBody, UpgradeKind, read_lineage, write_lineage};
-use crate::replay::{Context, ReplayOptions, Start, replay};
+use crate::replay::{Context, ReplayProfile, replay};
 
 /// Flags that allow protocol transitions.
 #[derive(Clone, Copy, Debug, Default)]
@@ -203,12 +203,7 @@ fn replay_with(
         compiled: inputs.current.clone(),
         schedule,
     };
-    let options = ReplayOptions {
-        start: Start::Genesis,
-        stop_after: None,
-        verify_signatures: true,
-        diff_on_divergence: true,
-    };
+    let options = ReplayProfile::VerifyFromGenesis.options();
     Ok(replay(&context, &options, &mut |_| {})?.last)
 }
 

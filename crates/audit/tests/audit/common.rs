@@ -49,7 +49,7 @@ pub fn build(label: &str, seed: u64, ticks: Tick, interval: u64) -> Built {
     let root = Temp::new(label);
     let dir = WorldDir::new(root.path(), &world_id());
     let fixture = fixture();
-    bind_package(&dir, &fixture.package).unwrap();
+    bind_package(&DiskStorage, &dir, &fixture.package).unwrap();
     let config = WorldConfig {
         checkpoint_interval_ticks: interval,
         checkpoints_retained: 100,

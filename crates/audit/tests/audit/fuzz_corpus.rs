@@ -360,7 +360,7 @@ fn tiny_world() -> Tiny {
     let engine = fixture().engine.clone();
     let compiled = engine.compile(&package).unwrap();
     let dir = WorldDir::new(&root.path().join("worlds"), &world_id());
-    bind_package(&dir, &package).unwrap();
+    bind_package(&DiskStorage, &dir, &package).unwrap();
     let config = WorldConfig {
         checkpoint_interval_ticks: 2,
         checkpoints_retained: 10,

@@ -17,7 +17,7 @@ use everarcade_testkit::bots::Bots;
 use everarcade_testkit::temp::TempDir;
 pub use everarcade_testkit::world_id;
 use everarcade_world::replay::{Context, ReplayOptions, Replayed, Start};
-use everarcade_world::{DurableWorld, WorldConfig, WorldError, bind_package};
+use everarcade_world::{DurableWorld, FrontDoor, WorldConfig, WorldError, bind_package};
 
 /// Bot players.
 pub const BOTS: usize = 6;
@@ -99,7 +99,7 @@ pub fn make_world(root: &Root, ticks: u64) -> TickRoots {
     let fixture = fixture();
     let dir = root.dir();
     std::fs::create_dir_all(dir.path()).expect("create the world directory");
-    bind_package(&dir, &fixture.package).expect("bind the package");
+    bind_package(&DiskStorage, &dir, &fixture.package).expect("bind the package");
     let mut world = DurableWorld::create(
         Arc::new(DiskStorage),
         dir,
@@ -122,14 +122,22 @@ pub fn continue_world(root: &Root, ticks: u64) -> TickRoots {
 
 /// An offline backup into the folder `out` (default: beside the root).
 pub fn backup(root: &Root, out: Option<PathBuf>) -> Result<OfflineBackupReport, OpsError> {
-    let fixture = fixture();
     backup_offline(&OfflineBackup {
-        dir: &root.dir(),
-        id: &world_id(),
-        engine: &fixture.engine,
-        compiled: &fixture.compiled,
+        door: &door(root),
         out,
     })
+}
+
+/// The world's front door, on the disk, with the sample package.
+pub fn door(root: &Root) -> FrontDoor {
+    let fixture = fixture();
+    FrontDoor {
+        storage: Arc::new(DiskStorage),
+        dir: root.dir(),
+        id: world_id(),
+        engine: fixture.engine.clone(),
+        compiled: fixture.compiled.clone(),
+    }
 }
 
 /// Restores `backup` into `root`.

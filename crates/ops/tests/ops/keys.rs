@@ -5,15 +5,13 @@
 //! for; the endorsement signs the context and the raw new key.
 
 use ed25519_dalek::{Signature, Signer, VerifyingKey};
-use everarcade_ops::operator::{OfflineWorld, check_history, list_keys, rotate_offline};
+use everarcade_ops::operator::{check_history, list_keys, rotate_offline};
 use everarcade_ops::restore::PREVIOUS_HISTORY_FILE;
 use everarcade_ops::{KeySource, RestoreOptions, VerifyOptions, verify_backup};
 use everarcade_protocol::{Hash, test_signing_key};
 use everarcade_store::keys::{KeyEntry, KeyHistory, Signed, parse_public_key, parse_signature};
 
-use crate::common::{
-    Root, audit, backup, continue_world, fixture, make_world, restore_into, world_id,
-};
+use crate::common::{Root, audit, backup, continue_world, door, make_world, restore_into};
 
 fn trusting(key: &str) -> VerifyOptions {
     VerifyOptions {
@@ -27,14 +25,7 @@ fn after_a_rotation_old_checkpoints_and_backups_still_verify() {
     make_world(&root, 12);
     let first = backup(&root, None).expect("backup");
     let old_key = first.backup.manifest.operator_public_key.clone();
-    let fixture = fixture();
-    let rotation = rotate_offline(&OfflineWorld {
-        dir: &root.dir(),
-        id: &world_id(),
-        engine: &fixture.engine,
-        compiled: &fixture.compiled,
-    })
-    .expect("rotate");
+    let rotation = rotate_offline(&door(&root)).expect("rotate");
     assert_eq!(rotation.height, 12);
     assert_eq!(rotation.retired.as_deref(), Some(old_key.as_str()));
     assert_eq!(rotation.current.from_tick, 13);

@@ -11,6 +11,7 @@ mod common;
 mod corruption;
 mod crash;
 mod forgery;
+mod front_door;
 mod lost_writes;
 mod poison;
 mod torn_tail;
