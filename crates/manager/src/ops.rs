@@ -302,7 +302,8 @@ impl Manager {
                     None => everarcade_world::bound_package(&dir).map_err(world_error)?,
                 };
                 if path.is_some() && world_exists(&dir) {
-                    everarcade_world::check_binding(&dir, &package).map_err(world_error)?;
+                    everarcade_world::check_binding(&DiskStorage, &dir, &package)
+                        .map_err(world_error)?;
                 }
                 Ok(package)
             })

@@ -413,13 +413,15 @@ fn manager_supervises_worlds_on_sqlite() {
         kinds[exited..].contains(&"restarting".to_string()),
         "{kinds:?}"
     );
-    assert!(
-        manager
-            .operations("gamma")
-            .iter()
-            .any(|o| o["op_kind"] == "restart"
-                && o["op_source"] == "supervisor"
-                && o["outcome"] == "ok")
+    // The record turns running just before the operation row is finished.
+    manager.until(
+        "gamma's supervisor restart logged",
+        Duration::from_secs(10),
+        || {
+            manager.operations("gamma").iter().any(|o| {
+                o["op_kind"] == "restart" && o["op_source"] == "supervisor" && o["outcome"] == "ok"
+            })
+        },
     );
 
     // Stop, then cleanup keeps the journal.
