@@ -850,3 +850,60 @@ fn manager_on_postgres_and_redis_streams_runs_each_job_once() {
         .arg(format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
         .output();
 }
+
+/// Fail-fast startup: a port already taken and an unreachable database each
+/// exit 1 with their code before the listener opens; a bad setting is a
+/// usage error.
+#[test]
+fn manager_startup_fails_fast() {
+    let scratch = TempDir::new("manager-fail-fast");
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let output = Command::new(BINARY)
+        .arg("manager")
+        .arg(scratch.join("root"))
+        .args(["--http-addr", &format!("127.0.0.1:{port}")])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("listen_failed"), "{stderr}");
+    assert!(stderr.contains("runtime root ok"), "{stderr}");
+    assert!(!stderr.contains("internal http listening"), "{stderr}");
+    let output = Command::new(BINARY)
+        .arg("manager")
+        .arg(scratch.join("root"))
+        .args(["--http-addr", &format!("127.0.0.1:{}", free_port())])
+        .args(["--database-url", "postgres://nobody@127.0.0.1:1/none"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("database_unavailable"), "{stderr}");
+    assert!(!stderr.contains("migrations applied"), "{stderr}");
+    let output = Command::new(BINARY)
+        .arg("manager")
+        .arg(scratch.join("root"))
+        .args(["--set", "restart_policy=always"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("invalid_config"), "{stderr}");
+    // The effective configuration, secrets redacted.
+    let output = Command::new(BINARY)
+        .arg("manager")
+        .arg(scratch.join("root"))
+        .args(["--redis-url", "redis://user:secret@127.0.0.1:6379"])
+        .args(["--print-config", "--json"])
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    let config: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(
+        config["redis_url"],
+        "redis://user:<redacted>@127.0.0.1:6379"
+    );
+    assert_eq!(config["start_jobs_stream"], "runtime:start_jobs");
+    drop(taken);
+}
