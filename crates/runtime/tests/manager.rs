@@ -74,6 +74,30 @@ fn http(
     (status, value)
 }
 
+/// The first bytes of a server-sent event stream (it never ends): read
+/// until an event arrived or 5 s passed.
+fn sse_head(port: u16, path: &str) -> String {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let request = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut text = String::new();
+    let started = Instant::now();
+    let mut buffer = [0u8; 4096];
+    while started.elapsed() < Duration::from_secs(5) && !text.contains("\n\n") {
+        if let Ok(n) = stream.read(&mut buffer) {
+            text.push_str(&String::from_utf8_lossy(&buffer[..n]));
+        }
+        let body = text.split("\r\n\r\n").nth(1).unwrap_or_default();
+        if body.contains("data:") && body.contains("\n\n") {
+            break;
+        }
+    }
+    text
+}
+
 impl ManagerProcess {
     fn spawn(root: &Path, extra: &[String]) -> ManagerProcess {
         let port = free_port();
@@ -300,6 +324,13 @@ fn manager_supervises_worlds_on_sqlite() {
     ] {
         assert!(!beta[field].is_null(), "{field} in {beta}");
     }
+
+    // The SSE stream replays stored events after ?after= and names each.
+    let sse = sse_head(manager.port, "/api/v1/internal/events?after=0&world=beta");
+    assert!(sse.contains("text/event-stream"), "{sse}");
+    assert!(sse.contains("event: started"), "{sse}");
+    assert!(sse.contains("\"world\":\"beta\""), "{sse}");
+    assert!(!sse.contains("\"world\":\"alpha\""), "{sse}");
 
     // Bad input: no token, bad JSON, unknown fields, unknown worlds, a bad id.
     let (status, body) = http(
@@ -905,5 +936,30 @@ fn manager_startup_fails_fast() {
         "redis://user:<redacted>@127.0.0.1:6379"
     );
     assert_eq!(config["start_jobs_stream"], "runtime:start_jobs");
+    // `config validate` knows a manager file.
+    let file = scratch.join("manager.toml");
+    std::fs::write(&file, "[manager]\nprobe_interval_ms = 500\n").unwrap();
+    let output = Command::new(BINARY)
+        .args(["config", "validate"])
+        .arg(&file)
+        .arg("--json")
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let answer: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(answer["kind"], "manager");
+    std::fs::write(&file, "[manager]\nprobe_interval_ms = 0\n").unwrap();
+    let output = Command::new(BINARY)
+        .args(["config", "validate"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("probe_interval_ms"), "{stderr}");
     drop(taken);
 }
