@@ -963,3 +963,115 @@ fn manager_startup_fails_fast() {
     assert!(stderr.contains("probe_interval_ms"), "{stderr}");
     drop(taken);
 }
+
+/// A TCP forwarder to PostgreSQL that the test can take down and bring back.
+struct Proxy {
+    port: u16,
+    up: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    conns: std::sync::Arc<std::sync::Mutex<Vec<TcpStream>>>,
+}
+
+impl Proxy {
+    fn to(upstream: &'static str) -> Proxy {
+        use std::sync::atomic::Ordering;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let up = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let conns = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (flag, list) = (up.clone(), conns.clone());
+        std::thread::spawn(move || {
+            for client in listener.incoming().flatten() {
+                if !flag.load(Ordering::SeqCst) {
+                    continue; // dropped: the database "went away"
+                }
+                let Ok(server) = TcpStream::connect(upstream) else {
+                    continue;
+                };
+                let mut list = list.lock().unwrap();
+                list.push(client.try_clone().unwrap());
+                list.push(server.try_clone().unwrap());
+                for (mut from, mut to) in [
+                    (client.try_clone().unwrap(), server.try_clone().unwrap()),
+                    (server, client),
+                ] {
+                    std::thread::spawn(move || {
+                        let _ = std::io::copy(&mut from, &mut to);
+                        let _ = to.shutdown(std::net::Shutdown::Both);
+                    });
+                }
+            }
+        });
+        Proxy { port, up, conns }
+    }
+
+    fn set(&self, up: bool) {
+        self.up.store(up, std::sync::atomic::Ordering::SeqCst);
+        if !up {
+            for conn in self.conns.lock().unwrap().drain(..) {
+                let _ = conn.shutdown(std::net::Shutdown::Both);
+            }
+        }
+    }
+}
+
+/// The database goes away: /readyz answers 503 naming it, an operation is
+/// refused with `database_unavailable` before it changes anything, the
+/// running world ticks on; when it returns, the same operation succeeds.
+#[test]
+fn manager_survives_the_database_going_away() {
+    require_service(
+        "127.0.0.1:5432",
+        "PostgreSQL",
+        "pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start",
+    );
+    let proxy = Proxy::to("127.0.0.1:5432");
+    let scratch = TempDir::new("manager-db-away");
+    let root = scratch.join("root");
+    let schema = format!("manager_away_{}_{}", std::process::id(), proxy.port);
+    let extra = vec![
+        "--database-url".to_string(),
+        format!("postgres://postgres@127.0.0.1:{}/test", proxy.port),
+        "--set".into(),
+        format!("database_schema={schema}"),
+    ];
+    let manager = ManagerProcess::spawn(&root, &extra);
+    let package = package();
+    let first = manager.start("steady", &package, "never");
+    proxy.set(false);
+    manager.until("readyz names the database", Duration::from_secs(30), || {
+        let (status, body) = manager.get("/readyz");
+        status == 503
+            && body["error"]["code"] == "service_unavailable"
+            && body["error"]["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("database"))
+    });
+    let (status, body) = manager.post(
+        "/api/v1/internal/runtimes/later/start",
+        json!({"package": package}),
+    );
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (503, Some("database_unavailable")),
+        "{body}"
+    );
+    assert!(!root.join("worlds/later").exists(), "nothing was started");
+    assert!(alive(first["pid"].as_i64().unwrap()), "the world runs on");
+    proxy.set(true);
+    manager.until("ready again", Duration::from_secs(30), || {
+        manager.get("/readyz").0 == 200
+    });
+    manager.start("later", &package, "never");
+    let starts: Vec<_> = manager
+        .operations("later")
+        .into_iter()
+        .filter(|o| o["op_kind"] == "start")
+        .collect();
+    assert_eq!(starts.len(), 1, "the refused start left no row: {starts:?}");
+    drop(manager);
+    let _ = Command::new("psql")
+        .arg(postgres_url())
+        .arg("-c")
+        .arg(format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
+        .output();
+}
