@@ -22,11 +22,12 @@ use crate::config::{ManagerConfig, RestartPolicy};
 use crate::db::HealthEvent;
 use crate::ops::{Done, OpError, Source};
 
-/// A Redis client and its shared connection.
+/// A Redis client and its shared connection, opened again after a failure
+/// (a multiplexed connection does not reconnect by itself).
 #[derive(Clone)]
 pub struct Redis {
     client: redis::Client,
-    conn: MultiplexedConnection,
+    conn: Arc<tokio::sync::Mutex<Option<MultiplexedConnection>>>,
 }
 
 const RELEASE_SCRIPT: &str = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end";
@@ -41,14 +42,50 @@ impl Redis {
         let conn = client
             .get_multiplexed_async_connection_with_config(&config)
             .await?;
-        Ok(Redis { client, conn })
+        Ok(Redis {
+            client,
+            conn: Arc::new(tokio::sync::Mutex::new(Some(conn))),
+        })
+    }
+
+    /// The shared connection, opened again if the last call failed.
+    async fn shared(&self) -> redis::RedisResult<MultiplexedConnection> {
+        let mut slot = self.conn.lock().await;
+        if let Some(conn) = &*slot {
+            return Ok(conn.clone());
+        }
+        let config = AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(Duration::from_secs(2)))
+            .set_response_timeout(Some(Duration::from_secs(2)));
+        let conn = self
+            .client
+            .get_multiplexed_async_connection_with_config(&config)
+            .await?;
+        *slot = Some(conn.clone());
+        Ok(conn)
+    }
+
+    /// Runs `call` on the shared connection; a failure drops it, so the
+    /// next call reconnects.
+    async fn with<T, F, Fut>(&self, call: F) -> redis::RedisResult<T>
+    where
+        F: FnOnce(MultiplexedConnection) -> Fut,
+        Fut: std::future::Future<Output = redis::RedisResult<T>>,
+    {
+        let result = call(self.shared().await?).await;
+        if result.is_err() {
+            *self.conn.lock().await = None;
+        }
+        result
     }
 
     /// A fresh `PING`.
     pub async fn ping(&self) -> redis::RedisResult<()> {
-        let mut conn = self.conn.clone();
-        let _: String = redis::cmd("PING").query_async(&mut conn).await?;
-        Ok(())
+        self.with(|mut conn| async move {
+            let _: String = redis::cmd("PING").query_async(&mut conn).await?;
+            Ok(())
+        })
+        .await
     }
 
     /// A connection of its own (a blocking `XREAD` must not hold up the
@@ -74,16 +111,19 @@ impl Redis {
         holder: &str,
         ttl_ms: u64,
     ) -> redis::RedisResult<bool> {
-        let mut conn = self.conn.clone();
-        let set: Option<String> = redis::cmd("SET")
-            .arg(Redis::lease_key(config, world))
-            .arg(holder)
-            .arg("NX")
-            .arg("PX")
-            .arg(ttl_ms)
-            .query_async(&mut conn)
-            .await?;
-        Ok(set.is_some())
+        let key = Redis::lease_key(config, world);
+        self.with(|mut conn| async move {
+            let set: Option<String> = redis::cmd("SET")
+                .arg(key)
+                .arg(holder)
+                .arg("NX")
+                .arg("PX")
+                .arg(ttl_ms)
+                .query_async(&mut conn)
+                .await?;
+            Ok(set.is_some())
+        })
+        .await
     }
 
     /// Deletes the lease if `holder` still holds it.
@@ -93,21 +133,24 @@ impl Redis {
         world: &str,
         holder: &str,
     ) -> redis::RedisResult<()> {
-        let mut conn = self.conn.clone();
-        let _: i64 = redis::cmd("EVAL")
-            .arg(RELEASE_SCRIPT)
-            .arg(1)
-            .arg(Redis::lease_key(config, world))
-            .arg(holder)
-            .query_async(&mut conn)
-            .await?;
-        Ok(())
+        let key = Redis::lease_key(config, world);
+        self.with(|mut conn| async move {
+            let _: i64 = redis::cmd("EVAL")
+                .arg(RELEASE_SCRIPT)
+                .arg(1)
+                .arg(key)
+                .arg(holder)
+                .query_async(&mut conn)
+                .await?;
+            Ok(())
+        })
+        .await
     }
 
     /// Deletes every lease under the prefix (at startup: the manager
     /// before this one on the root is gone, and so are its operations).
     pub async fn clear_leases(&self, config: &ManagerConfig) -> redis::RedisResult<usize> {
-        let mut conn = self.conn.clone();
+        let mut conn = self.shared().await?;
         let pattern = format!("{}world_lease:*", config.redis_key_prefix);
         let mut cursor = 0u64;
         let mut cleared = 0;
@@ -137,23 +180,25 @@ impl Redis {
         config: &ManagerConfig,
         event: &HealthEvent,
     ) -> redis::RedisResult<()> {
-        let mut conn = self.conn.clone();
-        let _: String = redis::cmd("XADD")
-            .arg(&config.health_events_stream)
-            .arg("*")
-            .arg("world")
-            .arg(&event.world)
-            .arg("event_type")
-            .arg(&event.event_type)
-            .arg("details")
-            .arg(event.details.to_string())
-            .arg("event_id")
-            .arg(event.id)
-            .arg("created_at")
-            .arg(&event.created_at)
-            .query_async(&mut conn)
-            .await?;
-        Ok(())
+        self.with(|mut conn| async move {
+            let _: String = redis::cmd("XADD")
+                .arg(&config.health_events_stream)
+                .arg("*")
+                .arg("world")
+                .arg(&event.world)
+                .arg("event_type")
+                .arg(&event.event_type)
+                .arg("details")
+                .arg(event.details.to_string())
+                .arg("event_id")
+                .arg(event.id)
+                .arg("created_at")
+                .arg(&event.created_at)
+                .query_async(&mut conn)
+                .await?;
+            Ok(())
+        })
+        .await
     }
 }
 

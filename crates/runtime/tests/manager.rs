@@ -1075,3 +1075,84 @@ fn manager_survives_the_database_going_away() {
         .arg(format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
         .output();
 }
+
+/// Redis goes away: /readyz names it, the intake pauses without advancing
+/// its offset, and once Redis is back the waiting job runs once.
+#[test]
+fn manager_intake_pauses_while_redis_is_away() {
+    require_service(
+        "127.0.0.1:6379",
+        "Redis",
+        "redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save '' --appendonly no",
+    );
+    let proxy = Proxy::to("127.0.0.1:6379");
+    let scratch = TempDir::new("manager-redis-away");
+    let root = scratch.join("root");
+    let tag = format!("a{}_{}", std::process::id(), proxy.port);
+    let prefix = format!("test:{tag}:");
+    let start_jobs = format!("{prefix}start_jobs");
+    let results_stream = format!("{prefix}job_results");
+    let extra: Vec<String> = vec![
+        "--redis-url".into(),
+        format!("redis://127.0.0.1:{}", proxy.port),
+        "--set".into(),
+        format!("redis_key_prefix={prefix}"),
+        "--set".into(),
+        format!("start_jobs_stream={start_jobs}"),
+        "--set".into(),
+        format!("stop_jobs_stream={prefix}stop_jobs"),
+        "--set".into(),
+        format!("job_results_stream={results_stream}"),
+        "--set".into(),
+        format!("health_events_stream={prefix}health_events"),
+    ];
+    let redis = redis::Client::open("redis://127.0.0.1:6379").unwrap();
+    let mut conn = redis.get_connection().unwrap();
+    let manager = ManagerProcess::spawn(&root, &extra);
+    let results = |conn: &mut redis::Connection| -> usize {
+        redis::cmd("XLEN").arg(&results_stream).query(conn).unwrap()
+    };
+    proxy.set(false);
+    manager.until("readyz names redis", Duration::from_secs(30), || {
+        let (status, body) = manager.get("/readyz");
+        status == 503
+            && body["error"]["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("redis"))
+    });
+    let job: String = redis::cmd("XADD")
+        .arg(&start_jobs)
+        .arg("*")
+        .arg("world")
+        .arg("queued")
+        .arg("package")
+        .arg(package().to_str().unwrap())
+        .query(&mut conn)
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(
+        results(&mut conn),
+        0,
+        "nothing is answered while redis is away"
+    );
+    let offset_key = format!("{prefix}stream_offsets:{start_jobs}");
+    let offset: Option<String> = redis::cmd("GET").arg(&offset_key).query(&mut conn).unwrap();
+    assert_eq!(offset, None, "the offset did not move");
+    proxy.set(true);
+    manager.until("the job answered", Duration::from_secs(60), || {
+        results(&mut conn) == 1
+    });
+    let offset: Option<String> = redis::cmd("GET").arg(&offset_key).query(&mut conn).unwrap();
+    assert_eq!(offset.as_deref(), Some(job.as_str()));
+    assert_eq!(manager.record("queued")["status"], "running");
+    manager.until("ready again", Duration::from_secs(30), || {
+        manager.get("/readyz").0 == 200
+    });
+    let _: () = redis::cmd("DEL")
+        .arg(&start_jobs)
+        .arg(&results_stream)
+        .arg(&offset_key)
+        .arg(format!("{prefix}health_events"))
+        .query(&mut conn)
+        .unwrap();
+}
