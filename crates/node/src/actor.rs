@@ -710,10 +710,12 @@ impl Actor {
         let started = Instant::now();
         match self.world.checkpoint() {
             Ok(taken) => {
-                self.live
-                    .metrics
-                    .checkpoint_duration
-                    .observe(started.elapsed());
+                let metrics = &self.live.metrics;
+                metrics.checkpoint_duration.observe(started.elapsed());
+                metrics.checkpoints_written.fetch_add(1, Ordering::Relaxed);
+                metrics
+                    .checkpoint_bytes_written
+                    .fetch_add(taken.bytes, Ordering::Relaxed);
                 self.checkpoint_tick = Some(taken.tick);
                 self.live
                     .status

@@ -67,6 +67,8 @@ pub struct NodeConfig {
     pub world: WorldSection,
     /// Logging.
     pub log: LogConfig,
+    /// Signed usage reports and their delivery.
+    pub usage: UsageConfig,
     /// Keep everything in memory: nothing is written to disk, anywhere.
     pub amnesia: bool,
 }
@@ -144,6 +146,51 @@ pub struct LogConfig {
     pub format: LogFormat,
     /// A `tracing` filter such as `info` or `everarcade_node=debug`. Default `info`.
     pub level: String,
+}
+
+/// Signed usage reports (docs/OPERATIONS.md §Usage reports).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct UsageConfig {
+    /// A report every this many ms, at a tick boundary; 0: none. Default
+    /// 3600000 (1 h).
+    pub interval_ms: u64,
+    /// Reports per submission at most. Default 100.
+    pub batch_size: usize,
+    /// POST reports to this `http://` or `https://` URL. Default none.
+    pub http_url: Option<String>,
+    /// Certificates (PEM) trusted for an `https://` `http_url`.
+    pub http_ca: Option<PathBuf>,
+    /// Add reports to a Redis stream at this `redis://` URL. Default none.
+    pub redis_url: Option<String>,
+    /// The Redis stream key. Default `usage:reports`.
+    pub redis_stream: String,
+    /// Write reports into this directory. Default none.
+    pub dir: Option<PathBuf>,
+    /// One submission must finish within this. Default 10000 ms.
+    pub submit_timeout_ms: u64,
+    /// The first retry after a failed submission comes after about this;
+    /// each further one waits twice as long. Default 1000 ms.
+    pub retry_initial_ms: u64,
+    /// The longest wait between retries. Default 300000 ms (5 min).
+    pub retry_max_ms: u64,
+}
+
+impl Default for UsageConfig {
+    fn default() -> UsageConfig {
+        UsageConfig {
+            interval_ms: 3_600_000,
+            batch_size: 100,
+            http_url: None,
+            http_ca: None,
+            redis_url: None,
+            redis_stream: "usage:reports".into(),
+            dir: None,
+            submit_timeout_ms: 10_000,
+            retry_initial_ms: 1_000,
+            retry_max_ms: 300_000,
+        }
+    }
 }
 
 /// Log line format.
@@ -418,6 +465,66 @@ pub const FIELDS: &[Field] = &[
         about: "A `tracing` filter, e.g. `info` or `everarcade_node=debug,info`.",
     },
     Field {
+        name: "usage.interval_ms",
+        kind: integer(0, 30 * 24 * 3_600_000, |c| c.usage.interval_ms),
+        unit: "ms",
+        about: "A signed usage report every this often, at a tick boundary, stored under the world's `usage/` before it is sent; 0: none.",
+    },
+    Field {
+        name: "usage.batch_size",
+        kind: integer(1, 10_000, |c| c.usage.batch_size as u64),
+        unit: "reports",
+        about: "Reports sent per submission at most; raise it when a backlog builds up.",
+    },
+    Field {
+        name: "usage.http_url",
+        kind: Kind::Secret,
+        unit: "URL",
+        about: "POST reports to this `http://` or `https://` URL (idempotent by report digest). Redacted by `config print`: it may carry a credential.",
+    },
+    Field {
+        name: "usage.http_ca",
+        kind: Kind::Path,
+        unit: "path",
+        about: "PEM certificates trusted for an `https://` `usage.http_url` (no system root store is used).",
+    },
+    Field {
+        name: "usage.redis_url",
+        kind: Kind::Secret,
+        unit: "URL",
+        about: "Add reports to a Redis stream at this `redis://` URL. Redacted by `config print`.",
+    },
+    Field {
+        name: "usage.redis_stream",
+        kind: Kind::Text,
+        unit: "key",
+        about: "The Redis stream key; digests already added are kept in the hash `<key>:digests`.",
+    },
+    Field {
+        name: "usage.dir",
+        kind: Kind::Path,
+        unit: "path",
+        about: "Write reports into this directory, one file per report.",
+    },
+    Field {
+        name: "usage.submit_timeout_ms",
+        kind: integer(1, 600_000, |c| c.usage.submit_timeout_ms),
+        unit: "ms",
+        about: "One submission to a sink must finish within this, else it failed and is retried.",
+    },
+    Field {
+        name: "usage.retry_initial_ms",
+        kind: integer(1, 3_600_000, |c| c.usage.retry_initial_ms),
+        unit: "ms",
+        about: "Wait after a failed submission, doubled after each further failure, jittered to 50–100%.",
+    },
+    Field {
+        name: "usage.retry_max_ms",
+        kind: integer(1, 86_400_000, |c| c.usage.retry_max_ms),
+        unit: "ms",
+        about: "The longest wait between retries.",
+    },
+    Field {
         name: "amnesia",
         kind: Kind::Bool,
         unit: "bool",
@@ -517,14 +624,60 @@ impl NodeConfig {
         if self.log.level.trim().is_empty() {
             return fail("log.level", "is empty".into());
         }
+        self.usage.validate()
+    }
+}
+
+impl UsageConfig {
+    /// The relations between the usage settings.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let fail = |field: &str, reason: &str| {
+            Err(ConfigError {
+                field: field.into(),
+                reason: reason.into(),
+            })
+        };
+        if self.retry_initial_ms > self.retry_max_ms {
+            return fail("usage.retry_initial_ms", "is above usage.retry_max_ms");
+        }
+        if let Some(url) = &self.http_url {
+            match url.split_once("://").map(|(scheme, _)| scheme) {
+                Some("http") => {}
+                Some("https") if self.http_ca.is_some() => {}
+                Some("https") => {
+                    return fail("usage.http_url", "is https:// but usage.http_ca is not set");
+                }
+                _ => return fail("usage.http_url", "must start with http:// or https://"),
+            }
+        }
+        if let Some(url) = &self.redis_url
+            && !url.starts_with("redis://")
+        {
+            return fail("usage.redis_url", "must start with redis://");
+        }
+        let stream = &self.redis_stream;
+        if stream.is_empty() || stream.len() > 200 || !stream.bytes().all(|b| b.is_ascii_graphic())
+        {
+            return fail(
+                "usage.redis_stream",
+                "must be 1 to 200 visible ASCII characters",
+            );
+        }
         Ok(())
     }
+}
 
+impl NodeConfig {
     /// A copy with every secret replaced by [`REDACTED`].
     pub fn redacted(&self) -> NodeConfig {
         let mut copy = self.clone();
         if copy.admin.token.is_some() {
             copy.admin.token = Some(REDACTED.into());
+        }
+        for url in [&mut copy.usage.http_url, &mut copy.usage.redis_url] {
+            if url.is_some() {
+                *url = Some(REDACTED.into());
+            }
         }
         copy
     }
@@ -971,6 +1124,28 @@ mod tests {
             "world.shutdown_deadline_ms",
         );
         check_invalid(|c| c.log.level = " ".into(), "log.level");
+        check_invalid(|c| c.usage.batch_size = 0, "usage.batch_size");
+        check_invalid(|c| c.usage.submit_timeout_ms = 0, "usage.submit_timeout_ms");
+        check_invalid(
+            |c| c.usage.retry_initial_ms = c.usage.retry_max_ms + 1,
+            "usage.retry_initial_ms",
+        );
+        check_invalid(
+            |c| c.usage.http_url = Some("ftp://x/".into()),
+            "usage.http_url",
+        );
+        check_invalid(
+            |c| c.usage.http_url = Some("https://x/".into()),
+            "usage.http_url",
+        );
+        check_invalid(
+            |c| c.usage.redis_url = Some("rediss://x/".into()),
+            "usage.redis_url",
+        );
+        check_invalid(
+            |c| c.usage.redis_stream = String::new(),
+            "usage.redis_stream",
+        );
     }
 
     #[test]
@@ -991,6 +1166,9 @@ mod tests {
         config.admin.token = Some("0123456789abcdef".into());
         assert_eq!(config.redacted().admin.token.as_deref(), Some(REDACTED));
         assert_eq!(NodeConfig::default().redacted().admin.token, None);
+        config.usage.redis_url = Some("redis://:password@127.0.0.1/".into());
+        assert_eq!(config.redacted().usage.redis_url.as_deref(), Some(REDACTED));
+        assert_eq!(config.redacted().usage.http_url, None);
     }
 
     /// Every field of the struct is in the table, and nothing else is.
@@ -1000,6 +1178,10 @@ mod tests {
         config.http.tls_cert = Some("c.pem".into());
         config.http.tls_key = Some("k.pem".into());
         config.admin.token = Some("0123456789abcdef".into());
+        config.usage.http_url = Some("http://127.0.0.1:1/usage".into());
+        config.usage.http_ca = Some("ca.pem".into());
+        config.usage.redis_url = Some("redis://127.0.0.1/".into());
+        config.usage.dir = Some("usage-out".into());
         let table = toml::Table::try_from(&config).expect("serializes");
         let mut names = Vec::new();
         for (key, value) in &table {

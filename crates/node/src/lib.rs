@@ -31,6 +31,7 @@ pub mod metrics;
 pub mod registry;
 pub mod server;
 pub mod tls;
+pub mod usage;
 
 pub use config::NodeConfig;
 pub use error::{ApiError, NodeError};

@@ -102,6 +102,11 @@ impl LabelledCounter {
         *series.entry(key.to_string()).or_default() += n;
     }
 
+    /// Every series and its value.
+    pub fn snapshot(&self) -> BTreeMap<String, u64> {
+        self.series.lock().expect("metrics lock").clone()
+    }
+
     /// The value of one series (0 if never counted).
     pub fn get(&self, label: &str) -> u64 {
         let series = self.series.lock().expect("metrics lock");
@@ -176,6 +181,12 @@ pub struct Metrics {
     pub group_commits: AtomicU64,
     /// Checkpoint write time.
     pub checkpoint_duration: Histogram,
+    /// Checkpoints written by this process.
+    pub checkpoints_written: AtomicU64,
+    /// Bytes of those checkpoints.
+    pub checkpoint_bytes_written: AtomicU64,
+    /// Usage reports: backlog, retries, submissions.
+    pub usage: std::sync::Arc<everarcade_usage::Counters>,
     /// State entries now.
     pub state_keys: AtomicU64,
     /// State bytes (keys and values) now.
@@ -261,6 +272,24 @@ impl Metrics {
         );
         self.checkpoint_duration
             .render(&mut out, "everarcade_checkpoint_duration_seconds", "");
+        gauge(
+            &mut out,
+            "everarcade_usage_backlog_reports",
+            "Usage reports some configured sink has not acknowledged.",
+            load(&self.usage.backlog_reports),
+        );
+        counter(
+            &mut out,
+            "everarcade_usage_submit_retries_total",
+            "Failed usage report submissions (each is retried).",
+            load(&self.usage.submit_retries),
+        );
+        counter(
+            &mut out,
+            "everarcade_usage_submitted_total",
+            "Usage reports acknowledged by a sink (once per sink).",
+            load(&self.usage.submitted),
+        );
         gauge(
             &mut out,
             "everarcade_state_keys",

@@ -165,6 +165,10 @@ impl Node {
             .last()
             .map(|(tick, _)| *tick);
         let admin_token = admin_token(config, &dir)?;
+        for sink in crate::usage::sink_configs(&config.usage) {
+            everarcade_usage::Sink::new(&sink)
+                .map_err(|error| NodeError::Config(error.to_string()))?;
+        }
         let tls = match (&config.http.tls_cert, &config.http.tls_key) {
             (Some(cert), Some(key)) => {
                 let tls = crate::tls::server_config(cert, key)
@@ -250,6 +254,27 @@ impl Node {
         )
         .map_err(|error| NodeError::Actor(error.to_string()))?;
         tracing::info!(tick_rate_hz, "tick loop started");
+        let _usage = match config.amnesia {
+            true => {
+                tracing::info!("usage reports off: amnesia writes nothing to disk");
+                None
+            }
+            false => crate::usage::spawn(
+                &config.usage,
+                crate::usage::UsageWorld {
+                    storage: self.audit.storage.clone(),
+                    dir: self.audit.dir.clone(),
+                    id: self.spec.world.clone(),
+                    keys: self.keys.clone(),
+                    package: (
+                        self.spec.package.root,
+                        self.spec.package.manifest.version.to_string(),
+                    ),
+                    live: handle.live.clone(),
+                },
+            )
+            .map_err(|error| NodeError::Config(error.to_string()))?,
+        };
         let auditor = crate::audit::spawn(
             self.audit,
             handle.clone(),

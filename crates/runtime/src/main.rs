@@ -27,6 +27,7 @@ mod simulate;
 mod status;
 mod target;
 mod upgrade_cmd;
+mod usage_cmd;
 mod verify;
 
 use std::path::PathBuf;
@@ -142,6 +143,8 @@ enum Command {
     New(new_cmd::NewArgs),
     /// `package check <pkg>`: validate, compile, play a bot match in memory, measure against the limits.
     Package(package_cmd::PackageArgs),
+    /// Signed usage reports: `usage report` builds one from the journal, `usage verify` checks one.
+    Usage(usage_cmd::UsageArgs),
 }
 
 fn main() -> ExitCode {
@@ -199,6 +202,7 @@ fn main() -> ExitCode {
         // The game developer's on-ramp.
         Command::New(args) => new_cmd::run(args),
         Command::Package(args) => package_cmd::run(args),
+        Command::Usage(args) => usage_cmd::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -43,6 +43,8 @@ pub enum Signed {
     Rotation,
     /// An upgrade record.
     Upgrade,
+    /// A usage report's digest (`everarcade-usage`, docs/FORMATS.md §Usage report).
+    UsageReport,
 }
 
 impl Signed {
@@ -55,6 +57,7 @@ impl Signed {
             Signed::Status => "ea/operator/status/v1",
             Signed::Rotation => "ea/operator/rotation/v1",
             Signed::Upgrade => "ea/operator/upgrade/v1",
+            Signed::UsageReport => "ea/operator/usage-report/v1",
         }
     }
 

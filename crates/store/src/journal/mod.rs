@@ -19,7 +19,7 @@ mod reader;
 mod record;
 mod writer;
 
-pub use reader::{JournalEnd, JournalReader, RawRecord, TornTail};
+pub use reader::{JournalEnd, JournalPosition, JournalReader, RawRecord, TornTail};
 pub use record::{GenesisRecord, InputsRecord, Record, RecordKind, TickRecord};
 pub use writer::{JournalConfig, JournalWriter};
 

@@ -68,6 +68,22 @@ pub struct JournalEnd {
     pub segments: u64,
 }
 
+/// Where reading stood right after a record: enough to resume reading
+/// there ([`JournalReader::resume`]) without reading the segments before it.
+/// The records before it are not checked again: the position must come from
+/// a reader that checked them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct JournalPosition {
+    /// The segment index.
+    pub segment: u64,
+    /// The byte offset right after the record in that segment.
+    pub offset: u64,
+    /// The record's checksum (the next record's `prev`).
+    pub checksum: Hash,
+    /// `C(0)` of the journal.
+    pub genesis_root: Hash,
+}
+
 /// The torn end of the newest segment.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TornTail {
@@ -109,9 +125,50 @@ pub struct JournalReader<'a> {
     prev: Hash,
     end: JournalEnd,
     torn: Option<TornTail>,
+    /// Set by [`JournalReader::resume`]: where to start in the first segment read.
+    resume_offset: Option<u64>,
+    resumed: bool,
 }
 
 impl<'a> JournalReader<'a> {
+    /// Opens `dir` to read the records after `position` (from a reader of
+    /// the same journal that checked everything before it): the segments
+    /// before `position.segment` are not read, and the first record read
+    /// must chain to `position.checksum`.
+    pub fn resume(
+        storage: &'a dyn Storage,
+        dir: &Path,
+        position: &JournalPosition,
+    ) -> Result<JournalReader<'a>, StoreError> {
+        let mut reader = JournalReader::open(storage, dir)?;
+        let at = reader
+            .indexes
+            .iter()
+            .position(|index| *index == position.segment)
+            .ok_or_else(|| StoreError::Missing {
+                path: dir.join(segment_name(position.segment)),
+                what: "the segment to resume reading in is gone".into(),
+            })?;
+        reader.next_segment = at;
+        reader.genesis_root = Some(position.genesis_root);
+        reader.prev = position.checksum;
+        reader.end.last_checksum = position.checksum;
+        reader.resume_offset = Some(position.offset);
+        reader.resumed = true;
+        Ok(reader)
+    }
+
+    /// The position right after the last record returned, if any was.
+    pub fn position(&self) -> Option<JournalPosition> {
+        let genesis_root = self.genesis_root?;
+        (self.end.records > 0 || self.resumed).then_some(JournalPosition {
+            segment: self.end.segment,
+            offset: self.end.length,
+            checksum: self.prev,
+            genesis_root,
+        })
+    }
+
     /// Lists the segments of `dir`; they must be numbered 1, 2, … without gaps.
     pub fn open(storage: &'a dyn Storage, dir: &Path) -> Result<JournalReader<'a>, StoreError> {
         let names = storage.list(dir).map_err(|source| {
@@ -164,6 +221,8 @@ impl<'a> JournalReader<'a> {
                 segments: 0,
             },
             torn: None,
+            resume_offset: None,
+            resumed: false,
         })
     }
 
@@ -206,7 +265,7 @@ impl<'a> JournalReader<'a> {
     /// segment is torn as a whole, like a newest segment torn in its header,
     /// so `recover` moves it aside and the world can be created again.
     fn check_creation_finished(&mut self) {
-        if self.end.records != 0 || self.indexes.len() != 1 {
+        if self.end.records != 0 || self.indexes.len() != 1 || self.resumed {
             return;
         }
         let length = match &self.torn {
@@ -268,7 +327,28 @@ impl<'a> JournalReader<'a> {
                 found: header.genesis_root,
             });
         }
-        if index == 1 {
+        let start = match self.resume_offset.take() {
+            // Resuming mid-segment: the chain continues from the position.
+            Some(offset)
+                if offset >= SEGMENT_HEADER_BYTES as u64 && offset <= bytes.len() as u64 =>
+            {
+                offset as usize
+            }
+            Some(offset) => {
+                return Err(corrupt(
+                    0,
+                    format!(
+                        "cannot resume at byte {offset}: the segment is {} bytes",
+                        bytes.len()
+                    ),
+                ));
+            }
+            None => SEGMENT_HEADER_BYTES,
+        };
+        if self.resumed && self.end.segments == 0 {
+            // The first segment of a resumed read: the position vouches for
+            // the chain up to its offset.
+        } else if index == 1 {
             if header.prev != genesis {
                 return Err(corrupt(64, "the first segment's prev is not C(0)".into()));
             }
@@ -281,13 +361,13 @@ impl<'a> JournalReader<'a> {
             ));
         }
         self.end.segment = index;
-        self.end.length = SEGMENT_HEADER_BYTES as u64;
+        self.end.length = start as u64;
         self.end.segments += 1;
         self.current = Some(Segment {
             index,
             path,
             bytes,
-            offset: SEGMENT_HEADER_BYTES,
+            offset: start,
             last,
         });
         Ok(())
@@ -357,7 +437,7 @@ impl<'a> JournalReader<'a> {
         if Domain::JournalRecord.hash(&rest[..body_end]) != checksum {
             return Err(corrupt("record checksum does not match".into()));
         }
-        let first = self.end.records == 0;
+        let first = self.end.records == 0 && !self.resumed;
         if first != (kind == RecordKind::Genesis) {
             let what = if first {
                 "the first record is not the genesis record"
