@@ -26,6 +26,7 @@ pub mod audit;
 pub mod config;
 pub mod error;
 pub mod http;
+pub mod launch;
 pub mod metrics;
 pub mod registry;
 pub mod server;

@@ -219,6 +219,18 @@ pub fn run(args: ConfigArgs) -> Result<(), Failure> {
 }
 
 fn validate(file: &Path, json: bool) -> Result<(), Failure> {
+    if is_manager_file(file) {
+        crate::manager_cmd::validate_file(file)?;
+        if json {
+            println!(
+                "{}",
+                serde_json::json!({"valid": true, "file": file.display().to_string(), "kind": "manager"})
+            );
+        } else {
+            println!("ok: {} is a valid manager configuration", file.display());
+        }
+        return Ok(());
+    }
     let mut layers = Layers::new();
     layers.file(file).map_err(layer_failure)?;
     check_log_level(&layers.build().map_err(layer_failure)?)?;
@@ -231,6 +243,15 @@ fn validate(file: &Path, json: bool) -> Result<(), Failure> {
         println!("ok: {} is valid", file.display());
     }
     Ok(())
+}
+
+/// Whether `file` is a manager configuration: TOML whose only table is
+/// `[manager]` (the node's files have no such table).
+fn is_manager_file(file: &Path) -> bool {
+    std::fs::read_to_string(file)
+        .ok()
+        .and_then(|text| text.parse::<toml::Table>().ok())
+        .is_some_and(|table| table.contains_key("manager"))
 }
 
 fn print(flags: &NodeFlags, json: bool) -> Result<(), Failure> {

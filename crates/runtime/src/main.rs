@@ -13,6 +13,7 @@ mod config_cmd;
 mod doctor;
 mod exit;
 mod inputs;
+mod manager_cmd;
 mod new_cmd;
 mod node_cmd;
 mod ops_cmd;
@@ -127,6 +128,10 @@ enum Command {
     ArchiveRecover(bundle_cmd::ArchiveArgs),
     /// Check a release's checksums and manifest; record the deployment manifest in the root.
     VerifyRelease(release_cmd::VerifyReleaseArgs),
+    /// The runtime manager in the foreground: many worlds, a lifecycle API, health, reconcile.
+    Manager(manager_cmd::ManagerArgs),
+    /// Operate the worlds of a running manager: list, start, stop, restart, patch, cleanup, events, ops.
+    Fleet(manager_cmd::FleetArgs),
     /// Sign and send inputs to a running node.
     Submit(client_cmd::SubmitArgs),
     /// Drive a running node with the package's bots over HTTP (bounded).
@@ -178,6 +183,8 @@ fn main() -> ExitCode {
         Command::Stop(args) => node_cmd::stop(args),
         Command::Restart(args) => node_cmd::restart(args),
         Command::Run(args) => node_cmd::run(args),
+        Command::Manager(args) => manager_cmd::run(args),
+        Command::Fleet(args) => manager_cmd::fleet(args),
         Command::Submit(args) => client_cmd::submit(args),
         Command::Load(args) => client_cmd::load(args),
         Command::Config(args) => config_cmd::run(args),

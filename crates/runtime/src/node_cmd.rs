@@ -1,15 +1,11 @@
 //! `run` (the node in the foreground), `start` (detached, returns once
 //! `/readyz` is green), `stop` (graceful, waits and reports) and `restart`.
 
-use std::fs::OpenOptions;
-use std::io::{Read, Seek, SeekFrom};
-use std::os::unix::fs::OpenOptionsExt;
-use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use everarcade_node::config::{LogFormat, NodeConfig};
+use everarcade_node::launch::{self, LaunchError, LaunchSpec};
 use everarcade_node::registry;
 use everarcade_node::server::shutdown_signal;
 use everarcade_node::{Node, NodeError, NodeSpec};
@@ -21,11 +17,6 @@ use crate::config_cmd::{NodeFlags, effective};
 use crate::exit::{FAILURE, Failure, NOT_RUNNING, USAGE};
 use crate::probe;
 use crate::target::{Target, WorldRef, package_mismatch, store_failure, world_failure};
-
-/// How often `start` and `stop` look again.
-const POLL_INTERVAL: Duration = Duration::from_millis(100);
-/// Lines of `node.log` shown when a start fails.
-const LOG_TAIL_LINES: usize = 30;
 
 /// `run` arguments.
 #[derive(clap::Args)]
@@ -243,6 +234,14 @@ fn log_path(target: &Target, config: &NodeConfig) -> Result<PathBuf, Failure> {
     Ok(target.dir.node_log())
 }
 
+/// A launch failure as the command line reports it.
+fn launch_failure(error: LaunchError) -> Failure {
+    match error {
+        LaunchError::Store(error) => store_failure(error),
+        other => Failure::new(FAILURE, other.code(), other.to_string()),
+    }
+}
+
 /// Runs `start`.
 pub fn start(args: StartArgs) -> Result<(), Failure> {
     let config = effective(&args.flags)?;
@@ -255,105 +254,54 @@ pub fn start(args: StartArgs) -> Result<(), Failure> {
         ));
     }
     let log_path = log_path(&target, &config)?;
-    let log = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .mode(0o600)
-        .open(&log_path)
-        .map_err(|e| Failure::new(FAILURE, "io", format!("{}: {e}", log_path.display())))?;
-    let log_start = log.metadata().map(|m| m.len()).unwrap_or(0);
-    let exe = std::env::current_exe()
+    let binary = std::env::current_exe()
         .map_err(|e| Failure::new(FAILURE, "io", format!("finding this binary: {e}")))?;
-    let mut child = Command::new(exe)
-        .args(run_arguments())
-        .stdin(Stdio::null())
-        .stdout(
-            log.try_clone()
-                .map_err(|e| Failure::new(FAILURE, "io", e.to_string()))?,
-        )
-        .stderr(log)
-        .process_group(0)
-        .spawn()
-        .map_err(|e| Failure::new(FAILURE, "start_failed", format!("spawning the node: {e}")))?;
-    let pid = child.id();
-    let started = Instant::now();
-    let deadline = Duration::from_secs(args.ready_timeout_secs);
-    loop {
-        if let Ok(Some(status)) = child.try_wait() {
-            return Err(Failure::new(
-                FAILURE,
-                "start_failed",
-                format!(
-                    "the node exited ({status}) before it was ready; the end of {}:\n{}",
-                    log_path.display(),
-                    log_tail(&log_path, log_start)
-                ),
-            ));
+    let spec = LaunchSpec {
+        binary,
+        args: run_arguments(),
+        log: log_path.clone(),
+    };
+    let mut launched = launch::spawn_detached(&spec).map_err(|error| match error {
+        LaunchError::Io { what, source } if what.starts_with("spawning") => {
+            Failure::new(FAILURE, "start_failed", format!("{what}: {source}"))
         }
-        let last_reason = match readiness(&target, pid) {
-            Ok(url) => {
-                let elapsed = started.elapsed().as_millis();
-                if args.json {
-                    let object = serde_json::json!({
-                        "world": target.id.as_str(), "pid": pid, "url": url,
-                        "amnesia": config.amnesia,
-                        "ready_ms": elapsed as u64, "log": log_path.display().to_string(),
-                    });
-                    println!("{object}");
-                } else {
-                    println!(
-                        "started world {} as pid {pid} on {url}; ready in {elapsed} ms; log {}",
-                        target.id,
-                        log_path.display()
-                    );
-                }
-                return Ok(());
-            }
-            Err(reason) => reason,
-        };
-        if started.elapsed() >= deadline {
-            let _ = rustix::process::kill_process(
-                rustix::process::Pid::from_raw(pid as i32).expect("a child pid is positive"),
-                rustix::process::Signal::TERM,
-            );
-            return Err(Failure::new(
-                FAILURE,
-                "start_timeout",
-                format!(
-                    "not ready within {} s: {last_reason}; sent SIGTERM to pid {pid}; the end of {}:\n{}",
-                    args.ready_timeout_secs,
-                    log_path.display(),
-                    log_tail(&log_path, log_start)
-                ),
-            ));
-        }
-        std::thread::sleep(POLL_INTERVAL);
+        other => launch_failure(other),
+    })?;
+    let pid = launched.pid;
+    let world = target.world_ref();
+    let ready = launch::wait_ready(
+        &mut launched,
+        target.dir.runtime_root(),
+        &target.id,
+        Duration::from_secs(args.ready_timeout_secs),
+        |node| readiness(&world, node),
+    )
+    .map_err(launch_failure)?;
+    let (url, elapsed) = (ready.url, ready.elapsed.as_millis());
+    if args.json {
+        let object = serde_json::json!({
+            "world": target.id.as_str(), "pid": pid, "url": url,
+            "amnesia": config.amnesia,
+            "ready_ms": elapsed as u64, "log": log_path.display().to_string(),
+        });
+        println!("{object}");
+    } else {
+        println!(
+            "started world {} as pid {pid} on {url}; ready in {elapsed} ms; log {}",
+            target.id,
+            log_path.display()
+        );
     }
+    Ok(())
 }
 
-/// The node's URL once `/readyz` answers 200 for the node with this pid
-/// (over TLS when it serves TLS).
-fn readiness(target: &Target, pid: u32) -> Result<String, String> {
-    let world = target.world_ref();
-    let node = running(&world)
-        .map_err(|failure| failure.message)?
-        .filter(|node| node.pid == pid && node.address.is_some())
-        .ok_or("the node is still starting (recovering the world)")?;
-    let url = node.url().expect("an address is recorded");
-    probe::client(&world, &node, Duration::from_secs(2))
+/// The node's URL once `/readyz` answers 200 (over TLS when it serves TLS).
+fn readiness(world: &WorldRef, node: &probe::RunningNode) -> Result<String, String> {
+    let url = node.url().ok_or("the node has not recorded an address")?;
+    probe::client(world, node, Duration::from_secs(2))
         .and_then(|client| client.readyz())
         .map(|()| url)
         .map_err(|error| error.to_string())
-}
-
-fn log_tail(path: &std::path::Path, from: u64) -> String {
-    let mut text = String::new();
-    if let Ok(mut file) = std::fs::File::open(path) {
-        let _ = file.seek(SeekFrom::Start(from));
-        let _ = file.take(1 << 20).read_to_string(&mut text);
-    }
-    let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(LOG_TAIL_LINES)..].join("\n")
 }
 
 /// Refuses a package given on the command line that the world does not
@@ -390,42 +338,16 @@ pub fn stop(args: StopArgs) -> Result<(), Failure> {
             format!("no node runs world {}; nothing to stop", world.id),
         ));
     };
-    if node.pid == 0 {
-        return Err(Failure::new(
-            FAILURE,
-            "lock_unreadable",
-            "the world lock is held but names no pid; stop the holder by hand",
-        ));
-    }
-    let pid = node.pid;
-    let started = Instant::now();
-    rustix::process::kill_process(
-        rustix::process::Pid::from_raw(pid as i32)
-            .ok_or_else(|| Failure::new(FAILURE, "lock_unreadable", "pid 0 in the lock"))?,
-        rustix::process::Signal::TERM,
+    let stopped = launch::stop_node(
+        world.dir.runtime_root(),
+        &world.id,
+        node,
+        Duration::from_secs(args.timeout_secs),
     )
-    .map_err(|e| Failure::new(FAILURE, "stop_failed", format!("SIGTERM to pid {pid}: {e}")))?;
-    let deadline = Duration::from_secs(args.timeout_secs);
-    let log = match node.amnesia {
-        true => registry::paths(world.dir.runtime_root(), &world.id).log,
-        false => world.dir.node_log(),
-    };
-    while running(&world)?.is_some_and(|now| now.pid == pid) {
-        if started.elapsed() >= deadline {
-            return Err(Failure::new(
-                FAILURE,
-                "stop_timeout",
-                format!(
-                    "pid {pid} still runs world {} after {} s; see {}",
-                    world.id,
-                    args.timeout_secs,
-                    log.display()
-                ),
-            ));
-        }
-        std::thread::sleep(POLL_INTERVAL);
-    }
-    let elapsed = started.elapsed().as_millis() as u64;
+    .map_err(launch_failure)?;
+    let (node, log) = (stopped.node, stopped.log);
+    let pid = node.pid;
+    let elapsed = stopped.elapsed.as_millis() as u64;
     if node.amnesia {
         if args.json {
             let object = serde_json::json!({

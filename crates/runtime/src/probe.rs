@@ -3,21 +3,19 @@
 //! and `backup` ask the running node) go through `everarcade-client`, the
 //! same client game developers use.
 //!
-//! A durable node is found through its world lock and `status.json`; an
-//! amnesia node, which writes nothing under the root, through the node
-//! registry in the OS runtime directory (`everarcade_node::registry`). A
+//! A node is found by `everarcade_node::launch::running_node`: a durable
+//! node through its world lock and `status.json`, an amnesia node through
+//! the node registry in the OS runtime directory. A
 //! node that serves TLS is reached over `https://`, trusting `--ca` if given,
 //! else the certificate the node recorded that it serves.
 
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::Duration;
 
 use everarcade_client::{BlockingClient, Client, ClientError, Trust};
-use everarcade_node::registry;
-use everarcade_store::meta::{StatusFile, read_json};
-use everarcade_store::{DiskStorage, LockState, StoreError, WorldDir, WorldLock};
+use everarcade_node::launch;
+use everarcade_store::{StoreError, WorldDir};
 
 use crate::exit::{FAILURE, Failure, USAGE};
 use crate::target::WorldRef;
@@ -30,64 +28,13 @@ pub fn set_ca(path: PathBuf) {
     let _ = CA.set(path);
 }
 
-/// The running node of a world.
-pub struct RunningNode {
-    /// Its process id (the lock holder).
-    pub pid: u32,
-    /// Where it listens, once recorded.
-    pub address: Option<SocketAddr>,
-    /// The certificate it serves TLS with, if it serves TLS.
-    pub tls_cert: Option<PathBuf>,
-    /// Whether it keeps the world in memory only (found in the registry).
-    pub amnesia: bool,
-}
-
-impl RunningNode {
-    /// `http://host:port` or `https://host:port`.
-    pub fn url(&self) -> Option<String> {
-        let address = self.address?;
-        Some(match self.tls_cert {
-            Some(_) => format!("https://{address}"),
-            None => format!("http://{address}"),
-        })
-    }
-}
+/// The running node of a world (found by `everarcade_node::launch`).
+pub use everarcade_node::launch::RunningNode;
 
 /// Finds the node that runs the world, if one does: the holder of the
 /// world lock, else an amnesia node in the registry.
 pub fn running_node(world: &WorldRef) -> Result<Option<RunningNode>, StoreError> {
-    if let Some(node) = durable_node(&world.dir)? {
-        return Ok(Some(node));
-    }
-    let Some(record) = registry::find(world.dir.runtime_root(), &world.id)? else {
-        return Ok(None);
-    };
-    Ok(Some(RunningNode {
-        pid: record.pid,
-        address: record.addresses.first().and_then(|a| a.parse().ok()),
-        tls_cert: record.tls_cert.map(PathBuf::from),
-        amnesia: true,
-    }))
-}
-
-fn durable_node(dir: &WorldDir) -> Result<Option<RunningNode>, StoreError> {
-    if !dir.lock().exists() {
-        return Ok(None);
-    }
-    let LockState::Held { pid } = WorldLock::probe(&dir.lock())? else {
-        return Ok(None);
-    };
-    let status: Option<StatusFile> = read_json(&DiskStorage, &dir.status())
-        .ok()
-        .filter(|s: &StatusFile| s.state == "running" && s.pid == Some(pid));
-    Ok(Some(RunningNode {
-        pid,
-        address: status
-            .as_ref()
-            .and_then(|s| s.addresses.first().and_then(|a| a.parse().ok())),
-        tls_cert: status.and_then(|s| s.tls_cert).map(PathBuf::from),
-        amnesia: false,
-    }))
+    launch::running_node(world.dir.runtime_root(), &world.id)
 }
 
 /// The trust for an `https://` node: `--ca`, else the node's own
