@@ -63,7 +63,8 @@ async function showWorld(world) {
   try {
     const record = await request(`${API}/runtimes/${encodeURIComponent(world)}`);
     $('record').textContent = JSON.stringify(record, null, 2);
-    const operations = list(record, 'operations', 'operation_log', 'ops');
+    const log = await request(`${API}/runtimes/${encodeURIComponent(world)}/operations`);
+    const operations = list(log, 'operations');
     const body = $('operations');
     body.replaceChildren();
     for (const op of operations) {

@@ -52,6 +52,8 @@ pub fn router(manager: Arc<Manager>) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(manager)
+        // The manager console (`/` and its assets) reads only the routes above.
+        .merge(everarcade_console::manager_router())
 }
 
 async fn not_found(uri: Uri) -> ApiError {

@@ -292,6 +292,12 @@ fn manager_supervises_worlds_on_sqlite() {
     }
     assert!(root.join("manager.db").exists());
     assert_eq!(manager.get("/healthz").0, 200);
+    // The manager console is mounted at `/` with its assets.
+    let (status, page) = manager.get("/");
+    assert_eq!(status, 200);
+    let page = page.as_str().expect("an HTML page, not JSON");
+    assert!(page.contains("manager.js"), "{page}");
+    assert_eq!(manager.get("/console/assets/manager.js").0, 200);
 
     let package = package();
     manager.start("alpha", &package, "never");
