@@ -1162,3 +1162,48 @@ fn manager_intake_pauses_while_redis_is_away() {
         .query(&mut conn)
         .unwrap();
 }
+
+/// The manager console (issue 12) in Debian's headless chromium, driven by
+/// `crates/console/tests/browser/manager.mjs` (playwright-core), against this
+/// manager with one running world: the page lists it, shows its operation
+/// log and, with the token, stops and starts it. Needs `/usr/bin/chromium`
+/// and `npm ci --prefix crates/console/tests/browser`; fails saying so
+/// without them.
+#[test]
+fn manager_console_in_a_real_browser() {
+    let chromium = std::env::var_os("CHROMIUM")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/usr/bin/chromium"));
+    assert!(
+        chromium.exists(),
+        "no chromium at {}: install it with `apt-get install -y chromium` (or set CHROMIUM)",
+        chromium.display()
+    );
+    let browser = repository_root().join("crates/console/tests/browser");
+    assert!(
+        browser.join("node_modules/playwright-core").exists(),
+        "playwright-core is not installed: run `npm ci --prefix crates/console/tests/browser`"
+    );
+    let scratch = TempDir::new("manager-console");
+    let root = scratch.join("root");
+    let manager = ManagerProcess::spawn(&root, &[]);
+    let package = package();
+    manager.start("alpha", &package, "never");
+    let output = Command::new("node")
+        .arg(browser.join("manager.mjs"))
+        .arg(format!("http://127.0.0.1:{}", manager.port))
+        .arg(&manager.token)
+        .arg("alpha")
+        .arg(&package)
+        .env("CHROMIUM", &chromium)
+        .output()
+        .expect("`node` runs (install Node.js 20)");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success() && stdout.contains(" passed, 0 failed"),
+        "the manager console failed:\n{stdout}\n{}\n{}",
+        String::from_utf8_lossy(&output.stderr),
+        manager.log_text()
+    );
+    assert_eq!(manager.record("alpha")["status"], "running");
+}
