@@ -2,37 +2,16 @@
 // and shows the generic view (recent ticks, watched keys with checked
 // proofs), with no page error, console error or failed request.
 // Usage: node generic.mjs <base url>. Prints "N passed, M failed".
-import { chromium } from 'playwright-core';
+import { Tally, launch, until } from './harness.mjs';
 
 const [base] = process.argv.slice(2);
-let passed = 0;
-let failed = 0;
-const problems = [];
-const check = (name, ok, detail = '') => {
-  if (ok) { passed += 1; console.log(`ok ${name}`); } else { failed += 1; console.log(`FAIL ${name} ${detail}`); }
-};
+const tally = new Tally('generic');
+const check = (what, ok, detail) => tally.check(what, ok, detail);
 
-async function until(what, predicate, timeoutMs = 20000) {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const result = await predicate();
-    if (result) return result;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 200));
-  }
-}
-
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
-    '--disable-component-update', '--disable-sync', '--no-first-run'],
-});
+const browser = await launch();
 try {
   const page = await browser.newPage();
-  page.on('pageerror', (error) => problems.push(`page error: ${error.message}`));
-  page.on('console', (message) => { if (message.type() === 'error') problems.push(`console error: ${message.text()}`); });
-  page.on('requestfailed', (request) => problems.push(`request failed: ${request.url()} ${request.failure()?.errorText}`));
-  page.on('response', (response) => { if (response.status() >= 400) problems.push(`${response.status()} from ${response.url()}`); });
+  tally.watch(page);
   await page.goto(`${base}/spectate?keys=57,text:P`);
   const state = await until('the viewer state', async () => {
     const text = await page.textContent('#viewer-state');
@@ -53,6 +32,4 @@ try {
 } finally {
   await browser.close();
 }
-for (const problem of problems) check('no page error or failed request', false, problem);
-console.log(`generic: ${passed} passed, ${failed} failed`);
-process.exit(failed === 0 && passed > 0 ? 0 : 1);
+tally.finish();

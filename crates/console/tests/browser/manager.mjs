@@ -5,42 +5,22 @@
 // non-2xx fails it.
 // Usage: node manager.mjs <base url> <token> <world> <package path>.
 // Prints "manager: N passed, M failed".
-import { chromium } from 'playwright-core';
+import { Tally, launch, until as wait } from './harness.mjs';
 
 const [base, token, world, pkg] = process.argv.slice(2);
-let passed = 0;
-let failed = 0;
-const problems = [];
-const check = (name, ok, detail = '') => {
-  if (ok) { passed += 1; console.log(`ok ${name}`); } else { failed += 1; console.log(`FAIL ${name} ${detail}`); }
-};
-
-async function until(what, predicate, timeoutMs = 60000) {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const result = await predicate();
-    if (result) return result;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 200));
-  }
-}
+const tally = new Tally('manager');
+const check = (what, ok, detail) => tally.check(what, ok, detail);
+const until = (what, predicate, timeoutMs = 60000) => wait(what, predicate, timeoutMs);
 
 const rowOf = async (page) => {
   const rows = await page.$$eval('#worlds tr', (all) => all.map((row) => row.textContent));
   return rows.find((text) => text.startsWith(world));
 };
 
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
-    '--disable-component-update', '--disable-sync', '--no-first-run'],
-});
+const browser = await launch();
 try {
   const page = await browser.newPage();
-  page.on('pageerror', (error) => problems.push(`page error: ${error.message}`));
-  page.on('console', (message) => { if (message.type() === 'error') problems.push(`console error: ${message.text()}`); });
-  page.on('requestfailed', (request) => problems.push(`request failed: ${request.url()} ${request.failure()?.errorText}`));
-  page.on('response', (response) => { if (response.status() >= 400) problems.push(`${response.status()} from ${response.url()}`); });
+  tally.watch(page);
   await page.goto(`${base}/`);
   const running = await until('the world listed running', async () => {
     const row = await rowOf(page);
@@ -83,6 +63,4 @@ try {
 } finally {
   await browser.close();
 }
-for (const problem of problems) check('no page error or failed request', false, problem);
-console.log(`manager: ${passed} passed, ${failed} failed`);
-process.exit(failed === 0 && passed > 0 ? 0 : 1);
+tally.finish();

@@ -3,39 +3,18 @@
 // console error or failed request. The certificate is the test's own
 // self-signed one, so certificate errors are ignored for this origin only.
 // Usage: node tls.mjs <https base url>. Prints "N passed, M failed".
-import { chromium } from 'playwright-core';
+import { Tally, launch, until } from './harness.mjs';
 
 const [base] = process.argv.slice(2);
-let passed = 0;
-let failed = 0;
-const problems = [];
-const check = (name, ok, detail = '') => {
-  if (ok) { passed += 1; console.log(`ok ${name}`); } else { failed += 1; console.log(`FAIL ${name} ${detail}`); }
-};
+const tally = new Tally('tls');
+const check = (what, ok, detail) => tally.check(what, ok, detail);
 
-async function until(what, predicate, timeoutMs = 20000) {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const result = await predicate();
-    if (result) return result;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 200));
-  }
-}
-
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
-    '--disable-component-update', '--disable-sync', '--no-first-run'],
-});
+const browser = await launch();
 try {
   const context = await browser.newContext({ ignoreHTTPSErrors: true });
   for (const path of ['/', '/spectate']) {
     const page = await context.newPage();
-    page.on('pageerror', (error) => problems.push(`${path}: page error: ${error.message}`));
-    page.on('console', (message) => { if (message.type() === 'error') problems.push(`${path}: console error: ${message.text()}`); });
-    page.on('requestfailed', (request) => problems.push(`${path}: request failed: ${request.url()} ${request.failure()?.errorText}`));
-    page.on('response', (response) => { if (response.status() >= 400) problems.push(`${path}: ${response.status()} from ${response.url()}`); });
+    tally.watch(page, `${path}: `);
     await page.goto(`${base}${path}`);
     if (path === '/') {
       const first = Number(await until('a head tick', async () => Number(await page.textContent('#head')) || null));
@@ -55,6 +34,4 @@ try {
 } finally {
   await browser.close();
 }
-for (const problem of problems) check('no page error or failed request', false, problem);
-console.log(`tls: ${passed} passed, ${failed} failed`);
-process.exit(failed === 0 && passed > 0 ? 0 : 1);
+tally.finish();
