@@ -311,12 +311,13 @@ async fn operations(
 ) -> Answer {
     let page = page_query(query)?;
     manager.known(&world).await.map_err(|e| e.0)?;
+    operation_log(&manager, Some(&world), &page).await
+}
+
+/// The newest operation rows (of one world, or all), `?limit` of them.
+async fn operation_log(manager: &Manager, world: Option<&str>, page: &Page) -> Answer {
     let limit = page.limit.unwrap_or(50).clamp(1, 1000);
-    let rows = manager
-        .db
-        .operations(Some(&world), limit)
-        .await
-        .map_err(db_down)?;
+    let rows = manager.db.operations(world, limit).await.map_err(db_down)?;
     ok(json!({"operations": rows}))
 }
 
@@ -325,13 +326,7 @@ async fn all_operations(
     query: Result<Query<Page>, axum::extract::rejection::QueryRejection>,
 ) -> Answer {
     let page = page_query(query)?;
-    let limit = page.limit.unwrap_or(50).clamp(1, 1000);
-    let rows = manager
-        .db
-        .operations(page.world.as_deref(), limit)
-        .await
-        .map_err(db_down)?;
-    ok(json!({"operations": rows}))
+    operation_log(&manager, page.world.as_deref(), &page).await
 }
 
 async fn health_events(
