@@ -1,0 +1,30 @@
+//! Replicated worlds (docs/FEDERATION.md): one node holds input authority
+//! for a world, followers replicate it.
+//!
+//! - [`wire`]: a journal record as carried between hosts (its exact journal
+//!   bytes and its ordinal) and a position in a journal;
+//! - [`replicate`]: the two seams a node plugs transports into: where an
+//!   authority's durable records go ([`replicate::Replicator`]) and where a
+//!   follower's records come from ([`replicate::RecordSource`]).
+//!
+//! This crate is *not* responsible for the record encoding, the chain or
+//! verification (`everarcade-store`, `everarcade-world` and
+//! `everarcade-audit` own them and are reused here), nor for the node's
+//! HTTP surface (`everarcade-node`).
+//!
+//! Architecture invariants:
+//! - a follower journals exactly the authority's record bytes, after checking
+//!   them as replay does and re-executing each tick: its journal's chain is
+//!   the authority's chain;
+//! - an authority hands a record to a transport only once it is durable in
+//!   its own journal.
+
+#![cfg_attr(not(test), warn(unused_crate_dependencies))]
+
+pub mod error;
+pub mod replicate;
+pub mod wire;
+
+pub use error::FederationError;
+pub use replicate::{RecordSource, ReplicationWait, Replicator};
+pub use wire::{Position, WireRecord};

@@ -1,0 +1,27 @@
+//! The seams between a node and a transport.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use crate::error::FederationError;
+use crate::wire::{Position, WireRecord};
+
+/// Resolves once records handed to a [`Replicator`] are replicated as its
+/// acknowledgement policy asks (`--ack replicated`).
+pub type ReplicationWait = Pin<Box<dyn Future<Output = Result<(), FederationError>> + Send>>;
+
+/// Where an authority's durable records go (HTTP followers, JetStream).
+pub trait Replicator: Send + Sync + 'static {
+    /// Called in journal order, right after `records` became durable in the
+    /// authority's own journal.
+    fn replicate(&self, records: Vec<WireRecord>) -> ReplicationWait;
+}
+
+/// Where a follower's records come from (the authority over HTTP, JetStream).
+pub trait RecordSource: Send + 'static {
+    /// The records after `after`, in order; waits a bounded time for new ones.
+    fn next(
+        &mut self,
+        after: Position,
+    ) -> Pin<Box<dyn Future<Output = Result<Vec<WireRecord>, FederationError>> + Send + '_>>;
+}
