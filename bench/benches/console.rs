@@ -7,7 +7,8 @@
 //! loop) over `EA_BENCH_CONSOLE_LANES` lanes, each answered 202 once
 //! durable. Rounds alternate: the load alone, then
 //! the same load with 20 operator consoles and 200 spectators connected,
-//! each doing what its page does (on its own 1-worker runtime): one first
+//! each doing what its page does (on its own 1-worker runtime at nice 19,
+//! so their own parsing and polling does not count as the node's): one first
 //! load of the page and its assets, the tick stream (`/events`, read to the
 //! end of every event), and polls: a console reads `/status` every second
 //! and `/metrics` every 5 s; a spectator reads the arena's `P` and `B` with
@@ -116,9 +117,27 @@ fn runtime(workers: usize) -> Result<tokio::runtime::Runtime, String> {
         .map_err(|e| e.to_string())
 }
 
+/// The simulated pages' runtime: one worker at the lowest CPU priority
+/// (nice 19; on Linux a thread's own), so the pages' own work (parsing
+/// events, polling) takes only what the node leaves: real spectators run on
+/// their own machines, and what is measured is the node's cost of serving
+/// them.
+fn page_runtime() -> Result<tokio::runtime::Runtime, String> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .on_thread_start(|| {
+            if let Err(error) = rustix::process::setpriority_process(None, 19) {
+                eprintln!("could not lower the simulated pages' priority: {error}");
+            }
+        })
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())
+}
+
 fn run(options: &Options) -> Result<(), String> {
     let node_runtime = runtime(2)?;
-    let page_runtime = runtime(1)?;
+    let page_runtime = page_runtime()?;
     let arena = Arena::load()?;
     let scratch = Scratch::new("console").map_err(|e| e.to_string())?;
     let address = {

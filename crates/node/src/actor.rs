@@ -63,6 +63,8 @@ pub struct TickView {
     pub input_count: u32,
     /// One receipt per input, then the tick hook's.
     pub receipts: Vec<Receipt>,
+    /// The tick's event stream data, made once for every subscriber.
+    pub event_data: std::sync::OnceLock<String>,
 }
 
 impl TickView {
@@ -179,6 +181,54 @@ pub struct Live {
     /// A divergence (or corruption) the self-audit found: admission is
     /// closed, ticks stop and the lineage is no longer published.
     pub incident: Mutex<Option<IncidentView>>,
+    /// State reads answered at the head tick, so a key many viewers read
+    /// costs the actor one read a tick, not one per viewer.
+    pub state_reads: Mutex<StateReads>,
+}
+
+/// Keys read at one tick, with their values and proofs: a state value at
+/// an executed tick never changes, so every reader of that key at that
+/// tick can be given the same answer without asking the actor again.
+/// Bounded by [`STATE_READS_CACHED_MAX`] keys and
+/// [`STATE_READS_CACHED_BYTES_MAX`] bytes; emptied when the head moves.
+#[derive(Debug, Default)]
+pub struct StateReads {
+    tick: Tick,
+    bytes: usize,
+    views: std::collections::HashMap<Vec<u8>, StateView>,
+}
+
+/// Keys kept in [`StateReads`] at most.
+pub const STATE_READS_CACHED_MAX: usize = 1024;
+/// Bytes of keys, values and proofs kept in [`StateReads`] at most.
+pub const STATE_READS_CACHED_BYTES_MAX: usize = 8 * 1024 * 1024;
+
+impl StateReads {
+    /// The answer for `key` at `tick`, if one was kept.
+    pub fn get(&self, tick: Tick, key: &[u8]) -> Option<StateView> {
+        (self.tick == tick).then(|| self.views.get(key).cloned())?
+    }
+
+    /// Keeps `view` for `key`; a view of a newer tick replaces every older
+    /// one, a view of an older tick than those kept is not kept.
+    pub fn keep(&mut self, key: Vec<u8>, view: &StateView) {
+        if view.tick > self.tick {
+            *self = StateReads {
+                tick: view.tick,
+                ..StateReads::default()
+            };
+        }
+        let bytes = key.len() + view.value.as_ref().map_or(0, Vec::len) + view.proof.len();
+        if view.tick < self.tick
+            || self.views.len() >= STATE_READS_CACHED_MAX
+            || self.bytes + bytes > STATE_READS_CACHED_BYTES_MAX
+            || self.views.contains_key(&key)
+        {
+            return;
+        }
+        self.bytes += bytes;
+        self.views.insert(key, view.clone());
+    }
 }
 
 /// What `status` and `/readyz` show of an incident.
@@ -320,9 +370,32 @@ impl WorldHandle {
         self.ask(|reply| Request::TicksAfter { after, reply }).await
     }
 
-    /// A state value with its proof.
+    /// A state value with its proof at the head tick. A key already read
+    /// at the head is answered from [`Live::state_reads`], without the
+    /// actor.
     pub async fn state(&self, key: Vec<u8>) -> Result<StateView, ApiError> {
-        self.ask(|reply| Request::State { key, reply }).await
+        let head = self.live.status.read().expect("status lock").roots.tick;
+        let kept = self
+            .live
+            .state_reads
+            .lock()
+            .expect("state reads lock")
+            .get(head, &key);
+        if let Some(view) = kept {
+            return Ok(view);
+        }
+        let view = self
+            .ask(|reply| Request::State {
+                key: key.clone(),
+                reply,
+            })
+            .await?;
+        self.live
+            .state_reads
+            .lock()
+            .expect("state reads lock")
+            .keep(key, &view);
+        Ok(view)
     }
 
     /// Opens or closes admission (and records it in `status.json`).
@@ -398,6 +471,7 @@ pub fn spawn(
         }),
         metrics: Metrics::default(),
         admission_open: AtomicBool::new(config.admission_open),
+        state_reads: Mutex::new(StateReads::default()),
         poisoned: Mutex::new(None),
         stopping: AtomicBool::new(false),
         events,
@@ -684,6 +758,7 @@ impl Actor {
             roots: output.roots,
             input_count,
             receipts: output.receipts,
+            event_data: std::sync::OnceLock::new(),
         });
         if self.ticks.len() == TICKS_RETAINED_MAX {
             self.ticks.pop_front();
@@ -980,6 +1055,46 @@ mod tests {
     use everarcade_protocol::{Hash, TickRoots};
 
     use super::*;
+
+    fn view(tick: Tick, value: &[u8]) -> StateView {
+        StateView {
+            tick,
+            value: Some(value.to_vec()),
+            state_root: Hash::ZERO,
+            proof: vec![7; 64],
+        }
+    }
+
+    #[test]
+    fn state_reads_answer_only_the_tick_they_were_read_at_and_stay_bounded() {
+        let mut reads = StateReads::default();
+        reads.keep(b"P".to_vec(), &view(5, b"five"));
+        assert_eq!(reads.get(5, b"P").unwrap().value.unwrap(), b"five");
+        assert!(reads.get(6, b"P").is_none(), "another tick is not answered");
+        assert!(
+            reads.get(5, b"B").is_none(),
+            "an unread key is not answered"
+        );
+
+        // A newer tick replaces every view of the older one.
+        reads.keep(b"B".to_vec(), &view(6, b"six"));
+        assert!(reads.get(5, b"P").is_none());
+        assert_eq!(reads.get(6, b"B").unwrap().value.unwrap(), b"six");
+        // A late answer of an older tick is not kept.
+        reads.keep(b"P".to_vec(), &view(5, b"late"));
+        assert!(reads.get(5, b"P").is_none() && reads.get(6, b"P").is_none());
+
+        for key in 0..STATE_READS_CACHED_MAX + 10 {
+            reads.keep(key.to_be_bytes().to_vec(), &view(6, b"v"));
+        }
+        assert_eq!(reads.views.len(), STATE_READS_CACHED_MAX);
+        let big = StateView {
+            proof: vec![0; STATE_READS_CACHED_BYTES_MAX],
+            ..view(7, b"v")
+        };
+        reads.keep(b"huge".to_vec(), &big);
+        assert!(reads.get(7, b"huge").is_none(), "over the byte bound");
+    }
 
     fn output(lines_per_call: &[usize], line: &str) -> TickOutput {
         let mut logs = Vec::new();

@@ -562,12 +562,16 @@ pub fn tick_event_json(view: &TickView) -> Value {
 }
 
 /// One tick as a stream event: `id:` is the tick, so a client that
-/// reconnects sends it back as `Last-Event-ID`.
+/// reconnects sends it back as `Last-Event-ID`. The data is made once per
+/// tick, however many streams send it.
 fn tick_event(view: &TickView) -> Event {
+    let data = view
+        .event_data
+        .get_or_init(|| tick_event_json(view).to_string());
     Event::default()
         .id(view.roots.tick.to_string())
         .event("tick")
-        .data(tick_event_json(view).to_string())
+        .data(data)
 }
 
 /// The tick in `Last-Event-ID`, if the header holds one.
