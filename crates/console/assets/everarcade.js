@@ -283,7 +283,7 @@ const ROOTS_KEPT = 512;
 /**
  * Connects to the world this node runs; resolves to the viewer API:
  * `world`, `status()`, `onTick(fn)`, `onStream(fn)`, `read(key)`,
- * `tick(t)`, `rootOf(tick)`, `close()` (docs/HTTP.md).
+ * `keys({after, limit})`, `tick(t)`, `rootOf(tick)`, `close()` (docs/HTTP.md).
  */
 export async function connect({ onListenerError = (error) => console.error(error) } = {}) {
   const version = await request('/version');
@@ -345,6 +345,15 @@ export async function connect({ onListenerError = (error) => console.error(error
     base,
     status: () => request(`${base}/status`),
     tick: (number) => request(`${base}/ticks/${number}`),
+    // A page of the key space (`GET …/keys`): the node's listing, not a
+    // proof; read a key to check its value.
+    keys: ({ after = null, limit = null } = {}) => {
+      const query = new URLSearchParams();
+      if (after) query.set('after', after);
+      if (limit) query.set('limit', String(limit));
+      const text = query.toString();
+      return request(`${base}/keys${text ? `?${text}` : ''}`);
+    },
     rootOf: (tick) => roots.get(tick) || null,
     onTick(listener) { tickListeners.add(listener); return () => tickListeners.delete(listener); },
     onStream(listener) { streamListeners.add(listener); return () => streamListeners.delete(listener); },

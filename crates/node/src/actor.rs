@@ -115,6 +115,21 @@ pub struct StateView {
     pub proof: Vec<u8>,
 }
 
+/// A page of the key space at the head tick, in key order.
+#[derive(Clone, Debug)]
+pub struct KeysView {
+    /// The head tick.
+    pub tick: Tick,
+    /// The state root at `tick`.
+    pub state_root: everarcade_protocol::Hash,
+    /// Keys in the whole state.
+    pub total: usize,
+    /// `(key, value)` of the page's entries.
+    pub entries: Vec<(Vec<u8>, Vec<u8>)>,
+    /// Whether keys follow the page.
+    pub more: bool,
+}
+
 /// A checkpoint taken on request.
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct CheckpointView {
@@ -300,6 +315,11 @@ enum Request {
         key: Vec<u8>,
         reply: oneshot::Sender<StateView>,
     },
+    Keys {
+        after: Option<Vec<u8>>,
+        limit: usize,
+        reply: oneshot::Sender<KeysView>,
+    },
     Admission {
         open: bool,
         reply: oneshot::Sender<()>,
@@ -396,6 +416,17 @@ impl WorldHandle {
             .expect("state reads lock")
             .keep(key, &view);
         Ok(view)
+    }
+
+    /// Up to `limit` keys after `after` (from the first key for `None`)
+    /// with their values, at the head tick.
+    pub async fn keys(&self, after: Option<Vec<u8>>, limit: usize) -> Result<KeysView, ApiError> {
+        self.ask(|reply| Request::Keys {
+            after,
+            limit,
+            reply,
+        })
+        .await
     }
 
     /// Opens or closes admission (and records it in `status.json`).
@@ -678,6 +709,29 @@ impl Actor {
                 let _ = reply.send(Replay {
                     head: self.world.roots().tick,
                     ticks: self.ticks.range(first..).cloned().collect(),
+                });
+            }
+            Request::Keys {
+                after,
+                limit,
+                reply,
+            } => {
+                let world = self.world.world_mut();
+                let state_root = world.state_root();
+                let state = world.state();
+                let mut page = state.iter_after(after.as_deref());
+                let entries = page
+                    .by_ref()
+                    .take(limit)
+                    .map(|(key, value)| (key.to_vec(), value.to_vec()))
+                    .collect();
+                let more = page.next().is_some();
+                let _ = reply.send(KeysView {
+                    tick: world.tick(),
+                    state_root,
+                    total: state.len(),
+                    entries,
+                    more,
                 });
             }
             Request::State { key, reply } => {

@@ -134,6 +134,23 @@ impl State {
             .map(|(key, entry)| (key.as_slice(), entry.value.as_slice()))
     }
 
+    /// Entries whose key sorts after `after` (all of them for `None`), in
+    /// key order: a page of the key space costs its own length, not the
+    /// store's.
+    pub fn iter_after<'a>(
+        &'a self,
+        after: Option<&[u8]>,
+    ) -> impl Iterator<Item = (&'a [u8], &'a [u8])> + 'a {
+        use std::ops::Bound;
+        let start = match after {
+            Some(key) => Bound::Excluded(key),
+            None => Bound::Unbounded,
+        };
+        self.entries
+            .range::<[u8], _>((start, Bound::Unbounded))
+            .map(|(key, entry)| (key.as_slice(), entry.value.as_slice()))
+    }
+
     /// Number of keys.
     pub fn len(&self) -> usize {
         self.entries.len()

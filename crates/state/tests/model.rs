@@ -73,7 +73,20 @@ fn check_against_model(state: &mut State, model: &Model) -> Result<(), TestCaseE
         .iter()
         .map(|(k, v)| (k.as_slice(), v.as_slice()))
         .collect();
-    prop_assert_eq!(contents, expected);
+    prop_assert_eq!(&contents, &expected);
+    // A page after any key (present or not) is the model's tail after it.
+    prop_assert_eq!(state.iter_after(None).collect::<Vec<_>>(), expected.clone());
+    for (probe, _) in expected.iter().take(4) {
+        for after in [probe.to_vec(), [*probe, &[0u8][..]].concat()] {
+            let page: Vec<(&[u8], &[u8])> = state.iter_after(Some(&after)).collect();
+            let tail: Vec<(&[u8], &[u8])> = expected
+                .iter()
+                .copied()
+                .filter(|(key, _)| *key > after.as_slice())
+                .collect();
+            prop_assert_eq!(page, tail);
+        }
+    }
     let root = state.root();
     prop_assert_eq!(root, reference_root(model));
     prop_assert_eq!(root, build(model.iter()).root());

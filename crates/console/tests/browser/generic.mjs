@@ -23,6 +23,20 @@ try {
     return texts.length === 2 && texts.every((text) => /verified \(depth \d+/.test(text)) ? texts : null;
   });
   check('generic view: watched keys are read with checked proofs', rows.some((text) => text.startsWith('50')), rows.join(' | '));
+  const space = await until('the key space listed', async () => {
+    const texts = await page.$$eval('#generic-space tr', (all) => all.map((row) => row.textContent));
+    return texts.length >= 2 ? texts : null;
+  });
+  check('generic view: the key space is listed, with keys as text', space.some((text) => text.startsWith('57W')), space.join(' | '));
+  check('generic view: the listing says how many keys the state holds', /keys in the state/.test(await page.textContent('#generic-space-summary')));
+  const pick = page.locator('#generic-space button:not([disabled])').first();
+  const picked = (await pick.getAttribute('aria-label')).replace('watch key ', '');
+  await pick.click();
+  const watchedNow = await until('the picked key watched and verified', async () => {
+    const texts = await page.$$eval('#generic-keys tr', (all) => all.map((row) => row.textContent));
+    return texts.length === 3 && texts.every((text) => /verified \(depth \d+/.test(text)) ? texts : null;
+  });
+  check('generic view: a key picked from the key space is read with its proof', watchedNow.some((text) => text.startsWith(picked)), `${picked}: ${watchedNow.join(' | ')}`);
   await until('recent ticks', async () => (await page.locator('#generic-ticks li').count()) >= 3);
   check('generic view: recent ticks are listed', true);
   await until('a recorded change of P', async () => (await page.locator('#generic-changes li').count()) >= 1);

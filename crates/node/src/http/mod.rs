@@ -40,7 +40,7 @@ const INLINE_SIGNATURE_CHECKS_MAX: usize = 8;
 
 /// Every route template of [`router`], and `unmatched` (no route): the
 /// values of the `route` metric label, fixed at compile time.
-pub const ROUTE_LABELS: [&str; 17] = [
+pub const ROUTE_LABELS: [&str; 18] = [
     "/healthz",
     "/readyz",
     "/metrics",
@@ -49,6 +49,7 @@ pub const ROUTE_LABELS: [&str; 17] = [
     "/v1/worlds/{world}/status",
     "/v1/worlds/{world}/ticks/{tick}",
     "/v1/worlds/{world}/state/{key}",
+    "/v1/worlds/{world}/keys",
     "/v1/worlds/{world}/events",
     "/v1/worlds/{world}/attestation",
     "/admin/admission/open",
@@ -168,6 +169,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/worlds/{world}/status", get(world_status))
         .route("/v1/worlds/{world}/ticks/{tick}", get(tick))
         .route("/v1/worlds/{world}/state/{key}", get(state_value))
+        .route("/v1/worlds/{world}/keys", get(keys_page))
         .route("/v1/worlds/{world}/events", get(events))
         .route("/v1/worlds/{world}/attestation", get(attestation));
     let admin_api = Router::new()
@@ -541,6 +543,88 @@ async fn state_value(
         "value": view.value.map(hex::encode),
         "state_root": view.state_root.to_hex(),
         "proof": hex::encode(&view.proof),
+    })))
+}
+
+/// Keys a page of `GET …/keys` lists by default.
+pub const KEYS_PAGE_DEFAULT: usize = 100;
+/// Keys a page of `GET …/keys` lists at most.
+pub const KEYS_PAGE_MAX: usize = 256;
+
+/// `?after=<hex>&limit=<n>` of `GET …/keys`.
+fn keys_query(query: Option<&str>) -> Result<(Option<Vec<u8>>, usize), ApiError> {
+    let malformed = |what: String| ApiError::bad_request("malformed_query", what);
+    let (mut after, mut limit) = (None, KEYS_PAGE_DEFAULT);
+    for pair in query
+        .unwrap_or("")
+        .split('&')
+        .filter(|pair| !pair.is_empty())
+    {
+        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+        match name {
+            "after" => {
+                let key = hex::decode(value)
+                    .map_err(|error| malformed(format!("after is not hex: {error}")))?;
+                if key.len() > 256 {
+                    return Err(malformed(format!(
+                        "after is a key of 1 to 256 bytes, this one is {}",
+                        key.len()
+                    )));
+                }
+                after = (!key.is_empty()).then_some(key);
+            }
+            "limit" => {
+                limit = value
+                    .parse::<usize>()
+                    .ok()
+                    .filter(|limit| (1..=KEYS_PAGE_MAX).contains(limit))
+                    .ok_or_else(|| {
+                        malformed(format!("limit is 1 to {KEYS_PAGE_MAX}, not {value:?}"))
+                    })?;
+            }
+            other => {
+                return Err(malformed(format!(
+                    "unknown query parameter {other:?} (after, limit)"
+                )));
+            }
+        }
+    }
+    Ok((after, limit))
+}
+
+/// A page of the key space at the head: each key with its value's size and
+/// `H(StateValue, value)`, the hash its trie leaf commits to. The listing
+/// is the node's word; a value is proven by reading it with its proof.
+async fn keys_page(
+    State(state): State<AppState>,
+    Path(world): Path<String>,
+    uri: Uri,
+) -> Result<Json<Value>, ApiError> {
+    check_world(&state, &world)?;
+    check_published(&state)?;
+    let (after, limit) = keys_query(uri.query())?;
+    let page = state.world.keys(after, limit).await?;
+    let next = page
+        .more
+        .then(|| page.entries.last().map(|(key, _)| hex::encode(key)))
+        .flatten();
+    let keys: Vec<Value> = page
+        .entries
+        .iter()
+        .map(|(key, value)| {
+            json!({
+                "key": hex::encode(key),
+                "value_bytes": value.len(),
+                "value_hash": everarcade_protocol::Domain::StateValue.hash(value).to_hex(),
+            })
+        })
+        .collect();
+    Ok(Json(json!({
+        "tick": page.tick,
+        "state_root": page.state_root.to_hex(),
+        "total": page.total,
+        "keys": keys,
+        "next": next,
     })))
 }
 

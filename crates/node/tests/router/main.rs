@@ -256,6 +256,79 @@ async fn state_values_come_with_proofs() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_key_space_is_listed_in_pages() {
+    let node = node(|_| {});
+    node.wait_for_tick(1).await;
+    // Two players join (JOIN is the arena's opcode 1): the state gains keys.
+    node.admit(&envelope("ann", 1, &[1])).await;
+    let (tick, _) = node.admit(&envelope("bob", 1, &[1])).await;
+    node.wait_for_tick(tick + 1).await;
+    let keys_path = format!("/v1/worlds/{WORLD}/keys");
+    let (status, all) = node.call(get(&format!("{keys_path}?limit=256"))).await;
+    assert_eq!(status, StatusCode::OK, "{all}");
+    let listed: Vec<String> = all["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|entry| entry["key"].as_str().unwrap().to_string())
+        .collect();
+    assert!(listed.len() >= 2, "{all}");
+    assert!(
+        listed
+            .windows(2)
+            .all(|pair| hex::decode(&pair[0]).unwrap() < hex::decode(&pair[1]).unwrap()),
+        "keys come in key order: {listed:?}"
+    );
+    assert_eq!(
+        all["total"].as_u64().unwrap() as usize,
+        listed.len(),
+        "{all}"
+    );
+    assert!(all["next"].is_null(), "one page holds them all: {all}");
+
+    // `W`'s entry names the hash its trie leaf commits to.
+    let w = all["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|entry| entry["key"] == "57")
+        .expect("the arena's meta record is listed");
+    let (_, read) = node
+        .call(get(&format!("/v1/worlds/{WORLD}/state/57")))
+        .await;
+    let value = hex::decode(read["value"].as_str().unwrap()).unwrap();
+    assert_eq!(w["value_bytes"].as_u64().unwrap() as usize, value.len());
+    assert_eq!(
+        w["value_hash"].as_str().unwrap(),
+        everarcade_protocol::Domain::StateValue
+            .hash(&value)
+            .to_hex()
+    );
+
+    // Pages of one key walk the same order.
+    let (_, first) = node.call(get(&format!("{keys_path}?limit=1"))).await;
+    assert_eq!(first["keys"].as_array().unwrap().len(), 1, "{first}");
+    assert_eq!(first["keys"][0]["key"], listed[0].as_str());
+    assert_eq!(first["next"], listed[0].as_str(), "{first}");
+    let (_, second) = node
+        .call(get(&format!("{keys_path}?limit=1&after={}", listed[0])))
+        .await;
+    let second_key = hex::decode(second["keys"][0]["key"].as_str().unwrap()).unwrap();
+    assert!(second_key > hex::decode(&listed[0]).unwrap(), "{second}");
+
+    for (query, what) in [
+        ("after=zz", "not hex"),
+        ("limit=0", "limit 0"),
+        ("limit=257", "limit over the bound"),
+        ("prefix=57", "an unknown parameter"),
+    ] {
+        let (status, body) = node.call(get(&format!("{keys_path}?{query}"))).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{what}: {body}");
+        assert_eq!(body["error"]["code"], "malformed_query", "{what}: {body}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ticks_not_executed_or_malformed() {
     let node = node(|_| {});
     node.refused(
