@@ -115,7 +115,7 @@ async fn metrics(State(manager): Shared) -> Response {
 
 /// A record with its health snapshot.
 async fn view(manager: &Manager, record: Record) -> Value {
-    let health = manager.db.snapshot(&record.world).await.ok().flatten();
+    let health = manager.latest_snapshot(&record.world).await;
     let mut value = serde_json::to_value(&record).unwrap_or_default();
     if let Some(map) = value.as_object_mut() {
         map.insert(

@@ -41,6 +41,9 @@ pub struct ManagerConfig {
     pub probe_failure_threshold: u32,
     /// How often each running world's status is inspected.
     pub inspect_interval_ms: u64,
+    /// The longest a world's health snapshot goes unwritten while nothing
+    /// an operator acts on changes (docs/MANAGER.md, "Health").
+    pub snapshot_heartbeat_ms: u64,
     /// How long a start waits for `/readyz`.
     pub ready_timeout_ms: u64,
     /// How long a stop waits for the node to exit.
@@ -80,6 +83,7 @@ impl Default for ManagerConfig {
             probe_interval_ms: 2_000,
             probe_failure_threshold: 3,
             inspect_interval_ms: 5_000,
+            snapshot_heartbeat_ms: 60_000,
             ready_timeout_ms: 60_000,
             stop_timeout_ms: 60_000,
             restart_backoff_initial_ms: 1_000,
@@ -298,6 +302,7 @@ impl ManagerConfig {
                 u64::from(self.probe_failure_threshold),
             ),
             ("inspect_interval_ms", self.inspect_interval_ms),
+            ("snapshot_heartbeat_ms", self.snapshot_heartbeat_ms),
             ("ready_timeout_ms", self.ready_timeout_ms),
             ("stop_timeout_ms", self.stop_timeout_ms),
             (

@@ -57,12 +57,27 @@ impl DbError {
     /// A stable code.
     pub fn code(&self) -> &'static str {
         match self {
+            DbError::Sql(error) if is_full(error) => "database_full",
             DbError::Sql(_) => "database_unavailable",
             DbError::Migration { .. } => "migration_failed",
             DbError::TooNew { .. } => "database_too_new",
         }
     }
 }
+
+/// Whether the database refused a write for want of space: SQLite's
+/// `SQLITE_FULL` (13), PostgreSQL's `disk_full` (53100), or `ENOSPC` on
+/// the way.
+fn is_full(error: &sqlx::Error) -> bool {
+    match error {
+        sqlx::Error::Database(error) => matches!(error.code().as_deref(), Some("13" | "53100")),
+        sqlx::Error::Io(error) => error.raw_os_error() == Some(ENOSPC),
+        _ => false,
+    }
+}
+
+/// `ENOSPC` on Linux.
+const ENOSPC: i32 = 28;
 
 /// One migration, in both dialects.
 struct Migration {
@@ -294,6 +309,19 @@ pub struct HealthEvent {
     pub created_at: String,
 }
 
+impl HealthEvent {
+    fn from_row(row: &AnyRow) -> Result<HealthEvent, sqlx::Error> {
+        let details: String = row.try_get("details")?;
+        Ok(HealthEvent {
+            id: row.try_get("id")?,
+            world: row.try_get("world")?,
+            event_type: row.try_get("event_type")?,
+            details: serde_json::from_str(&details).unwrap_or(serde_json::Value::Null),
+            created_at: row.try_get("created_at")?,
+        })
+    }
+}
+
 /// The latest health of a world.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct Snapshot {
@@ -317,6 +345,23 @@ pub struct Snapshot {
     pub last_event: Option<String>,
     /// When it was last probed.
     pub last_probe_at: Option<String>,
+}
+
+impl Snapshot {
+    fn from_row(row: &AnyRow) -> Result<Snapshot, sqlx::Error> {
+        Ok(Snapshot {
+            world: row.try_get("world")?,
+            ready: row.try_get::<i64, _>("ready")? != 0,
+            head_tick: row.try_get("head_tick")?,
+            state_root: row.try_get("state_root")?,
+            continuity_root: row.try_get("continuity_root")?,
+            tick_rate_hz: row.try_get("tick_rate_hz")?,
+            achieved_tick_rate_hz: row.try_get("achieved_tick_rate_hz")?,
+            consecutive_probe_failures: row.try_get("consecutive_probe_failures")?,
+            last_event: row.try_get("last_event")?,
+            last_probe_at: row.try_get("last_probe_at")?,
+        })
+    }
 }
 
 /// The control-plane database.
@@ -691,19 +736,10 @@ impl Db {
                         .await?
                 }
             };
-        rows.iter()
-            .map(|row| {
-                let details: String = row.try_get("details")?;
-                Ok(HealthEvent {
-                    id: row.try_get("id")?,
-                    world: row.try_get("world")?,
-                    event_type: row.try_get("event_type")?,
-                    details: serde_json::from_str(&details).unwrap_or(serde_json::Value::Null),
-                    created_at: row.try_get("created_at")?,
-                })
-            })
-            .collect::<Result<_, sqlx::Error>>()
-            .map_err(DbError::from)
+        Ok(rows
+            .iter()
+            .map(HealthEvent::from_row)
+            .collect::<Result<_, _>>()?)
     }
 
     /// The snapshot of `world`.
@@ -712,49 +748,52 @@ impl Db {
             .bind(world)
             .fetch_optional(&self.pool)
             .await?;
-        let Some(row) = row else { return Ok(None) };
-        Ok(Some(Snapshot {
-            world: row.try_get("world")?,
-            ready: row.try_get::<i64, _>("ready")? != 0,
-            head_tick: row.try_get("head_tick")?,
-            state_root: row.try_get("state_root")?,
-            continuity_root: row.try_get("continuity_root")?,
-            tick_rate_hz: row.try_get("tick_rate_hz")?,
-            achieved_tick_rate_hz: row.try_get("achieved_tick_rate_hz")?,
-            consecutive_probe_failures: row.try_get("consecutive_probe_failures")?,
-            last_event: row.try_get("last_event")?,
-            last_probe_at: row.try_get("last_probe_at")?,
-        }))
+        Ok(row.as_ref().map(Snapshot::from_row).transpose()?)
     }
 
     /// Replaces the snapshot of `snapshot.world`.
     pub async fn put_snapshot(&self, snapshot: &Snapshot) -> Result<(), DbError> {
-        sqlx::query(
-            "INSERT INTO health_snapshots (world, ready, head_tick, state_root, continuity_root,
-                tick_rate_hz, achieved_tick_rate_hz, consecutive_probe_failures, last_event,
-                last_probe_at, updated_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
-             ON CONFLICT (world) DO UPDATE SET ready = excluded.ready,
-                head_tick = excluded.head_tick, state_root = excluded.state_root,
-                continuity_root = excluded.continuity_root, tick_rate_hz = excluded.tick_rate_hz,
-                achieved_tick_rate_hz = excluded.achieved_tick_rate_hz,
-                consecutive_probe_failures = excluded.consecutive_probe_failures,
-                last_event = excluded.last_event, last_probe_at = excluded.last_probe_at,
-                updated_at = excluded.updated_at",
-        )
-        .bind(&snapshot.world)
-        .bind(i64::from(snapshot.ready))
-        .bind(snapshot.head_tick)
-        .bind(&snapshot.state_root)
-        .bind(&snapshot.continuity_root)
-        .bind(snapshot.tick_rate_hz)
-        .bind(snapshot.achieved_tick_rate_hz)
-        .bind(snapshot.consecutive_probe_failures)
-        .bind(&snapshot.last_event)
-        .bind(&snapshot.last_probe_at)
-        .bind(now())
-        .execute(&self.pool)
-        .await?;
+        self.put_snapshots(std::slice::from_ref(snapshot)).await
+    }
+
+    /// Replaces the snapshots of their worlds, all in one transaction (one
+    /// commit, one fsync on SQLite, for a whole pass of the workers).
+    pub async fn put_snapshots(&self, snapshots: &[Snapshot]) -> Result<(), DbError> {
+        if snapshots.is_empty() {
+            return Ok(());
+        }
+        let updated_at = now();
+        let mut tx = self.pool.begin().await?;
+        for snapshot in snapshots {
+            sqlx::query(
+                "INSERT INTO health_snapshots (world, ready, head_tick, state_root, continuity_root,
+                    tick_rate_hz, achieved_tick_rate_hz, consecutive_probe_failures, last_event,
+                    last_probe_at, updated_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+                 ON CONFLICT (world) DO UPDATE SET ready = excluded.ready,
+                    head_tick = excluded.head_tick, state_root = excluded.state_root,
+                    continuity_root = excluded.continuity_root,
+                    tick_rate_hz = excluded.tick_rate_hz,
+                    achieved_tick_rate_hz = excluded.achieved_tick_rate_hz,
+                    consecutive_probe_failures = excluded.consecutive_probe_failures,
+                    last_event = excluded.last_event, last_probe_at = excluded.last_probe_at,
+                    updated_at = excluded.updated_at",
+            )
+            .bind(&snapshot.world)
+            .bind(i64::from(snapshot.ready))
+            .bind(snapshot.head_tick)
+            .bind(&snapshot.state_root)
+            .bind(&snapshot.continuity_root)
+            .bind(snapshot.tick_rate_hz)
+            .bind(snapshot.achieved_tick_rate_hz)
+            .bind(snapshot.consecutive_probe_failures)
+            .bind(&snapshot.last_event)
+            .bind(&snapshot.last_probe_at)
+            .bind(&updated_at)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
         Ok(())
     }
 
@@ -914,7 +953,22 @@ mod tests {
         };
         db.put_snapshot(&snapshot).await.unwrap();
         db.put_snapshot(&snapshot).await.unwrap();
-        assert_eq!(db.snapshot("w1").await.unwrap(), Some(snapshot));
+        assert_eq!(db.snapshot("w1").await.unwrap(), Some(snapshot.clone()));
+        let batch = [
+            Snapshot {
+                head_tick: Some(40),
+                ..snapshot.clone()
+            },
+            Snapshot {
+                world: "w0".into(),
+                ready: false,
+                consecutive_probe_failures: 2,
+                ..Snapshot::default()
+            },
+        ];
+        db.put_snapshots(&batch).await.unwrap();
+        assert_eq!(db.snapshot("w1").await.unwrap().as_ref(), Some(&batch[0]));
+        assert_eq!(db.snapshot("w0").await.unwrap().as_ref(), Some(&batch[1]));
     }
 
     #[tokio::test]

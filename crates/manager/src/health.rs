@@ -18,9 +18,9 @@
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use everarcade_client::Client;
+use everarcade_client::{Client, Trust};
 use everarcade_protocol::WorldId;
 use everarcade_store::meta::{StatusFile, read_json};
 use everarcade_store::{DiskStorage, WorldDir};
@@ -86,6 +86,11 @@ async fn handle_exit(manager: &Arc<Manager>, exit: Exit) {
     }
     let details = json!({"pid": exit.pid, "exit_code": exit.code, "signal": exit.signal,
                          "child": entry.child});
+    let write = crate::lock(&manager.snapshots).observe(&exit.world, Instant::now(), |snapshot| {
+        snapshot.ready = false;
+        snapshot.last_event = Some("process_exited".into());
+    });
+    manager.write_snapshots(write.into_iter().collect()).await;
     manager
         .emit(&exit.world, "process_exited", details.clone())
         .await;
@@ -145,45 +150,62 @@ fn schedule_restart(manager: Arc<Manager>, world: String) {
     });
 }
 
+/// One pass of a worker over the supervised nodes not being stopped:
+/// `visit` each with its client (kept across passes); the snapshots the
+/// visits made due, and those of worlds no longer supervised, are written
+/// in one transaction.
+async fn pass<F, Fut>(manager: &Arc<Manager>, clients: &mut Clients, mut visit: F)
+where
+    F: FnMut(String, Supervised, Client) -> Fut,
+    Fut: std::future::Future<Output = Option<Snapshot>>,
+{
+    let supervised = manager.supervised();
+    clients.retain(&supervised);
+    let mut writes = crate::lock(&manager.snapshots).forget(|world| supervised.contains_key(world));
+    for (world, entry) in supervised {
+        if entry.stopping {
+            continue;
+        }
+        let Some(client) = clients.get(&world, &entry) else {
+            continue;
+        };
+        writes.extend(visit(world, entry, client).await);
+    }
+    manager.write_snapshots(writes).await;
+}
+
 /// The probe channel (and the watch of adopted nodes' exits).
 pub async fn probe_worker(manager: Arc<Manager>, mut stop: watch::Receiver<bool>) {
     let period = Duration::from_millis(manager.config.probe_interval_ms);
     let mut clients = Clients::default();
     while tick(&mut stop, period).await {
-        let supervised = manager.supervised();
-        clients.retain(&supervised);
-        for (world, entry) in supervised {
-            if entry.stopping {
+        // An adopted node is not our child: its exit shows as its world
+        // lock released (or taken by another process).
+        for (world, entry) in manager.supervised() {
+            if entry.child || entry.stopping {
                 continue;
             }
-            let Ok(id) = WorldId::new(&world) else {
-                continue;
-            };
-            if !entry.child {
-                let alive = manager
+            let alive = WorldId::new(&world).ok().is_some_and(|id| {
+                manager
                     .node_of(&id)
                     .ok()
                     .flatten()
-                    .is_some_and(|node| node.pid == entry.pid);
-                if !alive {
-                    handle_exit(
-                        &manager,
-                        Exit {
-                            world: world.clone(),
-                            pid: entry.pid,
-                            code: None,
-                            signal: None,
-                        },
-                    )
-                    .await;
-                    continue;
-                }
+                    .is_some_and(|node| node.pid == entry.pid)
+            });
+            if !alive {
+                let exit = Exit {
+                    world,
+                    pid: entry.pid,
+                    code: None,
+                    signal: None,
+                };
+                handle_exit(&manager, exit).await;
             }
-            let Some(client) = clients.get(&world, &entry, id) else {
-                continue;
-            };
-            probe_one(&manager, &world, client, &entry).await;
         }
+        pass(&manager, &mut clients, |world, _, client| {
+            probe_one(&manager, world, client)
+        })
+        .await;
     }
 }
 
@@ -198,75 +220,77 @@ impl Clients {
             .retain(|world, (pid, _)| supervised.get(world).is_some_and(|entry| entry.pid == *pid));
     }
 
-    fn get(&mut self, world: &str, entry: &Supervised, id: WorldId) -> Option<Client> {
+    fn get(&mut self, world: &str, entry: &Supervised) -> Option<Client> {
         if let Some((pid, client)) = self.0.get(world)
             && *pid == entry.pid
         {
             return Some(client.clone());
         }
-        let client = Client::new(&entry.endpoint, id)
-            .ok()?
-            .with_timeout(Duration::from_secs(2));
+        let id = WorldId::new(world).ok()?;
+        let client = node_client(&entry.endpoint, id, entry.tls_cert.as_deref()).ok()?;
         self.0
             .insert(world.to_string(), (entry.pid, client.clone()));
         Some(client)
     }
 }
 
-async fn probe_one(manager: &Arc<Manager>, world: &str, client: Client, entry: &Supervised) {
+/// A client of the node at `endpoint`; over `https://`, trusting the
+/// certificate the node recorded that it serves (as the CLI does).
+pub(crate) fn node_client(
+    endpoint: &str,
+    id: WorldId,
+    tls_cert: Option<&std::path::Path>,
+) -> Result<Client, everarcade_client::ClientError> {
+    let client = match tls_cert {
+        Some(cert) => Client::with_trust(endpoint, id, &Trust::from_pem_file(cert)?)?,
+        None => Client::new(endpoint, id)?,
+    };
+    Ok(client.with_timeout(Duration::from_secs(2)))
+}
+
+/// Probes one node; returns its snapshot when it is to be written.
+async fn probe_one(manager: &Arc<Manager>, world: String, client: Client) -> Option<Snapshot> {
     let result = client.readyz().await.map_err(|e| e.to_string());
-    // A steady healthy node costs no database write.
-    if result.is_ok() && entry.probe_failures == 0 && !entry.probe_failed_reported {
-        return;
-    }
     let threshold = manager.config.probe_failure_threshold;
     let mut report = None;
-    manager.update_supervised(world, |now| match &result {
-        Ok(()) => {
-            if now.probe_failed_reported {
-                report = Some((
-                    "probe_recovered",
-                    json!({"after_failures": now.probe_failures}),
-                ));
+    let mut failures = 0;
+    manager.update_supervised(&world, |now| {
+        match &result {
+            Ok(()) => {
+                if now.probe_failed_reported {
+                    report = Some((
+                        "probe_recovered",
+                        json!({"after_failures": now.probe_failures}),
+                    ));
+                }
+                now.probe_failures = 0;
+                now.probe_failed_reported = false;
             }
-            now.probe_failures = 0;
-            now.probe_failed_reported = false;
+            Err(reason) => {
+                now.probe_failures += 1;
+                if now.probe_failures >= threshold && !now.probe_failed_reported {
+                    now.probe_failed_reported = true;
+                    report = Some((
+                        "probe_failed",
+                        json!({"failures": now.probe_failures, "reason": reason}),
+                    ));
+                }
+            }
         }
-        Err(reason) => {
-            now.probe_failures += 1;
-            if now.probe_failures >= threshold && !now.probe_failed_reported {
-                now.probe_failed_reported = true;
-                report = Some((
-                    "probe_failed",
-                    json!({"failures": now.probe_failures, "reason": reason}),
-                ));
-            }
+        failures = now.probe_failures;
+    });
+    let write = crate::lock(&manager.snapshots).observe(&world, Instant::now(), |snapshot| {
+        snapshot.ready = result.is_ok();
+        snapshot.consecutive_probe_failures = i64::from(failures);
+        snapshot.last_probe_at = Some(crate::db::now());
+        if let Some((event, _)) = &report {
+            snapshot.last_event = Some(event.to_string());
         }
     });
-    let failures = manager
-        .supervised()
-        .get(world)
-        .map_or(0, |entry| entry.probe_failures);
-    let mut snapshot = manager
-        .db
-        .snapshot(world)
-        .await
-        .ok()
-        .flatten()
-        .unwrap_or_else(|| Snapshot {
-            world: world.to_string(),
-            ..Snapshot::default()
-        });
-    snapshot.ready = result.is_ok();
-    snapshot.consecutive_probe_failures = i64::from(failures);
-    snapshot.last_probe_at = Some(crate::db::now());
     if let Some((event, details)) = report {
-        snapshot.last_event = Some(event.to_string());
-        manager.emit(world, event, details).await;
+        manager.emit(&world, event, details).await;
     }
-    if let Err(error) = manager.db.put_snapshot(&snapshot).await {
-        tracing::warn!(%error, world, "health snapshot not written");
-    }
+    write
 }
 
 /// The inspect channel.
@@ -274,72 +298,58 @@ pub async fn inspect_worker(manager: Arc<Manager>, mut stop: watch::Receiver<boo
     let period = Duration::from_millis(manager.config.inspect_interval_ms);
     let mut clients = Clients::default();
     while tick(&mut stop, period).await {
-        let supervised = manager.supervised();
-        clients.retain(&supervised);
-        for (world, entry) in supervised {
-            if entry.stopping {
-                continue;
-            }
-            let Ok(id) = WorldId::new(&world) else {
-                continue;
-            };
-            let Some(client) = clients.get(&world, &entry, id) else {
-                continue;
-            };
-            let Ok(status) = client.status().await else {
-                continue;
-            };
-            let mut events = Vec::new();
-            // A node needs a few seconds of ticks before its rate means anything.
-            let warm = status.uptime_ms >= 5_000;
-            let degraded = warm && status.achieved_tick_rate_hz < 0.9 * status.tick_rate_hz;
-            manager.update_supervised(&world, |now| {
-                if degraded && !now.degraded_reported {
-                    now.degraded_reported = true;
-                    events.push((
-                        "tick_rate_degraded",
-                        json!({"tick_rate_hz": status.tick_rate_hz,
-                               "achieved_tick_rate_hz": status.achieved_tick_rate_hz}),
-                    ));
-                } else if !degraded && warm {
-                    now.degraded_reported = false;
-                }
-                if let Some(incident) = &status.incident
-                    && !now.incident_reported
-                {
-                    now.incident_reported = true;
-                    events.push((
-                        "incident",
-                        serde_json::to_value(incident).unwrap_or_default(),
-                    ));
-                }
-            });
-            let mut snapshot = manager
-                .db
-                .snapshot(&world)
-                .await
-                .ok()
-                .flatten()
-                .unwrap_or_else(|| Snapshot {
-                    world: world.clone(),
-                    ..Snapshot::default()
-                });
-            snapshot.head_tick = Some(status.head_tick as i64);
-            snapshot.state_root = Some(status.state_root.to_hex());
-            snapshot.continuity_root = Some(status.continuity_root.to_hex());
-            snapshot.tick_rate_hz = Some(status.tick_rate_hz);
-            snapshot.achieved_tick_rate_hz = Some(status.achieved_tick_rate_hz);
-            snapshot.ready = status.ready;
-            snapshot.last_probe_at = Some(crate::db::now());
-            for (event, details) in events {
-                snapshot.last_event = Some(event.to_string());
-                manager.emit(&world, event, details).await;
-            }
-            if let Err(error) = manager.db.put_snapshot(&snapshot).await {
-                tracing::warn!(%error, world, "health snapshot not written");
-            }
-        }
+        pass(&manager, &mut clients, |world, _, client| {
+            inspect_one(&manager, world, client)
+        })
+        .await;
     }
+}
+
+/// Inspects one node's status; returns its snapshot when it is to be
+/// written.
+async fn inspect_one(manager: &Arc<Manager>, world: String, client: Client) -> Option<Snapshot> {
+    let status = client.status().await.ok()?;
+    let mut events = Vec::new();
+    // A node needs a few seconds of ticks before its rate means anything.
+    let warm = status.uptime_ms >= 5_000;
+    let degraded = warm && status.achieved_tick_rate_hz < 0.9 * status.tick_rate_hz;
+    manager.update_supervised(&world, |now| {
+        if degraded && !now.degraded_reported {
+            now.degraded_reported = true;
+            events.push((
+                "tick_rate_degraded",
+                json!({"tick_rate_hz": status.tick_rate_hz,
+                       "achieved_tick_rate_hz": status.achieved_tick_rate_hz}),
+            ));
+        } else if !degraded && warm {
+            now.degraded_reported = false;
+        }
+        if let Some(incident) = &status.incident
+            && !now.incident_reported
+        {
+            now.incident_reported = true;
+            events.push((
+                "incident",
+                serde_json::to_value(incident).unwrap_or_default(),
+            ));
+        }
+    });
+    let write = crate::lock(&manager.snapshots).observe(&world, Instant::now(), |snapshot| {
+        snapshot.head_tick = Some(status.head_tick as i64);
+        snapshot.state_root = Some(status.state_root.to_hex());
+        snapshot.continuity_root = Some(status.continuity_root.to_hex());
+        snapshot.tick_rate_hz = Some(status.tick_rate_hz);
+        snapshot.achieved_tick_rate_hz = Some(status.achieved_tick_rate_hz);
+        snapshot.ready = status.ready;
+        snapshot.last_probe_at = Some(crate::db::now());
+        if let Some((event, _)) = events.last() {
+            snapshot.last_event = Some(event.to_string());
+        }
+    });
+    for (event, details) in events {
+        manager.emit(&world, event, details).await;
+    }
+    write
 }
 
 /// The periodic reconciler.
@@ -415,19 +425,22 @@ pub async fn reconcile(manager: &Arc<Manager>) -> Result<Drift, DbError> {
         let Ok(Some(node)) = manager.node_of(&id) else {
             continue;
         };
-        let Some(address) = node.address.filter(|_| node.tls_cert.is_none()) else {
+        // Over https:// for a node serving TLS, trusting the certificate
+        // it recorded (as the CLI does).
+        let Some(endpoint) = node.url() else {
+            drift.pending += 1;
             continue;
         };
-        let ready = tokio::task::spawn_blocking(move || {
-            everarcade_node::launch::http_readyz(address, Duration::from_secs(2))
-        })
-        .await
-        .unwrap_or_else(|e| Err(e.to_string()));
-        if ready.is_err() {
+        let ready = match node_client(&endpoint, id.clone(), node.tls_cert.as_deref()) {
+            Ok(client) => client.readyz().await.map_err(|e| e.to_string()),
+            Err(error) => Err(error.to_string()),
+        };
+        if let Err(reason) = ready {
+            tracing::debug!(world = %id, %reason, "a node of this root is not ready yet");
             drift.pending += 1;
             continue;
         }
-        adopt(manager, &id, node.pid, format!("http://{address}")).await?;
+        adopt(manager, &id, node.pid, endpoint, node.tls_cert).await?;
         drift.adopted += 1;
     }
     // Dispose or observed_exited: an active record whose node is gone.
@@ -492,6 +505,7 @@ async fn adopt(
     id: &WorldId,
     pid: u32,
     endpoint: String,
+    tls_cert: Option<std::path::PathBuf>,
 ) -> Result<(), DbError> {
     let world = id.as_str().to_string();
     let existing = manager.db.record(&world).await?;
@@ -529,6 +543,7 @@ async fn adopt(
         Supervised {
             pid,
             endpoint: endpoint.clone(),
+            tls_cert,
             child: false,
             stopping: false,
             probe_failures: 0,

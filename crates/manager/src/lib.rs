@@ -26,6 +26,7 @@ pub mod db;
 pub mod health;
 pub mod metrics;
 pub mod ops;
+pub mod snapshots;
 pub mod streams;
 
 use std::collections::BTreeMap;
@@ -38,8 +39,9 @@ use everarcade_store::{StoreError, WorldLock};
 use tokio::sync::{broadcast, mpsc};
 
 pub use config::{ManagerConfig, RestartPolicy};
-use db::{Db, DbError, HealthEvent};
+use db::{Db, DbError, HealthEvent, Snapshot};
 use metrics::Metrics;
+use snapshots::Snapshots;
 use streams::Redis;
 
 /// Why the manager could not start or stopped abnormally.
@@ -103,8 +105,11 @@ impl ManagerError {
 pub struct Supervised {
     /// Its pid.
     pub pid: u32,
-    /// `http://127.0.0.1:<port>`.
+    /// `http://127.0.0.1:<port>`, or `https://…` for a node serving TLS.
     pub endpoint: String,
+    /// The certificate a TLS node recorded that it serves (trusted to
+    /// reach it, as the CLI does).
+    pub tls_cert: Option<PathBuf>,
     /// Whether it is this process's child (its exit is observed by
     /// `wait`); an adopted node is watched through its world lock.
     pub child: bool,
@@ -161,6 +166,8 @@ pub struct Manager {
     pub attempts: Mutex<BTreeMap<String, u32>>,
     /// Whether the last reconcile pass found nodes running but not ready.
     pub reconcile_pending: AtomicBool,
+    /// The latest health of each world, written when it changes.
+    pub snapshots: Mutex<Snapshots>,
     _lock: WorldLock,
 }
 
@@ -197,6 +204,25 @@ impl Manager {
         match worlds.get(world) {
             Some(entry) if entry.pid == pid => worlds.remove(world),
             _ => None,
+        }
+    }
+
+    /// The latest health snapshot of `world`: this manager's last
+    /// observation, else the table's.
+    pub async fn latest_snapshot(&self, world: &str) -> Option<Snapshot> {
+        let held = lock(&self.snapshots).latest(world);
+        match held {
+            Some(snapshot) => Some(snapshot),
+            None => self.db.snapshot(world).await.ok().flatten(),
+        }
+    }
+
+    /// Writes the snapshots one worker pass made due, in one transaction;
+    /// on failure each is written again at its world's next observation.
+    pub async fn write_snapshots(&self, snapshots: Vec<Snapshot>) {
+        if let Err(error) = self.db.put_snapshots(&snapshots).await {
+            tracing::warn!(%error, worlds = snapshots.len(), "health snapshots not written");
+            lock(&self.snapshots).unwritten(&snapshots);
         }
     }
 
@@ -369,6 +395,10 @@ pub async fn run(
     tracing::info!(%address, "internal http listening");
     let (exits, exit_rx) = mpsc::unbounded_channel();
     let (events, _) = broadcast::channel(1024);
+    let snapshots = Snapshots::new(
+        Duration::from_millis(config.snapshot_heartbeat_ms),
+        config.probe_failure_threshold,
+    );
     let manager = Arc::new(Manager {
         holder: format!("manager-{}", std::process::id()),
         root,
@@ -383,6 +413,7 @@ pub async fn run(
         exits,
         attempts: Mutex::new(BTreeMap::new()),
         reconcile_pending: AtomicBool::new(false),
+        snapshots: Mutex::new(snapshots),
         _lock: manager_lock,
     });
     // 6. The reconciler, once, before any worker.
@@ -458,6 +489,8 @@ pub async fn run(
         }
     }
     tracing::info!("workers stopped");
+    let unwritten = lock(&manager.snapshots).forget(|_| false);
+    manager.write_snapshots(unwritten).await;
     manager.db.close().await;
     tracing::info!("manager stopped; world nodes keep running");
     Ok(())

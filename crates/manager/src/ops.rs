@@ -76,12 +76,42 @@ impl OpError {
 
 impl From<DbError> for OpError {
     fn from(error: DbError) -> OpError {
-        OpError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "database_unavailable",
-            error.to_string(),
-        )
+        let status = match error.code() {
+            // A full disk is not cured by retrying soon: 507, as WebDAV's
+            // Insufficient Storage.
+            "database_full" => StatusCode::INSUFFICIENT_STORAGE,
+            _ => StatusCode::SERVICE_UNAVAILABLE,
+        };
+        OpError::new(status, error.code(), error.to_string())
     }
+}
+
+/// Checks that the runtime root takes a page more (written, synced and
+/// removed) before a start creates or recovers a world under it:
+/// `runtime_root_full` (507) when the disk is full or a quota or file size
+/// limit is reached, `runtime_root_unwritable` (503) otherwise.
+fn check_root_writable(root: &Path) -> Result<(), OpError> {
+    use std::io::Write;
+    let probe = root.join(format!(".manager-write-check-{}", std::process::id()));
+    let written = std::fs::File::create(&probe)
+        .and_then(|mut file| file.write_all(&[0u8; 4096]).and_then(|()| file.sync_all()));
+    let _ = std::fs::remove_file(&probe);
+    written.map_err(|error| {
+        // ENOSPC, EDQUOT, EFBIG.
+        let full = matches!(error.raw_os_error(), Some(28 | 122 | 27));
+        let (status, code) = match full {
+            true => (StatusCode::INSUFFICIENT_STORAGE, "runtime_root_full"),
+            false => (StatusCode::SERVICE_UNAVAILABLE, "runtime_root_unwritable"),
+        };
+        OpError::new(
+            status,
+            code,
+            format!(
+                "the runtime root {} cannot be written: {error}; nothing was started",
+                root.display()
+            ),
+        )
+    })
 }
 
 fn world_error(error: WorldError) -> OpError {
@@ -281,6 +311,12 @@ impl Manager {
             ));
         }
         let dir = WorldDir::new(&self.root, id);
+        {
+            let root = self.root.clone();
+            tokio::task::spawn_blocking(move || check_root_writable(&root))
+                .await
+                .map_err(internal)??;
+        }
         let exists = world_exists(&dir);
         let package_path = match package {
             Some(path) => Some(path),
@@ -410,6 +446,7 @@ impl Manager {
             Supervised {
                 pid,
                 endpoint: ready.url.clone(),
+                tls_cert: None,
                 child: true,
                 stopping: false,
                 probe_failures: 0,

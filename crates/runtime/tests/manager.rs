@@ -610,6 +610,11 @@ fn manager_supervises_worlds_on_sqlite() {
 
 /// The counter game of `tests/upgrade.rs` in one version.
 fn counter(dir: &Path, version: &str) -> PathBuf {
+    counter_adding(dir, version, 1)
+}
+
+/// A counter package whose every input adds `step`.
+fn counter_adding(dir: &Path, version: &str, step: u32) -> PathBuf {
     let module = r#"(module
   (import "ea" "state_get" (func $state_get (param i32 i32 i32 i32) (result i32)))
   (import "ea" "state_set" (func $state_set (param i32 i32 i32 i32)))
@@ -620,17 +625,18 @@ fn counter(dir: &Path, version: &str) -> PathBuf {
   (func (export "ea_input") (param i32 i32) (result i32)
     (i64.store (i32.const 16) (i64.const 0))
     (drop (call $state_get (i32.const 0) (i32.const 1) (i32.const 16) (i32.const 8)))
-    (i64.store (i32.const 16) (i64.add (i64.load (i32.const 16)) (i64.const 1)))
+    (i64.store (i32.const 16) (i64.add (i64.load (i32.const 16)) (i64.const STEP)))
     (call $state_set (i32.const 0) (i32.const 1) (i32.const 16) (i32.const 8))
-    (i32.const 0)))"#;
-    let package = dir.join(format!("counter-{version}"));
+    (i32.const 0)))"#
+        .replace("STEP", &step.to_string());
+    let package = dir.join(format!("counter-{version}-{step}"));
     std::fs::create_dir_all(&package).unwrap();
     std::fs::write(
         package.join("world.toml"),
         small_manifest("counter", version, 65_536),
     )
     .unwrap();
-    std::fs::write(package.join("world.wasm"), wat::parse_str(module).unwrap()).unwrap();
+    std::fs::write(package.join("world.wasm"), wat::parse_str(&module).unwrap()).unwrap();
     package
 }
 
@@ -670,6 +676,37 @@ fn manager_patches_within_a_minor_version() {
         started["pid"],
         "refusals change nothing"
     );
+    // An input in history, then a patch whose module would replay it to
+    // another root: refused after the node was stopped; the node runs
+    // again on the package it had (the seed asks for no backup: the world
+    // library's upgrade rule changes nothing until the new package
+    // replayed all history).
+    let submitted = Command::new(BINARY)
+        .current_dir(repository_root())
+        .arg("submit")
+        .arg(&root)
+        .arg("counter")
+        .args(["--player", "p", "--payload", "01", "--json"])
+        .env_remove("EVERARCADE_ADMIN_TOKEN")
+        .output()
+        .unwrap();
+    assert!(
+        submitted.status.success(),
+        "{}",
+        String::from_utf8_lossy(&submitted.stderr)
+    );
+    let diverging = counter_adding(scratch.path(), "0.1.3", 2);
+    let (status, body) = manager.post(path, json!({"package": diverging}));
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (422, Some("upgrade_history_diverges")),
+        "{body}"
+    );
+    let after = manager.record("counter");
+    assert_eq!(after["status"], "running", "{after}");
+    assert_ne!(after["pid"], started["pid"], "stopped, then started again");
+    assert_eq!(after["package_version"], "0.1.0");
+    assert_eq!(after["package_root"], started["package_root"]);
     let (status, patched) = manager.post(path, json!({"package": v011}));
     assert_eq!(status, 200, "{patched}\n{}", manager.log_text());
     assert_eq!(patched["status"], "running");
@@ -686,7 +723,11 @@ fn manager_patches_within_a_minor_version() {
         .into_iter()
         .filter(|o| o["op_kind"] == "patch")
         .collect();
-    assert_eq!(patches.len(), 3, "two refusals and the patch: {patches:?}");
+    assert_eq!(
+        patches.len(),
+        4,
+        "three refusals and the patch: {patches:?}"
+    );
 }
 
 fn postgres_url() -> String {
@@ -1206,4 +1247,215 @@ fn manager_console_in_a_real_browser() {
         manager.log_text()
     );
     assert_eq!(manager.record("alpha")["status"], "running");
+}
+
+/// A small tmpfs, mounted for one test and unmounted on drop: a real full
+/// disk. Mounting needs root or CAP_SYS_ADMIN, as `.ci/run` has.
+struct Tmpfs {
+    path: PathBuf,
+}
+
+impl Tmpfs {
+    fn mount(path: PathBuf, size: &str) -> Tmpfs {
+        std::fs::create_dir_all(&path).unwrap();
+        let mounted = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(&path)
+            .output()
+            .expect("run mount");
+        assert!(
+            mounted.status.success(),
+            "mounting a {size} tmpfs at {} failed ({}): the full-disk test needs root or \
+             CAP_SYS_ADMIN to mount one; run the tests as root, as .ci/run does",
+            path.display(),
+            String::from_utf8_lossy(&mounted.stderr).trim()
+        );
+        Tmpfs { path }
+    }
+
+    /// Fills the disk to its last byte; returns the filler to remove.
+    fn fill(&self) -> PathBuf {
+        let filler = self.path.join("filler");
+        let mut file = std::fs::File::create(&filler).unwrap();
+        for chunk in [1 << 16, 4096, 512, 1] {
+            let bytes = vec![0u8; chunk];
+            while file.write_all(&bytes).is_ok() {}
+        }
+        let probe = std::fs::write(self.path.join("probe"), [0u8; 4096]);
+        assert!(probe.is_err(), "the disk is full");
+        let _ = std::fs::remove_file(self.path.join("probe"));
+        filler
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.path).status();
+    }
+}
+
+/// A full disk under the database, then under the runtime root: operations
+/// are refused with a clear code (507), nothing is half written (no row, no
+/// record, no node), the running world runs on, and the same operations
+/// pass once space returns.
+#[test]
+fn manager_refuses_operations_on_a_full_disk_and_recovers() {
+    let scratch = TempDir::new("manager-full");
+    let package = package();
+    let db_disk = Tmpfs::mount(scratch.join("db-disk"), "4m");
+    let root_disk = Tmpfs::mount(scratch.join("root-disk"), "320m");
+    // (A node is ready only with 256 MiB free under its root.)
+
+    // 1. The database's disk is full.
+    let root = scratch.join("root");
+    let url = format!(
+        "sqlite://{}?mode=rwc",
+        db_disk.path.join("manager.db").display()
+    );
+    let manager = ManagerProcess::spawn(&root, &["--database-url".into(), url]);
+    let alpha = manager.start("alpha", &package, "never");
+    let filler = db_disk.fill();
+    let refused = |path: &str, body: Value| {
+        let (status, body) = manager.post(path, body);
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (507, Some("database_full")),
+            "{body}"
+        );
+    };
+    refused(
+        "/api/v1/internal/runtimes/beta/start",
+        json!({"package": package}),
+    );
+    refused(
+        "/api/v1/internal/runtimes/alpha/stop",
+        json!({"reason": "full"}),
+    );
+    assert_eq!(
+        manager.get("/api/v1/internal/runtimes/beta").0,
+        404,
+        "no record"
+    );
+    assert!(!root.join("worlds/beta").exists(), "nothing was started");
+    assert!(alive(alpha["pid"].as_i64().unwrap()), "alpha runs on");
+    assert_eq!(manager.record("alpha")["status"], "running");
+    std::fs::remove_file(filler).unwrap();
+    manager.start("beta", &package, "never");
+    let (status, stopped) = manager.post(
+        "/api/v1/internal/runtimes/alpha/stop",
+        json!({"reason": "space returned"}),
+    );
+    assert_eq!(
+        (status, &stopped["status"]),
+        (200, &json!("stopped")),
+        "{stopped}"
+    );
+    let kinds = |world: &str| -> Vec<(String, String)> {
+        manager
+            .operations(world)
+            .iter()
+            .map(|o| {
+                let field = |name: &str| o[name].as_str().unwrap_or_default().to_string();
+                (field("op_kind"), field("outcome"))
+            })
+            .collect()
+    };
+    let ok = |kind: &str| (kind.to_string(), "ok".to_string());
+    assert_eq!(
+        kinds("beta"),
+        [ok("start")],
+        "the refused start left no row"
+    );
+    assert_eq!(kinds("alpha"), [ok("stop"), ok("start")], "newest first");
+    drop(manager);
+
+    // 2. The runtime root's disk is full (the database is elsewhere).
+    let root = root_disk.path.join("root");
+    let url = format!(
+        "sqlite://{}?mode=rwc",
+        scratch.join("root-full.db").display()
+    );
+    let manager = ManagerProcess::spawn(&root, &["--database-url".into(), url]);
+    let filler = root_disk.fill();
+    let (status, body) = manager.post(
+        "/api/v1/internal/runtimes/gamma/start",
+        json!({"package": package}),
+    );
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (507, Some("runtime_root_full")),
+        "{body}"
+    );
+    assert_eq!(manager.get("/api/v1/internal/runtimes/gamma").0, 404);
+    assert!(!root.join("worlds/gamma").exists(), "nothing was created");
+    assert!(ManagerProcess::world_pids(&root).is_empty());
+    // A world without a record: its rows through the all-worlds log.
+    let (_, log) = manager.get("/api/v1/internal/operations?world=gamma&limit=1000");
+    let failed = log["operations"].as_array().cloned().unwrap_or_default();
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    assert_eq!(
+        (
+            failed[0]["outcome"].as_str(),
+            failed[0]["error_code"].as_str()
+        ),
+        (Some("failed"), Some("runtime_root_full"))
+    );
+    std::fs::remove_file(filler).unwrap();
+    manager.start("gamma", &package, "never");
+    let (status, stopped) = manager.post(
+        "/api/v1/internal/runtimes/gamma/stop",
+        json!({"reason": "done"}),
+    );
+    assert_eq!(status, 200, "{stopped}");
+    drop(manager);
+}
+
+/// A node an operator started by hand with TLS under the root: the initial
+/// reconcile adopts it over https:// (trusting the certificate the node
+/// recorded, as the CLI does), the probe and inspect workers reach it, and
+/// the manager stops it.
+#[test]
+fn manager_adopts_a_tls_node() {
+    let scratch = TempDir::new("manager-tls");
+    let root = scratch.join("root");
+    let certs = scratch.join("certs");
+    std::fs::create_dir_all(&certs).unwrap();
+    let (cert, key) = everarcade_testkit::tls::self_signed(&certs, "node");
+    let addr = format!("127.0.0.1:{}", free_port());
+    let started = Command::new(BINARY)
+        .current_dir(repository_root())
+        .arg("start")
+        .arg(&root)
+        .arg("secure")
+        .arg(package())
+        .args(["--http-addr", &addr, "--tls-cert"])
+        .arg(&cert)
+        .arg("--tls-key")
+        .arg(&key)
+        .env_remove("EVERARCADE_ADMIN_TOKEN")
+        .output()
+        .unwrap();
+    assert!(
+        started.status.success(),
+        "{}",
+        String::from_utf8_lossy(&started.stderr)
+    );
+    let manager = ManagerProcess::spawn(&root, &[]);
+    let record = manager.record("secure");
+    assert_eq!(record["status"], "running", "{record}");
+    assert_eq!(record["engine_endpoint"], format!("https://{addr}"));
+    let adopted = manager.operations("secure");
+    assert_eq!(adopted.len(), 1, "{adopted:?}");
+    assert_eq!(adopted[0]["op_kind"], "reconcile_adopt");
+    manager.until("secure inspected over TLS", Duration::from_secs(15), || {
+        let health = &manager.record("secure")["health"];
+        health["ready"] == true && health["head_tick"].as_i64().is_some_and(|t| t > 0)
+    });
+    let (status, stopped) = manager.post(
+        "/api/v1/internal/runtimes/secure/stop",
+        json!({"reason": "test"}),
+    );
+    assert_eq!(status, 200, "{stopped}");
+    assert_eq!(stopped["status"], "stopped");
+    assert!(ManagerProcess::world_pids(&root).is_empty());
 }
