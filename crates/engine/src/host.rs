@@ -11,8 +11,6 @@ use crate::error::EngineError;
 pub const LOG_LINES_MAX: usize = 64;
 /// Bytes kept of one debug log line.
 pub const LOG_LINE_BYTES_MAX: usize = 256;
-/// The longest key any manifest may allow (stack buffer size for key copies).
-const KEY_BYTES_MAX: usize = 256;
 
 /// What the host functions see: the world state and the current call's
 /// transaction.
@@ -98,23 +96,23 @@ fn guest_range(
     }
 }
 
-/// Copies the key at (pointer, length) into `buffer` after checking its length.
-fn read_key<'b>(
+/// The range of the key at (pointer, length) in guest memory, after
+/// checking its length (`KeyLength`) and then that it lies in memory
+/// (`HostPointer`). The key is read in place, never copied.
+fn key_range(
     caller: &mut Caller<'_, HostContext>,
     pointer: i32,
     length: i32,
-    buffer: &'b mut [u8; KEY_BYTES_MAX],
-) -> wasmtime::Result<&'b [u8]> {
+) -> wasmtime::Result<std::ops::Range<usize>> {
     let limit = caller.data().limits.key_bytes as usize;
     let key_length = length as u32 as usize;
-    if key_length == 0 || key_length > limit || key_length > KEY_BYTES_MAX {
+    if key_length == 0 || key_length > limit {
         return Err(fault(caller, TrapClass::KeyLength));
     }
-    let (memory, span) = guest_range(caller, pointer, length)?;
-    buffer[..key_length].copy_from_slice(&memory.data(&*caller)[span]);
+    let (_, span) = guest_range(caller, pointer, length)?;
     let context = caller.data_mut();
     context.key_bytes_max = context.key_bytes_max.max(key_length as u32);
-    Ok(&buffer[..key_length])
+    Ok(span)
 }
 
 fn state_get(
@@ -124,11 +122,12 @@ fn state_get(
     value_pointer: i32,
     value_capacity: i32,
 ) -> wasmtime::Result<i32> {
-    let mut buffer = [0u8; KEY_BYTES_MAX];
-    let key = read_key(&mut caller, key_pointer, key_length, &mut buffer)?;
+    let key = key_range(&mut caller, key_pointer, key_length)?;
     let (memory, span) = guest_range(&mut caller, value_pointer, value_capacity)?;
     let (data, context) = memory.data_and_store_mut(&mut caller);
-    let Some(value) = context.state.get(key) else {
+    // The key is borrowed from guest memory only for the lookup; the value
+    // borrows the state, so the copy below may overwrite the key's bytes.
+    let Some(value) = context.state.get(&data[key]) else {
         return Ok(-1);
     };
     let copied = value.len().min(span.len());
@@ -146,15 +145,15 @@ fn state_set(
     if caller.data().read_only {
         return Err(fault(&mut caller, TrapClass::ReadOnlyState));
     }
-    let mut buffer = [0u8; KEY_BYTES_MAX];
-    let key = read_key(&mut caller, key_pointer, key_length, &mut buffer)?;
+    let key = key_range(&mut caller, key_pointer, key_length)?;
     if value_length as u32 > caller.data().limits.value_bytes {
         return Err(fault(&mut caller, TrapClass::ValueLength));
     }
     let (memory, span) = guest_range(&mut caller, value_pointer, value_length)?;
     let (data, context) = memory.data_and_store_mut(&mut caller);
     context.value_bytes_max = context.value_bytes_max.max(span.len() as u32);
-    let previous = context.state.set(key, &data[span]);
+    let (key, value) = (&data[key], &data[span]);
+    let previous = context.state.set(key, value);
     context.undo.push((key.to_vec(), previous));
     Ok(())
 }
@@ -167,9 +166,13 @@ fn state_del(
     if caller.data().read_only {
         return Err(fault(&mut caller, TrapClass::ReadOnlyState));
     }
-    let mut buffer = [0u8; KEY_BYTES_MAX];
-    let key = read_key(&mut caller, key_pointer, key_length, &mut buffer)?;
-    let context = caller.data_mut();
+    let key = key_range(&mut caller, key_pointer, key_length)?;
+    let memory = caller
+        .data()
+        .memory
+        .expect("memory is set after instantiation");
+    let (data, context) = memory.data_and_store_mut(&mut caller);
+    let key = &data[key];
     if let Some(previous) = context.state.delete(key) {
         context.undo.push((key.to_vec(), Some(previous)));
     }

@@ -27,7 +27,7 @@ mod error;
 mod host;
 mod world;
 
-pub use bot::bot_random_seed;
+pub use bot::{bot_random_seed, bot_random_seeds};
 pub use engine::{CompiledPackage, Engine};
 pub use error::EngineError;
 pub use host::{LOG_LINE_BYTES_MAX, LOG_LINES_MAX};

@@ -89,5 +89,6 @@ impl Package {
     /// The determinism profile this package runs under.
     pub fn profile(&self) -> Profile {
         Profile::with_signatures(self.manifest.limits, self.manifest.signatures)
+            .with_bot_seeds(self.manifest.bot_seeds)
     }
 }

@@ -1,7 +1,7 @@
 //! `world.toml`.
 
 use everarcade_protocol::profile::LIMITS_MAX;
-use everarcade_protocol::{Limits, SignatureRule};
+use everarcade_protocol::{BotSeedRule, Limits, SignatureRule};
 use serde::Deserialize;
 
 use crate::PackageError;
@@ -30,6 +30,10 @@ pub struct Manifest {
     /// The signature rule (`signatures = "strict" | "zip215"`, default
     /// `strict`): part of the determinism profile (docs/PROTOCOL.md §4.3).
     pub signatures: SignatureRule,
+    /// How bots' random seeds are derived (`bot_seeds = "per-bot" | "xof"`,
+    /// default `per-bot`): part of the determinism profile
+    /// (docs/PROTOCOL.md §10.1).
+    pub bot_seeds: BotSeedRule,
 }
 
 #[derive(Deserialize)]
@@ -42,6 +46,8 @@ struct RawManifest {
     tick_rate_hz: u32,
     #[serde(default)]
     signatures: Option<String>,
+    #[serde(default)]
+    bot_seeds: Option<String>,
     limits: RawLimits,
 }
 
@@ -92,6 +98,14 @@ impl Manifest {
                 ))
             })?,
         };
+        let bot_seeds = match raw.bot_seeds.as_deref() {
+            None => BotSeedRule::PerBot,
+            Some(name) => BotSeedRule::from_name(name).ok_or_else(|| {
+                invalid(format!(
+                    "bot_seeds = {name:?}: the bot seed rule is \"per-bot\" or \"xof\""
+                ))
+            })?,
+        };
         let limits = raw.limits.validate()?;
         Ok(Manifest {
             name: raw.name,
@@ -101,6 +115,7 @@ impl Manifest {
             tick_rate_hz: raw.tick_rate_hz,
             limits,
             signatures,
+            bot_seeds,
         })
     }
 }
@@ -220,6 +235,24 @@ event_bytes = 64
         let error = parse(&other).unwrap_err();
         assert_eq!(error.code(), "manifest_invalid");
         assert!(error.to_string().contains("zip215"), "{error}");
+    }
+
+    #[test]
+    fn bot_seed_rule_is_read_and_checked() {
+        assert_eq!(parse(GOOD).unwrap().bot_seeds, BotSeedRule::PerBot);
+        let with =
+            |line: &str| GOOD.replace("tick_rate_hz = 20", &format!("tick_rate_hz = 20\n{line}"));
+        assert_eq!(
+            parse(&with("bot_seeds = \"xof\"")).unwrap().bot_seeds,
+            BotSeedRule::Xof
+        );
+        assert_eq!(
+            parse(&with("bot_seeds = \"per-bot\"")).unwrap().bot_seeds,
+            BotSeedRule::PerBot
+        );
+        let error = parse(&with("bot_seeds = \"XOF\"")).unwrap_err();
+        assert_eq!(error.code(), "manifest_invalid");
+        assert!(error.to_string().contains("per-bot"), "{error}");
     }
 
     #[test]

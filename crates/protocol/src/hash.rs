@@ -10,6 +10,8 @@
 use std::fmt;
 use std::sync::LazyLock;
 
+use blake3::hazmat::{self, HasherExt};
+
 /// A 32-byte BLAKE3 digest.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct Hash(pub [u8; 32]);
@@ -97,6 +99,9 @@ domains! {
     Random = "ea/random/v1",
     /// The 32 bytes `random_seed` gives a bot (never part of the lineage).
     BotRandom = "ea/bot-random/v1",
+    /// The stream of every bot's 32 random bytes for one tick, read from
+    /// one BLAKE3 XOF (worlds with the bot-seed XOF profile flag).
+    BotRandomXof = "ea/bot-random/xof/v1",
     /// The checksum of a journal segment header.
     JournalSegment = "ea/journal/segment/v1",
     /// The checksum of a journal record; it covers the previous record's, so
@@ -152,10 +157,93 @@ impl Domain {
         self.hash(&block)
     }
 
+    /// `H(self, bytes)` computed on up to `threads` threads: the same hash
+    /// as [`Domain::hash`], for long inputs (a checkpoint file). BLAKE3 is
+    /// a tree: `bytes` is cut into aligned pieces of [`PARALLEL_PIECE_BYTES`]
+    /// (each a complete subtree), the threads take pieces in turn, and the
+    /// pieces' chaining values are merged in the tree's shape.
+    pub fn hash_on_threads(self, bytes: &[u8], threads: usize) -> Hash {
+        if threads < 2 || bytes.len() <= PARALLEL_PIECE_BYTES {
+            return self.hash(bytes);
+        }
+        let pieces: &[&[u8]] = &bytes.chunks(PARALLEL_PIECE_BYTES).collect::<Vec<_>>();
+        let threads = threads.min(pieces.len());
+        let key = self.key();
+        let mut chaining_values = vec![[0u8; 32]; pieces.len()];
+        std::thread::scope(|scope| {
+            // Thread `t` takes pieces `t`, `t + threads`, …: equal shares
+            // whatever the thread count, the last piece being the only
+            // short one.
+            let workers: Vec<_> = (1..threads)
+                .map(|first| scope.spawn(move || piece_values(key, pieces, first, threads)))
+                .collect();
+            for (index, value) in piece_values(key, pieces, 0, threads) {
+                chaining_values[index] = value;
+            }
+            for worker in workers {
+                let values = worker
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+                for (index, value) in values {
+                    chaining_values[index] = value;
+                }
+            }
+        });
+        let length = bytes.len() as u64;
+        let left_length = hazmat::left_subtree_len(length);
+        let left_pieces = (left_length / PARALLEL_PIECE_BYTES as u64) as usize;
+        let left = merge_pieces(key, &chaining_values[..left_pieces], left_length);
+        let right = merge_pieces(key, &chaining_values[left_pieces..], length - left_length);
+        Hash(*hazmat::merge_subtrees_root(&left, &right, hazmat::Mode::KeyedHash(key)).as_bytes())
+    }
+
     /// A streaming hasher for preimages built piece by piece.
     pub fn hasher(self) -> Hasher {
         Hasher(blake3::Hasher::new_keyed(self.key()))
     }
+}
+
+/// The piece [`Domain::hash_on_threads`] hands a thread at a time: a power
+/// of two of BLAKE3 chunks (1 KiB each), so every piece but the last is a
+/// complete subtree of the hash tree.
+pub const PARALLEL_PIECE_BYTES: usize = 1 << 20;
+
+/// The chaining values of pieces `first`, `first + step`, … of an input cut
+/// into [`PARALLEL_PIECE_BYTES`] pieces, with their indexes.
+fn piece_values(
+    key: &[u8; 32],
+    pieces: &[&[u8]],
+    first: usize,
+    step: usize,
+) -> Vec<(usize, hazmat::ChainingValue)> {
+    (first..pieces.len())
+        .step_by(step)
+        .map(|index| {
+            let mut hasher = blake3::Hasher::new_keyed(key);
+            hasher.set_input_offset((index * PARALLEL_PIECE_BYTES) as u64);
+            hasher.update(pieces[index]);
+            (index, hasher.finalize_non_root())
+        })
+        .collect()
+}
+
+/// The chaining value of the subtree of `length` bytes whose pieces have
+/// the chaining values `values` (BLAKE3's rule: the left subtree is the
+/// largest power of two of chunks shorter than the whole; with pieces of a
+/// power of two of chunks, it is a whole number of pieces).
+fn merge_pieces(
+    key: &[u8; 32],
+    values: &[hazmat::ChainingValue],
+    length: u64,
+) -> hazmat::ChainingValue {
+    if values.len() == 1 {
+        return values[0];
+    }
+    let left_length = hazmat::left_subtree_len(length);
+    let left_pieces = (left_length / PARALLEL_PIECE_BYTES as u64) as usize;
+    let left = merge_pieces(key, &values[..left_pieces], left_length);
+    let right = merge_pieces(key, &values[left_pieces..], length - left_length);
+    hazmat::merge_subtrees_non_root(&left, &right, hazmat::Mode::KeyedHash(key))
 }
 
 /// A streaming `H(domain, …)`; feed it with the `update_*` methods.
@@ -220,6 +308,45 @@ mod tests {
         let mut flat = b"ab".to_vec();
         flat.extend_from_slice(&7u32.to_le_bytes());
         assert_eq!(hasher.finalize(), Domain::Events.hash(&flat));
+    }
+
+    #[test]
+    fn hashing_on_threads_gives_the_one_thread_hash() {
+        let piece = PARALLEL_PIECE_BYTES;
+        let bytes: Vec<u8> = (0..piece * 5 + 3000)
+            .map(|i| (i * 7 + i / 251) as u8)
+            .collect();
+        // Below, at and around piece boundaries and powers of two of pieces.
+        let lengths = [
+            0,
+            1,
+            1024,
+            piece - 1,
+            piece,
+            piece + 1,
+            2 * piece,
+            2 * piece + 1,
+        ];
+        let more = [
+            3 * piece + 17,
+            4 * piece,
+            4 * piece + 1024,
+            5 * piece + 3000,
+        ];
+        for length in lengths.into_iter().chain(more) {
+            let expected = Domain::Checkpoint.hash(&bytes[..length]);
+            for threads in [1, 2, 3, 8] {
+                assert_eq!(
+                    Domain::Checkpoint.hash_on_threads(&bytes[..length], threads),
+                    expected,
+                    "{length} bytes on {threads} threads"
+                );
+            }
+        }
+        assert_ne!(
+            Domain::Checkpoint.hash_on_threads(&bytes, 2),
+            Domain::Bundle.hash_on_threads(&bytes, 2)
+        );
     }
 
     #[test]

@@ -29,7 +29,7 @@ pub mod world_id;
 pub use envelope::{Envelope, EnvelopeError, Verified, test_signing_key};
 pub use hash::{Domain, Hash};
 pub use merkle::{list_proof, list_root, list_root_from_proof};
-pub use profile::{Limits, Profile, SignatureRule};
+pub use profile::{BotSeedRule, Limits, Profile, SignatureRule};
 pub use receipt::{Outcome, RECEIPT_BYTES, Receipt, ReceiptKind, TrapClass, events_hash};
 pub use roots::{TickRoots, continuity_root, genesis_root, random_seed};
 pub use world_id::{WorldId, WorldIdError};

@@ -70,6 +70,44 @@ pub mod flags {
     /// profile without it is a `verify_strict` world, as every world made
     /// before this flag existed.
     pub const SIGNATURES_ZIP215: u32 = 1 << 7;
+    /// Bots' random seeds come from one BLAKE3 XOF per tick instead of one
+    /// hash per bot (docs/PROTOCOL.md §10.1). Not part of [`ALL_V1`]: a
+    /// profile without it derives one seed per bot, as every world made
+    /// before this flag existed.
+    pub const BOT_SEEDS_XOF: u32 = 1 << 8;
+}
+
+/// How `bot_payloads` derives each bot's 32 random bytes (docs/PROTOCOL.md
+/// §10.1). Part of the determinism profile: bot seeds decide bot payloads,
+/// and so the inputs (and roots) of every simulated world.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum BotSeedRule {
+    /// One keyed BLAKE3 per bot: `H(ea/bot-random/v1, seed ‖ player ‖ t ‖
+    /// C(t−1))`.
+    #[default]
+    PerBot,
+    /// One BLAKE3 XOF per tick, `H(ea/bot-random/xof/v1, seed ‖ t ‖
+    /// C(t−1))` read as a stream: bot `i` gets output bytes `32i..32i+32`.
+    Xof,
+}
+
+impl BotSeedRule {
+    /// The manifest spelling: `"per-bot"` or `"xof"`.
+    pub fn name(self) -> &'static str {
+        match self {
+            BotSeedRule::PerBot => "per-bot",
+            BotSeedRule::Xof => "xof",
+        }
+    }
+
+    /// Parses the manifest spelling.
+    pub fn from_name(name: &str) -> Option<BotSeedRule> {
+        match name {
+            "per-bot" => Some(BotSeedRule::PerBot),
+            "xof" => Some(BotSeedRule::Xof),
+            _ => None,
+        }
+    }
 }
 
 /// Which set of ed25519 signatures a world accepts (docs/PROTOCOL.md §4.3).
@@ -137,6 +175,26 @@ impl Profile {
         }
     }
 
+    /// This profile with bot seeds derived under `rule`. With
+    /// [`BotSeedRule::PerBot`] the flags are unchanged (same encoding, same
+    /// hash).
+    pub fn with_bot_seeds(self, rule: BotSeedRule) -> Profile {
+        let flags = match rule {
+            BotSeedRule::PerBot => self.flags & !flags::BOT_SEEDS_XOF,
+            BotSeedRule::Xof => self.flags | flags::BOT_SEEDS_XOF,
+        };
+        Profile { flags, ..self }
+    }
+
+    /// The bot seed rule this profile's flags select.
+    pub fn bot_seed_rule(&self) -> BotSeedRule {
+        if self.flags & flags::BOT_SEEDS_XOF != 0 {
+            BotSeedRule::Xof
+        } else {
+            BotSeedRule::PerBot
+        }
+    }
+
     /// The signature rule this profile's flags select.
     pub fn signature_rule(&self) -> SignatureRule {
         if self.flags & flags::SIGNATURES_ZIP215 != 0 {
@@ -194,5 +252,31 @@ mod tests {
             assert_eq!(SignatureRule::from_name(rule.name()), Some(rule));
         }
         assert_eq!(SignatureRule::from_name("Zip215"), None);
+    }
+
+    #[test]
+    fn the_bot_seed_rule_is_a_flag_of_the_profile() {
+        let per_bot = Profile::v1(LIMITS_MAX).with_bot_seeds(BotSeedRule::PerBot);
+        assert_eq!(
+            per_bot,
+            Profile::v1(LIMITS_MAX),
+            "the default changes nothing"
+        );
+        assert_eq!(per_bot.bot_seed_rule(), BotSeedRule::PerBot);
+        let xof = Profile::with_signatures(LIMITS_MAX, SignatureRule::Zip215)
+            .with_bot_seeds(BotSeedRule::Xof);
+        assert_eq!(xof.flags, 0x1FF);
+        assert_eq!(xof.bot_seed_rule(), BotSeedRule::Xof);
+        assert_eq!(xof.signature_rule(), SignatureRule::Zip215);
+        assert_eq!(&xof.encode()[1..5], &[0xFF, 0x01, 0, 0]);
+        assert_ne!(
+            xof.hash(),
+            Profile::with_signatures(LIMITS_MAX, SignatureRule::Zip215).hash()
+        );
+        assert_eq!(xof.with_bot_seeds(BotSeedRule::PerBot).flags, 0xFF);
+        for rule in [BotSeedRule::PerBot, BotSeedRule::Xof] {
+            assert_eq!(BotSeedRule::from_name(rule.name()), Some(rule));
+        }
+        assert_eq!(BotSeedRule::from_name("XOF"), None);
     }
 }

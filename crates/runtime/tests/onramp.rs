@@ -115,6 +115,8 @@ fn new_package_builds_and_passes_simulate_verify_at_once() {
         manifest.contains("\nsignatures = \"zip215\"\n"),
         "{manifest}"
     );
+    // ... and derive bots' seeds from one XOF per tick (PROTOCOL §10.1).
+    assert!(manifest.contains("\nbot_seeds = \"xof\"\n"), "{manifest}");
     let built = Command::new(package.join("build.sh")).output().unwrap();
     succeeded(&built);
     let output = run([

@@ -193,8 +193,8 @@ pub(crate) struct Trie {
     free_leaves: Vec<u32>,
     free_inners: Vec<u32>,
     root: Option<NodeRef>,
-    /// Scratch path for `remove` (inner node, side taken), kept to avoid an
-    /// allocation per call.
+    /// Scratch path for `upsert` and `remove` (inner node, side taken),
+    /// kept to avoid an allocation per call.
     path: Vec<(usize, usize)>,
 }
 
@@ -229,25 +229,35 @@ impl Trie {
             self.root = Some(self.alloc_leaf(Leaf::new(*key_hash, *value_hash)));
             return;
         };
-        let nearest = self.nearest_leaf(root, key_hash);
+        // One walk down to the nearest leaf, remembering the path.
+        self.path.clear();
+        let mut node = root;
+        while let Node::Inner(index) = node.get() {
+            let inner = &self.inners[index];
+            let side = bit(key_hash, inner.bit);
+            self.path.push((index, side));
+            node = inner.children[side];
+        }
+        let nearest = &self.leaves[self.leaf_index(node)];
         let split = first_difference(&nearest.key_hash, key_hash);
         if split.is_none() && nearest.value_hash == *value_hash {
             return;
         }
-        // Walk down again, staling every node above the change, to the first
-        // node that does not split above `split` (the leaf itself if equal).
+        // Every node above the change goes stale: the path's nodes that
+        // split above `split` (all of them if the key is the leaf's). Bits
+        // grow down the path, so they are a prefix of it; the change hangs
+        // below the last of them.
         let limit = split.unwrap_or(KEY_HASH_BITS);
-        let (mut link, mut node) = (Link::Root, root);
-        while let Node::Inner(index) = node.get() {
-            let inner = &mut self.inners[index];
-            if inner.bit >= limit {
-                break;
-            }
-            inner.fresh = false;
-            let side = bit(key_hash, inner.bit);
-            link = Link::Child(index, side);
-            node = inner.children[side];
+        let above = self
+            .path
+            .partition_point(|&(index, _)| self.inners[index].bit < limit);
+        for &(index, _) in &self.path[..above] {
+            self.inners[index].fresh = false;
         }
+        let (link, node) = match above.checked_sub(1).map(|last| self.path[last]) {
+            None => (Link::Root, root),
+            Some((index, side)) => (Link::Child(index, side), self.inners[index].children[side]),
+        };
         match split {
             None => {
                 let Node::Leaf(index) = node.get() else {
@@ -352,16 +362,6 @@ impl Trie {
             node = children[side];
             depth = split + 1;
         }
-    }
-
-    /// Follows `key_hash`'s bits at each branching point down to a leaf.
-    fn nearest_leaf(&self, root: NodeRef, key_hash: &Hash) -> &Leaf {
-        let mut node = root;
-        while let Node::Inner(index) = node.get() {
-            let inner = &self.inners[index];
-            node = inner.children[bit(key_hash, inner.bit)];
-        }
-        &self.leaves[self.leaf_index(node)]
     }
 
     /// Recomputes the hash of `node` and every stale node below it.

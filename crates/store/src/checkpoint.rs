@@ -512,7 +512,9 @@ fn decode_header(bytes: &[u8]) -> Result<(CheckpointSummary, Reader<'_>), Checkp
     }
     let body_end = bytes.len() - 32;
     let checksum = Hash(bytes[body_end..].try_into().expect("32 bytes"));
-    if Domain::Checkpoint.hash(&bytes[..body_end]) != checksum {
+    if Domain::Checkpoint.hash_on_threads(&bytes[..body_end], checksum_threads(body_end))
+        != checksum
+    {
         return Err(CheckpointDecodeError::Corrupt {
             what: "checkpoint checksum does not match".into(),
             offset: body_end as u64,
@@ -535,6 +537,23 @@ fn decode_header(bytes: &[u8]) -> Result<(CheckpointSummary, Reader<'_>), Checkp
         entries,
     };
     Ok((summary, reader))
+}
+
+/// Checkpoints of at least this many bytes are checksummed on every core
+/// when loaded; below it a thread costs more than it saves.
+const PARALLEL_CHECKSUM_LOAD_BYTES_MIN: usize = 4 << 20;
+
+/// Most threads the checksum of a loaded checkpoint uses.
+const CHECKSUM_THREADS_MAX: usize = 8;
+
+/// Threads to checksum `bytes` bytes of a checkpoint with.
+fn checksum_threads(bytes: usize) -> usize {
+    if bytes < PARALLEL_CHECKSUM_LOAD_BYTES_MIN {
+        return 1;
+    }
+    std::thread::available_parallelism()
+        .map_or(1, std::num::NonZeroUsize::get)
+        .min(CHECKSUM_THREADS_MAX)
 }
 
 fn attach(path: &Path, error: CheckpointDecodeError) -> StoreError {

@@ -1,8 +1,8 @@
 //! Hostile packages: each misbehaviour ends in a clear outcome or a load or
 //! genesis error, never a panic or a hang, and never touches the state.
 
-use everarcade_engine::{Engine, EngineError, World, bot_random_seed};
-use everarcade_protocol::{Outcome, ReceiptKind, TrapClass};
+use everarcade_engine::{Engine, EngineError, World, bot_random_seed, bot_random_seeds};
+use everarcade_protocol::{BotSeedRule, Domain, Outcome, ReceiptKind, TrapClass};
 
 use crate::common::*;
 use everarcade_testkit::bots::Bots;
@@ -365,6 +365,67 @@ fn misbehaving_bots_send_nothing_and_never_write() {
             .expect("bot payloads"),
         expected
     );
+}
+
+/// Under `bot_seeds = "xof"` bot `i` gets bytes `32i..32i+32` of one XOF per
+/// tick (PROTOCOL §10.1), also after the instance was replaced (bots 0 and
+/// 3 trap); the profile, so `C(0)`, differs from the per-bot world's.
+#[test]
+fn xof_bot_seeds_are_read_from_one_stream_per_tick() {
+    let engine = Engine::new().expect("engine");
+    let open = |line: &str| {
+        let replacement = format!("tick_rate_hz = 20\n{line}");
+        let package =
+            package_with(&bot_guest(), &[("tick_rate_hz = 20", &replacement)]).expect("loads");
+        let compiled = engine.compile(&package).expect("compiles");
+        World::genesis(&engine, world_id(), compiled)
+            .expect("genesis")
+            .0
+    };
+    let mut xof = open("bot_seeds = \"xof\"");
+    let per_bot = open("bot_seeds = \"per-bot\"");
+    let (_, default) = world(&bot_guest());
+    let profile = |world: &World| world.compiled().package.profile();
+    assert_eq!(
+        profile(&per_bot),
+        profile(&default),
+        "per-bot is the default"
+    );
+    assert_eq!(profile(&xof).flags, 0x17F);
+    assert_ne!(xof.genesis_root(), default.genesis_root());
+
+    let (seed, previous) = (42u64, xof.continuity_root());
+    // The stream, computed here from its definition with BLAKE3 itself.
+    let key = blake3::hash(b"ea/bot-random/xof/v1");
+    let mut preimage = seed.to_le_bytes().to_vec();
+    preimage.extend_from_slice(&1u64.to_le_bytes());
+    preimage.extend_from_slice(&previous.0);
+    let mut stream = [0u8; 32 * 8];
+    blake3::Hasher::new_keyed(key.as_bytes())
+        .update(&preimage)
+        .finalize_xof()
+        .fill(&mut stream);
+    assert_eq!(Domain::BotRandomXof.as_str(), "ea/bot-random/xof/v1");
+    let seeds = bot_random_seeds(BotSeedRule::Xof, seed, 8, 1, &previous);
+    assert_eq!(seeds.as_flattened(), &stream[..]);
+    // A shorter read is a prefix of a longer one: bot i's seed never
+    // depends on how many bots there are.
+    assert_eq!(
+        bot_random_seeds(BotSeedRule::Xof, seed, 3, 1, &previous),
+        seeds[..3]
+    );
+    assert_eq!(
+        bot_random_seeds(BotSeedRule::PerBot, seed, 8, 1, &previous)[7],
+        bot_random_seed(seed, 7, 1, &previous).0
+    );
+
+    let bots = Bots::new(8).public;
+    let payloads = xof
+        .bot_payloads(&engine, &bots, seed)
+        .expect("bot payloads");
+    assert_eq!(payloads[7], Some(stream[7 * 32..].to_vec()));
+    assert_eq!(payloads[6], Some(vec![bots[6][0], 6, 1]));
+    assert!(payloads[..6].iter().all(Option::is_none));
 }
 
 #[test]
