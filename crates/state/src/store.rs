@@ -257,9 +257,12 @@ impl State {
             Some(key) => Bound::Excluded(key),
             None => Bound::Unbounded,
         };
-        self.entries
+        self.order
             .range::<[u8], _>((start, Bound::Unbounded))
-            .map(|(key, entry)| (key.as_slice(), entry.value.as_slice()))
+            .map(|(key, &slot)| {
+                let value = self.slots[slot as usize].1.value.as_slice();
+                (key.as_slice(), value)
+            })
     }
 
     /// Number of keys.
