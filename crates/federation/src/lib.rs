@@ -5,7 +5,10 @@
 //!   bytes and its ordinal) and a position in a journal;
 //! - [`replicate`]: the two seams a node plugs transports into: where an
 //!   authority's durable records go ([`replicate::Replicator`]) and where a
-//!   follower's records come from ([`replicate::RecordSource`]).
+//!   follower's records come from ([`replicate::RecordSource`]);
+//! - [`nats`]: the JetStream transport (a world's records as one stream,
+//!   published with the fencing token, consumed by durable pull consumers);
+//! - [`lease`]: the authority lease in a JetStream key-value bucket.
 //!
 //! This crate is *not* responsible for the record encoding, the chain or
 //! verification (`everarcade-store`, `everarcade-world` and
@@ -22,6 +25,8 @@
 #![cfg_attr(not(test), warn(unused_crate_dependencies))]
 
 pub mod error;
+pub mod lease;
+pub mod nats;
 pub mod replicate;
 pub mod wire;
 
