@@ -367,7 +367,19 @@ impl RecordLog {
                 record.bytes.clone().into(),
             )
             .await
-            .map_err(|error| unavailable(&format!("publishing record {}", record.ordinal), error))
+            .map_err(|error| {
+                if error.kind() == PublishErrorKind::MaxPayloadExceeded {
+                    // Retrying cannot help: say what to change.
+                    FederationError::Config(format!(
+                        "record {} is {} bytes, over the NATS server's max_payload; \
+                         raise max_payload in the server's configuration",
+                        record.ordinal,
+                        record.bytes.len()
+                    ))
+                } else {
+                    unavailable(&format!("publishing record {}", record.ordinal), error)
+                }
+            })
     }
 }
 
@@ -384,7 +396,9 @@ pub struct PublisherState {
     pub replicated_end: AtomicU64,
     /// Another writer appended to the stream: this node is fenced.
     pub fenced: AtomicBool,
-    /// The backlog overflowed while JetStream was away: restart from the journal.
+    /// The publisher stopped: its backlog overflowed while JetStream was
+    /// away, or a record is over the server's `max_payload`. Restart it from
+    /// the journal (after raising the limit).
     pub stalled: AtomicBool,
 }
 
@@ -480,6 +494,17 @@ impl Publisher {
                         let _ = job
                             .done
                             .send(Err(FederationError::Fenced(error.to_string())));
+                    }
+                    return;
+                }
+                Err(error @ FederationError::Config(_)) => {
+                    tracing::error!(code = error.code(), %error, "JetStream publisher stopped");
+                    self.state.stalled.store(true, Ordering::SeqCst);
+                    self.fail_all(&error);
+                    while let Some(job) = jobs.recv().await {
+                        let _ = job
+                            .done
+                            .send(Err(FederationError::Unavailable(error.to_string())));
                     }
                     return;
                 }

@@ -432,9 +432,14 @@ struct PrivateNats {
 
 impl PrivateNats {
     fn start(port: u16, store: &std::path::Path) -> PrivateNats {
+        PrivateNats::start_with(port, store, &[])
+    }
+
+    fn start_with(port: u16, store: &std::path::Path, extra: &[&str]) -> PrivateNats {
         let child = Command::new("nats-server")
             .args(["-a", "127.0.0.1", "-p", &port.to_string(), "-js", "-sd"])
             .arg(store)
+            .args(extra)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -495,6 +500,43 @@ async fn when_jetstream_goes_away_publishing_is_unavailable_and_resumes_when_it_
             Some(record)
         );
     }
+}
+
+#[tokio::test]
+async fn a_record_over_the_servers_max_payload_stops_the_publisher_with_a_clear_error() {
+    let store = tempfile::tempdir().unwrap();
+    let config_file = store.path().join("server.conf");
+    std::fs::write(&config_file, "max_payload: 2048\n").unwrap();
+    let port = free_port();
+    let _server = PrivateNats::start_with(
+        port,
+        &store.path().join("js"),
+        &["-c", config_file.to_str().unwrap()],
+    );
+    let config = NatsConfig::new(format!("nats://127.0.0.1:{port}"));
+    let log = RecordLog::open(&config, &world("w-payload")).await.unwrap();
+    let small = chain(C0, 0, 1, 0);
+    let replicator = log.replicator(None);
+    replicator.replicate(small.clone()).await.unwrap();
+
+    let body = vec![0u8; 4096];
+    let mut bytes = Vec::new();
+    encode_record(RecordKind::Inputs, &body, &checksum(&small[0]), &mut bytes);
+    let large = WireRecord {
+        ordinal: 1,
+        kind: RecordKind::Inputs,
+        bytes,
+    };
+    let error = replicator.replicate(vec![large]).await.unwrap_err();
+    assert_eq!(error.code(), "replication_unavailable", "{error}");
+    assert!(error.to_string().contains("max_payload"), "{error}");
+    assert!(
+        replicator
+            .state()
+            .stalled
+            .load(std::sync::atomic::Ordering::SeqCst)
+    );
+    assert_eq!(log.head().await.unwrap(), Some(head_of(&small[0])));
 }
 
 fn holder(url: &str, tick: u64) -> Holder {
