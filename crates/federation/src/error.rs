@@ -61,6 +61,9 @@ pub enum FederationError {
         /// Why.
         reason: String,
     },
+    /// The world's files (reading or cutting the journal, quarantining).
+    #[error(transparent)]
+    Store(#[from] everarcade_store::StoreError),
 }
 
 impl FederationError {
@@ -75,6 +78,7 @@ impl FederationError {
             FederationError::Fenced(_) => "fenced",
             FederationError::LeaseHeld { .. } => "lease_held",
             FederationError::LeaseLost { .. } => "lease_lost",
+            FederationError::Store(error) => error.code(),
         }
     }
 }

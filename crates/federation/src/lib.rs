@@ -8,7 +8,9 @@
 //!   follower's records come from ([`replicate::RecordSource`]);
 //! - [`nats`]: the JetStream transport (a world's records as one stream,
 //!   published with the fencing token, consumed by durable pull consumers);
-//! - [`lease`]: the authority lease in a JetStream key-value bucket.
+//! - [`lease`]: the authority lease in a JetStream key-value bucket;
+//! - [`fence`]: a fenced authority's unreplicated journal suffix, moved to
+//!   the quarantine.
 //!
 //! This crate is *not* responsible for the record encoding, the chain or
 //! verification (`everarcade-store`, `everarcade-world` and
@@ -25,6 +27,7 @@
 #![cfg_attr(not(test), warn(unused_crate_dependencies))]
 
 pub mod error;
+pub mod fence;
 pub mod lease;
 pub mod nats;
 pub mod replicate;

@@ -307,6 +307,28 @@ impl RecordLog {
         }
     }
 
+    /// The last of `local` (a journal's records as ordinal and checksum,
+    /// ascending) that the stream holds as is: where a returning
+    /// authority's journal and the stream part (both are hash chains, so
+    /// they agree on everything before it). `None`: not even the first.
+    pub async fn last_shared(&self, local: &[(u64, Hash)]) -> Result<Option<u64>, FederationError> {
+        for (ordinal, checksum) in local.iter().rev() {
+            let stream = match self.record(*ordinal).await {
+                Ok(record) => record,
+                // A foreign message there is not ours either.
+                Err(FederationError::Refused { .. }) => continue,
+                Err(error) => return Err(error),
+            };
+            let shared = stream
+                .and_then(|record| frame(&record.bytes).ok())
+                .is_some_and(|frame| frame.checksum == *checksum);
+            if shared {
+                return Ok(Some(*ordinal));
+            }
+        }
+        Ok(None)
+    }
+
     /// Starts the authority's publisher. `head` is the stream's head as the
     /// node checked it against its own journal (see [`RecordLog::head`]):
     /// the node then hands every journal record after it, in order.
@@ -359,6 +381,17 @@ impl RecordLog {
             "Nats-Expected-Last-Sequence",
             record.ordinal.to_string().as_str(),
         );
+        if record.ordinal > 0 {
+            // The record's `prev` is the previous record's checksum, that
+            // is, the message id the stream must end with: with the
+            // sequence, the fencing token. The sequence alone would let a
+            // fenced publisher's *next* pipelined record land on another
+            // writer's record at the same length.
+            headers.insert(
+                "Nats-Expected-Last-Msg-Id",
+                prev_of(&record.bytes).to_hex().as_str(),
+            );
+        }
         headers.insert(HEADER_ORDINAL, record.ordinal.to_string().as_str());
         self.context
             .publish_with_headers(
@@ -598,7 +631,12 @@ impl Publisher {
                         front.record.ordinal + 1
                     )));
                 }
-                Err(error) if error.kind() == PublishErrorKind::WrongLastSequence => {
+                Err(error)
+                    if matches!(
+                        error.kind(),
+                        PublishErrorKind::WrongLastSequence | PublishErrorKind::WrongLastMessageId
+                    ) =>
+                {
                     self.confirm_own(front).await?;
                 }
                 Err(error) => {
@@ -610,7 +648,11 @@ impl Publisher {
             }
             let front = self.queue.pop_front().expect("a record per ack");
             if let Some(prev) = self.prev {
-                assert_eq!(front_prev(&front), prev, "the publisher's records chain");
+                assert_eq!(
+                    prev_of(&front.record.bytes),
+                    prev,
+                    "the publisher's records chain"
+                );
             }
             self.queued_bytes -= front.record.bytes.len();
             self.next = front.record.ordinal + 1;
@@ -657,12 +699,9 @@ impl Publisher {
     }
 }
 
-fn front_prev(queued: &Queued) -> Hash {
-    Hash(
-        queued.record.bytes[8..40]
-            .try_into()
-            .expect("a framed record"),
-    )
+/// The `prev` field of a framed record.
+fn prev_of(bytes: &[u8]) -> Hash {
+    Hash(bytes[8..40].try_into().expect("a framed record"))
 }
 
 fn stalled() -> FederationError {

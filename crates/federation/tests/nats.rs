@@ -10,11 +10,16 @@ use std::sync::atomic::AtomicU64;
 use std::time::{Duration, Instant};
 
 use async_nats::jetstream;
+use everarcade_federation::fence::quarantine_suffix;
 use everarcade_federation::lease::{Holder, LeaseBucket, LeaseConfig};
 use everarcade_federation::nats::{NatsConfig, RecordLog, StreamHead, frame};
 use everarcade_federation::{FederationError, Position, RecordSource, Replicator, WireRecord};
-use everarcade_protocol::{Hash, WorldId};
-use everarcade_store::journal::{InputsRecord, Record, RecordKind, encode_record};
+use everarcade_protocol::{Hash, TickRoots, WorldId};
+use everarcade_store::journal::{
+    GenesisRecord, InputsRecord, JournalConfig, JournalReader, JournalWriter, Record, RecordKind,
+    TickRecord, TornTail, encode_record,
+};
+use everarcade_store::{DiskStorage, Storage, WorldDir};
 
 const NATS_ADDRESS: &str = "127.0.0.1:4222";
 const NATS_START: &str = "start-stop-daemon --start --oknodo --background --exec /usr/sbin/nats-server -- \
@@ -698,4 +703,179 @@ async fn a_kept_lease_stays_held_and_is_lost_once_someone_else_writes_it() {
     }
     drop(keeper);
     bucket.delete().await.unwrap();
+}
+
+/// A world's journal on disk: genesis, then an inputs and a tick record per
+/// tick, one commit per tick, small segments so that it spans several.
+/// Returns the records as carried on the wire.
+fn journal_on_disk(dir: &WorldDir, world: &WorldId, ticks: u64) -> Vec<WireRecord> {
+    let storage: Arc<dyn Storage> = Arc::new(DiskStorage);
+    storage.create_dir_all(&dir.journal()).unwrap();
+    let genesis = GenesisRecord {
+        world: world.clone(),
+        package_root: Hash([1; 32]),
+        profile_hash: Hash([2; 32]),
+        genesis_root: C0,
+        state_root: Hash([3; 32]),
+        receipt: None,
+    };
+    let config = JournalConfig {
+        segment_bytes_max: 400,
+    };
+    let mut writer =
+        JournalWriter::create(storage.clone(), &dir.journal(), &genesis, config).unwrap();
+    for tick in 1..=ticks {
+        writer
+            .append(&Record::Inputs(InputsRecord {
+                tick,
+                envelopes: Vec::new(),
+            }))
+            .unwrap();
+        writer
+            .append(&Record::Tick(TickRecord {
+                roots: TickRoots {
+                    tick,
+                    input_root: Hash([4; 32]),
+                    receipt_root: Hash([5; 32]),
+                    state_root: Hash([tick as u8; 32]),
+                    continuity_root: Hash([6; 32]),
+                },
+                input_count: 0,
+                receipts: Vec::new(),
+            }))
+            .unwrap();
+        writer.commit().unwrap();
+    }
+    drop(writer);
+    read_back(&*storage, dir).0
+}
+
+/// The journal's records as wire records, and its torn tail if any.
+fn read_back(storage: &dyn Storage, dir: &WorldDir) -> (Vec<WireRecord>, Option<TornTail>) {
+    let mut reader = JournalReader::open(storage, &dir.journal()).unwrap();
+    let mut records = Vec::new();
+    let mut prev = C0;
+    while let Some(raw) = reader.next().unwrap() {
+        let mut bytes = Vec::new();
+        prev = encode_record(raw.kind, &raw.body, &prev, &mut bytes);
+        assert_eq!(prev, raw.checksum);
+        records.push(WireRecord {
+            ordinal: records.len() as u64,
+            kind: raw.kind,
+            bytes,
+        });
+    }
+    (records, reader.torn_tail().cloned())
+}
+
+#[tokio::test]
+async fn a_fenced_authority_finds_where_it_parted_and_quarantines_its_unreplicated_suffix() {
+    let config = nats("suffix");
+    let world = world("w-suffix");
+    let root = tempfile::tempdir().unwrap();
+    let dir = WorldDir::new(root.path(), &world);
+    let ours = journal_on_disk(&dir, &world, 6);
+    assert_eq!(ours.len(), 13);
+    let segments = DiskStorage.list(&dir.journal()).unwrap();
+    assert!(
+        segments.len() >= 3,
+        "the journal spans segments: {segments:?}"
+    );
+
+    // Records 0..=6 (through tick 3) reached the stream; then another node
+    // took over and appended its own record 7.
+    let log = RecordLog::open(&config, &world).await.unwrap();
+    log.replicator(None)
+        .replicate(ours[..7].to_vec())
+        .await
+        .unwrap();
+    let theirs = chain(checksum(&ours[6]), 7, 1, 5);
+    log.replicator(Some(head_of(&ours[6])))
+        .replicate(theirs.clone())
+        .await
+        .unwrap();
+    // Our publisher, at record 7, is fenced.
+    let error = log
+        .replicator(Some(head_of(&ours[6])))
+        .replicate(ours[7..9].to_vec())
+        .await
+        .unwrap_err();
+    assert_eq!(error.code(), "fenced");
+    // Its second record, published right behind the refused one, did not
+    // land on theirs either (the stream's length would have let it).
+    assert_eq!(message_count(&config, &log.names().stream).await, 8);
+    assert_eq!(log.head().await.unwrap(), Some(head_of(&theirs[0])));
+
+    let local: Vec<(u64, Hash)> = ours
+        .iter()
+        .map(|record| (record.ordinal, checksum(record)))
+        .collect();
+    assert_eq!(log.last_shared(&local).await.unwrap(), Some(6));
+    assert_eq!(log.last_shared(&local[9..]).await.unwrap(), None);
+
+    // Checkpoints at ticks 2 (kept) and 5 (past the cut).
+    let storage = DiskStorage;
+    storage.create_dir_all(&dir.checkpoints()).unwrap();
+    storage
+        .write_synced(&dir.checkpoint(2), b"checkpoint 2")
+        .unwrap();
+    storage
+        .write_synced(&dir.checkpoint(5), b"checkpoint 5")
+        .unwrap();
+
+    let summary = quarantine_suffix(&storage, &dir, 6).unwrap();
+    assert_eq!(summary.kept_through, 6);
+    assert_eq!(summary.kept_checksum, checksum(&ours[6]));
+    assert_eq!(summary.kept_tick, 3);
+    assert_eq!(summary.records, 6);
+
+    // The journal now ends at record 6, whole.
+    let (kept, torn) = read_back(&storage, &dir);
+    assert_eq!(kept, ours[..7].to_vec());
+    assert_eq!(torn, None);
+    // Nothing was deleted: every suffix record's bytes are in the
+    // quarantine, as is the checkpoint past the cut; the kept one stays.
+    let quarantined: Vec<Vec<u8>> = summary
+        .moved
+        .iter()
+        .map(|path| std::fs::read(path).unwrap())
+        .collect();
+    assert!(
+        summary
+            .moved
+            .iter()
+            .all(|path| path.starts_with(dir.quarantine()))
+    );
+    for record in &ours[7..] {
+        assert!(
+            quarantined.iter().any(|file| contains(file, &record.bytes)),
+            "record {} is in the quarantine",
+            record.ordinal
+        );
+    }
+    assert!(quarantined.iter().any(|file| file == b"checkpoint 5"));
+    assert!(storage.exists(&dir.checkpoint(2)));
+    assert!(!storage.exists(&dir.checkpoint(5)));
+    let suffix_bytes: u64 = quarantined
+        .iter()
+        .filter(|file| *file != b"checkpoint 5")
+        .map(|file| file.len() as u64)
+        .sum();
+    assert_eq!(suffix_bytes, summary.bytes);
+
+    // Again: nothing more to move.
+    let again = quarantine_suffix(&storage, &dir, 6).unwrap();
+    assert_eq!((again.records, again.bytes, again.moved.len()), (0, 0, 0));
+
+    // And it follows the stream again from its head.
+    let mut source = log.source("returning").unwrap();
+    source.set_wait(Duration::from_millis(300));
+    assert_eq!(source.next(position(&kept[6])).await.unwrap(), theirs);
+    log.delete().await.unwrap();
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack
+        .windows(needle.len())
+        .any(|window| window == needle)
 }
