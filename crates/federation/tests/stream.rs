@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use everarcade_federation::stream::{apply, decode_stream, encode_stream};
+use everarcade_federation::stream::{DurableEnd, apply, decode_stream, encode_stream, read_after};
 use everarcade_federation::{Position, WireRecord};
 use everarcade_store::{JournalReader, SimStorage, Storage, WorldDir};
 use everarcade_testkit::arena::arena;
@@ -122,4 +122,48 @@ fn a_damaged_stream_is_refused_whole() {
     assert_eq!(code(&kind), "record_stream_malformed");
 
     assert_eq!(decode_stream(&[]).expect("empty is no records"), Vec::new());
+}
+
+#[test]
+fn an_authority_serves_the_records_after_a_position_up_to_its_durable_end() {
+    let disk = authority(6);
+    let records = wire(&disk);
+    let dir = WorldDir::new(Path::new("/sim"), &world_id()).journal();
+    let storage = &disk as &dyn Storage;
+    let checksum_of = |ordinal: usize| {
+        everarcade_store::journal::decode_record_frame(&records[ordinal].bytes)
+            .expect("a good record")
+            .checksum
+    };
+    let everything = DurableEnd {
+        segment: 1,
+        length: u64::MAX,
+    };
+    let all = read_after(storage, &dir, 0, &checksum_of(0), everything, usize::MAX)
+        .expect("served from genesis");
+    assert_eq!(all, records[1..]);
+    let rest = read_after(storage, &dir, 4, &checksum_of(4), everything, usize::MAX)
+        .expect("served from record 4");
+    assert_eq!(rest, records[5..]);
+    // A byte budget: whole records, at least one.
+    let one = read_after(storage, &dir, 4, &checksum_of(4), everything, 1).expect("served");
+    assert_eq!(one, records[5..6]);
+    // Only what is durable: the end right after record 3.
+    let header = 128u64;
+    let length = header
+        + records[..4]
+            .iter()
+            .map(|r| r.bytes.len() as u64)
+            .sum::<u64>();
+    let durable = DurableEnd { segment: 1, length };
+    let upto = read_after(storage, &dir, 1, &checksum_of(1), durable, usize::MAX)
+        .expect("served up to the durable end");
+    assert_eq!(upto, records[2..4]);
+    // A position not on this chain, or past its durable end.
+    let other = read_after(storage, &dir, 2, &checksum_of(3), everything, usize::MAX)
+        .expect_err("another chain");
+    assert_eq!(other.code(), "peer_diverged");
+    let past = read_after(storage, &dir, 5, &checksum_of(5), durable, usize::MAX)
+        .expect_err("past the durable end");
+    assert_eq!(past.code(), "peer_diverged");
 }

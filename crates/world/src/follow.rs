@@ -336,7 +336,7 @@ impl DurableWorld {
                 self.roots = output.roots;
                 *ticks += 1;
                 let interval = self.config.checkpoint_interval_ticks;
-                if interval > 0 && next % interval == 0 {
+                if interval > 0 && next.is_multiple_of(interval) {
                     if let Err(error) = self.writer.commit() {
                         return Err(self.poison(error.into()).into());
                     }
