@@ -27,17 +27,6 @@ pub enum FederationError {
         /// The ordinal the stream delivered instead.
         found: u64,
     },
-    /// The stream's record at this ordinal is not the local journal's: the
-    /// two histories forked.
-    #[error("record {ordinal} on the stream is not this journal's (checksum {stream} != {local})")]
-    Diverged {
-        /// The ordinal of the first differing record.
-        ordinal: u64,
-        /// The stream's record checksum (hex).
-        stream: String,
-        /// The local journal's record checksum (hex).
-        local: String,
-    },
     /// Another writer appended to the world's stream: this node is not the
     /// authority any more and must stop admitting inputs.
     #[error("fenced: {0}")]
@@ -64,6 +53,13 @@ pub enum FederationError {
     /// The world's files (reading or cutting the journal, quarantining).
     #[error(transparent)]
     Store(#[from] everarcade_store::StoreError),
+    /// A record stream's framing does not check out (docs/FORMATS.md
+    /// §Record stream): nothing of it is applied.
+    #[error("record stream: {0}")]
+    Framing(String),
+    /// The follower's position is not on the authority's chain.
+    #[error("peer diverged: {0}")]
+    Diverged(String),
 }
 
 impl FederationError {
@@ -74,11 +70,12 @@ impl FederationError {
             FederationError::Config(_) => "federation_config",
             FederationError::Refused { .. } => "record_refused",
             FederationError::Gap { .. } => "replication_gap",
-            FederationError::Diverged { .. } => "replication_diverged",
             FederationError::Fenced(_) => "fenced",
             FederationError::LeaseHeld { .. } => "lease_held",
             FederationError::LeaseLost { .. } => "lease_lost",
             FederationError::Store(error) => error.code(),
+            FederationError::Framing(_) => "record_stream_malformed",
+            FederationError::Diverged(_) => "peer_diverged",
         }
     }
 }

@@ -3,6 +3,9 @@
 //!
 //! - [`wire`]: a journal record as carried between hosts (its exact journal
 //!   bytes and its ordinal) and a position in a journal;
+//! - [`role`]: a node's role for a world, kept in one place;
+//! - [`stream`]: the record stream's framing and the hand-off of carried
+//!   records to a follower's world (`DurableWorld::apply_records`);
 //! - [`replicate`]: the two seams a node plugs transports into: where an
 //!   authority's durable records go ([`replicate::Replicator`]) and where a
 //!   follower's records come from ([`replicate::RecordSource`]);
@@ -31,8 +34,11 @@ pub mod fence;
 pub mod lease;
 pub mod nats;
 pub mod replicate;
+pub mod role;
+pub mod stream;
 pub mod wire;
 
 pub use error::FederationError;
 pub use replicate::{RecordSource, ReplicationWait, Replicator};
+pub use role::Role;
 pub use wire::{Position, WireRecord};

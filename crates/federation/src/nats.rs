@@ -35,10 +35,8 @@ use async_nats::HeaderMap;
 use async_nats::jetstream::consumer::{AckPolicy, DeliverPolicy, pull};
 use async_nats::jetstream::context::{ConsumerInfoErrorKind, Context, PublishErrorKind};
 use async_nats::jetstream::{self, stream};
-use everarcade_protocol::{Domain, Hash, WorldId};
-use everarcade_store::journal::{
-    RECORD_BODY_BYTES_MAX, RECORD_HEADER_BYTES, RECORD_TRAILER_BYTES, RecordKind,
-};
+use everarcade_protocol::{Hash, WorldId};
+use everarcade_store::journal::decode_record_frame;
 use futures_util::StreamExt;
 use tokio::sync::{mpsc, oneshot};
 
@@ -162,54 +160,6 @@ pub(crate) fn unavailable(what: &str, error: impl std::fmt::Display) -> Federati
     FederationError::Unavailable(format!("JetStream: {what}: {error}"))
 }
 
-/// A record's frame, checked: the journal header, the checksum over it and
-/// the body.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Frame {
-    /// The record's kind.
-    pub kind: RecordKind,
-    /// The previous record's checksum.
-    pub prev: Hash,
-    /// The record's checksum.
-    pub checksum: Hash,
-}
-
-/// Checks one whole encoded record (docs/FORMATS.md §Journal): its length,
-/// kind, reserved bytes and checksum. The body is decoded later, by the
-/// apply path.
-pub fn frame(bytes: &[u8]) -> Result<Frame, String> {
-    let overhead = RECORD_HEADER_BYTES + RECORD_TRAILER_BYTES;
-    if bytes.len() < overhead {
-        return Err(format!(
-            "{} bytes is shorter than a record's frame",
-            bytes.len()
-        ));
-    }
-    let body_length = u32::from_le_bytes(bytes[0..4].try_into().expect("4 bytes"));
-    if body_length > RECORD_BODY_BYTES_MAX || bytes.len() != overhead + body_length as usize {
-        return Err(format!(
-            "the body length {body_length} does not match the record's {} bytes",
-            bytes.len()
-        ));
-    }
-    let kind = RecordKind::from_byte(bytes[4])
-        .ok_or_else(|| format!("unknown record kind {}", bytes[4]))?;
-    if bytes[5..8] != [0; 3] {
-        return Err("reserved bytes are not zero".into());
-    }
-    let prev = Hash(bytes[8..40].try_into().expect("32 bytes"));
-    let end = bytes.len() - RECORD_TRAILER_BYTES;
-    let checksum = Hash(bytes[end..].try_into().expect("32 bytes"));
-    if Domain::JournalRecord.hash(&bytes[..end]) != checksum {
-        return Err("the checksum does not match the record".into());
-    }
-    Ok(Frame {
-        kind,
-        prev,
-        checksum,
-    })
-}
-
 /// The stream's last record: where a publisher must continue.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct StreamHead {
@@ -275,7 +225,7 @@ impl RecordLog {
                 ordinal: last - 1,
                 reason: "the stream's last message is gone".into(),
             })?;
-        let checksum = frame(&record.bytes)
+        let checksum = decode_record_frame(&record.bytes)
             .map_err(|reason| FederationError::Refused {
                 ordinal: record.ordinal,
                 reason,
@@ -291,7 +241,7 @@ impl RecordLog {
     pub async fn record(&self, ordinal: u64) -> Result<Option<WireRecord>, FederationError> {
         match self.stream.get_raw_message(ordinal + 1).await {
             Ok(message) => {
-                let kind = frame(&message.payload)
+                let kind = decode_record_frame(&message.payload)
                     .map_err(|reason| FederationError::Refused { ordinal, reason })?
                     .kind;
                 Ok(Some(WireRecord {
@@ -319,9 +269,9 @@ impl RecordLog {
                 Err(FederationError::Refused { .. }) => continue,
                 Err(error) => return Err(error),
             };
-            let shared = stream
-                .and_then(|record| frame(&record.bytes).ok())
-                .is_some_and(|frame| frame.checksum == *checksum);
+            let shared = stream.is_some_and(|record| {
+                decode_record_frame(&record.bytes).is_ok_and(|frame| frame.checksum == *checksum)
+            });
             if shared {
                 return Ok(Some(*ordinal));
             }
@@ -565,7 +515,7 @@ impl Publisher {
         }
         let mut queued = Vec::with_capacity(job.records.len());
         for record in job.records {
-            let checksum = match frame(&record.bytes) {
+            let checksum = match decode_record_frame(&record.bytes) {
                 Ok(frame) => frame.checksum,
                 // The node hands its own durable records: a bad one is a bug.
                 Err(reason) => panic!(
@@ -871,14 +821,13 @@ impl NatsSource {
                 .stream_sequence;
             let ordinal = sequence - 1;
             self.delivered_end = self.delivered_end.max(sequence);
-            let checked = delivered_record(ordinal, &message)?;
+            let (record, record_prev, checksum) = delivered_record(ordinal, &message)?;
             self.pending_acks.push_back((ordinal, message));
-            if ordinal == after.ordinal && checked.1.checksum != after.checksum {
-                return Err(FederationError::Diverged {
-                    ordinal,
-                    stream: checked.1.checksum.to_hex(),
-                    local: after.checksum.to_hex(),
-                });
+            if ordinal == after.ordinal && checksum != after.checksum {
+                return Err(FederationError::Diverged(format!(
+                    "record {ordinal} on the stream has checksum {checksum}, this journal's {}",
+                    after.checksum
+                )));
             }
             if ordinal < next {
                 continue; // already journaled (a redelivery or a resume)
@@ -889,20 +838,20 @@ impl NatsSource {
                 }
                 break; // hand on what chains; the next call re-fetches
             }
-            if checked.1.prev != prev {
+            if record_prev != prev {
                 return Err(FederationError::Refused {
                     ordinal,
                     reason: format!(
                         "it does not chain to record {} (prev {} != {})",
                         ordinal - 1,
-                        checked.1.prev,
+                        record_prev,
                         prev
                     ),
                 });
             }
-            prev = checked.1.checksum;
+            prev = checksum;
             next += 1;
-            records.push(checked.0);
+            records.push(record);
         }
         Ok(Checked::Records(records))
     }
@@ -913,12 +862,12 @@ enum Checked {
     Gap { found: u64 },
 }
 
-/// A delivered message as a record: framed, and its ordinal header (if any)
-/// agreeing with its stream sequence.
+/// A delivered message as a record (with its `prev` and checksum): framed,
+/// and its ordinal header (if any) agreeing with its stream sequence.
 fn delivered_record(
     ordinal: u64,
     message: &jetstream::Message,
-) -> Result<(WireRecord, Frame), FederationError> {
+) -> Result<(WireRecord, Hash, Hash), FederationError> {
     if let Some(header) = message
         .headers
         .as_ref()
@@ -930,15 +879,16 @@ fn delivered_record(
             reason: format!("its ordinal header says {}", header.as_str()),
         });
     }
-    let frame =
-        frame(&message.payload).map_err(|reason| FederationError::Refused { ordinal, reason })?;
+    let frame = decode_record_frame(&message.payload)
+        .map_err(|reason| FederationError::Refused { ordinal, reason })?;
     Ok((
         WireRecord {
             ordinal,
             kind: frame.kind,
             bytes: message.payload.to_vec(),
         },
-        frame,
+        frame.prev,
+        frame.checksum,
     ))
 }
 
