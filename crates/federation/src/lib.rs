@@ -3,9 +3,17 @@
 //!
 //! - [`wire`]: a journal record as carried between hosts (its exact journal
 //!   bytes and its ordinal) and a position in a journal;
+//! - [`role`]: a node's role for a world, kept in one place;
+//! - [`stream`]: the record stream's framing and the hand-off of carried
+//!   records to a follower's world (`DurableWorld::apply_records`);
 //! - [`replicate`]: the two seams a node plugs transports into: where an
 //!   authority's durable records go ([`replicate::Replicator`]) and where a
-//!   follower's records come from ([`replicate::RecordSource`]).
+//!   follower's records come from ([`replicate::RecordSource`]);
+//! - [`nats`]: the JetStream transport (a world's records as one stream,
+//!   published with the fencing token, consumed by durable pull consumers);
+//! - [`lease`]: the authority lease in a JetStream key-value bucket;
+//! - [`fence`]: a fenced authority's unreplicated journal suffix, moved to
+//!   the quarantine.
 //!
 //! This crate is *not* responsible for the record encoding, the chain or
 //! verification (`everarcade-store`, `everarcade-world` and
@@ -22,9 +30,15 @@
 #![cfg_attr(not(test), warn(unused_crate_dependencies))]
 
 pub mod error;
+pub mod fence;
+pub mod lease;
+pub mod nats;
 pub mod replicate;
+pub mod role;
+pub mod stream;
 pub mod wire;
 
 pub use error::FederationError;
 pub use replicate::{RecordSource, ReplicationWait, Replicator};
+pub use role::Role;
 pub use wire::{Position, WireRecord};

@@ -82,21 +82,25 @@ pub struct CheckpointTaken {
 
 /// See the module docs.
 pub struct DurableWorld {
-    storage: Arc<dyn Storage>,
-    dir: WorldDir,
-    engine: Arc<Engine>,
-    world: World,
-    writer: JournalWriter,
-    config: WorldConfig,
-    genesis: GenesisRecord,
+    pub(crate) storage: Arc<dyn Storage>,
+    pub(crate) dir: WorldDir,
+    pub(crate) engine: Arc<Engine>,
+    pub(crate) world: World,
+    pub(crate) writer: JournalWriter,
+    pub(crate) config: WorldConfig,
+    pub(crate) genesis: GenesisRecord,
     /// Admitted, not yet journaled.
-    queued: Vec<Envelope>,
+    pub(crate) queued: Vec<Envelope>,
     /// Journaled for the next tick (durable once committed).
-    journaled: Vec<Envelope>,
-    roots: TickRoots,
-    poisoned: Option<String>,
+    pub(crate) journaled: Vec<Envelope>,
+    pub(crate) roots: TickRoots,
+    pub(crate) poisoned: Option<String>,
     /// Signs checkpoints when the world has an operator key.
-    operator: Option<Arc<OperatorKeys>>,
+    pub(crate) operator: Option<Arc<OperatorKeys>>,
+    /// A follower's records of the next tick, checked and admitted, not
+    /// yet journaled: they are journaled with the tick record once its
+    /// roots check out (crate::follow), each with its checksum.
+    pub(crate) held: Vec<(Record, everarcade_protocol::Hash)>,
 }
 
 /// What a node records in `status.json` about how to reach it.
@@ -167,6 +171,7 @@ impl DurableWorld {
             roots,
             poisoned: None,
             operator: None,
+            held: Vec::new(),
         };
         durable.write_status("stopped")?;
         Ok(durable)
@@ -251,6 +256,7 @@ impl DurableWorld {
             roots: replayed.last,
             poisoned: None,
             operator: None,
+            held: Vec::new(),
         };
         Ok((durable, recovery))
     }
@@ -491,14 +497,14 @@ impl DurableWorld {
         Ok(())
     }
 
-    fn check(&self) -> Result<(), WorldError> {
+    pub(crate) fn check(&self) -> Result<(), WorldError> {
         match &self.poisoned {
             Some(reason) => Err(WorldError::Poisoned(reason.clone())),
             None => Ok(()),
         }
     }
 
-    fn poison(&mut self, error: WorldError) -> WorldError {
+    pub(crate) fn poison(&mut self, error: WorldError) -> WorldError {
         self.poisoned = Some(error.to_string());
         error
     }

@@ -25,6 +25,7 @@ mod binding;
 mod diff;
 mod durable;
 mod error;
+pub mod follow;
 pub mod front_door;
 pub mod incident;
 pub mod lineage;

@@ -141,6 +141,60 @@ pub fn encode_record(kind: RecordKind, body: &[u8], prev: &Hash, out: &mut Vec<u
     checksum
 }
 
+/// One whole record as [`encode_record`] writes it, its framing and
+/// checksum checked, its body not decoded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RecordFrame<'a> {
+    /// The kind byte.
+    pub kind: RecordKind,
+    /// The previous record's checksum.
+    pub prev: Hash,
+    /// The body.
+    pub body: &'a [u8],
+    /// The record's checksum.
+    pub checksum: Hash,
+}
+
+/// Checks one whole record (a record carried on its own, as federation
+/// does): length, kind, reserved bytes and checksum; `bytes` must hold
+/// exactly the record. The inverse of [`encode_record`]; never panics.
+pub fn decode_record_frame(bytes: &[u8]) -> Result<RecordFrame<'_>, String> {
+    if bytes.len() < RECORD_HEADER_BYTES + RECORD_TRAILER_BYTES {
+        return Err(format!(
+            "{} bytes is shorter than a record's header and checksum",
+            bytes.len()
+        ));
+    }
+    let body_length = u32::from_le_bytes(bytes[0..4].try_into().expect("4 bytes"));
+    let kind = RecordKind::from_byte(bytes[4])
+        .ok_or_else(|| format!("unknown record kind {}", bytes[4]))?;
+    if bytes[5..8] != [0, 0, 0] {
+        return Err("reserved record bytes are not zero".into());
+    }
+    if body_length > RECORD_BODY_BYTES_MAX {
+        return Err(format!(
+            "record body length {body_length} is over the limit"
+        ));
+    }
+    let end = RECORD_HEADER_BYTES + body_length as usize;
+    if bytes.len() != end + RECORD_TRAILER_BYTES {
+        return Err(format!(
+            "the record says its body is {body_length} bytes, but {} bytes were given for the whole record",
+            bytes.len()
+        ));
+    }
+    let checksum = Hash(bytes[end..].try_into().expect("32 bytes"));
+    if Domain::JournalRecord.hash(&bytes[..end]) != checksum {
+        return Err("record checksum does not match".into());
+    }
+    Ok(RecordFrame {
+        kind,
+        prev: Hash(bytes[8..40].try_into().expect("32 bytes")),
+        body: &bytes[RECORD_HEADER_BYTES..end],
+        checksum,
+    })
+}
+
 /// Decodes a record body (for fuzzing and tools); see [`Record`].
 pub fn decode_body(kind: RecordKind, body: &[u8]) -> Result<Record, String> {
     Record::decode_body(kind, body)

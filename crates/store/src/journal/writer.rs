@@ -52,6 +52,8 @@ pub struct JournalWriter {
     buffer: Vec<u8>,
     poisoned: Option<String>,
     commits: u64,
+    /// Records appended in all, the genesis record included.
+    records: u64,
 }
 
 impl JournalWriter {
@@ -84,6 +86,7 @@ impl JournalWriter {
             buffer: Vec::new(),
             poisoned: None,
             commits: 0,
+            records: 0,
         };
         writer.append(&Record::Genesis(genesis.clone()))?;
         writer.commit()?;
@@ -115,6 +118,7 @@ impl JournalWriter {
             buffer: Vec::new(),
             poisoned: None,
             commits: 0,
+            records: end.records,
         })
     }
 
@@ -145,6 +149,7 @@ impl JournalWriter {
             );
         }
         self.prev = encode_record(record.kind(), &body, &self.prev, &mut self.buffer);
+        self.records += 1;
         Ok(self.prev)
     }
 
@@ -178,6 +183,13 @@ impl JournalWriter {
     /// The last appended record's checksum.
     pub fn last_checksum(&self) -> Hash {
         self.prev
+    }
+
+    /// Records appended in all (committed or not), the genesis record
+    /// included: the next record's ordinal. Counted from the journal read
+    /// when resumed.
+    pub fn records(&self) -> u64 {
+        self.records
     }
 
     /// The current segment's index.

@@ -10,6 +10,7 @@ mod checkpoints;
 mod common;
 mod corruption;
 mod crash;
+mod follow;
 mod forgery;
 mod front_door;
 mod lost_writes;

@@ -1,0 +1,181 @@
+//! The record stream's framing (docs/FORMATS.md §Record stream): how an
+//! authority answers a follower's `GET /v1/worlds/{world}/records`, and how
+//! a batch of carried records reaches a follower's world.
+//!
+//! ```text
+//! stream := frame*
+//! frame  := ordinal u64 | length u32 | record[length]
+//! ```
+//!
+//! Integers are little-endian; `record` is one whole journal record, its
+//! exact bytes (docs/FORMATS.md §Journal); ordinals are consecutive.
+
+use everarcade_store::journal::RecordKind;
+use everarcade_store::journal::{RECORD_BODY_BYTES_MAX, RECORD_HEADER_BYTES, RECORD_TRAILER_BYTES};
+use everarcade_world::DurableWorld;
+use everarcade_world::follow::{Applied, FollowError, Head};
+
+use crate::error::FederationError;
+use crate::wire::{Position, WireRecord};
+
+/// Bytes of a frame before its record.
+pub const FRAME_HEADER_BYTES: usize = 12;
+/// The largest record a frame may carry.
+pub const FRAME_RECORD_BYTES_MAX: usize =
+    RECORD_HEADER_BYTES + RECORD_BODY_BYTES_MAX as usize + RECORD_TRAILER_BYTES;
+
+/// Appends `records` framed to `out`.
+pub fn encode_stream(records: &[WireRecord], out: &mut Vec<u8>) {
+    for record in records {
+        out.extend_from_slice(&record.ordinal.to_le_bytes());
+        out.extend_from_slice(&(record.bytes.len() as u32).to_le_bytes());
+        out.extend_from_slice(&record.bytes);
+    }
+}
+
+/// Splits a stream into its records. Checks the framing only (whole
+/// frames, lengths within the limit, consecutive ordinals, a known kind
+/// byte); the records themselves are checked by the follower's world.
+/// Never panics.
+pub fn decode_stream(mut bytes: &[u8]) -> Result<Vec<WireRecord>, FederationError> {
+    let mut records: Vec<WireRecord> = Vec::new();
+    let mut offset = 0usize;
+    while !bytes.is_empty() {
+        let bad = |what: String| FederationError::Framing(format!("{what} at byte {offset}"));
+        if bytes.len() < FRAME_HEADER_BYTES {
+            return Err(bad("the stream ends inside a frame header".into()));
+        }
+        let ordinal = u64::from_le_bytes(bytes[..8].try_into().expect("8 bytes"));
+        let length = u32::from_le_bytes(bytes[8..12].try_into().expect("4 bytes")) as usize;
+        if !(RECORD_HEADER_BYTES + RECORD_TRAILER_BYTES..=FRAME_RECORD_BYTES_MAX).contains(&length)
+        {
+            return Err(bad(format!("a frame of {length} bytes is not a record")));
+        }
+        let rest = &bytes[FRAME_HEADER_BYTES..];
+        if rest.len() < length {
+            return Err(bad(format!(
+                "the stream ends inside record {ordinal} ({} of {length} bytes)",
+                rest.len()
+            )));
+        }
+        if let Some(last) = records.last()
+            && last.ordinal.checked_add(1) != Some(ordinal)
+        {
+            return Err(bad(format!(
+                "record {ordinal} follows record {}",
+                last.ordinal
+            )));
+        }
+        let kind = RecordKind::from_byte(rest[4])
+            .ok_or_else(|| bad(format!("record {ordinal} has unknown kind {}", rest[4])))?;
+        records.push(WireRecord {
+            ordinal,
+            kind,
+            bytes: rest[..length].to_vec(),
+        });
+        bytes = &rest[length..];
+        offset += FRAME_HEADER_BYTES + length;
+    }
+    Ok(records)
+}
+
+impl From<Head> for Position {
+    fn from(head: Head) -> Position {
+        Position {
+            ordinal: head.ordinal,
+            checksum: head.checksum,
+            tick: head.tick,
+        }
+    }
+}
+
+/// Hands carried records to a follower's world (see
+/// `DurableWorld::apply_records`): what every transport's follower does
+/// with what its [`crate::RecordSource`] returns.
+pub fn apply(world: &mut DurableWorld, records: &[WireRecord]) -> Result<Applied, FollowError> {
+    let borrowed: Vec<(u64, &[u8])> = records
+        .iter()
+        .map(|record| (record.ordinal, record.bytes.as_slice()))
+        .collect();
+    world.apply_records(&borrowed)
+}
+
+/// Where an authority's journal is durable: records wholly before byte
+/// `length` of segment `segment` (and every record of earlier segments)
+/// are fdatasynced (`DurableWorld::journal_end`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DurableEnd {
+    /// The newest segment's index.
+    pub segment: u64,
+    /// Durable bytes in it.
+    pub length: u64,
+}
+
+/// The records after `after` up to the durable end, from the journal in
+/// `journal_dir`, at most `max_bytes` of framed records (but always at
+/// least one when there is one). `after`'s checksum must be the journal's
+/// at its ordinal: otherwise the asker is not on this chain
+/// ([`FederationError::Diverged`], `peer_diverged`).
+///
+/// Reads the journal from its first segment: its cost grows with the
+/// journal (a follower far behind should catch up from a backup first).
+pub fn read_after(
+    storage: &dyn everarcade_store::Storage,
+    journal_dir: &std::path::Path,
+    after_ordinal: u64,
+    after_checksum: &everarcade_protocol::Hash,
+    end: DurableEnd,
+    max_bytes: usize,
+) -> Result<Vec<WireRecord>, FederationError> {
+    let unavailable = |error: everarcade_store::StoreError| {
+        FederationError::Unavailable(format!("reading the journal: {error}"))
+    };
+    let mut reader =
+        everarcade_store::JournalReader::open(storage, journal_dir).map_err(unavailable)?;
+    let mut ordinal = 0u64;
+    let mut found = false;
+    let mut records = Vec::new();
+    let mut bytes = 0usize;
+    let mut prev = everarcade_protocol::Hash([0; 32]);
+    while let Some(raw) = reader.next().map_err(unavailable)? {
+        if ordinal == 0 {
+            prev = reader.genesis_root().expect("a record was read");
+        }
+        let position = reader.position().expect("a record was read");
+        if (position.segment, position.offset) > (end.segment, end.length) {
+            break;
+        }
+        if ordinal == after_ordinal {
+            if raw.checksum != *after_checksum {
+                return Err(FederationError::Diverged(format!(
+                    "record {ordinal} has checksum {} here, not {after_checksum}",
+                    raw.checksum
+                )));
+            }
+            found = true;
+        } else if ordinal > after_ordinal {
+            let length = raw.encoded_len() as usize;
+            if !records.is_empty() && bytes + FRAME_HEADER_BYTES + length > max_bytes {
+                break;
+            }
+            bytes += FRAME_HEADER_BYTES + length;
+            // The record's exact bytes, rebuilt from what the reader checked.
+            let mut whole = Vec::with_capacity(length);
+            everarcade_store::journal::encode_record(raw.kind, &raw.body, &prev, &mut whole);
+            records.push(WireRecord {
+                ordinal,
+                kind: raw.kind,
+                bytes: whole,
+            });
+        }
+        prev = raw.checksum;
+        ordinal += 1;
+    }
+    if !found {
+        return Err(FederationError::Diverged(format!(
+            "record {after_ordinal} is past this journal's durable end (record {})",
+            ordinal.saturating_sub(1)
+        )));
+    }
+    Ok(records)
+}

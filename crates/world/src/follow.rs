@@ -1,0 +1,392 @@
+//! Following an authority (docs/FEDERATION.md): a follower receives the
+//! authority's journal records after its own head, checks each as replay
+//! does, re-executes every tick, and journals the authority's exact bytes,
+//! so its journal's chain is the authority's chain.
+//!
+//! Per record, in order:
+//! - its ordinal is the next one, its framing and checksum check out, its
+//!   `prev` is the local last checksum, its body decodes and encodes back to
+//!   the same bytes;
+//! - an inputs record is for the next tick and every envelope passes
+//!   admission (world, size, nonce, signature; the signatures of a record
+//!   checked together, under ZIP-215 in batches, as `World::admit_all` does);
+//! - a tick record is the next tick, counts the inputs recorded for it, and
+//!   the tick executed here over those inputs reaches its four roots and
+//!   receipts.
+//!
+//! A tick's records are journaled together once its tick record checks out,
+//! so nothing of a divergent tick is ever journaled; a batch ends with one
+//! fdatasync (and one more before each checkpoint that falls in it). The
+//! records of a tick whose tick record has not arrived yet are *held*:
+//! checked and admitted in memory, not durable.
+//!
+//! Any failure stops the batch at the record that failed; the ticks before
+//! it are made durable. When memory had moved past the disk (a record
+//! admitted in part, a tick executed), the world is poisoned and must be
+//! reopened, which brings it back to its last durable record.
+
+use everarcade_engine::World;
+use everarcade_protocol::{EnvelopeError, Hash, Tick, TickRoots};
+use everarcade_store::journal::{decode_body, decode_record_frame};
+use everarcade_store::{Record, Storage};
+
+use crate::diff::{StateDiff, state_diff};
+use crate::durable::{CheckpointTaken, DurableWorld};
+use crate::error::WorldError;
+use crate::replay::{Context, ReplayOptions, Start, replay};
+
+/// A place in a journal: right after the record with this ordinal.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Head {
+    /// The record's ordinal: 0 for the genesis record, then consecutive.
+    pub ordinal: u64,
+    /// Its checksum (the next record's `prev`).
+    pub checksum: Hash,
+    /// The last tick whose tick record is at or before it (0 at genesis).
+    pub tick: Tick,
+}
+
+/// What a batch of records did.
+#[derive(Clone, Debug)]
+pub struct Applied {
+    /// Right after the last record checked (held records included): where
+    /// the next batch begins.
+    pub applied: Head,
+    /// Right after the last durable record (a tick record): what the
+    /// follower acknowledges.
+    pub durable: Head,
+    /// Records checked in this batch.
+    pub records: usize,
+    /// Ticks executed and journaled in this batch.
+    pub ticks: u64,
+    /// Checkpoints taken on the follower's own schedule.
+    pub checkpoints: Vec<CheckpointTaken>,
+}
+
+/// A tick whose roots here differ from the authority's tick record.
+#[derive(Clone, Debug)]
+pub struct PeerRootMismatch {
+    /// The tick record's ordinal.
+    pub ordinal: u64,
+    /// The first divergent tick.
+    pub tick: Tick,
+    /// Each root that differs: (name, the authority's, this node's).
+    pub roots: Vec<(&'static str, Hash, Hash)>,
+    /// What the tick changed in this node's state, if it could be worked out.
+    pub diff: Option<StateDiff>,
+}
+
+/// Why a follower did not apply a record.
+#[derive(Debug, thiserror::Error)]
+pub enum FollowError {
+    /// The record is refused: it is not journaled and the follower stays on
+    /// its last good record.
+    #[error("record {ordinal} refused ({code}): {reason}")]
+    Refused {
+        /// The record's ordinal.
+        ordinal: u64,
+        /// `record_malformed`, `record_chain_broken`, `record_out_of_order`
+        /// or `input_refused`.
+        code: &'static str,
+        /// Why.
+        reason: String,
+    },
+    /// The tick executed here reached other roots than the authority's.
+    #[error("{}", mismatch_message(.0))]
+    PeerRootMismatch(Box<PeerRootMismatch>),
+    /// The local world failed (disk, engine, poisoned).
+    #[error(transparent)]
+    World(#[from] WorldError),
+}
+
+impl FollowError {
+    /// The stable error code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            FollowError::Refused { code, .. } => code,
+            FollowError::PeerRootMismatch(_) => "peer_root_mismatch",
+            FollowError::World(error) => error.code(),
+        }
+    }
+}
+
+fn mismatch_message(mismatch: &PeerRootMismatch) -> String {
+    let roots: Vec<String> = mismatch
+        .roots
+        .iter()
+        .map(|(name, authority, local)| format!("{name} authority {authority}, here {local}"))
+        .collect();
+    format!(
+        "peer root mismatch at tick {} (record {}): {}",
+        mismatch.tick,
+        mismatch.ordinal,
+        roots.join("; ")
+    )
+}
+
+/// Inside a batch: what stopped it.
+enum Stop {
+    Refused(&'static str, String),
+    Mismatch(Box<PeerRootMismatch>, Vec<everarcade_protocol::Envelope>),
+    World(WorldError),
+}
+
+impl From<WorldError> for Stop {
+    fn from(error: WorldError) -> Stop {
+        Stop::World(error)
+    }
+}
+
+impl DurableWorld {
+    /// Where this world's journal stands, held records included.
+    pub fn follow_head(&self) -> Head {
+        let held = self.held.len() as u64;
+        Head {
+            ordinal: self.writer.records() + held - 1,
+            checksum: self
+                .held
+                .last()
+                .map_or(self.writer.last_checksum(), |(_, checksum)| *checksum),
+            tick: self.roots.tick,
+        }
+    }
+
+    /// Right after the last durable record. Journals only whole ticks, so
+    /// with records held this is the last tick record.
+    pub fn durable_head(&self) -> Head {
+        Head {
+            ordinal: self.writer.records() - 1,
+            checksum: self.writer.last_checksum(),
+            tick: self.roots.tick,
+        }
+    }
+
+    /// Applies an authority's records, each `(ordinal, whole record bytes)`,
+    /// in order from [`DurableWorld::follow_head`]; see the module docs.
+    pub fn apply_records(&mut self, records: &[(u64, &[u8])]) -> Result<Applied, FollowError> {
+        self.check()?;
+        if !self.queued.is_empty() {
+            return Err(WorldError::Busy(
+                "inputs were admitted here; a follower admits none".into(),
+            )
+            .into());
+        }
+        let mut ticks = 0;
+        let mut checkpoints = Vec::new();
+        let mut stop = None;
+        let mut count = 0;
+        for (ordinal, bytes) in records {
+            if let Err(error) = self.apply_one(*ordinal, bytes, &mut ticks, &mut checkpoints) {
+                stop = Some((*ordinal, error));
+                break;
+            }
+            count += 1;
+        }
+        // One fdatasync for every tick the batch verified.
+        if let Err(error) = self.writer.commit() {
+            return Err(self.poison(error.into()).into());
+        }
+        match stop {
+            None => Ok(Applied {
+                applied: self.follow_head(),
+                durable: self.durable_head(),
+                records: count,
+                ticks,
+                checkpoints,
+            }),
+            Some((ordinal, Stop::Refused(code, reason))) => Err(FollowError::Refused {
+                ordinal,
+                code,
+                reason,
+            }),
+            Some((_, Stop::World(error))) => Err(error.into()),
+            Some((_, Stop::Mismatch(mut mismatch, inputs))) => {
+                mismatch.diff = self.diff_of(mismatch.tick, &inputs);
+                Err(FollowError::PeerRootMismatch(mismatch))
+            }
+        }
+    }
+
+    fn apply_one(
+        &mut self,
+        ordinal: u64,
+        bytes: &[u8],
+        ticks: &mut u64,
+        checkpoints: &mut Vec<CheckpointTaken>,
+    ) -> Result<(), Stop> {
+        let head = self.follow_head();
+        if ordinal != head.ordinal + 1 {
+            return Err(Stop::Refused(
+                "record_out_of_order",
+                format!("record {ordinal} where record {} is next", head.ordinal + 1),
+            ));
+        }
+        let frame =
+            decode_record_frame(bytes).map_err(|what| Stop::Refused("record_malformed", what))?;
+        if frame.prev != head.checksum {
+            return Err(Stop::Refused(
+                "record_chain_broken",
+                format!(
+                    "its prev {} is not the checksum {} of record {}",
+                    frame.prev, head.checksum, head.ordinal
+                ),
+            ));
+        }
+        let record = decode_body(frame.kind, frame.body)
+            .map_err(|what| Stop::Refused("record_malformed", what))?;
+        if record.encode_body() != frame.body {
+            return Err(Stop::Refused(
+                "record_malformed",
+                "the body is not in its one canonical encoding".into(),
+            ));
+        }
+        let next = self.world.tick() + 1;
+        match &record {
+            Record::Genesis(_) => Err(Stop::Refused(
+                "record_out_of_order",
+                "a genesis record after the journal's first".into(),
+            )),
+            Record::Inputs(inputs) => {
+                if inputs.tick != next {
+                    return Err(Stop::Refused(
+                        "record_out_of_order",
+                        format!("inputs for tick {} where tick {next} is next", inputs.tick),
+                    ));
+                }
+                let limit = self.world.limits().inputs_per_tick;
+                if self.journaled.len() + inputs.envelopes.len() > limit as usize {
+                    let error = EnvelopeError::TickFull { tick: next, limit };
+                    return Err(Stop::Refused("input_refused", error.to_string()));
+                }
+                let before = self.journaled.len();
+                if let Err((index, error)) = self.world.admit_all(&inputs.envelopes) {
+                    // Those before it are admitted in memory.
+                    if index > 0 {
+                        self.poisoned = Some(format!(
+                            "record {ordinal} was admitted in part before input {index} was refused"
+                        ));
+                    }
+                    return Err(Stop::Refused(
+                        "input_refused",
+                        format!("input {} of tick {next}: {error}", before + index),
+                    ));
+                }
+                self.journaled.extend(inputs.envelopes.iter().cloned());
+                self.held.push((record, frame.checksum));
+                Ok(())
+            }
+            Record::Tick(tick) => {
+                let recorded = tick.roots;
+                if recorded.tick != next {
+                    return Err(Stop::Refused(
+                        "record_out_of_order",
+                        format!("tick {} where tick {next} is next", recorded.tick),
+                    ));
+                }
+                if tick.input_count as usize != self.journaled.len() {
+                    return Err(Stop::Refused(
+                        "record_out_of_order",
+                        format!(
+                            "tick {next} records {} inputs, but {} were recorded for it",
+                            tick.input_count,
+                            self.journaled.len()
+                        ),
+                    ));
+                }
+                let inputs = std::mem::take(&mut self.journaled);
+                let output = match self.world.execute_tick(&self.engine, &inputs) {
+                    Ok(output) => output,
+                    Err(error) => return Err(self.poison(error.into()).into()),
+                };
+                if output.roots != recorded {
+                    let roots = differing_roots(&recorded, &output.roots);
+                    self.poisoned = Some(format!("peer root mismatch at tick {next}"));
+                    let mismatch = PeerRootMismatch {
+                        ordinal,
+                        tick: next,
+                        roots,
+                        diff: None,
+                    };
+                    return Err(Stop::Mismatch(Box::new(mismatch), inputs));
+                }
+                if output.receipts != tick.receipts {
+                    self.poisoned = Some(format!("tick {next}'s record is inconsistent"));
+                    return Err(Stop::Refused(
+                        "record_malformed",
+                        format!(
+                            "tick {next}: the recorded receipts do not match the recorded receipt root"
+                        ),
+                    ));
+                }
+                for (held, _) in std::mem::take(&mut self.held) {
+                    if let Err(error) = self.writer.append(&held) {
+                        return Err(self.poison(error.into()).into());
+                    }
+                }
+                match self.writer.append(&record) {
+                    Ok(checksum) if checksum == frame.checksum => {}
+                    Ok(_) => {
+                        let error = WorldError::Busy(format!(
+                            "tick {next}: the journal's chain here is not the authority's"
+                        ));
+                        return Err(self.poison(error).into());
+                    }
+                    Err(error) => return Err(self.poison(error.into()).into()),
+                }
+                self.roots = output.roots;
+                *ticks += 1;
+                let interval = self.config.checkpoint_interval_ticks;
+                if interval > 0 && next.is_multiple_of(interval) {
+                    if let Err(error) = self.writer.commit() {
+                        return Err(self.poison(error.into()).into());
+                    }
+                    checkpoints.push(self.checkpoint()?);
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// What tick `tick` changes in the state, from this node's durable
+    /// journal (which ends before it) replayed to the tick before.
+    fn diff_of(&self, tick: Tick, inputs: &[everarcade_protocol::Envelope]) -> Option<StateDiff> {
+        let context = Context {
+            storage: &*self.storage as &dyn Storage,
+            dir: &self.dir,
+            id: &self.genesis.world,
+            engine: &self.engine,
+            compiled: self.world.compiled().clone(),
+            schedule: None,
+        };
+        let options = ReplayOptions {
+            start: Start::NewestCheckpoint,
+            stop_after: Some(tick - 1),
+            verify_signatures: false,
+            diff_on_divergence: false,
+        };
+        let mut before: World = replay(&context, &options, &mut |_| {}).ok()?.world;
+        let state = before.state().clone();
+        for envelope in inputs {
+            before.readmit(envelope).ok()?;
+        }
+        before.execute_tick(&self.engine, inputs).ok()?;
+        Some(state_diff(&state, before.state()))
+    }
+}
+
+/// Each root that differs: (name, recorded, here).
+fn differing_roots(recorded: &TickRoots, here: &TickRoots) -> Vec<(&'static str, Hash, Hash)> {
+    [
+        ("input_root", recorded.input_root, here.input_root),
+        ("receipt_root", recorded.receipt_root, here.receipt_root),
+        ("state_root", recorded.state_root, here.state_root),
+        (
+            "continuity_root",
+            recorded.continuity_root,
+            here.continuity_root,
+        ),
+    ]
+    .into_iter()
+    .filter(|(_, a, b)| a != b)
+    .collect()
+}
