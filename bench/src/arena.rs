@@ -85,7 +85,7 @@ impl WasmArena {
 
     fn load_dir(dir: &Path) -> Result<WasmArena, String> {
         let package =
-            Package::load(&dir).map_err(|e| format!("{}: [{}] {e}", dir.display(), e.code()))?;
+            Package::load(dir).map_err(|e| format!("{}: [{}] {e}", dir.display(), e.code()))?;
         let engine = Engine::new().map_err(|e| e.to_string())?;
         let compiled = engine.compile(&package).map_err(|e| e.to_string())?;
         Ok(WasmArena { engine, compiled })
