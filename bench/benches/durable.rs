@@ -25,6 +25,8 @@ use everarcade_bench::settings;
 const JOURNAL_RATIO_MIN: f64 = 0.5;
 /// Checkpoint write and load must reach at least this share of raw bandwidth.
 const CHECKPOINT_RATIO_MIN: f64 = 0.5;
+/// Issue 13: the checksum of a loaded checkpoint on both cores against one.
+const CHECKSUM_SPEEDUP_MIN: f64 = 1.7;
 /// Recovery of `EA_BENCH_RECOVERY_TICKS` ticks must take less than this.
 const RECOVERY_SECONDS_MAX: f64 = 60.0;
 /// Bots of the replay world (and of `simulate --bots 64`).
@@ -226,6 +228,15 @@ fn print_checkpoint(config: &CheckpointBenchConfig, report: &CheckpointReport) {
         share(report.root_seconds, report.load_seconds),
         millis(parts),
         millis(report.load_seconds),
+    );
+    let speedup = report.checksum_seconds / report.checksum_parallel_seconds;
+    println!(
+        "  checksum on {} cores (Domain::hash_on_threads, as load_checkpoint): {} ({:.0} MB/s) | one core, same run: {} | {speedup:.2}x {}",
+        report.checksum_threads,
+        millis(report.checksum_parallel_seconds),
+        megabytes_per_second(report.bytes, report.checksum_parallel_seconds),
+        millis(report.checksum_seconds),
+        Target::AtLeast(CHECKSUM_SPEEDUP_MIN).verdict(speedup),
     );
     println!(
         "  per key: rebuild {:.0} ns, root {:.0} ns; checksum {:.0} MB/s",

@@ -7,11 +7,13 @@
 //! the engine's hashing and state root cost per tick, by recomputing the same
 //! hashes with the same public functions, and what an instance costs.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
-use everarcade_engine::{CompiledPackage, Engine, EngineError, TickOutput, World, bot_random_seed};
+use everarcade_engine::{
+    CompiledPackage, Engine, EngineError, TickOutput, World, bot_random_seeds,
+};
 use everarcade_package::Package;
 use everarcade_protocol::{
     Envelope, Hash, Outcome, PublicKey, Receipt, ReceiptKind, WorldId, events_hash, list_root,
@@ -46,8 +48,9 @@ pub struct Breakdown {
     pub state_root_seconds: f64,
     /// Bytes of the values the ticks changed (hashed again by `root`), summed.
     pub state_changed_value_bytes: u64,
-    /// `bot_random_seed` (one BLAKE3 each) for every bot of every tick, which
-    /// `bot_payloads` derives before each `ea_bot` call, summed over all ticks.
+    /// `bot_random_seeds` under the world's rule (one BLAKE3 per bot, or one
+    /// XOF per tick) for every tick, as `bot_payloads` derives them, summed
+    /// over all ticks.
     pub bot_seed_seconds: f64,
     /// One `bot_payloads` call with a single bot (one instance, one `ea_bot`).
     pub single_bot_call_seconds: f64,
@@ -62,9 +65,27 @@ pub struct WasmArena {
 impl WasmArena {
     /// Loads and compiles `runtime/games/2d-arena`.
     pub fn load() -> Result<WasmArena, String> {
-        let dir = package_dir();
+        WasmArena::load_dir(&package_dir())
+    }
+
+    /// The 2d-arena's module under its manifest with `bot_seeds = "xof"`
+    /// added (docs/PROTOCOL.md §10.1; a copy in a scratch directory, the
+    /// shipped package keeps the per-bot rule).
+    pub fn load_xof() -> Result<WasmArena, String> {
+        let scratch = crate::durable::Scratch::new("xof-arena")
+            .map_err(|e| format!("scratch directory: {e}"))?;
+        package_copy_with(scratch.path(), "bot_seeds = \"xof\"")?;
+        let arena = WasmArena::load_dir(scratch.path())?;
+        assert_eq!(
+            arena.compiled.package.manifest.bot_seeds,
+            everarcade_protocol::BotSeedRule::Xof
+        );
+        Ok(arena)
+    }
+
+    fn load_dir(dir: &Path) -> Result<WasmArena, String> {
         let package =
-            Package::load(&dir).map_err(|e| format!("{}: [{}] {e}", dir.display(), e.code()))?;
+            Package::load(dir).map_err(|e| format!("{}: [{}] {e}", dir.display(), e.code()))?;
         let engine = Engine::new().map_err(|e| e.to_string())?;
         let compiled = engine.compile(&package).map_err(|e| e.to_string())?;
         Ok(WasmArena { engine, compiled })
@@ -163,13 +184,37 @@ impl WasmArena {
     }
 }
 
-/// Redoes the per-bot seed derivation of the coming tick's `bot_payloads`.
+/// Writes the 2d-arena's manifest, with `line` added after its tick rate,
+/// and its module into `dir`.
+pub fn package_copy_with(dir: &Path, line: &str) -> Result<(), String> {
+    let source = package_dir();
+    let manifest = std::fs::read_to_string(source.join("world.toml"))
+        .map_err(|e| format!("read the 2d-arena manifest: {e}"))?;
+    let changed = manifest.replacen(
+        "tick_rate_hz = 20\n",
+        &format!("tick_rate_hz = 20\n{line}\n"),
+        1,
+    );
+    if changed == manifest {
+        return Err("the 2d-arena manifest has no `tick_rate_hz = 20` line".into());
+    }
+    std::fs::write(dir.join("world.toml"), changed).map_err(|e| e.to_string())?;
+    std::fs::copy(source.join("world.wasm"), dir.join("world.wasm")).map_err(|e| e.to_string())?;
+    Ok(())
+}
+
+/// Redoes the seed derivation of the coming tick's `bot_payloads`.
 fn bot_seed_seconds(world: &World, config: &MatchConfig) -> f64 {
     let (tick, previous) = (world.tick() + 1, world.continuity_root());
+    let rule = world.compiled().package.manifest.bot_seeds;
     let start = Instant::now();
-    for player in 0..config.bots as u32 {
-        std::hint::black_box(bot_random_seed(config.seed, player, tick, &previous));
-    }
+    std::hint::black_box(bot_random_seeds(
+        rule,
+        config.seed,
+        config.bots,
+        tick,
+        &previous,
+    ));
     start.elapsed().as_secs_f64()
 }
 

@@ -87,8 +87,14 @@ pub struct CheckpointReport {
     pub load_seconds: f64,
     /// Raw limit: `fs::read` of the checkpoint file.
     pub raw_read_seconds: f64,
-    /// Breakdown: `Domain::Checkpoint.hash` over the bytes before the checksum.
+    /// Breakdown: `Domain::Checkpoint.hash` over the bytes before the checksum
+    /// (one core: the floor the parallel checksum is held against).
     pub checksum_seconds: f64,
+    /// Breakdown: the same checksum on every core
+    /// (`Domain::hash_on_threads`), what `load_checkpoint` does.
+    pub checksum_parallel_seconds: f64,
+    /// Threads the parallel checksum used.
+    pub checksum_threads: usize,
     /// Breakdown: walking the entries into a `StateBuilder` and finishing it.
     pub rebuild_seconds: f64,
     /// Breakdown: `State::root` of the rebuilt state.
@@ -196,6 +202,7 @@ struct Best {
     load: Option<f64>,
     raw_read: Option<f64>,
     checksum: Option<f64>,
+    checksum_parallel: Option<f64>,
     rebuild: Option<f64>,
     root: Option<f64>,
 }
@@ -209,9 +216,16 @@ impl Best {
         report.load_seconds = get(self.load);
         report.raw_read_seconds = get(self.raw_read);
         report.checksum_seconds = get(self.checksum);
+        report.checksum_parallel_seconds = get(self.checksum_parallel);
+        report.checksum_threads = checksum_threads();
         report.rebuild_seconds = get(self.rebuild);
         report.root_seconds = get(self.root);
     }
+}
+
+/// The cores the parallel checksum runs on (as `load_checkpoint`'s).
+fn checksum_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
 }
 
 /// Redoes the load's steps one by one on `bytes` (a checkpoint with no
@@ -222,6 +236,10 @@ fn breakdown(bytes: &[u8], state_root: &Hash, best: &mut Best) -> State {
     let checksum = Domain::Checkpoint.hash(&bytes[..body_end]);
     best.checksum = fastest(best.checksum, begin.elapsed().as_secs_f64());
     assert_eq!(checksum.0, bytes[body_end..]);
+    let begin = Instant::now();
+    let parallel = Domain::Checkpoint.hash_on_threads(&bytes[..body_end], checksum_threads());
+    best.checksum_parallel = fastest(best.checksum_parallel, begin.elapsed().as_secs_f64());
+    assert_eq!(parallel, checksum);
 
     let begin = Instant::now();
     let entries = u64::from_le_bytes(bytes[128..136].try_into().expect("8 bytes"));

@@ -9,6 +9,7 @@
 //! ordered map. The result is the same `State`, root included, as inserting
 //! the entries one by one: the root depends only on the contents.
 
+use std::collections::BTreeMap;
 use std::num::NonZeroUsize;
 
 use everarcade_protocol::Domain;
@@ -113,7 +114,8 @@ impl StateBuilder {
         } = self;
         let chunks = hash_entries(&mut entries, threads);
         let leaves = sort_by_key_hash(chunks);
-        build_state(entries, leaves, value_bytes, threads)
+        let (entries, trie) = build_map_and_trie(entries, leaves, threads);
+        State::from_parts(entries, trie, value_bytes)
     }
 }
 
@@ -132,27 +134,26 @@ impl State {
     }
 }
 
-/// The state of `entries` (ascending, key hashes filled in) with the trie
-/// of `leaves` (sorted by key hash). The key indexes and the trie do not
-/// depend on each other, so with two threads or more the indexes are built
-/// beside the trie.
-fn build_state(
+/// The ordered map of `entries` (ascending, key hashes filled in) and the
+/// trie of `leaves` (sorted by key hash). They do not depend on each other,
+/// so with two threads or more the map is built beside the trie.
+fn build_map_and_trie(
     entries: Vec<(Key, Entry)>,
     leaves: Vec<Leaf>,
-    value_bytes: u64,
     threads: usize,
-) -> State {
+) -> (BTreeMap<Key, Entry>, Trie) {
+    // Already ascending, so the map's bulk build only checks the order.
+    let map = |entries: Vec<(Key, Entry)>| entries.into_iter().collect::<BTreeMap<_, _>>();
     if threads < 2 {
-        return State::from_parts(entries, Trie::from_sorted(leaves, 1), value_bytes);
+        return (map(entries), Trie::from_sorted(leaves, 1));
     }
     std::thread::scope(|scope| {
-        let state = scope.spawn(move || State::from_parts(entries, Trie::default(), value_bytes));
+        let entries = scope.spawn(move || map(entries));
         let trie = Trie::from_sorted(leaves, threads - 1);
-        let mut state = state
+        let entries = entries
             .join()
             .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-        state.set_trie(trie);
-        state
+        (entries, trie)
     })
 }
 
