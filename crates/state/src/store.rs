@@ -146,12 +146,9 @@ impl State {
             Some(key) => Bound::Excluded(key),
             None => Bound::Unbounded,
         };
-        self.order
+        self.entries
             .range::<[u8], _>((start, Bound::Unbounded))
-            .map(|(key, &slot)| {
-                let value = self.slots[slot as usize].1.value.as_slice();
-                (key.as_slice(), value)
-            })
+            .map(|(key, entry)| (key.as_slice(), entry.value.as_slice()))
     }
 
     /// Number of keys.
