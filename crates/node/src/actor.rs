@@ -17,6 +17,8 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use axum::http::StatusCode;
+use everarcade_federation::Role;
+use everarcade_federation::stream::DurableEnd;
 use everarcade_protocol::{Outcome, Receipt, SignatureRule, Tick, TickRoots, Verified};
 use everarcade_world::incident::{Incident, record_incident};
 use everarcade_world::{DurableWorld, Listening, WorldError};
@@ -199,6 +201,13 @@ pub struct Live {
     /// State reads answered at the head tick, so a key many viewers read
     /// costs the actor one read a tick, not one per viewer.
     pub state_reads: Mutex<StateReads>,
+    /// Where the journal is durable, moved after every fdatasync: the
+    /// record stream serves up to here and long-polls on it.
+    pub durable: watch::Sender<DurableEnd>,
+    /// The storage the journal is on, for the record stream's reads.
+    pub storage: Arc<dyn everarcade_store::Storage>,
+    /// This node's role for the world (docs/FEDERATION.md).
+    pub role: RwLock<Role>,
 }
 
 /// Keys read at one tick, with their values and proofs: a state value at
@@ -508,6 +517,9 @@ pub fn spawn(
         events,
         stopped: watch::channel(false).0,
         incident: Mutex::new(None),
+        durable: watch::channel(durable_end(&world)).0,
+        storage: world.storage().clone(),
+        role: RwLock::new(Role::Authority),
     });
     let actor = Actor {
         world,
@@ -643,6 +655,9 @@ impl Actor {
             let started = Instant::now();
             let committed = self.world.commit_inputs();
             metrics.journal_fsync.observe(started.elapsed());
+            if committed.is_ok() {
+                self.live.durable.send_replace(durable_end(&self.world));
+            }
             if let Err(error) = committed {
                 self.poison(&error);
                 let refused = ApiError::poisoned(&error.to_string());
@@ -804,6 +819,7 @@ impl Actor {
                 return;
             }
         };
+        self.live.durable.send_replace(durable_end(&self.world));
         log_guest_lines(&output);
         let metrics = &self.live.metrics;
         metrics.tick_duration.observe(started.elapsed());
@@ -1060,6 +1076,12 @@ impl Actor {
 /// Writes the tick's guest `log` lines to the node's log at `debug`, bounded
 /// by [`GUEST_LOG_LINES_PER_TICK_MAX`] and [`GUEST_LOG_LINE_BYTES_MAX`]. The
 /// lines are diagnostics: no root covers them.
+/// Where `world`'s journal is durable.
+fn durable_end(world: &DurableWorld) -> DurableEnd {
+    let (segment, length) = world.journal_end();
+    DurableEnd { segment, length }
+}
+
 fn log_guest_lines(output: &everarcade_engine::TickOutput) {
     if output.logs.is_empty() || !tracing::enabled!(tracing::Level::DEBUG) {
         return;

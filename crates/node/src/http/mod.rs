@@ -40,7 +40,7 @@ const INLINE_SIGNATURE_CHECKS_MAX: usize = 8;
 
 /// Every route template of [`router`], and `unmatched` (no route): the
 /// values of the `route` metric label, fixed at compile time.
-pub const ROUTE_LABELS: [&str; 18] = [
+pub const ROUTE_LABELS: [&str; 20] = [
     "/healthz",
     "/readyz",
     "/metrics",
@@ -52,6 +52,8 @@ pub const ROUTE_LABELS: [&str; 18] = [
     "/v1/worlds/{world}/keys",
     "/v1/worlds/{world}/events",
     "/v1/worlds/{world}/attestation",
+    "/v1/worlds/{world}/records",
+    "/v1/worlds/{world}/authority",
     "/admin/admission/open",
     "/admin/admission/close",
     "/admin/checkpoint",
@@ -171,7 +173,9 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/worlds/{world}/state/{key}", get(state_value))
         .route("/v1/worlds/{world}/keys", get(keys_page))
         .route("/v1/worlds/{world}/events", get(events))
-        .route("/v1/worlds/{world}/attestation", get(attestation));
+        .route("/v1/worlds/{world}/attestation", get(attestation))
+        .route("/v1/worlds/{world}/records", get(records))
+        .route("/v1/worlds/{world}/authority", get(authority));
     let admin_api = Router::new()
         .route("/admin/admission/open", post(admission_open))
         .route("/admin/admission/close", post(admission_close))
@@ -446,8 +450,146 @@ pub fn status_json(state: &AppState) -> Value {
         "amnesia": facts.amnesia,
         "operator_public_key": facts.operator.public_key_hex(),
         "incident": state.world.live.incident(),
+        "role": state.world.live.role.read().expect("role lock").name(),
+        "authority": authority_url(state),
         "live": true,
     })
+}
+
+/// The longest a record request waits for new records.
+pub const RECORDS_WAIT_MS_MAX: u64 = 30_000;
+/// Framed bytes a record request answers at most by default, and at most.
+pub const RECORDS_BYTES_DEFAULT: usize = 1024 * 1024;
+/// See [`RECORDS_BYTES_DEFAULT`].
+pub const RECORDS_BYTES_MAX: usize = 32 * 1024 * 1024;
+/// The record stream's media type (docs/FORMATS.md §Record stream).
+pub const RECORDS_CONTENT_TYPE: &str = "application/vnd.everarcade.records";
+
+/// A record request's query: `after`, `checksum`, `wait_ms`, `max_bytes`.
+struct RecordsQuery {
+    after: u64,
+    checksum: Hash,
+    wait_ms: u64,
+    max_bytes: usize,
+}
+
+fn records_query(uri: &Uri) -> Result<RecordsQuery, ApiError> {
+    let bad = |what: String| ApiError::new(StatusCode::BAD_REQUEST, "bad_query", what);
+    let (mut after, mut checksum, mut wait_ms, mut max_bytes) =
+        (None, None, 0, RECORDS_BYTES_DEFAULT);
+    for pair in uri
+        .query()
+        .unwrap_or("")
+        .split('&')
+        .filter(|p| !p.is_empty())
+    {
+        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+        let number = |what: &str| {
+            value
+                .parse::<u64>()
+                .map_err(|_| bad(format!("{what} must be a whole number, not {value:?}")))
+        };
+        match name {
+            "after" => after = Some(number("after")?),
+            "checksum" => {
+                checksum =
+                    Some(Hash::from_hex(value).ok_or_else(|| {
+                        bad(format!("checksum must be 64 hex digits, not {value:?}"))
+                    })?)
+            }
+            "wait_ms" => wait_ms = number("wait_ms")?.min(RECORDS_WAIT_MS_MAX),
+            "max_bytes" => {
+                max_bytes = (number("max_bytes")?.min(RECORDS_BYTES_MAX as u64) as usize).max(1)
+            }
+            // A follower may name itself; acknowledgements are not kept yet.
+            "follower" => {}
+            other => return Err(bad(format!("unknown parameter {other:?}"))),
+        }
+    }
+    Ok(RecordsQuery {
+        after: after.ok_or_else(|| bad("after is required".into()))?,
+        checksum: checksum.ok_or_else(|| bad("checksum is required".into()))?,
+        wait_ms,
+        max_bytes,
+    })
+}
+
+/// `GET /v1/worlds/{world}/records`: the journal records after a
+/// follower's position, up to the durable end, framed
+/// (docs/HTTP.md, docs/FORMATS.md §Record stream).
+async fn records(
+    State(state): State<AppState>,
+    Path(world): Path<String>,
+    uri: Uri,
+) -> Result<Response, ApiError> {
+    check_world(&state, &world)?;
+    check_published(&state)?;
+    let query = records_query(&uri)?;
+    let live = state.world.live.clone();
+    let mut durable = live.durable.subscribe();
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(query.wait_ms);
+    let journal = state.facts.world_dir.journal();
+    loop {
+        let end = *durable.borrow_and_update();
+        let storage = live.storage.clone();
+        let dir = journal.clone();
+        let (after, checksum, max_bytes) = (query.after, query.checksum, query.max_bytes);
+        let read = tokio::task::spawn_blocking(move || {
+            everarcade_federation::stream::read_after(
+                &*storage, &dir, after, &checksum, end, max_bytes,
+            )
+        })
+        .await
+        .map_err(|error| {
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                format!("the record reader failed: {error}"),
+            )
+        })?;
+        let records = read.map_err(|error| {
+            let status = match &error {
+                everarcade_federation::FederationError::Diverged(_) => StatusCode::CONFLICT,
+                _ => StatusCode::SERVICE_UNAVAILABLE,
+            };
+            ApiError::new(status, error.code(), error.to_string())
+        })?;
+        let waited_out = tokio::time::Instant::now() >= deadline;
+        if !records.is_empty() || waited_out {
+            let mut body = Vec::new();
+            everarcade_federation::stream::encode_stream(&records, &mut body);
+            return Ok(([(header::CONTENT_TYPE, RECORDS_CONTENT_TYPE)], body).into_response());
+        }
+        // Nothing new yet: wait for the next fdatasync, or the deadline.
+        let _ = tokio::time::timeout_at(deadline, durable.changed()).await;
+    }
+}
+
+/// The authority's URL: this node's own when it is the authority.
+fn authority_url(state: &AppState) -> String {
+    let role = state.world.live.role.read().expect("role lock");
+    match role.authority() {
+        Some(url) => url.to_string(),
+        None => {
+            let scheme = if state.facts.tls { "https" } else { "http" };
+            format!("{scheme}://{}", state.facts.address)
+        }
+    }
+}
+
+/// `GET /v1/worlds/{world}/authority`: who admits inputs for the world.
+async fn authority(
+    State(state): State<AppState>,
+    Path(world): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    check_world(&state, &world)?;
+    let role = state.world.live.role.read().expect("role lock").clone();
+    Ok(Json(json!({
+        "world": state.facts.world.as_str(),
+        "role": role.name(),
+        "authority": authority_url(&state),
+        "lease_revision": Value::Null,
+    })))
 }
 
 async fn world_status(

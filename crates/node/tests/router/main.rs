@@ -7,6 +7,7 @@ mod common;
 mod hostile;
 mod incident;
 mod limits;
+mod records;
 
 use axum::http::{StatusCode, header};
 use everarcade_state::Proof;
