@@ -223,13 +223,9 @@ impl Trie {
         trie
     }
 
-    /// Inserts the key or replaces its value hash.
-    pub(crate) fn upsert(&mut self, key_hash: &Hash, value_hash: &Hash) {
-        let Some(root) = self.root else {
-            self.root = Some(self.alloc_leaf(Leaf::new(*key_hash, *value_hash)));
-            return;
-        };
-        // One walk down to the nearest leaf, remembering the path.
+    /// Walks from `root` down to the leaf nearest `key_hash`, leaving the
+    /// inner nodes passed and the side taken at each in `self.path`.
+    fn walk(&mut self, root: NodeRef, key_hash: &Hash) -> NodeRef {
         self.path.clear();
         let mut node = root;
         while let Node::Inner(index) = node.get() {
@@ -238,6 +234,17 @@ impl Trie {
             self.path.push((index, side));
             node = inner.children[side];
         }
+        node
+    }
+
+    /// Inserts the key or replaces its value hash.
+    pub(crate) fn upsert(&mut self, key_hash: &Hash, value_hash: &Hash) {
+        let Some(root) = self.root else {
+            self.root = Some(self.alloc_leaf(Leaf::new(*key_hash, *value_hash)));
+            return;
+        };
+        // One walk down to the nearest leaf, remembering the path.
+        let node = self.walk(root, key_hash);
         let nearest = &self.leaves[self.leaf_index(node)];
         let split = first_difference(&nearest.key_hash, key_hash);
         if split.is_none() && nearest.value_hash == *value_hash {
@@ -278,14 +285,7 @@ impl Trie {
     /// Removes the key if present; its parent collapses into the sibling.
     pub(crate) fn remove(&mut self, key_hash: &Hash) {
         let Some(root) = self.root else { return };
-        self.path.clear();
-        let mut node = root;
-        while let Node::Inner(index) = node.get() {
-            let inner = &self.inners[index];
-            let side = bit(key_hash, inner.bit);
-            self.path.push((index, side));
-            node = inner.children[side];
-        }
+        let node = self.walk(root, key_hash);
         let leaf = self.leaf_index(node);
         if self.leaves[leaf].key_hash != *key_hash {
             return;
