@@ -43,6 +43,7 @@ use everarcade_protocol::{
 use everarcade_store::journal::GenesisRecord;
 use everarcade_store::storage::{DIRECTORY_MODE, DiskStorage, StagingDisk, sync_tree};
 use everarcade_store::{StoreError, WorldDir};
+use everarcade_world::replay::differing_roots;
 use everarcade_world::{
     Create, DurableWorld, Entry, ErrorClass, FrontDoor, WorldConfig, WorldError,
 };
@@ -731,17 +732,7 @@ impl Feed<'_> {
                 staging: self.staging.to_path_buf(),
             })?;
         let replayed = output.roots;
-        let pairs = [
-            ("input_root", recorded.input_root, replayed.input_root),
-            ("receipt_root", recorded.receipt_root, replayed.receipt_root),
-            ("state_root", recorded.state_root, replayed.state_root),
-            (
-                "continuity_root",
-                recorded.continuity_root,
-                replayed.continuity_root,
-            ),
-        ];
-        if let Some((root, a, b)) = pairs.into_iter().find(|(_, a, b)| a != b) {
+        if let Some(&(root, a, b)) = differing_roots(recorded, &replayed).first() {
             return Err(self.diverged(tick, root, a, b));
         }
         if output.receipts != receipts {

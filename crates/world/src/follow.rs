@@ -26,14 +26,14 @@
 //! reopened, which brings it back to its last durable record.
 
 use everarcade_engine::World;
-use everarcade_protocol::{EnvelopeError, Hash, Tick, TickRoots};
+use everarcade_protocol::{EnvelopeError, Hash, Tick};
 use everarcade_store::journal::{decode_body, decode_record_frame};
 use everarcade_store::{Record, Storage};
 
 use crate::diff::{StateDiff, state_diff};
 use crate::durable::{CheckpointTaken, DurableWorld};
 use crate::error::WorldError;
-use crate::replay::{Context, ReplayOptions, Start, replay};
+use crate::replay::{Context, ReplayOptions, Start, differing_roots, replay};
 
 /// A place in a journal: right after the record with this ordinal.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -372,21 +372,4 @@ impl DurableWorld {
         before.execute_tick(&self.engine, inputs).ok()?;
         Some(state_diff(&state, before.state()))
     }
-}
-
-/// Each root that differs: (name, recorded, here).
-fn differing_roots(recorded: &TickRoots, here: &TickRoots) -> Vec<(&'static str, Hash, Hash)> {
-    [
-        ("input_root", recorded.input_root, here.input_root),
-        ("receipt_root", recorded.receipt_root, here.receipt_root),
-        ("state_root", recorded.state_root, here.state_root),
-        (
-            "continuity_root",
-            recorded.continuity_root,
-            here.continuity_root,
-        ),
-    ]
-    .into_iter()
-    .filter(|(_, a, b)| a != b)
-    .collect()
 }

@@ -676,18 +676,7 @@ impl Walk<'_, '_> {
         replayed: &TickRoots,
         inputs: &[Envelope],
     ) -> WorldError {
-        let pairs = [
-            ("input_root", recorded.input_root, replayed.input_root),
-            ("receipt_root", recorded.receipt_root, replayed.receipt_root),
-            ("state_root", recorded.state_root, replayed.state_root),
-            (
-                "continuity_root",
-                recorded.continuity_root,
-                replayed.continuity_root,
-            ),
-        ];
-        let roots: Vec<(&'static str, Hash, Hash)> =
-            pairs.into_iter().filter(|(_, a, b)| a != b).collect();
+        let roots = differing_roots(recorded, replayed);
         let diff = if self.options.diff_on_divergence {
             self.diff_at(recorded.tick, inputs)
         } else {
@@ -775,4 +764,22 @@ impl ReplayProfile {
             ReplayProfile::VerifyFromGenesis => "verify from genesis",
         }
     }
+}
+
+/// Each root of a tick that differs between the recorded roots and these,
+/// in the order input, receipt, state, continuity: `(name, recorded, here)`.
+pub fn differing_roots(recorded: &TickRoots, here: &TickRoots) -> Vec<(&'static str, Hash, Hash)> {
+    [
+        ("input_root", recorded.input_root, here.input_root),
+        ("receipt_root", recorded.receipt_root, here.receipt_root),
+        ("state_root", recorded.state_root, here.state_root),
+        (
+            "continuity_root",
+            recorded.continuity_root,
+            here.continuity_root,
+        ),
+    ]
+    .into_iter()
+    .filter(|(_, a, b)| a != b)
+    .collect()
 }
