@@ -9,7 +9,7 @@
 
 import { createInterface } from 'node:readline';
 import { readFileSync } from 'node:fs';
-import { chromium } from 'playwright-core';
+import { launch, until as untilFor } from './harness.mjs';
 
 const [base, token, probesPath, shots] = process.argv.slice(2);
 const probes = JSON.parse(readFileSync(probesPath, 'utf8'));
@@ -58,14 +58,9 @@ async function textOf(page, selector) {
   return (await page.locator(selector).first().textContent()) ?? '';
 }
 
-async function until(what, predicate, timeoutMs = 15000) {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const result = await predicate();
-    if (result) return result;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 200));
-  }
+/** The harness's `until`, with this run's 15 s default. */
+function until(what, predicate, timeoutMs = 15000) {
+  return untilFor(what, predicate, timeoutMs);
 }
 
 async function post(probe) {
@@ -232,11 +227,7 @@ async function phoneSteps(browser) {
 }
 
 async function main() {
-  const browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
-      '--disable-component-update', '--disable-sync', '--no-first-run'],
-  });
+  const browser = await launch();
   try {
     const context = await browser.newContext({ viewport: { width: 1280, height: 900 }, deviceScaleFactor: 1 });
     const consolePage = await context.newPage();
