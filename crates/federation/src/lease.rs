@@ -26,7 +26,7 @@ use everarcade_protocol::WorldId;
 use tokio::time::Instant;
 
 use crate::error::FederationError;
-use crate::nats::{NatsConfig, connect, unavailable};
+use crate::nats::{NatsConfig, check_name, connect, unavailable};
 
 /// The bucket's name unless configured.
 pub const BUCKET_DEFAULT: &str = "everarcade_authority";
@@ -110,18 +110,7 @@ impl LeaseBucket {
         nats: &NatsConfig,
         config: &LeaseConfig,
     ) -> Result<LeaseBucket, FederationError> {
-        let bucket_ok = !config.bucket.is_empty()
-            && config.bucket.len() <= 64
-            && config
-                .bucket
-                .bytes()
-                .all(|byte| byte.is_ascii_lowercase() || byte.is_ascii_digit() || byte == b'_');
-        if !bucket_ok {
-            return Err(FederationError::Config(format!(
-                "a lease bucket is 1 to 64 of [a-z0-9_], not {:?}",
-                config.bucket
-            )));
-        }
+        check_name("a lease bucket", &config.bucket, 64, "")?;
         if config.ttl < LEASE_TTL_MIN {
             return Err(FederationError::Config(format!(
                 "the lease TTL is {:?}; the minimum is {LEASE_TTL_MIN:?}",

@@ -102,18 +102,7 @@ impl NatsConfig {
                 self.url
             )));
         }
-        let prefix_ok = !self.prefix.is_empty()
-            && self.prefix.len() <= 32
-            && self
-                .prefix
-                .bytes()
-                .all(|byte| byte.is_ascii_lowercase() || byte.is_ascii_digit() || byte == b'_');
-        if !prefix_ok {
-            return Err(FederationError::Config(format!(
-                "the name prefix is 1 to 32 of [a-z0-9_], not {:?}",
-                self.prefix
-            )));
-        }
+        check_name("the name prefix", &self.prefix, 32, "")?;
         if self.request_timeout.is_zero() {
             return Err(FederationError::Config(
                 "the request timeout is zero".into(),
@@ -154,6 +143,30 @@ pub async fn connect(config: &NatsConfig) -> Result<Context, FederationError> {
     Ok(jetstream::ContextBuilder::new()
         .timeout(config.request_timeout)
         .build(client))
+}
+
+/// Checks a name the NATS server will see: 1 to `max` bytes of
+/// `[a-z0-9_]` and the bytes of `extra`; else a `Config` error naming `what`.
+pub(crate) fn check_name(
+    what: &str,
+    name: &str,
+    max: usize,
+    extra: &str,
+) -> Result<(), FederationError> {
+    let ok = !name.is_empty()
+        && name.len() <= max
+        && name.bytes().all(|byte| {
+            byte.is_ascii_lowercase()
+                || byte.is_ascii_digit()
+                || byte == b'_'
+                || extra.as_bytes().contains(&byte)
+        });
+    if ok {
+        return Ok(());
+    }
+    Err(FederationError::Config(format!(
+        "{what} is 1 to {max} of [a-z0-9_{extra}], not {name:?}"
+    )))
 }
 
 pub(crate) fn unavailable(what: &str, error: impl std::fmt::Display) -> FederationError {
@@ -289,16 +302,7 @@ impl RecordLog {
     /// A follower's record source through the durable consumer `durable`
     /// (`[a-z0-9_-]`, unique per follower).
     pub fn source(&self, durable: &str) -> Result<NatsSource, FederationError> {
-        let durable_ok = !durable.is_empty()
-            && durable.len() <= 64
-            && durable.bytes().all(|byte| {
-                byte.is_ascii_lowercase() || byte.is_ascii_digit() || byte == b'_' || byte == b'-'
-            });
-        if !durable_ok {
-            return Err(FederationError::Config(format!(
-                "a consumer name is 1 to 64 of [a-z0-9_-], not {durable:?}"
-            )));
-        }
+        check_name("a consumer name", durable, 64, "-")?;
         Ok(NatsSource {
             log: self.clone(),
             durable: durable.to_owned(),
