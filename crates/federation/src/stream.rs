@@ -179,3 +179,47 @@ pub fn read_after(
     }
     Ok(records)
 }
+
+/// The journal's first record, the genesis record (ordinal 0), as carried:
+/// what an authority publishes first to an empty stream.
+pub fn read_genesis(
+    storage: &dyn everarcade_store::Storage,
+    journal_dir: &std::path::Path,
+) -> Result<WireRecord, FederationError> {
+    let unavailable = |error: everarcade_store::StoreError| {
+        FederationError::Unavailable(format!("reading the journal: {error}"))
+    };
+    let mut reader =
+        everarcade_store::JournalReader::open(storage, journal_dir).map_err(unavailable)?;
+    let raw = reader
+        .next()
+        .map_err(unavailable)?
+        .ok_or_else(|| FederationError::Unavailable("the journal is empty".into()))?;
+    let prev = reader.genesis_root().expect("a record was read");
+    let mut whole = Vec::with_capacity(raw.encoded_len() as usize);
+    everarcade_store::journal::encode_record(raw.kind, &raw.body, &prev, &mut whole);
+    Ok(WireRecord {
+        ordinal: 0,
+        kind: raw.kind,
+        bytes: whole,
+    })
+}
+
+/// Every record of the journal up to the durable end as (ordinal,
+/// checksum), ascending: what a returning authority compares with the
+/// stream (`RecordLog::last_shared`).
+pub fn checksums(
+    storage: &dyn everarcade_store::Storage,
+    journal_dir: &std::path::Path,
+) -> Result<Vec<(u64, everarcade_protocol::Hash)>, FederationError> {
+    let unavailable = |error: everarcade_store::StoreError| {
+        FederationError::Unavailable(format!("reading the journal: {error}"))
+    };
+    let mut reader =
+        everarcade_store::JournalReader::open(storage, journal_dir).map_err(unavailable)?;
+    let mut out = Vec::new();
+    while let Some(raw) = reader.next().map_err(unavailable)? {
+        out.push((out.len() as u64, raw.checksum));
+    }
+    Ok(out)
+}

@@ -49,7 +49,7 @@ const STATUS_WRITE_INTERVAL: Duration = Duration::from_secs(5);
 const RATE_WINDOW_TICKS: usize = 100;
 /// Under `--ack replicated`, how long an admission waits for its record to
 /// be replicated before it is answered 503 `replication_unavailable`.
-pub const REPLICATION_WAIT_MAX: Duration = Duration::from_secs(5);
+pub const REPLICATION_WAIT_MAX: Duration = Duration::from_secs(3);
 
 /// Where an admitted input will execute.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -220,6 +220,11 @@ pub struct Live {
     /// A follower: why following fails now, if it does (shown by status and
     /// `/readyz`).
     pub follow_error: Mutex<Option<String>>,
+    /// The JetStream authority lease this node holds, while it holds one:
+    /// admission asks it before every acknowledgement.
+    pub lease: Mutex<Option<Arc<everarcade_federation::lease::LeaseKeeper>>>,
+    /// A JetStream follower: the authority's URL as its lease names it.
+    pub authority_url: Mutex<Option<String>>,
 }
 
 /// What the authority knows of its records' replication.
@@ -322,6 +327,23 @@ impl Live {
     pub fn admission_refusal(&self) -> Option<ApiError> {
         if let Some(reason) = self.poison_reason() {
             return Some(ApiError::poisoned(&reason));
+        }
+        let lost = self
+            .lease
+            .lock()
+            .expect("lease lock")
+            .as_ref()
+            .is_some_and(|keeper| !keeper.is_held());
+        if lost {
+            return Some(
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "lease_lost",
+                    "this node's authority lease is lost: it admits nothing more \
+                     (GET /v1/worlds/{world}/authority names the authority)",
+                )
+                .retry_after(1),
+            );
         }
         let role = self.role.borrow().clone();
         if !role.admits() {
@@ -676,6 +698,8 @@ pub fn spawn(
         },
         authority_tick: std::sync::atomic::AtomicU64::new(0),
         follow_error: Mutex::new(None),
+        lease: Mutex::new(None),
+        authority_url: Mutex::new(None),
     });
     let actor = Actor {
         world,

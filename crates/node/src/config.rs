@@ -690,7 +690,7 @@ pub const FIELDS: &[Field] = &[
     Field {
         name: "federation.ack",
         kind: Kind::Text,
-        unit: "local|replicated",
+        unit: "`local` or `replicated`",
         about: "`local`: 202 once the input is durable here. `replicated`: 202 once JetStream (or `federation.ack_followers` HTTP followers) also holds it; 503 `replication_unavailable` when it cannot.",
     },
     Field {

@@ -21,7 +21,12 @@ const RETRY_INITIAL: Duration = Duration::from_millis(50);
 const RETRY_MAX: Duration = Duration::from_secs(2);
 
 /// Runs for the node's life on its runtime.
-pub fn spawn(handle: WorldHandle, world: WorldId, name: String) -> tokio::task::JoinHandle<()> {
+pub fn spawn(
+    handle: WorldHandle,
+    world: WorldId,
+    name: String,
+    jetstream: Option<crate::jetstream::Settings>,
+) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut roles = handle.live.role.subscribe();
         loop {
@@ -29,6 +34,19 @@ pub fn spawn(handle: WorldHandle, world: WorldId, name: String) -> tokio::task::
             match role {
                 Role::Follower { authority } if authority.starts_with("http") => {
                     follow_http(&handle, &world, &name, &authority, &mut roles).await;
+                }
+                Role::Follower { authority } if authority.starts_with("nats://") => {
+                    match &jetstream {
+                        Some(settings) => {
+                            follow_nats(&handle, settings, &authority, &mut roles).await
+                        }
+                        None => {
+                            let error = FederationError::Config(format!(
+                                "{authority}: no JetStream settings on this node"
+                            ));
+                            cannot_follow(&handle, &error, &mut roles).await;
+                        }
+                    }
                 }
                 _ => {
                     if roles.changed().await.is_err() {
@@ -48,17 +66,56 @@ async fn follow_http(
     authority: &str,
     roles: &mut watch::Receiver<Role>,
 ) {
-    let mut source = match HttpSource::new(authority, world.clone(), name) {
-        Ok(source) => source,
-        Err(error) => {
-            set_error(handle, Some(format!("{} ({})", error, error.code())));
-            tracing::error!(error = %error, code = error.code(), "cannot follow");
-            let _ = roles.changed().await;
-            return;
+    match HttpSource::new(authority, world.clone(), name) {
+        Ok(mut source) => {
+            let (durable, head_tick) = (source.durable(), Some(source.head_tick()));
+            follow(handle, &mut source, durable, head_tick, authority, roles).await;
         }
-    };
-    let durable = source.durable();
-    let head_tick = source.head_tick();
+        Err(error) => cannot_follow(handle, &error, roles).await,
+    }
+}
+
+/// Follows the world's JetStream stream until the role changes.
+async fn follow_nats(
+    handle: &WorldHandle,
+    settings: &crate::jetstream::Settings,
+    url: &str,
+    roles: &mut watch::Receiver<Role>,
+) {
+    let log =
+        match everarcade_federation::nats::RecordLog::open(&settings.nats, &settings.world).await {
+            Ok(log) => log,
+            Err(error) => return cannot_follow(handle, &error, roles).await,
+        };
+    // The durable consumer is this runtime root's, so a restart resumes it.
+    match log.source(&settings.node_id) {
+        Ok(mut source) => {
+            let durable = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+            follow(handle, &mut source, durable, None, url, roles).await;
+        }
+        Err(error) => cannot_follow(handle, &error, roles).await,
+    }
+}
+
+async fn cannot_follow(
+    handle: &WorldHandle,
+    error: &FederationError,
+    roles: &mut watch::Receiver<Role>,
+) {
+    set_error(handle, Some(format!("{} ({})", error, error.code())));
+    tracing::error!(error = %error, code = error.code(), "cannot follow");
+    let _ = roles.changed().await;
+}
+
+/// Pulls from `source` and applies until the role changes.
+async fn follow(
+    handle: &WorldHandle,
+    source: &mut dyn RecordSource,
+    durable: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    head_tick: Option<std::sync::Arc<std::sync::atomic::AtomicU64>>,
+    authority: &str,
+    roles: &mut watch::Receiver<Role>,
+) {
     let mut retry = RETRY_INITIAL;
     tracing::info!(authority, "following");
     loop {
@@ -90,7 +147,11 @@ async fn follow_http(
             },
             Err(error) => Some(describe(&error, position)),
         };
-        lag(handle, head_tick.load(Ordering::SeqCst));
+        let authority_tick = match &head_tick {
+            Some(tick) => tick.load(Ordering::SeqCst),
+            None => handle.live.authority_tick.load(Ordering::SeqCst),
+        };
+        lag(handle, authority_tick);
         match failure {
             None => {
                 set_error(handle, None);

@@ -27,6 +27,7 @@ pub mod config;
 pub mod error;
 pub mod follow;
 pub mod http;
+pub mod jetstream;
 pub mod launch;
 pub mod metrics;
 pub mod registry;

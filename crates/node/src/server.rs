@@ -93,19 +93,6 @@ impl Node {
         config
             .validate()
             .map_err(|error| NodeError::Config(error.to_string()))?;
-        let federation = &config.federation;
-        if federation
-            .follow
-            .as_deref()
-            .is_some_and(|url| url.starts_with("nats://"))
-            || federation.replicate.is_some()
-        {
-            return Err(NodeError::Config(
-                "federation over JetStream (--follow nats://, --replicate) is not wired into the \
-                 node yet: follow the authority's http://HOST:PORT instead (docs/FEDERATION.md)"
-                    .into(),
-            ));
-        }
         tracing::info!(
             addr = %config.http.addr,
             amnesia = config.amnesia,
@@ -283,8 +270,30 @@ impl Node {
         // The follower task runs on every node: a node promoted, left or
         // rejoined changes role without a restart.
         let follower_name = format!("{}-{}", address.port(), std::process::id());
-        let _follower =
-            crate::follow::spawn(handle.clone(), self.spec.world.clone(), follower_name);
+        let jetstream = crate::jetstream::Settings::url(&config.federation).map(|url| {
+            crate::jetstream::Settings::new(
+                &config.federation,
+                url,
+                &self.spec.world,
+                &self.spec.runtime_root,
+            )
+        });
+        let _follower = crate::follow::spawn(
+            handle.clone(),
+            self.spec.world.clone(),
+            follower_name,
+            jetstream.clone(),
+        );
+        let _jetstream = jetstream.map(|settings| {
+            let scheme = if config.tls() { "https" } else { "http" };
+            crate::jetstream::spawn(
+                handle.clone(),
+                settings,
+                format!("{scheme}://{address}"),
+                self.audit.dir.clone(),
+                config.federation.replicate.is_some(),
+            )
+        });
         let _usage = match config.amnesia {
             true => {
                 tracing::info!("usage reports off: amnesia writes nothing to disk");

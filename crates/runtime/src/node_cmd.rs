@@ -165,10 +165,20 @@ fn serve_until_stopped(
         package: target.package,
         config,
     };
+    let mut spec = spec;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .map_err(|e| Failure::new(FAILURE, "runtime", e.to_string()))?;
+    // A returning authority learns it is one from JetStream before its
+    // world opens (docs/FEDERATION.md, "A returning authority").
+    runtime
+        .block_on(everarcade_node::jetstream::preflight(
+            &mut spec.config,
+            &spec.runtime_root,
+            &spec.world,
+        ))
+        .map_err(|error| Failure::new(FAILURE, error.code(), error.to_string()))?;
     let node = Node::prepare(spec).map_err(node_failure)?;
     let exit = runtime.block_on(async {
         let signal = shutdown_signal().map_err(|e| {

@@ -628,7 +628,16 @@ async fn records(
 /// The authority's URL: this node's own when it is the authority.
 fn authority_url(state: &AppState) -> String {
     let role = state.world.live.role.borrow();
+    let learnt = state
+        .world
+        .live
+        .authority_url
+        .lock()
+        .expect("authority lock")
+        .clone();
     match role.authority() {
+        // A JetStream follower names the authority its lease names.
+        Some(url) if url.starts_with("nats://") => learnt.unwrap_or_else(|| url.to_string()),
         Some(url) => url.to_string(),
         None => {
             let scheme = if state.facts.tls { "https" } else { "http" };
@@ -764,7 +773,14 @@ async fn authority(
         "world": state.facts.world.as_str(),
         "role": role.name(),
         "authority": authority_url(&state),
-        "lease_revision": Value::Null,
+        "lease_revision": state
+            .world
+            .live
+            .lease
+            .lock()
+            .expect("lease lock")
+            .as_ref()
+            .map(|keeper| keeper.revision()),
     })))
 }
 
