@@ -71,6 +71,8 @@ pub struct Divergence {
     pub ordinal: Option<u64>,
     /// The peer's and our checksum at [`Divergence::ordinal`].
     pub checksums: Option<(Hash, Hash)>,
+    /// The tick our record at [`Divergence::ordinal`] belongs to.
+    pub record_tick: Option<Tick>,
     /// The first compared tick whose roots differ, if one was found.
     pub tick: Option<Tick>,
     /// Each root that differs at [`Divergence::tick`]: (name, the peer's, ours).
@@ -223,6 +225,7 @@ impl Comparison {
                 self.divergence = Some(Divergence {
                     ordinal: Some(local.ordinal),
                     checksums: Some((peer.checksum, local.checksum)),
+                    record_tick: Some(local.tick),
                     tick: None,
                     roots: Vec::new(),
                 });
@@ -264,6 +267,7 @@ impl Comparison {
         let divergence = self.divergence.get_or_insert(Divergence {
             ordinal: None,
             checksums: None,
+            record_tick: None,
             tick: None,
             roots: Vec::new(),
         });
