@@ -513,7 +513,10 @@ impl Client {
 
     /// Until main's `authority` and the status's federation fields:
     /// `GET /v1/worlds/{world}/{rest}` as JSON.
-    pub async fn federation_world_json(&self, rest: &str) -> Result<serde_json::Value, ClientError> {
+    pub async fn federation_world_json(
+        &self,
+        rest: &str,
+    ) -> Result<serde_json::Value, ClientError> {
         self.get_json(&self.world_path(rest)).await
     }
 }

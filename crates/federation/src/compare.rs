@@ -140,7 +140,11 @@ impl Comparison {
 
     /// One of our records after the genesis record, in order.
     pub fn push_local(&mut self, summary: Summary) {
-        assert_eq!(summary.ordinal, self.local_head.0 + 1, "local records in order");
+        assert_eq!(
+            summary.ordinal,
+            self.local_head.0 + 1,
+            "local records in order"
+        );
         self.local_head = (summary.ordinal, summary.tick);
         if let Some(roots) = summary.roots {
             self.local_ticks.push_back((summary.tick, roots));
@@ -323,7 +327,8 @@ mod tests {
                 receipts: Vec::new(),
             });
             let mut bytes = Vec::new();
-            let checksum = encode_record(RecordKind::Tick, &record.encode_body(), &prev, &mut bytes);
+            let checksum =
+                encode_record(RecordKind::Tick, &record.encode_body(), &prev, &mut bytes);
             wire.push(WireRecord {
                 ordinal: tick,
                 kind: RecordKind::Tick,

@@ -27,9 +27,7 @@ use everarcade_world::{DurableWorld, Entry};
 
 use crate::exit::{BAD_SIGNATURE, DIVERGENCE, FAILURE, Failure, INTEGRITY, NOT_RUNNING, USAGE};
 use crate::probe;
-use crate::target::{
-    DurabilityArgs, Target, WorldRef, open, store_failure, world_failure,
-};
+use crate::target::{DurabilityArgs, Target, WorldRef, open, store_failure, world_failure};
 use crate::{JsonWorldArgs, WorldArgs};
 
 /// Framed bytes asked for per page of a peer's record stream.
@@ -165,7 +163,9 @@ fn configured_peers(args: &PeerConfigArgs) -> Result<Vec<Peer>, Failure> {
         )
     };
     let text = std::fs::read_to_string(&file).map_err(|e| invalid(e.to_string()))?;
-    let table: toml::Table = text.parse().map_err(|e: toml::de::Error| invalid(e.to_string()))?;
+    let table: toml::Table = text
+        .parse()
+        .map_err(|e: toml::de::Error| invalid(e.to_string()))?;
     let entries = table
         .get("federation")
         .and_then(|section| section.get("peers"))
@@ -192,7 +192,9 @@ fn parse_peer(entry: &str) -> Result<Peer, String> {
         ));
     };
     if !(url.starts_with("http://") || url.starts_with("https://")) {
-        return Err(format!("federation.peers: {url:?} must start with http:// or https://"));
+        return Err(format!(
+            "federation.peers: {url:?} must start with http:// or https://"
+        ));
     }
     if key.len() != 64 || !key.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err(format!(
@@ -230,7 +232,10 @@ async fn trusted_client(
 ) -> Result<(Client, everarcade_client::Status), Failure> {
     let client = probe::client_at(&peer.url, world, None, CALL_TIMEOUT)
         .map_err(probe::client_setup_failure)?;
-    let status = client.status().await.map_err(|e| peer_failure(&peer.url, e))?;
+    let status = client
+        .status()
+        .await
+        .map_err(|e| peer_failure(&peer.url, e))?;
     let reported = hex::encode(status.operator_public_key);
     if reported != peer.operator_public_key {
         return Err(Failure::new(
@@ -336,10 +341,13 @@ async fn compare_with(client: &Client, dir: &WorldDir, sample: u64) -> Result<Ou
     let storage = DiskStorage;
     let journal = dir.journal();
     let mut reader = JournalReader::open(&storage, &journal).map_err(store_failure)?;
-    let genesis = reader
-        .next()
-        .map_err(store_failure)?
-        .ok_or_else(|| Failure::new(FAILURE, "world_missing", "the journal has no genesis record"))?;
+    let genesis = reader.next().map_err(store_failure)?.ok_or_else(|| {
+        Failure::new(
+            FAILURE,
+            "world_missing",
+            "the journal has no genesis record",
+        )
+    })?;
     let mut comparison = Comparison::new(genesis.checksum, sample);
     let mut local_done = false;
     loop {
@@ -355,7 +363,11 @@ async fn compare_with(client: &Client, dir: &WorldDir, sample: u64) -> Result<Ou
             break;
         }
         comparison.push_peer(&records).map_err(|error| {
-            Failure::new(INTEGRITY, error.code(), format!("peer {}: {error}", client.address()))
+            Failure::new(
+                INTEGRITY,
+                error.code(),
+                format!("peer {}: {error}", client.address()),
+            )
         })?;
         let peer_ordinal = comparison.peer_position().0;
         while !local_done && comparison.local_ordinal() < peer_ordinal {
@@ -447,7 +459,9 @@ fn compare_json(world: &WorldRef, sample: u64, reports: &[(String, Outcome)]) ->
     let compared_at = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |elapsed| elapsed.as_secs());
-    let equal = reports.iter().all(|(_, outcome)| outcome.divergence.is_none());
+    let equal = reports
+        .iter()
+        .all(|(_, outcome)| outcome.divergence.is_none());
     serde_json::json!({
         "world": world.id.as_str(),
         "result": if equal { "equal" } else { "diverged" },
@@ -485,7 +499,9 @@ fn print_outcome(url: &str, outcome: &Outcome, sample: u64) {
         return;
     };
     match (divergence.ordinal, divergence.checksums) {
-        (Some(0), None) => println!("  DIVERGED at the genesis record: the peer runs another lineage"),
+        (Some(0), None) => {
+            println!("  DIVERGED at the genesis record: the peer runs another lineage")
+        }
         (Some(ordinal), Some((peer, ours))) => println!(
             "  DIVERGED at record {ordinal} (tick {}): the peer's checksum {peer}, ours {ours}",
             divergence.record_tick.unwrap_or_default()
@@ -726,9 +742,10 @@ fn status(args: StatusArgs) -> Result<(), Failure> {
     for peer in &peers {
         peer_objects.push(runtime.block_on(peer_view(&world, peer, local.head_tick)));
     }
-    let last_compare: Option<serde_json::Value> = std::fs::read(world.dir.path().join(LAST_COMPARE_FILE))
-        .ok()
-        .and_then(|bytes| serde_json::from_slice(&bytes).ok());
+    let last_compare: Option<serde_json::Value> =
+        std::fs::read(world.dir.path().join(LAST_COMPARE_FILE))
+            .ok()
+            .and_then(|bytes| serde_json::from_slice(&bytes).ok());
     let object = serde_json::json!({
         "world": world.id.as_str(),
         "running": local.running,
@@ -851,7 +868,10 @@ fn print_status(object: &serde_json::Value) {
         println!("lag              {} ticks", or_none(&object["lag_ticks"]));
         println!("lease revision   {}", or_none(&object["lease_revision"]));
     } else {
-        println!("node             not running ({})", or_none(&object["not_running_reason"]));
+        println!(
+            "node             not running ({})",
+            or_none(&object["not_running_reason"])
+        );
     }
     println!("head tick        {}", or_none(&object["head_tick"]));
     println!("state root       {}", or_none(&object["state_root"]));
@@ -920,9 +940,15 @@ fn admin(args: &WorldArgs) -> Result<(WorldRef, Client), Failure> {
         .map_err(store_failure)?
         .filter(|node| node.address.is_some())
         .ok_or_else(|| {
-            Failure::new(NOT_RUNNING, "not_running", format!("no node runs world {}", world.id))
+            Failure::new(
+                NOT_RUNNING,
+                "not_running",
+                format!("no node runs world {}", world.id),
+            )
         })?;
-    let client = probe::admin_client(&world, &node, CALL_TIMEOUT)?.client().clone();
+    let client = probe::admin_client(&world, &node, CALL_TIMEOUT)?
+        .client()
+        .clone();
     Ok((world, client))
 }
 
@@ -932,11 +958,18 @@ fn report_role(
     json: bool,
 ) -> Result<(), Failure> {
     let change = answer.map_err(|error| {
-        let code = if error.is_transport() { "node_unreachable" } else { error.code() };
+        let code = if error.is_transport() {
+            "node_unreachable"
+        } else {
+            error.code()
+        };
         Failure::new(FAILURE, code, error.to_string())
     })?;
     if json {
-        println!("{}", serde_json::to_value(&change).expect("a role serializes"));
+        println!(
+            "{}",
+            serde_json::to_value(&change).expect("a role serializes")
+        );
         return Ok(());
     }
     let mut line = format!("world {}: role {}", world.id, change.role);
@@ -987,13 +1020,27 @@ mod tests {
             parse(&["x", "promote", "root", "world", "--json"]),
             Ok(FederationCommand::Promote(args)) if args.json && args.world.world_id == "world"
         ));
-        assert!(matches!(parse(&["x", "leave", "root", "world", "pkg"]), Ok(FederationCommand::Leave(_))));
-        assert!(parse(&["x", "rejoin", "root", "world"]).is_err(), "rejoin needs --authority");
+        assert!(matches!(
+            parse(&["x", "leave", "root", "world", "pkg"]),
+            Ok(FederationCommand::Leave(_))
+        ));
+        assert!(
+            parse(&["x", "rejoin", "root", "world"]).is_err(),
+            "rejoin needs --authority"
+        );
         assert!(matches!(
             parse(&["x", "rejoin", "root", "world", "--authority", "http://127.0.0.1:1"]),
             Ok(FederationCommand::Rejoin(args)) if args.authority == "http://127.0.0.1:1"
         ));
-        assert!(parse(&["x", "compare", "root", "world"]).is_err(), "compare needs --peer");
-        assert!(parse(&["x", "compare", "root", "world", "--peer", "u", "--sample", "0"]).is_err());
+        assert!(
+            parse(&["x", "compare", "root", "world"]).is_err(),
+            "compare needs --peer"
+        );
+        assert!(
+            parse(&[
+                "x", "compare", "root", "world", "--peer", "u", "--sample", "0"
+            ])
+            .is_err()
+        );
     }
 }
