@@ -865,11 +865,14 @@ fn print_status(object: &serde_json::Value) {
         println!("node             running");
         println!("role             {}", or_none(&object["role"]));
         println!("authority        {}", or_none(&object["authority"]));
-        println!("lag              {} ticks", or_none(&object["lag_ticks"]));
+        match object["lag_ticks"].as_u64() {
+            Some(lag) => println!("lag              {lag} ticks behind the authority"),
+            None => println!("lag              none reported (not a follower)"),
+        }
         println!("lease revision   {}", or_none(&object["lease_revision"]));
     } else {
         println!(
-            "node             not running ({})",
+            "node             {} (the disk's head follows)",
             or_none(&object["not_running_reason"])
         );
     }
@@ -877,12 +880,17 @@ fn print_status(object: &serde_json::Value) {
     println!("state root       {}", or_none(&object["state_root"]));
     for peer in object["peers"].as_array().into_iter().flatten() {
         if peer["reachable"].as_bool() == Some(true) {
+            let lag = peer["lag_ticks"].as_i64().unwrap_or_default();
+            let relation = match lag {
+                0 => "at our head tick".to_string(),
+                lag if lag > 0 => format!("{lag} ticks behind us"),
+                lag => format!("{} ticks ahead of us", -lag),
+            };
             println!(
-                "peer             {}: head tick {}, state root {}, {} ticks behind us",
+                "peer             {}: head tick {} ({relation}), state root {}",
                 or_none(&peer["url"]),
                 or_none(&peer["head_tick"]),
-                or_none(&peer["state_root"]),
-                or_none(&peer["lag_ticks"])
+                or_none(&peer["state_root"])
             );
         } else {
             println!(

@@ -389,6 +389,18 @@ fn compare_names_the_tick_where_two_histories_from_one_genesis_part() {
     let out = String::from_utf8_lossy(&output.stdout).into_owned();
     assert!(out.contains("first divergent tick 12"), "{out}");
     assert!(out.contains("input_root"), "{out}");
+    // Its journal is not a prefix of the authority's: import takes nothing.
+    let before = journal_bytes(&other);
+    let output = federation(
+        "import",
+        &other,
+        &["--peer", &url, "--config", cfg.to_str().unwrap(), "--json"],
+    );
+    assert_eq!(output.status.code(), Some(3), "{}", text(&output));
+    let report = json(&output);
+    assert_eq!(report["error"]["code"], "peer_diverged", "{report}");
+    assert_eq!(report["records_imported"], 0, "{report}");
+    assert!(journal_bytes(&other) == before, "nothing was journaled");
 }
 
 #[test]
