@@ -117,6 +117,11 @@ struct Node {
 
 impl Node {
     fn start(root: &Path, log: PathBuf) -> Node {
+        Node::start_with(root, log, &[])
+    }
+
+    /// `run` with further options (e.g. `--follow URL`).
+    fn start_with(root: &Path, log: PathBuf, options: &[&str]) -> Node {
         let address = free_address();
         let file = std::fs::File::create(&log).unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_everarcade-runtime"))
@@ -129,6 +134,7 @@ impl Node {
                 "--http-addr",
                 &address,
             ])
+            .args(options)
             .stdin(Stdio::null())
             .stdout(file.try_clone().unwrap())
             .stderr(file)
