@@ -122,6 +122,11 @@ impl Node {
 
     /// `run` with further options (e.g. `--follow URL`).
     fn start_with(root: &Path, log: PathBuf, options: &[&str]) -> Node {
+        Node::start_in(root, PACKAGE, log, options)
+    }
+
+    /// `run` of the package at `package`.
+    fn start_in(root: &Path, package: &str, log: PathBuf, options: &[&str]) -> Node {
         let address = free_address();
         let file = std::fs::File::create(&log).unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_everarcade-runtime"))
@@ -130,7 +135,7 @@ impl Node {
                 "run",
                 root.to_str().unwrap(),
                 WORLD,
-                PACKAGE,
+                package,
                 "--http-addr",
                 &address,
             ])
@@ -632,5 +637,47 @@ fn unknown_peers_and_peers_with_another_key_are_refused_before_anything_is_fetch
     );
     assert!(
         stderr(&federation("status", &pair.copy, &["--config", cfg_text])).contains("not_running")
+    );
+}
+
+#[test]
+fn compare_reports_a_peer_of_another_lineage_at_the_genesis_record() {
+    let scratch = TempDir::new("federation-lineage");
+    let ours = scratch.join("ours");
+    simulate(&ours, scratch.path(), "ours", &script(7), HISTORY_TICKS);
+    // Any change to a package file changes its root, hence the genesis.
+    let package = scratch.join("package");
+    copy_root(&repository_root().join(PACKAGE), &package);
+    let readme = package.join("README.md");
+    let mut notes = std::fs::read_to_string(&readme).unwrap();
+    notes.push_str("\nAnother lineage.\n");
+    std::fs::write(&readme, notes).unwrap();
+    let theirs = scratch.join("theirs");
+    let node = Node::start_in(
+        &theirs,
+        package.to_str().unwrap(),
+        scratch.join("theirs.log"),
+        &[],
+    );
+    let cfg = config(scratch.path(), "theirs", &[(&node.url(), &node.key_hex())]);
+    let output = federation(
+        "compare",
+        &ours,
+        &[
+            "--peer",
+            &node.url(),
+            "--config",
+            cfg.to_str().unwrap(),
+            "--json",
+        ],
+    );
+    assert_eq!(output.status.code(), Some(3), "{}", text(&output));
+    let report = json(&output);
+    let divergence = &report["peers"][0]["divergence"];
+    assert_eq!(divergence["record"], 0, "{report}");
+    assert_eq!(report["peers"][0]["records_compared"], 0, "{report}");
+    assert_eq!(
+        report["peers"][0]["local_head_tick"], HISTORY_TICKS,
+        "{report}"
     );
 }
