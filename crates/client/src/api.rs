@@ -281,8 +281,39 @@ pub struct Status {
     /// stands (admission is closed and the lineage unpublished until an
     /// operator resolves it).
     pub incident: Option<Incident>,
+    /// `authority`, `follower`, `standby` or `diverged` (docs/FEDERATION.md);
+    /// `authority` from nodes before federation.
+    #[serde(default = "authority_role")]
+    pub role: String,
+    /// The authority's URL (this node's own when it is the authority).
+    #[serde(default)]
+    pub authority: Option<String>,
+    /// A follower's distance behind the authority's head, in ticks, when known.
+    #[serde(default)]
+    pub lag_ticks: Option<u64>,
+    /// A follower: why following fails now, if it does.
+    #[serde(default)]
+    pub follow_error: Option<String>,
     /// Whether this answer comes from the live node (always, over HTTP).
     pub live: bool,
+}
+
+fn authority_role() -> String {
+    "authority".into()
+}
+
+/// `GET /v1/worlds/{world}/authority`: who admits inputs for a world.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
+pub struct Authority {
+    /// The world id.
+    pub world: String,
+    /// This node's role: `authority`, `follower`, `standby` or `diverged`.
+    pub role: String,
+    /// Where the authority is (`http://HOST:PORT`, or `nats://…` for a
+    /// JetStream follower that has not learnt the authority's URL).
+    pub authority: Option<String>,
+    /// The JetStream lease's revision, where a lease is held.
+    pub lease_revision: Option<u64>,
 }
 
 /// An incident named by the status (docs/OPERATIONS.md, "Incidents").

@@ -29,7 +29,10 @@ pub const TIMEOUT_DEFAULT: Duration = Duration::from_secs(10);
 
 /// The largest answer body read, in bytes; a longer one is
 /// [`ClientError::Unexpected`]. A tick of 1024 inputs answers about 300 KiB.
-pub const ANSWER_BYTES_MAX: usize = 16 << 20;
+pub const ANSWER_BYTES_MAX: usize = 40 << 20;
+
+/// The record stream's header naming the authority's head tick.
+pub const HEAD_TICK_HEADER: &str = "everarcade-head-tick";
 
 /// Idle connections kept per node; a load generator with more concurrent
 /// requests than this opens and closes the rest.
@@ -55,11 +58,37 @@ pub struct ProvenValue {
     pub proof: Proof,
 }
 
-/// A raw answer: status, body, `Retry-After`.
+/// A raw answer: status, body, `Retry-After`, the record stream's head tick.
 struct Answer {
     status: StatusCode,
     body: Bytes,
     retry_after_seconds: Option<u64>,
+    head_tick: Option<u64>,
+}
+
+/// A page of an authority's record stream (`GET …/records`).
+#[derive(Clone, Debug)]
+pub struct RecordsPage {
+    /// The framed records (docs/FORMATS.md §9), possibly none.
+    pub body: Bytes,
+    /// The authority's head tick when it answered (`Everarcade-Head-Tick`).
+    pub head_tick: Option<u64>,
+}
+
+/// What a follower asks the record stream for.
+#[derive(Clone, Debug)]
+pub struct RecordsQuery<'a> {
+    /// The ordinal of the asker's last record.
+    pub after: u64,
+    /// That record's checksum, 64 hex digits.
+    pub checksum: &'a str,
+    /// How long the node may wait for new records, ms.
+    pub wait_ms: u64,
+    /// Framed bytes wanted at most.
+    pub max_bytes: usize,
+    /// The asker's name and its durable record's ordinal, when it is a
+    /// follower whose acknowledgements count.
+    pub follower: Option<(&'a str, u64)>,
 }
 
 /// A client of one node serving one world. Cheap to clone: clones share the
@@ -286,6 +315,30 @@ impl Client {
         })
     }
 
+    /// `GET /v1/worlds/{world}/records`: the authority's records after a
+    /// follower's position (docs/FEDERATION.md). The body is returned
+    /// framed and unchecked: `everarcade_federation::stream` decodes it.
+    pub async fn records(&self, query: &RecordsQuery<'_>) -> Result<RecordsPage, ClientError> {
+        let mut path = self.world_path(&format!(
+            "records?after={}&checksum={}&wait_ms={}&max_bytes={}",
+            query.after, query.checksum, query.wait_ms, query.max_bytes
+        ));
+        if let Some((name, durable)) = query.follower {
+            path.push_str(&format!("&follower={name}&durable={durable}"));
+        }
+        let answer = self.send(Method::GET, &path, None, false).await?;
+        expect(&answer, StatusCode::OK, "GET", &path)?;
+        Ok(RecordsPage {
+            body: answer.body.clone(),
+            head_tick: answer.head_tick,
+        })
+    }
+
+    /// `GET /v1/worlds/{world}/authority`: who admits inputs for the world.
+    pub async fn authority(&self) -> Result<api::Authority, ClientError> {
+        self.get_json(&self.world_path("authority")).await
+    }
+
     /// `GET /readyz`: `Ok` when ready; not ready is [`ClientError::Node`]
     /// with status 503, code `service_unavailable` and the failing check.
     pub async fn readyz(&self) -> Result<(), ClientError> {
@@ -434,6 +487,11 @@ impl Client {
                 .get(header::RETRY_AFTER)
                 .and_then(|value| value.to_str().ok())
                 .and_then(|text| text.trim().parse().ok());
+            let head_tick = response
+                .headers()
+                .get(HEAD_TICK_HEADER)
+                .and_then(|value| value.to_str().ok())
+                .and_then(|text| text.trim().parse().ok());
             let body = Limited::new(response.into_body(), ANSWER_BYTES_MAX)
                 .collect()
                 .await
@@ -450,6 +508,7 @@ impl Client {
                 status,
                 body,
                 retry_after_seconds,
+                head_tick,
             })
         };
         match tokio::time::timeout(self.timeout, exchange).await {

@@ -29,11 +29,13 @@ pub mod error;
 pub mod load;
 mod tls;
 
-pub use api::{Ack, BackupTaken, Encoding, Incident, Refusal, Status, TickInfo, Version};
+pub use api::{
+    Ack, Authority, BackupTaken, Encoding, Incident, Refusal, Status, TickInfo, Version,
+};
 pub use blocking::BlockingClient;
 pub use client::{
-    ANSWER_BYTES_MAX, Client, IDLE_CONNECTIONS_MAX, ProvenValue, READY_POLL_INTERVAL,
-    TIMEOUT_DEFAULT, verify_state_answer,
+    ANSWER_BYTES_MAX, Client, HEAD_TICK_HEADER, IDLE_CONNECTIONS_MAX, ProvenValue,
+    READY_POLL_INTERVAL, RecordsPage, RecordsQuery, TIMEOUT_DEFAULT, verify_state_answer,
 };
 pub use error::ClientError;
 pub use tls::{PEM_FILE_BYTES_MAX, Trust};

@@ -11,6 +11,8 @@
 //! - [`replicate`]: the two seams a node plugs transports into: where an
 //!   authority's durable records go ([`replicate::Replicator`]) and where a
 //!   follower's records come from ([`replicate::RecordSource`]);
+//! - [`http`]: the embedded transport (a follower pulls the authority's
+//!   record stream from its node);
 //! - [`nats`]: the JetStream transport (a world's records as one stream,
 //!   published with the fencing token, consumed by durable pull consumers);
 //! - [`lease`]: the authority lease in a JetStream key-value bucket;
@@ -34,6 +36,7 @@
 pub mod compare;
 pub mod error;
 pub mod fence;
+pub mod http;
 pub mod lease;
 pub mod nats;
 pub mod replicate;

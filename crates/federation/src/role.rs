@@ -12,6 +12,9 @@ pub enum Role {
         /// Where the authority is (`http://HOST:PORT`, `nats://HOST:PORT`).
         authority: String,
     },
+    /// This node left input authority (`federation leave`): it admits
+    /// nothing and follows nobody until it rejoins or is promoted.
+    Standby,
     /// This node followed and stopped: its roots differed from the
     /// authority's at `tick` (a peer root mismatch incident).
     Diverged {
@@ -28,6 +31,7 @@ impl Role {
         match self {
             Role::Authority => "authority",
             Role::Follower { .. } => "follower",
+            Role::Standby => "standby",
             Role::Diverged { .. } => "diverged",
         }
     }
@@ -40,7 +44,7 @@ impl Role {
     /// The authority's URL, when another node is the authority.
     pub fn authority(&self) -> Option<&str> {
         match self {
-            Role::Authority => None,
+            Role::Authority | Role::Standby => None,
             Role::Follower { authority } | Role::Diverged { authority, .. } => Some(authority),
         }
     }
@@ -62,6 +66,7 @@ mod tests {
                 authority: url.clone(),
                 tick: 9,
             },
+            Role::Standby,
         ];
         let seen: Vec<_> = roles
             .iter()
@@ -73,6 +78,7 @@ mod tests {
                 ("authority", true, None),
                 ("follower", false, Some(url.as_str())),
                 ("diverged", false, Some(url.as_str())),
+                ("standby", false, None),
             ]
         );
     }

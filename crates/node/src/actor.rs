@@ -17,11 +17,12 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use axum::http::StatusCode;
-use everarcade_federation::Role;
 use everarcade_federation::stream::DurableEnd;
+use everarcade_federation::{Position, Role, WireRecord};
 use everarcade_protocol::{Outcome, Receipt, SignatureRule, Tick, TickRoots, Verified};
+use everarcade_world::follow::{Applied, FollowError};
 use everarcade_world::incident::{Incident, record_incident};
-use everarcade_world::{DurableWorld, Listening, WorldError};
+use everarcade_world::{Divergence, DurableWorld, Listening, WorldError};
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
 use crate::error::ApiError;
@@ -46,6 +47,9 @@ const _: () = assert!(GUEST_LOG_LINE_BYTES_MAX <= everarcade_engine::LOG_LINE_BY
 const STATUS_WRITE_INTERVAL: Duration = Duration::from_secs(5);
 /// Ticks the achieved-rate window spans.
 const RATE_WINDOW_TICKS: usize = 100;
+/// Under `--ack replicated`, how long an admission waits for its record to
+/// be replicated before it is answered 503 `replication_unavailable`.
+pub const REPLICATION_WAIT_MAX: Duration = Duration::from_secs(5);
 
 /// Where an admitted input will execute.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -206,8 +210,47 @@ pub struct Live {
     pub durable: watch::Sender<DurableEnd>,
     /// The storage the journal is on, for the record stream's reads.
     pub storage: Arc<dyn everarcade_store::Storage>,
-    /// This node's role for the world (docs/FEDERATION.md).
-    pub role: RwLock<Role>,
+    /// This node's role for the world (docs/FEDERATION.md); the follower
+    /// task watches it.
+    pub role: watch::Sender<Role>,
+    /// Replication as the authority sees it.
+    pub replication: Replication,
+    /// A follower: the authority's head tick as last heard (for `lag_ticks`).
+    pub authority_tick: std::sync::atomic::AtomicU64,
+    /// A follower: why following fails now, if it does (shown by status and
+    /// `/readyz`).
+    pub follow_error: Mutex<Option<String>>,
+}
+
+/// What the authority knows of its records' replication.
+pub struct Replication {
+    /// Whether 202 waits for replication (`--ack replicated`).
+    pub ack_replicated: bool,
+    /// HTTP followers that must hold a record first.
+    pub ack_followers: usize,
+    /// Each HTTP follower's durable record ordinal, by its name.
+    pub followers: Mutex<std::collections::BTreeMap<String, u64>>,
+    /// Records through this ordinal count as replicated.
+    pub replicated: watch::Sender<u64>,
+}
+
+impl Replication {
+    /// A follower reported its durable record: records through the
+    /// `ack_followers`-th highest such ordinal are replicated.
+    pub fn follower_durable(&self, name: &str, durable: u64) {
+        let mut followers = self.followers.lock().expect("followers lock");
+        let known = followers.entry(name.to_string()).or_insert(durable);
+        *known = (*known).max(durable);
+        let mut ordinals: Vec<u64> = followers.values().copied().collect();
+        ordinals.sort_unstable_by(|a, b| b.cmp(a));
+        if let Some(&through) = ordinals.get(self.ack_followers.saturating_sub(1)) {
+            self.replicated.send_if_modified(|current| {
+                let moved = through > *current;
+                *current = (*current).max(through);
+                moved
+            });
+        }
+    }
 }
 
 /// Keys read at one tick, with their values and proofs: a state value at
@@ -280,6 +323,22 @@ impl Live {
         if let Some(reason) = self.poison_reason() {
             return Some(ApiError::poisoned(&reason));
         }
+        let role = self.role.borrow().clone();
+        if !role.admits() {
+            let whom = match role.authority() {
+                Some(url) => format!("submit to the authority at {url}"),
+                None => "no authority is known here".to_string(),
+            };
+            return Some(ApiError::new(
+                StatusCode::CONFLICT,
+                "not_authority",
+                format!(
+                    "this node is a {} of the world and admits no inputs; {whom} \
+                     (GET /v1/worlds/{{world}}/authority on any node names it)",
+                    role.name()
+                ),
+            ));
+        }
         if self.admission_open.load(Ordering::SeqCst) {
             return None;
         }
@@ -304,13 +363,17 @@ impl Live {
     }
 }
 
-/// Inputs to admit and where to send the per-input answers.
-type AdmitRequest = (Vec<Verified>, oneshot::Sender<Vec<Result<Ack, ApiError>>>);
+/// The per-input answers of an admission, and the ordinal of the record
+/// that journaled them (if any was admitted).
+type AdmitAnswer = (Vec<Result<Ack, ApiError>>, Option<u64>);
+
+/// Inputs to admit and where to send the answers.
+type AdmitRequest = (Vec<Verified>, oneshot::Sender<AdmitAnswer>);
 
 enum Request {
     Admit {
         inputs: Vec<Verified>,
-        reply: oneshot::Sender<Vec<Result<Ack, ApiError>>>,
+        reply: oneshot::Sender<AdmitAnswer>,
     },
     Tick {
         tick: Tick,
@@ -349,6 +412,28 @@ enum Request {
         incident: Box<Incident>,
         reply: oneshot::Sender<IncidentView>,
     },
+    /// A follower's records from its authority.
+    Apply {
+        records: Vec<WireRecord>,
+        reply: oneshot::Sender<Result<Applied, ApiError>>,
+    },
+    /// A follower's (applied, durable) head.
+    FollowHead {
+        reply: oneshot::Sender<(Position, Position)>,
+    },
+    /// Become the authority (`federation promote`).
+    Promote {
+        reply: oneshot::Sender<Result<Tick, ApiError>>,
+    },
+    /// Leave input authority (`federation leave`).
+    Leave {
+        reply: oneshot::Sender<Result<Tick, ApiError>>,
+    },
+    /// Follow `authority` (`federation rejoin`).
+    Rejoin {
+        authority: String,
+        reply: oneshot::Sender<Result<(), ApiError>>,
+    },
 }
 
 /// A handle on the world actor; cheap to clone.
@@ -385,7 +470,64 @@ impl WorldHandle {
         &self,
         inputs: Vec<Verified>,
     ) -> Result<Vec<Result<Ack, ApiError>>, ApiError> {
-        self.ask(|reply| Request::Admit { inputs, reply }).await
+        let (mut answers, ordinal) = self.ask(|reply| Request::Admit { inputs, reply }).await?;
+        let replication = &self.live.replication;
+        if let (true, Some(ordinal)) = (replication.ack_replicated, ordinal) {
+            let mut replicated = replication.replicated.subscribe();
+            let waited = tokio::time::timeout(
+                REPLICATION_WAIT_MAX,
+                replicated.wait_for(|through| *through >= ordinal),
+            )
+            .await;
+            if !matches!(waited, Ok(Ok(_))) {
+                for answer in &mut answers {
+                    if let Ok(ack) = answer {
+                        *answer = Err(ApiError::new(
+                            StatusCode::SERVICE_UNAVAILABLE,
+                            "replication_unavailable",
+                            format!(
+                                "admitted and durable on this node for tick {} seq {}, but not \
+                                 replicated within {} ms (--ack replicated); it will execute here, \
+                                 but survives the loss of this host only once replicated; do not \
+                                 resubmit it (its nonce is used)",
+                                ack.tick,
+                                ack.seq,
+                                REPLICATION_WAIT_MAX.as_millis()
+                            ),
+                        )
+                        .retry_after(1));
+                    }
+                }
+            }
+        }
+        Ok(answers)
+    }
+
+    /// Applies a follower's records from its authority.
+    pub async fn apply(&self, records: Vec<WireRecord>) -> Result<Applied, ApiError> {
+        self.ask(|reply| Request::Apply { records, reply }).await?
+    }
+
+    /// A follower's applied and durable heads.
+    pub async fn follow_head(&self) -> Result<(Position, Position), ApiError> {
+        self.ask(|reply| Request::FollowHead { reply }).await
+    }
+
+    /// Makes this follower (or standby) the authority; returns the head tick.
+    pub async fn promote(&self) -> Result<Tick, ApiError> {
+        self.ask(|reply| Request::Promote { reply }).await?
+    }
+
+    /// Leaves input authority: admission stops, pending inputs execute,
+    /// ticks stop; returns the head tick.
+    pub async fn leave(&self) -> Result<Tick, ApiError> {
+        self.ask(|reply| Request::Leave { reply }).await?
+    }
+
+    /// Follows `authority` from this node's head.
+    pub async fn rejoin(&self, authority: String) -> Result<(), ApiError> {
+        self.ask(|reply| Request::Rejoin { authority, reply })
+            .await?
     }
 
     /// An executed tick still held in memory.
@@ -491,6 +633,12 @@ pub struct ActorConfig {
     pub amnesia: bool,
     /// Whether admission opens at start.
     pub admission_open: bool,
+    /// The role at start: the authority, or a follower of a URL.
+    pub role: Role,
+    /// `--ack replicated`, and the HTTP followers it needs.
+    pub ack_replicated: bool,
+    /// See [`Replication::ack_followers`].
+    pub ack_followers: usize,
 }
 
 /// Starts the actor on its own thread.
@@ -519,7 +667,15 @@ pub fn spawn(
         incident: Mutex::new(None),
         durable: watch::channel(durable_end(&world)).0,
         storage: world.storage().clone(),
-        role: RwLock::new(Role::Authority),
+        role: watch::channel(config.role.clone()).0,
+        replication: Replication {
+            ack_replicated: config.ack_replicated,
+            ack_followers: config.ack_followers.max(1),
+            followers: Mutex::new(std::collections::BTreeMap::new()),
+            replicated: watch::channel(0).0,
+        },
+        authority_tick: std::sync::atomic::AtomicU64::new(0),
+        follow_error: Mutex::new(None),
     });
     let actor = Actor {
         world,
@@ -579,9 +735,10 @@ impl Actor {
         runtime.block_on(async move {
             let mut next = tokio::time::Instant::now() + period;
             loop {
+                let ticking = self.live.role.borrow().admits();
                 tokio::select! {
                     biased;
-                    _ = tokio::time::sleep_until(next) => {
+                    _ = tokio::time::sleep_until(next), if ticking => {
                         self.tick();
                         next += period;
                         let now = tokio::time::Instant::now();
@@ -642,6 +799,7 @@ impl Actor {
         let mut answers: Vec<Vec<Result<Ack, ApiError>>> = Vec::with_capacity(group.len());
         let mut admitted = 0u64;
         let mut replies = Vec::with_capacity(group.len());
+        let mut ordinal = None;
         for (inputs, reply) in group {
             let mut answer = Vec::with_capacity(inputs.len());
             for input in inputs {
@@ -657,6 +815,7 @@ impl Actor {
             metrics.journal_fsync.observe(started.elapsed());
             if committed.is_ok() {
                 self.live.durable.send_replace(durable_end(&self.world));
+                ordinal = Some(self.world.durable_head().ordinal);
             }
             if let Err(error) = committed {
                 self.poison(&error);
@@ -686,8 +845,9 @@ impl Actor {
             .write()
             .expect("status lock")
             .pending_inputs = self.world.pending_inputs();
+        let ordinal = ordinal.filter(|_| admitted > 0);
         for (reply, answer) in replies.into_iter().zip(answers) {
-            let _ = reply.send(answer);
+            let _ = reply.send((answer, ordinal));
         }
     }
 
@@ -783,6 +943,23 @@ impl Actor {
             Request::Incident { incident, reply } => {
                 let _ = reply.send(self.record_incident(*incident));
             }
+            Request::Apply { records, reply } => {
+                let _ = reply.send(self.apply(records));
+            }
+            Request::FollowHead { reply } => {
+                let applied = self.world.follow_head().into();
+                let durable = self.world.durable_head().into();
+                let _ = reply.send((applied, durable));
+            }
+            Request::Promote { reply } => {
+                let _ = reply.send(self.promote());
+            }
+            Request::Leave { reply } => {
+                let _ = reply.send(self.leave());
+            }
+            Request::Rejoin { authority, reply } => {
+                let _ = reply.send(self.rejoin(authority));
+            }
             Request::BackupPoint { reply } => {
                 if self.world.pending_inputs() == 0 {
                     let _ = reply.send(self.backup_point());
@@ -795,7 +972,8 @@ impl Actor {
                 tracing::info!(
                     "draining: admission closed until every acknowledged input executes"
                 );
-                if self.world.pending_inputs() == 0 {
+                // A follower acknowledged nothing: nothing of its own to drain.
+                if self.world.pending_inputs() == 0 || !self.live.role.borrow().admits() {
                     let _ = reply.send(Ok(self.world.roots().tick));
                 } else {
                     self.drain_waiters.push(reply);
@@ -821,23 +999,8 @@ impl Actor {
         };
         self.live.durable.send_replace(durable_end(&self.world));
         log_guest_lines(&output);
-        let metrics = &self.live.metrics;
-        metrics.tick_duration.observe(started.elapsed());
-        metrics.ticks.fetch_add(1, Ordering::Relaxed);
-        let view = Arc::new(TickView {
-            roots: output.roots,
-            input_count,
-            receipts: output.receipts,
-            event_data: std::sync::OnceLock::new(),
-        });
-        if self.ticks.len() == TICKS_RETAINED_MAX {
-            self.ticks.pop_front();
-        }
-        self.ticks.push_back(view.clone());
-        self.record_rate();
-        // The live view moves before anyone hears of the tick.
-        self.refresh_gauges();
-        let _ = self.live.events.send(view);
+        self.live.metrics.tick_duration.observe(started.elapsed());
+        self.publish_tick(output.roots, input_count, output.receipts);
         let tick = output.roots.tick;
         let interval = self.config.checkpoint_interval_ticks;
         let due = interval > 0 && tick % interval == 0;
@@ -860,6 +1023,236 @@ impl Actor {
         if stale {
             self.write_status("running");
         }
+    }
+
+    /// Keeps an executed tick for the read API and tells the event streams.
+    fn publish_tick(&mut self, roots: TickRoots, input_count: u32, receipts: Vec<Receipt>) {
+        self.live.metrics.ticks.fetch_add(1, Ordering::Relaxed);
+        let view = Arc::new(TickView {
+            roots,
+            input_count,
+            receipts,
+            event_data: std::sync::OnceLock::new(),
+        });
+        if self.ticks.len() == TICKS_RETAINED_MAX {
+            self.ticks.pop_front();
+        }
+        self.ticks.push_back(view.clone());
+        self.record_rate();
+        // The live view moves before anyone hears of the tick.
+        self.refresh_gauges();
+        let _ = self.live.events.send(view);
+    }
+
+    /// A follower's batch: checked, executed, journaled (docs/FEDERATION.md).
+    fn apply(&mut self, records: Vec<WireRecord>) -> Result<Applied, ApiError> {
+        let role = self.live.role.borrow().clone();
+        let Role::Follower { authority } = role else {
+            return Err(not_follower(&role));
+        };
+        let started = Instant::now();
+        let result = everarcade_federation::stream::apply(&mut self.world, &records);
+        self.live.durable.send_replace(durable_end(&self.world));
+        let applied = match result {
+            Ok(applied) => applied,
+            Err(FollowError::PeerRootMismatch(mismatch)) => {
+                let divergence = Divergence {
+                    tick: mismatch.tick,
+                    roots: mismatch.roots.clone(),
+                    diff: mismatch.diff.clone(),
+                };
+                let package_root = self.world.world().compiled().package.root.to_hex();
+                let mut incident = Incident::divergence(
+                    &divergence,
+                    &format!("peer root comparison (following {authority})"),
+                    &package_root,
+                );
+                incident.kind = "peer_root_mismatch".into();
+                incident.message = format!(
+                    "{}; this follower stopped following {authority}",
+                    FollowError::PeerRootMismatch(mismatch.clone())
+                );
+                self.record_incident(incident);
+                self.live.role.send_replace(Role::Diverged {
+                    authority,
+                    tick: mismatch.tick,
+                });
+                self.live
+                    .metrics
+                    .peer_root_mismatches
+                    .fetch_add(1, Ordering::Relaxed);
+                return Err(ApiError::new(
+                    StatusCode::CONFLICT,
+                    "peer_root_mismatch",
+                    FollowError::PeerRootMismatch(mismatch).to_string(),
+                ));
+            }
+            Err(error) => {
+                if let FollowError::World(world) = &error
+                    && self.world.poisoned().is_some()
+                {
+                    self.poison(world);
+                }
+                self.live
+                    .metrics
+                    .records_refused
+                    .fetch_add(1, Ordering::Relaxed);
+                return Err(ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    error.code(),
+                    error.to_string(),
+                ));
+            }
+        };
+        self.live
+            .metrics
+            .records_applied
+            .fetch_add(applied.records as u64, Ordering::Relaxed);
+        if !applied.executed.is_empty() {
+            self.live
+                .metrics
+                .tick_duration
+                .observe(started.elapsed() / applied.executed.len() as u32);
+        }
+        for tick in applied.executed.iter().cloned() {
+            self.publish_tick(tick.roots, tick.input_count, tick.receipts);
+        }
+        if let Some(taken) = applied.checkpoints.last() {
+            self.checkpoint_tick = Some(taken.tick);
+        }
+        // Waiters for a tick boundary with nothing pending.
+        if self.world.pending_inputs() == 0 && !applied.executed.is_empty() {
+            if !self.checkpoint_waiters.is_empty() {
+                let taken = self.checkpoint("requested");
+                for waiter in self.checkpoint_waiters.drain(..) {
+                    let _ = waiter.send(taken.clone());
+                }
+            }
+            for waiter in std::mem::take(&mut self.backup_waiters) {
+                let _ = waiter.send(self.backup_point());
+            }
+        }
+        self.refresh_gauges();
+        let stale = self
+            .status_written
+            .is_none_or(|at| at.elapsed() >= STATUS_WRITE_INTERVAL);
+        if stale {
+            self.write_status("running");
+        }
+        Ok(applied)
+    }
+
+    /// A follower or standby becomes the authority at its head: the tick
+    /// in progress is sealed with exactly the inputs its records held.
+    fn promote(&mut self) -> Result<Tick, ApiError> {
+        let role = self.live.role.borrow().clone();
+        match role {
+            Role::Follower { .. } | Role::Standby => {}
+            Role::Authority => {
+                return Err(ApiError::new(
+                    StatusCode::CONFLICT,
+                    "already_authority",
+                    "this node is already the world's authority",
+                ));
+            }
+            Role::Diverged { tick, .. } => {
+                return Err(ApiError::new(
+                    StatusCode::CONFLICT,
+                    "world_diverged",
+                    format!(
+                        "this node's roots differed from its authority's at tick {tick}; \
+                         recover it (docs/FEDERATION.md) before it can be promoted"
+                    ),
+                ));
+            }
+        }
+        if let Some(reason) = self.world.poisoned() {
+            return Err(ApiError::poisoned(reason));
+        }
+        let sealed = match self.world.take_authority() {
+            Ok(sealed) => sealed,
+            Err(error) => {
+                self.poison(&error);
+                return Err(ApiError::poisoned(&error.to_string()));
+            }
+        };
+        self.live.durable.send_replace(durable_end(&self.world));
+        if let Some(output) = sealed {
+            let inputs = output
+                .receipts
+                .iter()
+                .filter(|r| r.kind == everarcade_protocol::ReceiptKind::Input)
+                .count() as u32;
+            self.publish_tick(output.roots, inputs, output.receipts);
+        }
+        self.live.role.send_replace(Role::Authority);
+        *self.live.follow_error.lock().expect("follow error lock") = None;
+        let tick = self.world.roots().tick;
+        tracing::warn!(
+            tick,
+            "promoted: this node is now the world's authority; inputs it admits go to tick {}",
+            tick + 1
+        );
+        self.write_status("running");
+        Ok(tick)
+    }
+
+    /// The authority leaves input authority: admission stops, inputs
+    /// already acknowledged execute in a last tick, ticks stop.
+    fn leave(&mut self) -> Result<Tick, ApiError> {
+        let role = self.live.role.borrow().clone();
+        if role != Role::Authority {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "not_authority",
+                format!("this node is a {}, not the authority", role.name()),
+            ));
+        }
+        self.live.role.send_replace(Role::Standby);
+        if self.world.pending_inputs() > 0 {
+            self.tick();
+        }
+        if let Some(reason) = self.world.poisoned() {
+            return Err(ApiError::poisoned(reason));
+        }
+        let tick = self.world.roots().tick;
+        tracing::warn!(
+            tick,
+            "left input authority: standby, admitting nothing and ticking no more"
+        );
+        self.write_status("running");
+        Ok(tick)
+    }
+
+    /// A standby (or follower) follows `authority` from its own head.
+    fn rejoin(&mut self, authority: String) -> Result<(), ApiError> {
+        let role = self.live.role.borrow().clone();
+        match role {
+            Role::Standby | Role::Follower { .. } => {}
+            other => {
+                return Err(ApiError::new(
+                    StatusCode::CONFLICT,
+                    "not_standby",
+                    format!(
+                        "this node is a {}; only a standby or a follower rejoins \
+                         (`federation leave` first)",
+                        other.name()
+                    ),
+                ));
+            }
+        }
+        if self.world.pending_inputs() > 0 && self.world.follow_head() == self.world.durable_head()
+        {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "inputs_pending",
+                "inputs admitted here have not executed; drain before rejoining",
+            ));
+        }
+        tracing::info!(authority = %authority, "rejoining as a follower");
+        self.live.role.send_replace(Role::Follower { authority });
+        self.write_status("running");
+        Ok(())
     }
 
     fn checkpoint(&mut self, why: &str) -> Result<CheckpointView, ApiError> {
@@ -948,7 +1341,9 @@ impl Actor {
             report.error = Some(format!("the world is poisoned: {reason}"));
             return report;
         }
-        if final_tick_inputs > 0 {
+        // A follower's held inputs wait for the authority's tick record:
+        // it never executes a tick of its own.
+        if final_tick_inputs > 0 && self.live.role.borrow().admits() {
             self.tick();
         }
         report.tick = self.world.roots().tick;
@@ -1071,6 +1466,15 @@ impl Actor {
             }
         }
     }
+}
+
+/// 409 `not_follower`.
+fn not_follower(role: &Role) -> ApiError {
+    ApiError::new(
+        StatusCode::CONFLICT,
+        "not_follower",
+        format!("this node is a {}, not a follower", role.name()),
+    )
 }
 
 /// Writes the tick's guest `log` lines to the node's log at `debug`, bounded

@@ -69,6 +69,9 @@ pub struct NodeConfig {
     pub log: LogConfig,
     /// Signed usage reports and their delivery.
     pub usage: UsageConfig,
+    /// Replication: follower mode, the acknowledgement policy, peers
+    /// (docs/FEDERATION.md).
+    pub federation: FederationConfig,
     /// Keep everything in memory: nothing is written to disk, anywhere.
     pub amnesia: bool,
 }
@@ -193,6 +196,148 @@ impl Default for UsageConfig {
     }
 }
 
+/// Replication (docs/FEDERATION.md).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FederationConfig {
+    /// Run as a follower of the authority at this URL: `http://HOST:PORT`
+    /// (its node) or `nats://HOST:PORT` (JetStream). Default none: this
+    /// node is the world's authority.
+    pub follow: Option<String>,
+    /// An authority publishes its records to JetStream at this
+    /// `nats://HOST:PORT`. Default none (HTTP followers pull).
+    pub replicate: Option<String>,
+    /// `local` (202 once the record is durable here) or `replicated` (202
+    /// once JetStream, or `ack_followers` HTTP followers, also have it).
+    pub ack: AckPolicy,
+    /// Under `ack = "replicated"` without JetStream: HTTP followers that
+    /// must have a record before its inputs are acknowledged. Default 1.
+    pub ack_followers: u32,
+    /// Trusted peers, each `"<url> <operator public key, 64 hex>"`:
+    /// material from any other is refused.
+    pub peers: Vec<String>,
+    /// The authority lease's time to live in JetStream, ms. Default 6000.
+    pub lease_ttl_ms: u64,
+    /// Names on JetStream start with this (`[a-z0-9_]{1,32}`). Default
+    /// `everarcade`.
+    pub nats_prefix: String,
+}
+
+impl Default for FederationConfig {
+    fn default() -> FederationConfig {
+        FederationConfig {
+            follow: None,
+            replicate: None,
+            ack: AckPolicy::Local,
+            ack_followers: 1,
+            peers: Vec::new(),
+            lease_ttl_ms: 6_000,
+            nats_prefix: "everarcade".into(),
+        }
+    }
+}
+
+/// When an authority answers 202.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AckPolicy {
+    /// Once the record is durable in this node's journal.
+    #[default]
+    Local,
+    /// Once it is also replicated (JetStream's PubAck, or followers).
+    Replicated,
+}
+
+/// A trusted peer: its URL and its operator's public key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Peer {
+    /// `http://HOST:PORT` or `https://HOST:PORT`.
+    pub url: String,
+    /// The operator public key it must report, 64 lowercase hex digits.
+    pub operator_public_key: String,
+}
+
+impl FederationConfig {
+    /// The configured peers, parsed.
+    pub fn peers(&self) -> Result<Vec<Peer>, ConfigError> {
+        self.peers
+            .iter()
+            .map(|entry| {
+                let fail = |reason: String| ConfigError {
+                    field: "federation.peers".into(),
+                    reason,
+                };
+                let mut parts = entry.split_whitespace();
+                let (Some(url), Some(key), None) = (parts.next(), parts.next(), parts.next())
+                else {
+                    return Err(fail(format!(
+                        "{entry:?} is not \"<url> <operator public key>\""
+                    )));
+                };
+                if !(url.starts_with("http://") || url.starts_with("https://")) {
+                    return Err(fail(format!("{url:?} must start with http:// or https://")));
+                }
+                if key.len() != 64 || !key.bytes().all(|b| b.is_ascii_hexdigit()) {
+                    return Err(fail(format!(
+                        "the key of {url} must be 64 hex digits, not {key:?}"
+                    )));
+                }
+                Ok(Peer {
+                    url: url.trim_end_matches('/').to_string(),
+                    operator_public_key: key.to_ascii_lowercase(),
+                })
+            })
+            .collect()
+    }
+
+    /// The relations between the federation settings.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let fail = |field: &str, reason: String| {
+            Err(ConfigError {
+                field: field.into(),
+                reason,
+            })
+        };
+        if let Some(url) = &self.follow
+            && !(url.starts_with("http://")
+                || url.starts_with("https://")
+                || url.starts_with("nats://"))
+        {
+            return fail(
+                "federation.follow",
+                format!("{url:?} must start with http://, https:// or nats://"),
+            );
+        }
+        if let Some(url) = &self.replicate {
+            if !url.starts_with("nats://") {
+                return fail(
+                    "federation.replicate",
+                    format!("{url:?} must start with nats://"),
+                );
+            }
+            if self.follow.is_some() {
+                return fail(
+                    "federation.replicate",
+                    "is set together with federation.follow: a follower publishes nothing".into(),
+                );
+            }
+        }
+        let prefix = &self.nats_prefix;
+        if prefix.is_empty()
+            || prefix.len() > 32
+            || !prefix
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+        {
+            return fail(
+                "federation.nats_prefix",
+                format!("{prefix:?} must be 1 to 32 of [a-z0-9_]"),
+            );
+        }
+        self.peers().map(|_| ())
+    }
+}
+
 /// Log line format.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -262,9 +407,12 @@ pub enum Kind {
     Path,
     /// An optional secret string, redacted by `config print`.
     Secret,
-    /// A list of IP addresses: a TOML array of strings in the file,
+    /// An optional string (a URL); an empty string in the environment
+    /// unsets it.
+    Url,
+    /// A list of strings: a TOML array of strings in the file,
     /// comma-separated in the environment and flags (empty: none).
-    Addresses,
+    List,
 }
 
 impl fmt::Debug for Kind {
@@ -275,7 +423,8 @@ impl fmt::Debug for Kind {
             Kind::Text => f.write_str("Text"),
             Kind::Path => f.write_str("Path"),
             Kind::Secret => f.write_str("Secret"),
-            Kind::Addresses => f.write_str("Addresses"),
+            Kind::Url => f.write_str("Url"),
+            Kind::List => f.write_str("List"),
         }
     }
 }
@@ -313,13 +462,13 @@ impl Field {
 
     /// Whether the setting may be absent.
     pub fn optional(&self) -> bool {
-        matches!(self.kind, Kind::Path | Kind::Secret)
+        matches!(self.kind, Kind::Path | Kind::Secret | Kind::Url)
     }
 
     /// Turns a string from the environment or a flag into a value; `None`
     /// unsets an optional setting (the empty string).
     fn parse(&self, text: &str) -> Result<Option<toml::Value>, String> {
-        if text.is_empty() && !matches!(self.kind, Kind::Addresses) {
+        if text.is_empty() && !matches!(self.kind, Kind::List) {
             return if self.optional() {
                 Ok(None)
             } else {
@@ -336,12 +485,14 @@ impl Field {
                 "0" | "false" => Ok(Some(toml::Value::Boolean(false))),
                 _ => Err(format!("{text:?} is not 1, true, 0 or false")),
             },
-            Kind::Text | Kind::Path | Kind::Secret => Ok(Some(toml::Value::String(text.into()))),
-            Kind::Addresses => Ok(Some(toml::Value::Array(
+            Kind::Text | Kind::Path | Kind::Secret | Kind::Url => {
+                Ok(Some(toml::Value::String(text.into())))
+            }
+            Kind::List => Ok(Some(toml::Value::Array(
                 text.split(',')
                     .map(str::trim)
-                    .filter(|address| !address.is_empty())
-                    .map(|address| toml::Value::String(address.into()))
+                    .filter(|item| !item.is_empty())
+                    .map(|item| toml::Value::String(item.into()))
                     .collect(),
             ))),
         }
@@ -406,7 +557,7 @@ pub const FIELDS: &[Field] = &[
     },
     Field {
         name: "http.trusted_proxies",
-        kind: Kind::Addresses,
+        kind: Kind::List,
         unit: "IP addresses",
         about: "Reverse proxies whose `X-Forwarded-For` is believed: from them, the client is the right-most address in it that is not a trusted proxy. Comma-separated in the environment.",
     },
@@ -525,6 +676,48 @@ pub const FIELDS: &[Field] = &[
         about: "The longest wait between retries.",
     },
     Field {
+        name: "federation.follow",
+        kind: Kind::Url,
+        unit: "URL",
+        about: "Follow the authority at this `http://HOST:PORT` (its node) or `nats://HOST:PORT` (JetStream): replicate and verify every record, admit nothing, serve reads.",
+    },
+    Field {
+        name: "federation.replicate",
+        kind: Kind::Url,
+        unit: "URL",
+        about: "An authority publishes every durable record to JetStream at this `nats://HOST:PORT` and holds the authority lease there.",
+    },
+    Field {
+        name: "federation.ack",
+        kind: Kind::Text,
+        unit: "local|replicated",
+        about: "`local`: 202 once the input is durable here. `replicated`: 202 once JetStream (or `federation.ack_followers` HTTP followers) also holds it; 503 `replication_unavailable` when it cannot.",
+    },
+    Field {
+        name: "federation.ack_followers",
+        kind: integer(1, 64, |c| u64::from(c.federation.ack_followers)),
+        unit: "followers",
+        about: "Under `ack = \"replicated\"` over HTTP: followers that must have journaled a record before its inputs are acknowledged.",
+    },
+    Field {
+        name: "federation.peers",
+        kind: Kind::List,
+        unit: "\"URL KEY\" list",
+        about: "Trusted peers, each `\"<url> <operator public key hex>\"`; the `federation` commands refuse any other peer, and a peer whose /status reports another key.",
+    },
+    Field {
+        name: "federation.lease_ttl_ms",
+        kind: integer(1_000, 600_000, |c| c.federation.lease_ttl_ms),
+        unit: "ms",
+        about: "The JetStream authority lease's time to live; a follower takes over within about twice this after the authority dies.",
+    },
+    Field {
+        name: "federation.nats_prefix",
+        kind: Kind::Text,
+        unit: "[a-z0-9_]{1,32}",
+        about: "JetStream stream, subject and bucket names start with this.",
+    },
+    Field {
         name: "amnesia",
         kind: Kind::Bool,
         unit: "bool",
@@ -624,7 +817,8 @@ impl NodeConfig {
         if self.log.level.trim().is_empty() {
             return fail("log.level", "is empty".into());
         }
-        self.usage.validate()
+        self.usage.validate()?;
+        self.federation.validate()
     }
 }
 
@@ -1124,6 +1318,45 @@ mod tests {
             "world.shutdown_deadline_ms",
         );
         check_invalid(|c| c.log.level = " ".into(), "log.level");
+        check_invalid(
+            |c| c.federation.follow = Some("ftp://10.0.0.2".into()),
+            "federation.follow",
+        );
+        check_invalid(
+            |c| c.federation.replicate = Some("http://10.0.0.2:4222".into()),
+            "federation.replicate",
+        );
+        check_invalid(
+            |c| {
+                c.federation.replicate = Some("nats://127.0.0.1:4222".into());
+                c.federation.follow = Some("http://127.0.0.1:8080".into());
+            },
+            "federation.replicate",
+        );
+        check_invalid(
+            |c| c.federation.ack_followers = 0,
+            "federation.ack_followers",
+        );
+        check_invalid(
+            |c| c.federation.lease_ttl_ms = 999,
+            "federation.lease_ttl_ms",
+        );
+        check_invalid(
+            |c| c.federation.nats_prefix = "Bad-Prefix".into(),
+            "federation.nats_prefix",
+        );
+        check_invalid(
+            |c| c.federation.peers = vec!["http://10.0.0.2:8080".into()],
+            "federation.peers",
+        );
+        check_invalid(
+            |c| c.federation.peers = vec![format!("10.0.0.2:8080 {}", "ab".repeat(32))],
+            "federation.peers",
+        );
+        check_invalid(
+            |c| c.federation.peers = vec!["http://10.0.0.2:8080 abcd".into()],
+            "federation.peers",
+        );
         check_invalid(|c| c.usage.batch_size = 0, "usage.batch_size");
         check_invalid(|c| c.usage.submit_timeout_ms = 0, "usage.submit_timeout_ms");
         check_invalid(
@@ -1157,7 +1390,18 @@ mod tests {
         config.http.tls_cert = Some("c.pem".into());
         config.http.tls_key = Some("k.pem".into());
         config.admin.token = Some("0123456789abcdef".into());
+        config.federation.follow = Some("nats://127.0.0.1:4222".into());
+        config.federation.ack = AckPolicy::Replicated;
+        config.federation.ack_followers = 64;
+        config.federation.peers = vec![format!("http://10.0.0.2:8080/ {}", "AB".repeat(32))];
         config.validate().expect("valid");
+        assert_eq!(
+            config.federation.peers().unwrap(),
+            [Peer {
+                url: "http://10.0.0.2:8080".into(),
+                operator_public_key: "ab".repeat(32),
+            }]
+        );
     }
 
     #[test]
@@ -1182,6 +1426,8 @@ mod tests {
         config.usage.http_ca = Some("ca.pem".into());
         config.usage.redis_url = Some("redis://127.0.0.1/".into());
         config.usage.dir = Some("usage-out".into());
+        config.federation.follow = Some("http://127.0.0.1:1".into());
+        config.federation.replicate = Some("nats://127.0.0.1:4222".into());
         let table = toml::Table::try_from(&config).expect("serializes");
         let mut names = Vec::new();
         for (key, value) in &table {

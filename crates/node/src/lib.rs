@@ -25,6 +25,7 @@ pub mod actor;
 pub mod audit;
 pub mod config;
 pub mod error;
+pub mod follow;
 pub mod http;
 pub mod launch;
 pub mod metrics;

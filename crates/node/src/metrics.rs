@@ -195,6 +195,14 @@ pub struct Metrics {
     pub head_tick: AtomicU64,
     /// Requests by route template, method and status.
     pub requests: RequestLatency,
+    /// A follower: records from the authority checked and applied.
+    pub records_applied: AtomicU64,
+    /// A follower: batches of records refused (never journaled).
+    pub records_refused: AtomicU64,
+    /// A follower: peer root mismatches found (each stops following).
+    pub peer_root_mismatches: AtomicU64,
+    /// A follower: the authority's head tick minus this node's.
+    pub lag_ticks: AtomicU64,
 }
 
 impl Metrics {
@@ -253,6 +261,30 @@ impl Metrics {
         );
         self.journal_fsync
             .render(&mut out, "everarcade_journal_fsync_seconds", "");
+        counter(
+            &mut out,
+            "everarcade_follower_records_applied_total",
+            "Records from the authority checked, executed and journaled (followers).",
+            load(&self.records_applied),
+        );
+        counter(
+            &mut out,
+            "everarcade_follower_records_refused_total",
+            "Batches of the authority's records refused, never journaled (followers).",
+            load(&self.records_refused),
+        );
+        counter(
+            &mut out,
+            "everarcade_peer_root_mismatches_total",
+            "Ticks whose roots here differed from the authority's (each stops following).",
+            load(&self.peer_root_mismatches),
+        );
+        gauge(
+            &mut out,
+            "everarcade_follower_lag_ticks",
+            "The authority's head tick minus this follower's, as last heard.",
+            load(&self.lag_ticks),
+        );
         counter(
             &mut out,
             "everarcade_group_commits_total",

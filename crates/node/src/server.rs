@@ -93,6 +93,19 @@ impl Node {
         config
             .validate()
             .map_err(|error| NodeError::Config(error.to_string()))?;
+        let federation = &config.federation;
+        if federation
+            .follow
+            .as_deref()
+            .is_some_and(|url| url.starts_with("nats://"))
+            || federation.replicate.is_some()
+        {
+            return Err(NodeError::Config(
+                "federation over JetStream (--follow nats://, --replicate) is not wired into the \
+                 node yet: follow the authority's http://HOST:PORT instead (docs/FEDERATION.md)"
+                    .into(),
+            ));
+        }
         tracing::info!(
             addr = %config.http.addr,
             amnesia = config.amnesia,
@@ -250,10 +263,28 @@ impl Node {
                 tls_cert: tls_cert_path(&config),
                 amnesia: config.amnesia,
                 admission_open: true,
+                role: match &config.federation.follow {
+                    Some(url) => everarcade_federation::Role::Follower {
+                        authority: url.trim_end_matches('/').to_string(),
+                    },
+                    None => everarcade_federation::Role::Authority,
+                },
+                ack_replicated: config.federation.ack == crate::config::AckPolicy::Replicated,
+                ack_followers: config.federation.ack_followers as usize,
             },
         )
         .map_err(|error| NodeError::Actor(error.to_string()))?;
-        tracing::info!(tick_rate_hz, "tick loop started");
+        match &config.federation.follow {
+            Some(url) => {
+                tracing::info!(authority = %url, "follower: replicating the authority's records; admitting none")
+            }
+            None => tracing::info!(tick_rate_hz, ack = ?config.federation.ack, "tick loop started"),
+        }
+        // The follower task runs on every node: a node promoted, left or
+        // rejoined changes role without a restart.
+        let follower_name = format!("{}-{}", address.port(), std::process::id());
+        let _follower =
+            crate::follow::spawn(handle.clone(), self.spec.world.clone(), follower_name);
         let _usage = match config.amnesia {
             true => {
                 tracing::info!("usage reports off: amnesia writes nothing to disk");

@@ -53,6 +53,21 @@ pub struct NodeFlags {
     /// Read the admin token from this file (admin.token); keeps it out of `ps`.
     #[arg(long, value_name = "FILE")]
     pub admin_token_file: Option<PathBuf>,
+    /// Follow the authority at `http://HOST:PORT` or `nats://HOST:PORT`:
+    /// replicate, verify, admit nothing (federation.follow).
+    #[arg(long, value_name = "URL")]
+    pub follow: Option<String>,
+    /// As the authority, publish records to JetStream at `nats://HOST:PORT`
+    /// (federation.replicate).
+    #[arg(long, value_name = "URL")]
+    pub replicate: Option<String>,
+    /// When to answer 202: `local` or `replicated` (federation.ack).
+    #[arg(long, value_name = "local|replicated")]
+    pub ack: Option<String>,
+    /// Under `--ack replicated` over HTTP: followers that must hold a record
+    /// first (federation.ack_followers).
+    #[arg(long, value_name = "N")]
+    pub ack_followers: Option<String>,
     /// Any setting by its dotted name, e.g. `--set http.in_flight_max=1024` (repeatable).
     #[arg(long = "set", value_name = "SETTING=VALUE")]
     pub set: Vec<String>,
@@ -85,6 +100,14 @@ impl NodeFlags {
                 "--checkpoints-retained",
                 "world.checkpoints_retained",
                 &self.checkpoints_retained,
+            ),
+            ("--follow", "federation.follow", &self.follow),
+            ("--replicate", "federation.replicate", &self.replicate),
+            ("--ack", "federation.ack", &self.ack),
+            (
+                "--ack-followers",
+                "federation.ack_followers",
+                &self.ack_followers,
             ),
         ];
         for (flag, name, value) in named {

@@ -61,6 +61,19 @@ pub struct Applied {
     pub ticks: u64,
     /// Checkpoints taken on the follower's own schedule.
     pub checkpoints: Vec<CheckpointTaken>,
+    /// Each tick executed and journaled, in order, for the node's read API.
+    pub executed: Vec<ExecutedTick>,
+}
+
+/// A tick a follower executed and journaled.
+#[derive(Clone, Debug)]
+pub struct ExecutedTick {
+    /// Its roots (equal to the authority's).
+    pub roots: everarcade_protocol::TickRoots,
+    /// The inputs it executed.
+    pub input_count: u32,
+    /// Its receipts.
+    pub receipts: Vec<everarcade_protocol::Receipt>,
 }
 
 /// A tick whose roots here differ from the authority's tick record.
@@ -161,6 +174,35 @@ impl DurableWorld {
         }
     }
 
+    /// Makes this follower the authority: the records held for the tick in
+    /// progress (checked, their tick record not yet received) are journaled
+    /// as they are, and that tick is sealed at once with exactly those
+    /// inputs, so the inputs of one tick all come from one authority
+    /// (docs/FEDERATION.md, fencing step 4). Returns the sealed tick, if
+    /// records were held. Afterwards the world admits and ticks as an
+    /// authority's does.
+    pub fn take_authority(&mut self) -> Result<Option<everarcade_engine::TickOutput>, WorldError> {
+        self.check()?;
+        if self.held.is_empty() {
+            return Ok(None);
+        }
+        for (held, checksum) in std::mem::take(&mut self.held) {
+            match self.writer.append(&held) {
+                Ok(appended) if appended == checksum => {}
+                Ok(_) => {
+                    return Err(self.poison(WorldError::Busy(
+                        "a held record's chain here is not the authority's".into(),
+                    )));
+                }
+                Err(error) => return Err(self.poison(error.into())),
+            }
+        }
+        if let Err(error) = self.writer.commit() {
+            return Err(self.poison(error.into()));
+        }
+        self.execute_tick().map(Some)
+    }
+
     /// Applies an authority's records, each `(ordinal, whole record bytes)`,
     /// in order from [`DurableWorld::follow_head`]; see the module docs.
     pub fn apply_records(&mut self, records: &[(u64, &[u8])]) -> Result<Applied, FollowError> {
@@ -171,12 +213,12 @@ impl DurableWorld {
             )
             .into());
         }
-        let mut ticks = 0;
+        let mut executed = Vec::new();
         let mut checkpoints = Vec::new();
         let mut stop = None;
         let mut count = 0;
         for (ordinal, bytes) in records {
-            if let Err(error) = self.apply_one(*ordinal, bytes, &mut ticks, &mut checkpoints) {
+            if let Err(error) = self.apply_one(*ordinal, bytes, &mut executed, &mut checkpoints) {
                 stop = Some((*ordinal, error));
                 break;
             }
@@ -191,8 +233,9 @@ impl DurableWorld {
                 applied: self.follow_head(),
                 durable: self.durable_head(),
                 records: count,
-                ticks,
+                ticks: executed.len() as u64,
                 checkpoints,
+                executed,
             }),
             Some((ordinal, Stop::Refused(code, reason))) => Err(FollowError::Refused {
                 ordinal,
@@ -211,7 +254,7 @@ impl DurableWorld {
         &mut self,
         ordinal: u64,
         bytes: &[u8],
-        ticks: &mut u64,
+        executed: &mut Vec<ExecutedTick>,
         checkpoints: &mut Vec<CheckpointTaken>,
     ) -> Result<(), Stop> {
         let head = self.follow_head();
@@ -334,7 +377,11 @@ impl DurableWorld {
                     Err(error) => return Err(self.poison(error.into()).into()),
                 }
                 self.roots = output.roots;
-                *ticks += 1;
+                executed.push(ExecutedTick {
+                    roots: output.roots,
+                    input_count: inputs.len() as u32,
+                    receipts: output.receipts,
+                });
                 let interval = self.config.checkpoint_interval_ticks;
                 if interval > 0 && next.is_multiple_of(interval) {
                     if let Err(error) = self.writer.commit() {

@@ -21,6 +21,7 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use everarcade_federation::Role;
 use everarcade_protocol::{Envelope, Hash, Outcome, ReceiptKind, SignatureRule, Verified, WorldId};
 use everarcade_store::keys::{OperatorKeys, Signed, file_digest};
 use futures_util::StreamExt;
@@ -183,6 +184,9 @@ pub fn router(state: AppState) -> Router {
         .route("/admin/drain", post(admin_drain))
         .route("/admin/audit", post(admin_audit))
         .route("/admin/backup", post(admin_backup))
+        .route("/admin/federation/promote", post(federation_promote))
+        .route("/admin/federation/leave", post(federation_leave))
+        .route("/admin/federation/rejoin", post(federation_rejoin))
         .route_layer(from_fn_with_state(state.clone(), guard::admin_auth));
     // Limits apply to the APIs, not to the probes: a flood must not make a
     // healthy node look unready. Outermost first: the rate limit, the
@@ -261,6 +265,26 @@ pub fn not_ready_reason(state: &AppState) -> Option<String> {
                 ));
             }
             Some(_) => {}
+        }
+    }
+    match &*live.role.borrow() {
+        Role::Authority => {}
+        Role::Follower { authority } => {
+            return live
+                .follow_error
+                .lock()
+                .expect("follow error lock")
+                .as_ref()
+                .map(|reason| format!("following {authority}: {reason}"));
+        }
+        Role::Diverged { authority, tick } => {
+            return Some(format!(
+                "peer root mismatch: this node's roots differed from {authority}'s at tick {tick}; \
+                 following stopped"
+            ));
+        }
+        Role::Standby => {
+            return Some("standby: not the authority and following nobody".into());
         }
     }
     if !live.admission_open.load(Ordering::SeqCst) {
@@ -437,7 +461,7 @@ pub fn status_json(state: &AppState) -> Value {
         "continuity_root": roots.continuity_root.to_hex(),
         "genesis_root": facts.genesis_root.to_hex(),
         "package_root": facts.package_root.to_hex(),
-        "admission": if state.world.live.admission_open.load(Ordering::SeqCst) { "open" } else { "closed" },
+        "admission": if state.world.live.admission_open.load(Ordering::SeqCst) && state.world.live.role.borrow().admits() { "open" } else { "closed" },
         "ready": reason.is_none(),
         "not_ready_reason": reason,
         "pid": facts.pid,
@@ -450,8 +474,10 @@ pub fn status_json(state: &AppState) -> Value {
         "amnesia": facts.amnesia,
         "operator_public_key": facts.operator.public_key_hex(),
         "incident": state.world.live.incident(),
-        "role": state.world.live.role.read().expect("role lock").name(),
+        "role": state.world.live.role.borrow().name(),
         "authority": authority_url(state),
+        "lag_ticks": lag_ticks(state),
+        "follow_error": state.world.live.follow_error.lock().expect("follow error lock").clone(),
         "live": true,
     })
 }
@@ -471,12 +497,15 @@ struct RecordsQuery {
     checksum: Hash,
     wait_ms: u64,
     max_bytes: usize,
+    /// The asking follower's name and durable record ordinal.
+    follower: Option<(String, u64)>,
 }
 
 fn records_query(uri: &Uri) -> Result<RecordsQuery, ApiError> {
     let bad = |what: String| ApiError::new(StatusCode::BAD_REQUEST, "bad_query", what);
     let (mut after, mut checksum, mut wait_ms, mut max_bytes) =
         (None, None, 0, RECORDS_BYTES_DEFAULT);
+    let (mut follower, mut durable) = (None, None);
     for pair in uri
         .query()
         .unwrap_or("")
@@ -501,8 +530,22 @@ fn records_query(uri: &Uri) -> Result<RecordsQuery, ApiError> {
             "max_bytes" => {
                 max_bytes = (number("max_bytes")?.min(RECORDS_BYTES_MAX as u64) as usize).max(1)
             }
-            // A follower may name itself; acknowledgements are not kept yet.
-            "follower" => {}
+            // A follower names itself and its durable record: what
+            // `--ack replicated` counts.
+            "follower" => {
+                if value.is_empty()
+                    || value.len() > 64
+                    || !value
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
+                {
+                    return Err(bad(format!(
+                        "follower must be 1 to 64 of [A-Za-z0-9._-], not {value:?}"
+                    )));
+                }
+                follower = Some(value.to_string());
+            }
+            "durable" => durable = Some(number("durable")?),
             other => return Err(bad(format!("unknown parameter {other:?}"))),
         }
     }
@@ -511,6 +554,7 @@ fn records_query(uri: &Uri) -> Result<RecordsQuery, ApiError> {
         checksum: checksum.ok_or_else(|| bad("checksum is required".into()))?,
         wait_ms,
         max_bytes,
+        follower: follower.zip(durable),
     })
 }
 
@@ -526,6 +570,9 @@ async fn records(
     check_published(&state)?;
     let query = records_query(&uri)?;
     let live = state.world.live.clone();
+    if let Some((name, durable)) = &query.follower {
+        live.replication.follower_durable(name, *durable);
+    }
     let mut durable = live.durable.subscribe();
     let deadline = tokio::time::Instant::now() + Duration::from_millis(query.wait_ms);
     let journal = state.facts.world_dir.journal();
@@ -558,7 +605,20 @@ async fn records(
         if !records.is_empty() || waited_out {
             let mut body = Vec::new();
             everarcade_federation::stream::encode_stream(&records, &mut body);
-            return Ok(([(header::CONTENT_TYPE, RECORDS_CONTENT_TYPE)], body).into_response());
+            let head_tick = live.status.read().expect("status lock").roots.tick;
+            return Ok((
+                [
+                    (header::CONTENT_TYPE, RECORDS_CONTENT_TYPE.to_string()),
+                    (
+                        header::HeaderName::from_static(
+                            everarcade_federation::http::HEAD_TICK_HEADER,
+                        ),
+                        head_tick.to_string(),
+                    ),
+                ],
+                body,
+            )
+                .into_response());
         }
         // Nothing new yet: wait for the next fdatasync, or the deadline.
         let _ = tokio::time::timeout_at(deadline, durable.changed()).await;
@@ -567,7 +627,7 @@ async fn records(
 
 /// The authority's URL: this node's own when it is the authority.
 fn authority_url(state: &AppState) -> String {
-    let role = state.world.live.role.read().expect("role lock");
+    let role = state.world.live.role.borrow();
     match role.authority() {
         Some(url) => url.to_string(),
         None => {
@@ -577,13 +637,129 @@ fn authority_url(state: &AppState) -> String {
     }
 }
 
+/// A follower's distance behind its authority; 0 on the authority; none
+/// while it is unknown.
+fn lag_ticks(state: &AppState) -> Option<u64> {
+    let live = &state.world.live;
+    match &*live.role.borrow() {
+        Role::Authority => Some(0),
+        Role::Follower { .. } | Role::Diverged { .. } => {
+            let authority = live.authority_tick.load(Ordering::SeqCst);
+            let own = live.status.read().expect("status lock").roots.tick;
+            (authority > 0).then(|| authority.saturating_sub(own))
+        }
+        Role::Standby => None,
+    }
+}
+
+/// `POST /admin/federation/promote`: this follower (or standby) becomes the
+/// authority at its head.
+async fn federation_promote(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+    let tick = state.world.promote().await?;
+    Ok(Json(json!({"role": "authority", "tick": tick})))
+}
+
+/// `POST /admin/federation/leave`: the authority stops admitting and
+/// ticking (standby).
+async fn federation_leave(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+    let tick = state.world.leave().await?;
+    Ok(Json(json!({"role": "standby", "tick": tick})))
+}
+
+/// `POST /admin/federation/rejoin` `{"authority":"http://HOST:PORT"}`: a
+/// standby follows `authority`, once the authority confirms it is the
+/// authority and this node's head is a record of its journal.
+async fn federation_rejoin(
+    State(state): State<AppState>,
+    body: axum::body::Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let bad = |what: String| ApiError::new(StatusCode::BAD_REQUEST, "malformed_request", what);
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Rejoin {
+        authority: String,
+    }
+    let rejoin: Rejoin = serde_json::from_slice(&body).map_err(|error| {
+        bad(format!(
+            "expected {{\"authority\":\"http://HOST:PORT\"}}: {error}"
+        ))
+    })?;
+    let authority = rejoin.authority.trim_end_matches('/').to_string();
+    if !authority.starts_with("http://") {
+        return Err(bad(format!(
+            "authority must be the authority node's http://HOST:PORT, not {authority:?}"
+        )));
+    }
+    let refused = |status, code, what: String| ApiError::new(status, code, what);
+    let client = everarcade_client::Client::new(&authority, state.facts.world.clone())
+        .map_err(|error| bad(format!("{authority}: {error}")))?
+        .with_timeout(Duration::from_secs(10));
+    let answer = client.authority().await.map_err(|error| {
+        refused(
+            StatusCode::BAD_GATEWAY,
+            "peer_unreachable",
+            format!("{authority}: {error}"),
+        )
+    })?;
+    if answer.role != "authority" {
+        return Err(refused(
+            StatusCode::CONFLICT,
+            "not_authority",
+            format!(
+                "{authority} is a {} of the world, not its authority{}",
+                answer.role,
+                answer
+                    .authority
+                    .map(|url| format!(" (it names {url})"))
+                    .unwrap_or_default()
+            ),
+        ));
+    }
+    let (_, durable) = state.world.follow_head().await?;
+    let checksum = durable.checksum.to_hex();
+    let query = everarcade_client::RecordsQuery {
+        after: durable.ordinal,
+        checksum: &checksum,
+        wait_ms: 0,
+        max_bytes: 1,
+        follower: None,
+    };
+    match client.records(&query).await {
+        Ok(_) => {}
+        Err(everarcade_client::ClientError::Node {
+            status: 409,
+            message,
+            ..
+        }) => {
+            return Err(refused(
+                StatusCode::CONFLICT,
+                "peer_diverged",
+                format!(
+                    "this node's record {} (tick {}) is not on {authority}'s journal: {message}; \
+                     its unreplicated suffix must be quarantined first (docs/FEDERATION.md)",
+                    durable.ordinal, durable.tick
+                ),
+            ));
+        }
+        Err(error) => {
+            return Err(refused(
+                StatusCode::BAD_GATEWAY,
+                "peer_unreachable",
+                format!("{authority}: {error}"),
+            ));
+        }
+    }
+    state.world.rejoin(authority.clone()).await?;
+    Ok(Json(json!({"role": "follower", "authority": authority})))
+}
+
 /// `GET /v1/worlds/{world}/authority`: who admits inputs for the world.
 async fn authority(
     State(state): State<AppState>,
     Path(world): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     check_world(&state, &world)?;
-    let role = state.world.live.role.read().expect("role lock").clone();
+    let role = state.world.live.role.borrow().clone();
     Ok(Json(json!({
         "world": state.facts.world.as_str(),
         "role": role.name(),

@@ -105,6 +105,9 @@ pub fn node_prepared(
             tls_cert: None,
             amnesia: false,
             admission_open: true,
+            role: everarcade_federation::Role::Authority,
+            ack_replicated: false,
+            ack_followers: 1,
         },
     )
     .expect("the actor starts");

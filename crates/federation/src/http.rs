@@ -1,0 +1,123 @@
+//! The embedded transport: a follower pulls an authority's records over
+//! HTTP from its node (`GET /v1/worlds/{world}/records`), so two hosts
+//! replicate with nothing else installed (docs/FEDERATION.md).
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+pub use everarcade_client::HEAD_TICK_HEADER;
+use everarcade_client::{Client, ClientError, RecordsQuery};
+use everarcade_protocol::WorldId;
+
+use crate::error::FederationError;
+use crate::replicate::RecordSource;
+use crate::stream::decode_stream;
+use crate::wire::{Position, WireRecord};
+
+/// How long the authority may hold a pull open waiting for new records.
+pub const PULL_WAIT: Duration = Duration::from_millis(1_000);
+/// Framed bytes asked for per pull.
+pub const PULL_BYTES_MAX: usize = 4 * 1024 * 1024;
+/// A no-answer limit per pull: the wait plus room for the transfer.
+const PULL_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A follower's [`RecordSource`] over HTTP.
+pub struct HttpSource {
+    client: Client,
+    name: String,
+    durable: Arc<AtomicU64>,
+    head_tick: Arc<AtomicU64>,
+    wait: Duration,
+}
+
+impl HttpSource {
+    /// Pulls from the node at `url` (`http://HOST:PORT`); `name` identifies
+    /// this follower to the authority, whose `--ack replicated` counts the
+    /// followers' durable records.
+    pub fn new(url: &str, world: WorldId, name: &str) -> Result<HttpSource, FederationError> {
+        if url.starts_with("https://") {
+            return Err(FederationError::Config(format!(
+                "{url}: following over https:// is not built; follow the authority's http:// address \
+                 on a private network, or use nats://"
+            )));
+        }
+        let client = Client::new(url, world)
+            .map_err(|error| FederationError::Config(format!("{url}: {error}")))?
+            .with_timeout(PULL_TIMEOUT);
+        Ok(HttpSource {
+            client,
+            name: name.to_string(),
+            durable: Arc::new(AtomicU64::new(0)),
+            head_tick: Arc::new(AtomicU64::new(0)),
+            wait: PULL_WAIT,
+        })
+    }
+
+    /// The follower's durable record ordinal, reported with every pull: the
+    /// node moves it after every batch it journals.
+    pub fn durable(&self) -> Arc<AtomicU64> {
+        self.durable.clone()
+    }
+
+    /// The authority's head tick as its last answer gave it.
+    pub fn head_tick(&self) -> Arc<AtomicU64> {
+        self.head_tick.clone()
+    }
+
+    /// How long the authority may hold a pull open.
+    pub fn set_wait(&mut self, wait: Duration) {
+        self.wait = wait;
+    }
+
+    async fn pull(&mut self, after: Position) -> Result<Vec<WireRecord>, FederationError> {
+        let checksum = after.checksum.to_hex();
+        let durable = self.durable.load(Ordering::SeqCst);
+        let query = RecordsQuery {
+            after: after.ordinal,
+            checksum: &checksum,
+            wait_ms: self.wait.as_millis() as u64,
+            max_bytes: PULL_BYTES_MAX,
+            follower: Some((&self.name, durable)),
+        };
+        let page = self
+            .client
+            .records(&query)
+            .await
+            .map_err(|error| match error {
+                ClientError::Node {
+                    status: 409,
+                    message,
+                    ..
+                } => FederationError::Diverged(message),
+                other => FederationError::Unavailable(other.to_string()),
+            })?;
+        if let Some(tick) = page.head_tick {
+            self.head_tick.store(tick, Ordering::SeqCst);
+        }
+        let records = decode_stream(&page.body)?;
+        if let Some(first) = records.first()
+            && first.ordinal != after.ordinal + 1
+        {
+            return Err(FederationError::Refused {
+                ordinal: first.ordinal,
+                reason: format!(
+                    "the answer begins at record {} after {}",
+                    first.ordinal, after.ordinal
+                ),
+            });
+        }
+        Ok(records)
+    }
+}
+
+impl RecordSource for HttpSource {
+    fn next(
+        &mut self,
+        after: Position,
+    ) -> Pin<Box<dyn Future<Output = Result<Vec<WireRecord>, FederationError>> + Send + '_>> {
+        Box::pin(self.pull(after))
+    }
+}

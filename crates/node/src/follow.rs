@@ -1,0 +1,134 @@
+//! The follower task: while this node's role is `follower` of an
+//! `http://` authority, it pulls the authority's durable records and hands
+//! them to the world actor, which checks, executes and journals them
+//! (docs/FEDERATION.md). It watches the role: a promotion, a divergence or a
+//! rejoin elsewhere ends or restarts it.
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use everarcade_federation::http::HttpSource;
+use everarcade_federation::{FederationError, Position, RecordSource, Role};
+use everarcade_protocol::WorldId;
+use tokio::sync::watch;
+
+use crate::actor::WorldHandle;
+
+/// The first wait after a failed pull or a refused batch; it doubles up to
+/// [`RETRY_MAX`].
+const RETRY_INITIAL: Duration = Duration::from_millis(50);
+/// The longest wait between retries.
+const RETRY_MAX: Duration = Duration::from_secs(2);
+
+/// Runs for the node's life on its runtime.
+pub fn spawn(handle: WorldHandle, world: WorldId, name: String) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut roles = handle.live.role.subscribe();
+        loop {
+            let role = roles.borrow_and_update().clone();
+            match role {
+                Role::Follower { authority } if authority.starts_with("http") => {
+                    follow_http(&handle, &world, &name, &authority, &mut roles).await;
+                }
+                _ => {
+                    if roles.changed().await.is_err() {
+                        return;
+                    }
+                }
+            }
+        }
+    })
+}
+
+/// Follows `authority` over HTTP until the role changes.
+async fn follow_http(
+    handle: &WorldHandle,
+    world: &WorldId,
+    name: &str,
+    authority: &str,
+    roles: &mut watch::Receiver<Role>,
+) {
+    let mut source = match HttpSource::new(authority, world.clone(), name) {
+        Ok(source) => source,
+        Err(error) => {
+            set_error(handle, Some(format!("{} ({})", error, error.code())));
+            tracing::error!(error = %error, code = error.code(), "cannot follow");
+            let _ = roles.changed().await;
+            return;
+        }
+    };
+    let durable = source.durable();
+    let head_tick = source.head_tick();
+    let mut retry = RETRY_INITIAL;
+    tracing::info!(authority, "following");
+    loop {
+        let position = match handle.follow_head().await {
+            Ok((applied, durable_head)) => {
+                durable.store(durable_head.ordinal, Ordering::SeqCst);
+                applied
+            }
+            Err(_) => return,
+        };
+        let pulled = tokio::select! {
+            _ = roles.changed() => return,
+            pulled = source.next(position) => pulled,
+        };
+        let failure = match pulled {
+            Ok(records) if records.is_empty() => None,
+            Ok(records) => match handle.apply(records).await {
+                Ok(applied) => {
+                    durable.store(applied.durable.ordinal, Ordering::SeqCst);
+                    None
+                }
+                Err(error) if error.code == "peer_root_mismatch" => {
+                    tracing::error!(message = %error.message, "peer root mismatch: following stopped");
+                    set_error(handle, Some(format!("{} ({})", error.message, error.code)));
+                    // The actor made the role `diverged`.
+                    return;
+                }
+                Err(error) => Some(format!("{} ({})", error.message, error.code)),
+            },
+            Err(error) => Some(describe(&error, position)),
+        };
+        lag(handle, head_tick.load(Ordering::SeqCst));
+        match failure {
+            None => {
+                set_error(handle, None);
+                retry = RETRY_INITIAL;
+            }
+            Some(reason) => {
+                tracing::warn!(reason = %reason, retry_ms = retry.as_millis() as u64, "following: retrying");
+                set_error(handle, Some(reason));
+                tokio::select! {
+                    _ = roles.changed() => return,
+                    _ = tokio::time::sleep(retry) => {}
+                }
+                retry = (retry * 2).min(RETRY_MAX);
+            }
+        }
+    }
+}
+
+fn describe(error: &FederationError, position: Position) -> String {
+    match error {
+        FederationError::Diverged(_) => format!(
+            "{error} (peer_diverged): this node's record {} is not the authority's; its journal \
+             is not a prefix of the authority's (docs/FEDERATION.md, recovery)",
+            position.ordinal
+        ),
+        other => format!("{other} ({})", other.code()),
+    }
+}
+
+fn lag(handle: &WorldHandle, authority_tick: u64) {
+    let live = &handle.live;
+    live.authority_tick.store(authority_tick, Ordering::SeqCst);
+    let own = live.status.read().expect("status lock").roots.tick;
+    live.metrics
+        .lag_ticks
+        .store(authority_tick.saturating_sub(own), Ordering::Relaxed);
+}
+
+fn set_error(handle: &WorldHandle, reason: Option<String>) {
+    *handle.live.follow_error.lock().expect("follow error lock") = reason;
+}
