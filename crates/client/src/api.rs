@@ -484,7 +484,8 @@ pub struct Drained {
 pub struct RoleChange {
     /// `authority`, `standby` or `follower`.
     pub role: String,
-    /// The tick from which a promoted node admits inputs.
+    /// The node's head tick after the change (a promoted node admits
+    /// inputs for the next one).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tick: Option<u64>,
     /// The authority a rejoined node follows.

@@ -525,23 +525,25 @@ impl Client {
     // The federation recovery commands (docs/FEDERATION.md §Recovery
     // commands): a node's role changes, through its admin API.
 
-    /// `POST /admin/federation/promote`: a caught-up follower becomes the
-    /// world's authority (`{"role":"authority","tick":T}`); 409
-    /// `not_follower` from a node that is not a follower.
+    /// `POST /admin/federation/promote`: a follower (or standby) becomes
+    /// the world's authority at its head (`{"role":"authority","tick":T}`);
+    /// 409 `already_authority` or `world_diverged` otherwise.
     pub async fn federation_promote(&self) -> Result<api::RoleChange, ClientError> {
         self.admin("/admin/federation/promote").await
     }
 
     /// `POST /admin/federation/leave`: the authority stops admitting inputs
-    /// and stands by (`{"role":"standby"}`); 409 `not_authority` otherwise.
+    /// and stands by (`{"role":"standby","tick":T}`); 409 `not_authority`
+    /// otherwise.
     pub async fn federation_leave(&self) -> Result<api::RoleChange, ClientError> {
         self.admin("/admin/federation/leave").await
     }
 
-    /// `POST /admin/federation/rejoin` with `{"authority":"URL"}`: the node
-    /// follows the authority at `authority` again
-    /// (`{"role":"follower","authority":"URL"}`), once its journal is a
-    /// prefix of the authority's (else 409 `peer_diverged`).
+    /// `POST /admin/federation/rejoin` with `{"authority":"URL"}`: a
+    /// standby follows the authority at `authority`
+    /// (`{"role":"follower","authority":"URL"}`), once that node confirms it
+    /// is the authority and this node's head is a record of its journal
+    /// (else 409 `not_authority` or `peer_diverged`).
     pub async fn federation_rejoin(&self, authority: &str) -> Result<api::RoleChange, ClientError> {
         let path = "/admin/federation/rejoin";
         let body = serde_json::json!({ "authority": authority })
@@ -552,31 +554,6 @@ impl Client {
             .await?;
         let body = expect(&answer, StatusCode::OK, "POST", path)?;
         decode("POST", path, answer.status, body)
-    }
-
-    /// Until main's `records`: `GET /v1/worlds/{world}/records` with
-    /// `wait_ms=0`, the framed body unchecked.
-    pub async fn federation_records_page(
-        &self,
-        after: u64,
-        checksum: &str,
-        max_bytes: usize,
-    ) -> Result<Bytes, ClientError> {
-        let path = self.world_path(&format!(
-            "records?after={after}&checksum={checksum}&wait_ms=0&max_bytes={max_bytes}"
-        ));
-        let answer = self.send(Method::GET, &path, None, false).await?;
-        expect(&answer, StatusCode::OK, "GET", &path)?;
-        Ok(answer.body)
-    }
-
-    /// Until main's `authority` and the status's federation fields:
-    /// `GET /v1/worlds/{world}/{rest}` as JSON.
-    pub async fn federation_world_json(
-        &self,
-        rest: &str,
-    ) -> Result<serde_json::Value, ClientError> {
-        self.get_json(&self.world_path(rest)).await
     }
 }
 

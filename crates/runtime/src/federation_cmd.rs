@@ -16,15 +16,17 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use everarcade_client::{Client, ClientError};
+use everarcade_client::{Client, ClientError, RecordsQuery};
 use everarcade_federation::compare::{Comparison, Divergence, Outcome, Summary};
 use everarcade_federation::stream::{apply, decode_stream};
+use everarcade_node::config::Peer;
 use everarcade_protocol::Hash;
 use everarcade_store::meta::{StatusFile, read_json};
 use everarcade_store::{DiskStorage, JournalReader, StoreError, WorldDir};
 use everarcade_world::follow::{FollowError, Head};
 use everarcade_world::{DurableWorld, Entry};
 
+use crate::config_cmd::{NodeFlags, effective};
 use crate::exit::{BAD_SIGNATURE, DIVERGENCE, FAILURE, Failure, INTEGRITY, NOT_RUNNING, USAGE};
 use crate::probe;
 use crate::target::{DurabilityArgs, Target, WorldRef, open, store_failure, world_failure};
@@ -132,79 +134,18 @@ pub fn run(args: FederationArgs) -> Result<(), Failure> {
 
 // ---------------------------------------------------------------- peers
 
-/// A trusted peer: the shape of `everarcade_node::config::Peer`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-struct Peer {
-    /// `http://HOST:PORT` or `https://HOST:PORT`, without a trailing `/`.
-    url: String,
-    /// The operator public key it must report, 64 lowercase hex digits.
-    operator_public_key: String,
-}
-
-/// The configured peers: `[federation] peers` of `--config`, else of
-/// `EVERARCADE_CONFIG`; none without a file.
-///
-/// Until main's `NodeConfig.federation.peers()` lands, the file's
-/// `[federation] peers` is read here by the same rule.
+/// The configured peers: `[federation] peers` of the effective node
+/// configuration (`--config`, else `EVERARCADE_CONFIG`; the `EVERARCADE_*`
+/// environment over it); none without one.
 fn configured_peers(args: &PeerConfigArgs) -> Result<Vec<Peer>, Failure> {
-    let file = args.config.clone().or_else(|| {
-        std::env::var_os(everarcade_node::config::CONFIG_FILE_ENV)
-            .filter(|value| !value.is_empty())
-            .map(PathBuf::from)
-    });
-    let Some(file) = file else {
-        return Ok(Vec::new());
+    let flags = NodeFlags {
+        config: args.config.clone(),
+        ..NodeFlags::default()
     };
-    let invalid = |reason: String| {
-        Failure::new(
-            USAGE,
-            "invalid_config",
-            format!("{}: {reason}", file.display()),
-        )
-    };
-    let text = std::fs::read_to_string(&file).map_err(|e| invalid(e.to_string()))?;
-    let table: toml::Table = text
-        .parse()
-        .map_err(|e: toml::de::Error| invalid(e.to_string()))?;
-    let entries = table
-        .get("federation")
-        .and_then(|section| section.get("peers"))
-        .and_then(|peers| peers.as_array())
-        .cloned()
-        .unwrap_or_default();
-    entries
-        .iter()
-        .map(|entry| {
-            let entry = entry
-                .as_str()
-                .ok_or_else(|| invalid("federation.peers holds strings".into()))?;
-            parse_peer(entry).map_err(invalid)
-        })
-        .collect()
-}
-
-/// `"<url> <operator public key, 64 hex>"`.
-fn parse_peer(entry: &str) -> Result<Peer, String> {
-    let mut parts = entry.split_whitespace();
-    let (Some(url), Some(key), None) = (parts.next(), parts.next(), parts.next()) else {
-        return Err(format!(
-            "federation.peers: {entry:?} is not \"<url> <operator public key>\""
-        ));
-    };
-    if !(url.starts_with("http://") || url.starts_with("https://")) {
-        return Err(format!(
-            "federation.peers: {url:?} must start with http:// or https://"
-        ));
-    }
-    if key.len() != 64 || !key.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Err(format!(
-            "federation.peers: the key of {url} must be 64 hex digits, not {key:?}"
-        ));
-    }
-    Ok(Peer {
-        url: url.trim_end_matches('/').to_string(),
-        operator_public_key: key.to_ascii_lowercase(),
-    })
+    effective(&flags)?
+        .federation
+        .peers()
+        .map_err(|error| Failure::new(USAGE, "invalid_config", error.to_string()))
 }
 
 /// The configured peer at `url`, or `peer_unknown`.
@@ -274,11 +215,16 @@ async fn fetch_page(
     after: u64,
     checksum: &Hash,
 ) -> Result<Vec<everarcade_federation::WireRecord>, ClientError> {
-    // Until main's `Client::records` lands.
-    let body = client
-        .federation_records_page(after, &checksum.to_hex(), PAGE_BYTES_MAX)
-        .await?;
-    decode_stream(&body).map_err(|error| ClientError::Unexpected {
+    let checksum = checksum.to_hex();
+    let query = RecordsQuery {
+        after,
+        checksum: &checksum,
+        wait_ms: 0,
+        max_bytes: PAGE_BYTES_MAX,
+        follower: None,
+    };
+    let page = client.records(&query).await?;
+    decode_stream(&page.body).map_err(|error| ClientError::Unexpected {
         method: "GET",
         path: "records".into(),
         status: 200,
@@ -753,6 +699,7 @@ fn status(args: StatusArgs) -> Result<(), Failure> {
         "role": local.role,
         "authority": local.authority,
         "lag_ticks": local.lag_ticks,
+        "follow_error": local.follow_error,
         "lease_revision": local.lease_revision,
         "head_tick": local.head_tick,
         "state_root": local.state_root,
@@ -786,6 +733,7 @@ struct LocalView {
     role: Option<String>,
     authority: Option<String>,
     lag_ticks: Option<u64>,
+    follow_error: Option<String>,
     lease_revision: Option<u64>,
     head_tick: u64,
     state_root: String,
@@ -797,25 +745,19 @@ async fn local_live(world: &WorldRef, node: &probe::RunningNode) -> Result<Local
         .ok_or_else(|| format!("node pid {} has recorded no address yet", node.pid))?;
     let client = probe::client_at(&url, world, node.tls_cert.as_deref(), CALL_TIMEOUT)
         .map_err(|e| e.to_string())?;
-    // Until main's `Client::authority` and the status's federation fields.
-    let status = client
-        .federation_world_json("status")
-        .await
-        .map_err(|e| format!("node pid {} does not answer: {e}", node.pid))?;
-    let authority = client
-        .federation_world_json("authority")
-        .await
-        .map_err(|e| format!("node pid {} does not answer: {e}", node.pid))?;
-    let text = |value: &serde_json::Value| value.as_str().map(str::to_string);
+    let unreachable = |e: ClientError| format!("node pid {} does not answer: {e}", node.pid);
+    let status = client.status().await.map_err(unreachable)?;
+    let authority = client.authority().await.map_err(unreachable)?;
     Ok(LocalView {
         running: true,
         reason: None,
-        role: text(&status["role"]).or_else(|| text(&authority["role"])),
-        authority: text(&status["authority"]).or_else(|| text(&authority["authority"])),
-        lag_ticks: status["lag_ticks"].as_u64(),
-        lease_revision: authority["lease_revision"].as_u64(),
-        head_tick: status["head_tick"].as_u64().unwrap_or_default(),
-        state_root: text(&status["state_root"]).unwrap_or_default(),
+        role: Some(status.role),
+        authority: status.authority,
+        lag_ticks: status.lag_ticks,
+        follow_error: status.follow_error,
+        lease_revision: authority.lease_revision,
+        head_tick: status.head_tick,
+        state_root: status.state_root.to_hex(),
     })
 }
 
@@ -827,6 +769,7 @@ fn local_disk(dir: &WorldDir, reason: String) -> Result<LocalView, Failure> {
         role: None,
         authority: None,
         lag_ticks: None,
+        follow_error: None,
         lease_revision: None,
         head_tick: status.head_tick,
         state_root: status.state_root,
@@ -870,6 +813,9 @@ fn print_status(object: &serde_json::Value) {
             None => println!("lag              none reported (not a follower)"),
         }
         println!("lease revision   {}", or_none(&object["lease_revision"]));
+        if let Some(error) = object["follow_error"].as_str() {
+            println!("following fails  {error}");
+        }
     } else {
         println!(
             "node             {} (the disk's head follows)",
@@ -982,7 +928,7 @@ fn report_role(
     }
     let mut line = format!("world {}: role {}", world.id, change.role);
     if let Some(tick) = change.tick {
-        line.push_str(&format!(", admitting inputs from tick {tick}"));
+        line.push_str(&format!(" at tick {tick}"));
     }
     if let Some(authority) = &change.authority {
         line.push_str(&format!(", following {authority}"));
@@ -996,19 +942,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_peer_entry_is_a_url_and_a_key() {
-        let key = "ab".repeat(32);
-        let peer = parse_peer(&format!("http://127.0.0.1:8081/ {}", key.to_uppercase())).unwrap();
-        assert_eq!(peer.url, "http://127.0.0.1:8081");
-        assert_eq!(peer.operator_public_key, key);
-        assert!(parse_peer("http://127.0.0.1:8081").is_err());
-        assert!(parse_peer(&format!("127.0.0.1:8081 {key}")).is_err());
-        assert!(parse_peer("http://127.0.0.1:8081 abcd").is_err());
-    }
-
-    #[test]
     fn only_configured_peers_are_found() {
-        let peers = vec![parse_peer(&format!("http://127.0.0.1:8081 {}", "0".repeat(64))).unwrap()];
+        let peers = vec![Peer {
+            url: "http://127.0.0.1:8081".into(),
+            operator_public_key: "0".repeat(64),
+        }];
         assert!(find_peer(&peers, "http://127.0.0.1:8081/").is_ok());
         let failure = find_peer(&peers, "http://127.0.0.1:8082").unwrap_err();
         assert_eq!(failure.code, "peer_unknown");

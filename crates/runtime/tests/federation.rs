@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use everarcade_client::{BlockingClient, Client, Encoding};
+use everarcade_client::{BlockingClient, Client, Encoding, RecordsQuery};
 use everarcade_protocol::{Envelope, WorldId, test_signing_key};
 use everarcade_store::Record;
 use everarcade_store::journal::{decode_body, decode_record_frame, encode_record};
@@ -532,8 +532,8 @@ fn forging_server(upstream: &Node, forgery: Forgery) -> (String, Arc<Forger>) {
             .unwrap();
         runtime.block_on(async move {
             let status = |State(forger): State<Arc<Forger>>| async move {
-                let value = forger.upstream.federation_world_json("status").await.unwrap();
-                axum::Json(value)
+                let status = forger.upstream.status().await.unwrap();
+                axum::Json(serde_json::to_value(status).unwrap())
             };
             let records = |State(forger): State<Arc<Forger>>, RawQuery(query): RawQuery| async move {
                 forger.record_requests.fetch_add(1, Ordering::SeqCst);
@@ -546,12 +546,16 @@ fn forging_server(upstream: &Node, forgery: Forgery) -> (String, Arc<Forger>) {
                         .to_string()
                 };
                 let after: u64 = value("after").parse().unwrap();
-                let body = forger
-                    .upstream
-                    .federation_records_page(after, &value("checksum"), 1 << 20)
-                    .await
-                    .unwrap();
-                let mut records = everarcade_federation::stream::decode_stream(&body).unwrap();
+                let checksum = value("checksum");
+                let query = RecordsQuery {
+                    after,
+                    checksum: &checksum,
+                    wait_ms: 0,
+                    max_bytes: 1 << 20,
+                    follower: None,
+                };
+                let page = forger.upstream.records(&query).await.unwrap();
+                let mut records = everarcade_federation::stream::decode_stream(&page.body).unwrap();
                 forge(&mut records, forger.forgery);
                 let mut out = Vec::new();
                 everarcade_federation::stream::encode_stream(&records, &mut out);
@@ -680,4 +684,79 @@ fn compare_reports_a_peer_of_another_lineage_at_the_genesis_record() {
         report["peers"][0]["local_head_tick"], HISTORY_TICKS,
         "{report}"
     );
+}
+
+/// The node's role as its status reports it.
+fn role(node: &Node) -> String {
+    node.blocking().status().unwrap().role
+}
+
+#[test]
+fn leave_promote_and_rejoin_move_authority_between_two_nodes() {
+    let pair = Pair::new("roles");
+    let follower_root = pair.scratch.join("follower");
+    let follower = Node::start_with(
+        &follower_root,
+        pair.scratch.join("follower.log"),
+        &["--follow", &pair.authority.url()],
+    );
+    pair.submit(3);
+    let head = pair.authority.blocking().status().unwrap().head_tick;
+    follower.wait_tick(head);
+    assert_eq!(role(&follower), "follower");
+    let authority_root = pair.authority_root();
+
+    // A follower cannot leave authority it does not hold.
+    let output = federation("leave", &follower_root, &[]);
+    expect_failure(&output, 1, "not_authority");
+    // The authority leaves: it stands by.
+    let output = federation("leave", &authority_root, &["--json"]);
+    assert!(output.status.success(), "{}", text(&output));
+    assert_eq!(json(&output)["role"], "standby");
+    // The caught-up follower is promoted.
+    let output = federation("promote", &follower_root, &["--json"]);
+    assert!(output.status.success(), "{}", text(&output));
+    let promoted = json(&output);
+    assert_eq!(promoted["role"], "authority", "{promoted}");
+    assert!(promoted["tick"].as_u64() >= Some(head), "{promoted}");
+    assert_eq!(role(&follower), "authority");
+    let output = federation("promote", &follower_root, &[]);
+    expect_failure(&output, 1, "already_authority");
+
+    // The old authority rejoins the new one, a configured peer.
+    let key = follower.key_hex();
+    let cfg = config(
+        pair.scratch.path(),
+        "new-authority",
+        &[(&follower.url(), &key)],
+    );
+    let cfg_text = cfg.to_str().unwrap();
+    let output = federation(
+        "rejoin",
+        &authority_root,
+        &["--authority", &pair.authority.url(), "--config", cfg_text],
+    );
+    expect_failure(&output, 9, "peer_unknown");
+    let output = federation(
+        "rejoin",
+        &authority_root,
+        &[
+            "--authority",
+            &follower.url(),
+            "--config",
+            cfg_text,
+            "--json",
+        ],
+    );
+    assert!(output.status.success(), "{}", text(&output));
+    let rejoined = json(&output);
+    assert_eq!(rejoined["role"], "follower", "{rejoined}");
+    assert_eq!(rejoined["authority"], follower.url().as_str(), "{rejoined}");
+    assert_eq!(role(&pair.authority), "follower");
+    // Status on the follower names its authority.
+    let output = federation("status", &authority_root, &["--config", cfg_text, "--json"]);
+    assert!(output.status.success(), "{}", text(&output));
+    let status = json(&output);
+    assert_eq!(status["role"], "follower", "{status}");
+    assert_eq!(status["authority"], follower.url().as_str(), "{status}");
 }
