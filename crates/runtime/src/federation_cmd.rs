@@ -209,12 +209,32 @@ fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
         .map_err(|e| Failure::new(FAILURE, "internal", format!("a tokio runtime: {e}")))
 }
 
+/// Why a page of a peer's record stream was not had.
+enum Fetch {
+    /// The peer refused or did not answer.
+    Peer(ClientError),
+    /// Its framing does not check out: nothing of the page is used.
+    Framing(everarcade_federation::FederationError),
+}
+
+impl Fetch {
+    /// As a command's failure.
+    fn failure(self, url: &str) -> Failure {
+        match self {
+            Fetch::Peer(error) => peer_failure(url, error),
+            Fetch::Framing(error) => {
+                Failure::new(INTEGRITY, error.code(), format!("peer {url}: {error}"))
+            }
+        }
+    }
+}
+
 /// One page of a peer's record stream after `(ordinal, checksum)`.
 async fn fetch_page(
     client: &Client,
     after: u64,
     checksum: &Hash,
-) -> Result<Vec<everarcade_federation::WireRecord>, ClientError> {
+) -> Result<Vec<everarcade_federation::WireRecord>, Fetch> {
     let checksum = checksum.to_hex();
     let query = RecordsQuery {
         after,
@@ -223,13 +243,8 @@ async fn fetch_page(
         max_bytes: PAGE_BYTES_MAX,
         follower: None,
     };
-    let page = client.records(&query).await?;
-    decode_stream(&page.body).map_err(|error| ClientError::Unexpected {
-        method: "GET",
-        path: "records".into(),
-        status: 200,
-        reason: format!("{}: {error}", error.code()),
-    })
+    let page = client.records(&query).await.map_err(Fetch::Peer)?;
+    decode_stream(&page.body).map_err(Fetch::Framing)
 }
 
 // ---------------------------------------------------------------- compare
@@ -245,10 +260,18 @@ fn compare(args: CompareArgs) -> Result<(), Failure> {
         .map(|url| find_peer(&peers, url).cloned())
         .collect::<Result<_, _>>()?;
     let runtime = runtime()?;
+    // Every peer is checked before records are fetched from any.
+    let clients: Vec<Client> = chosen
+        .iter()
+        .map(|peer| {
+            runtime
+                .block_on(trusted_client(&world, peer))
+                .map(|(client, _)| client)
+        })
+        .collect::<Result<_, _>>()?;
     let mut reports = Vec::new();
-    for peer in &chosen {
-        let (client, _) = runtime.block_on(trusted_client(&world, peer))?;
-        let outcome = runtime.block_on(compare_with(&client, &world.dir, args.sample))?;
+    for (peer, client) in chosen.iter().zip(&clients) {
+        let outcome = runtime.block_on(compare_with(client, &world.dir, args.sample))?;
         reports.push((peer.url.clone(), outcome));
     }
     let object = compare_json(&world, args.sample, &reports);
@@ -300,10 +323,12 @@ async fn compare_with(client: &Client, dir: &WorldDir, sample: u64) -> Result<Ou
         let (after, checksum) = comparison.peer_position();
         let records = match fetch_page(client, after, &checksum).await {
             Ok(records) => records,
-            Err(ClientError::Node { code, .. }) if after == 0 && code == "peer_diverged" => {
+            Err(Fetch::Peer(ClientError::Node { code, .. }))
+                if after == 0 && code == "peer_diverged" =>
+            {
                 return genesis_diverged(&mut reader);
             }
-            Err(error) => return Err(peer_failure(client.address(), error)),
+            Err(fetch) => return Err(fetch.failure(client.address())),
         };
         if records.is_empty() {
             break;
@@ -550,7 +575,9 @@ async fn import_from(
     loop {
         let records = match fetch_page(client, applied.ordinal, &applied.checksum).await {
             Ok(records) => records,
-            Err(ClientError::Node { code, message, .. }) if code == "peer_diverged" => {
+            Err(Fetch::Peer(ClientError::Node { code, message, .. }))
+                if code == "peer_diverged" =>
+            {
                 report.stop = Some(Failure::new(
                     DIVERGENCE,
                     "peer_diverged",
@@ -561,8 +588,8 @@ async fn import_from(
                 ));
                 break;
             }
-            Err(error) => {
-                report.stop = Some(peer_failure(client.address(), error));
+            Err(fetch) => {
+                report.stop = Some(fetch.failure(client.address()));
                 break;
             }
         };
@@ -808,9 +835,12 @@ fn print_status(object: &serde_json::Value) {
         println!("node             running");
         println!("role             {}", or_none(&object["role"]));
         println!("authority        {}", or_none(&object["authority"]));
-        match object["lag_ticks"].as_u64() {
-            Some(lag) => println!("lag              {lag} ticks behind the authority"),
-            None => println!("lag              none reported (not a follower)"),
+        match (object["role"].as_str(), object["lag_ticks"].as_u64()) {
+            (Some("authority"), _) => {
+                println!("lag              none (this node is the authority)")
+            }
+            (_, Some(lag)) => println!("lag              {lag} ticks behind the authority"),
+            (_, None) => println!("lag              not known yet"),
         }
         println!("lease revision   {}", or_none(&object["lease_revision"]));
         if let Some(error) = object["follow_error"].as_str() {

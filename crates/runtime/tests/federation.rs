@@ -478,6 +478,8 @@ enum Forgery {
     /// Re-encoded with a changed state root or input payload and a correct
     /// checksum and chain: only re-execution or the signature finds it.
     Rewritten,
+    /// The stream's last byte cut: a frame ends early.
+    Truncated,
 }
 
 /// The forging server's state.
@@ -509,6 +511,7 @@ fn forge(records: &mut [everarcade_federation::WireRecord], forgery: Forgery) {
             encode_record(frame.kind, &record.encode_body(), &prev, &mut bytes);
             first.bytes = bytes;
         }
+        Forgery::Truncated => {}
     }
 }
 
@@ -559,6 +562,9 @@ fn forging_server(upstream: &Node, forgery: Forgery) -> (String, Arc<Forger>) {
                 forge(&mut records, forger.forgery);
                 let mut out = Vec::new();
                 everarcade_federation::stream::encode_stream(&records, &mut out);
+                if forger.forgery == Forgery::Truncated {
+                    out.pop();
+                }
                 out.into_response()
             };
             let router = axum::Router::new()
@@ -579,12 +585,14 @@ fn import_refuses_a_forged_record_stream_and_journals_nothing() {
     pair.authority.wait_tick(HISTORY_TICKS + 10);
     let key = pair.authority.key_hex();
     let before = journal_bytes(&pair.copy);
-    for (forgery, codes) in [
-        (Forgery::FlippedByte, &["record_malformed"][..]),
+    for (forgery, codes, names_a_record) in [
+        (Forgery::FlippedByte, &["record_malformed"][..], true),
         (
             Forgery::Rewritten,
             &["peer_root_mismatch", "input_refused"][..],
+            true,
         ),
+        (Forgery::Truncated, &["record_stream_malformed"][..], false),
     ] {
         let (url, forger) = forging_server(&pair.authority, forgery);
         let cfg = config(pair.scratch.path(), "forger", &[(&url, &key)]);
@@ -597,13 +605,14 @@ fn import_refuses_a_forged_record_stream_and_journals_nothing() {
         let report = json(&output);
         let code = report["error"]["code"].as_str().unwrap().to_string();
         assert!(codes.contains(&code.as_str()), "{report}");
-        // The first record after the copy's head is the forged one.
-        assert_eq!(
-            report["refused"]["record"],
-            report["from_record"].as_u64().unwrap() + 1,
-            "{report}"
-        );
-        assert_eq!(report["refused"]["code"], code.as_str(), "{report}");
+        if names_a_record {
+            // The first record after the copy's head is the forged one.
+            let forged = report["from_record"].as_u64().unwrap() + 1;
+            assert_eq!(report["refused"]["record"], forged, "{report}");
+            assert_eq!(report["refused"]["code"], code.as_str(), "{report}");
+        } else {
+            assert_eq!(output.status.code(), Some(4), "{report}");
+        }
         assert_eq!(report["records_imported"], 0, "{report}");
         assert!(forger.record_requests.load(Ordering::SeqCst) >= 1);
         assert!(journal_bytes(&pair.copy) == before, "nothing was journaled");
