@@ -477,3 +477,18 @@ pub struct Drained {
     /// The tick that executed the last acknowledged input.
     pub tick: u64,
 }
+
+/// `POST /admin/federation/{promote,leave,rejoin}`: the node's role after
+/// the change (docs/FEDERATION.md §Recovery commands).
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
+pub struct RoleChange {
+    /// `authority`, `standby` or `follower`.
+    pub role: String,
+    /// The node's head tick after the change (a promoted node admits
+    /// inputs for the next one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tick: Option<u64>,
+    /// The authority a rejoined node follows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authority: Option<String>,
+}

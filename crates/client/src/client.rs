@@ -521,6 +521,40 @@ impl Client {
             }),
         }
     }
+
+    // The federation recovery commands (docs/FEDERATION.md §Recovery
+    // commands): a node's role changes, through its admin API.
+
+    /// `POST /admin/federation/promote`: a follower (or standby) becomes
+    /// the world's authority at its head (`{"role":"authority","tick":T}`);
+    /// 409 `already_authority` or `world_diverged` otherwise.
+    pub async fn federation_promote(&self) -> Result<api::RoleChange, ClientError> {
+        self.admin("/admin/federation/promote").await
+    }
+
+    /// `POST /admin/federation/leave`: the authority stops admitting inputs
+    /// and stands by (`{"role":"standby","tick":T}`); 409 `not_authority`
+    /// otherwise.
+    pub async fn federation_leave(&self) -> Result<api::RoleChange, ClientError> {
+        self.admin("/admin/federation/leave").await
+    }
+
+    /// `POST /admin/federation/rejoin` with `{"authority":"URL"}`: a
+    /// standby follows the authority at `authority`
+    /// (`{"role":"follower","authority":"URL"}`), once that node confirms it
+    /// is the authority and this node's head is a record of its journal
+    /// (else 409 `not_authority` or `peer_diverged`).
+    pub async fn federation_rejoin(&self, authority: &str) -> Result<api::RoleChange, ClientError> {
+        let path = "/admin/federation/rejoin";
+        let body = serde_json::json!({ "authority": authority })
+            .to_string()
+            .into_bytes();
+        let answer = self
+            .send(Method::POST, path, Some((body, Encoding::Json)), true)
+            .await?;
+        let body = expect(&answer, StatusCode::OK, "POST", path)?;
+        decode("POST", path, answer.status, body)
+    }
 }
 
 /// Why a state answer was refused.

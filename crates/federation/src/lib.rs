@@ -1,6 +1,8 @@
 //! Replicated worlds (docs/FEDERATION.md): one node holds input authority
 //! for a world, followers replicate it.
 //!
+//! - [`compare`]: a local journal against a peer's record stream, checksum
+//!   by checksum and root by root (`federation compare`);
 //! - [`wire`]: a journal record as carried between hosts (its exact journal
 //!   bytes and its ordinal) and a position in a journal;
 //! - [`role`]: a node's role for a world, kept in one place;
@@ -31,6 +33,7 @@
 
 #![cfg_attr(not(test), warn(unused_crate_dependencies))]
 
+pub mod compare;
 pub mod error;
 pub mod fence;
 pub mod http;

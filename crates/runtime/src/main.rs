@@ -12,6 +12,7 @@ mod client_cmd;
 mod config_cmd;
 mod doctor;
 mod exit;
+mod federation_cmd;
 mod inputs;
 mod manager_cmd;
 mod new_cmd;
@@ -145,6 +146,8 @@ enum Command {
     Package(package_cmd::PackageArgs),
     /// Signed usage reports: `usage report` builds one from the journal, `usage verify` checks one.
     Usage(usage_cmd::UsageArgs),
+    /// Federation recovery: `federation status|compare|import|promote|leave|rejoin` (docs/FEDERATION.md).
+    Federation(federation_cmd::FederationArgs),
 }
 
 fn main() -> ExitCode {
@@ -203,6 +206,7 @@ fn main() -> ExitCode {
         Command::New(args) => new_cmd::run(args),
         Command::Package(args) => package_cmd::run(args),
         Command::Usage(args) => usage_cmd::run(args),
+        Command::Federation(args) => federation_cmd::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
