@@ -21,13 +21,35 @@
 //! `Node::prepare` to the first `/readyz` 200, beside its floor: compiling
 //! the package on a fresh engine plus `DurableWorld::open` of the same world.
 //!
+//! **Federation** (`EA_BENCH_ONLY=federation`; issue 11, docs/FEDERATION.md).
+//! The same load, single binary lanes, against four set-ups, each with new
+//! worlds: an authority under `--ack local` alone (the reference); under
+//! `--ack replicated` publishing to the machine's JetStream
+//! (127.0.0.1:4222), alone, then with a JetStream follower in the same
+//! process; and under `--ack replicated --ack-followers 1` with an HTTP
+//! follower. Admission of each beside `--ack local`'s (target ≥ 0.5), and the
+//! followers' lag: every 10 ms the follower's head tick, then the
+//! authority's, are read and their difference kept; p50, p99 and max in
+//! ticks (target p99 ≤ 2). Both nodes share this machine's two cores with
+//! the load driver.
+//!
+//! **Catch-up** (`EA_BENCH_ONLY=catch-up`). A world of
+//! `EA_BENCH_CATCH_UP_TICKS` ticks (default 100,000; `EA_BENCH_CATCH_UP_BOTS`
+//! bots, default 4) served by an authority node; a new follower (`--follow
+//! http://…`, empty runtime root) starts and follows it: the time from its
+//! `Node::prepare` to its head reaching the world's last tick, beside
+//! `replay` from genesis with signatures checked (`replay-verify`'s work) of
+//! the same journal in the same run (target ≥ 0.5 of its speed).
+//!
 //! Environment:
-//! - `EA_BENCH_ONLY`: `admission` or `cold-start` (default: both);
+//! - `EA_BENCH_ONLY`: `admission`, `cold-start`, `federation` or `catch-up`
+//!   (default: all four; `federation` needs NATS with JetStream);
 //! - `EA_BENCH_ADMISSION_SECONDS`: bound of each load run (default 10);
 //! - `EA_BENCH_ADMISSION_INPUTS`: envelopes prepared per run (default 150000);
 //! - `EA_BENCH_ADMISSION_CONCURRENCY`: lanes (default 32);
 //! - `EA_BENCH_ADMISSION_BOTS`: bot players (default 256);
-//! - `EA_BENCH_COLD_TICKS`: ticks of the cold-start world (default 100000).
+//! - `EA_BENCH_COLD_TICKS`: ticks of the cold-start world (default 100000);
+//! - `EA_BENCH_CATCH_UP_TICKS`, `EA_BENCH_CATCH_UP_BOTS`: the catch-up world.
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -68,23 +90,32 @@ const RATE_PER_CLIENT: u32 = 1_000_000;
 enum Only {
     Admission,
     ColdStart,
+    Federation,
+    CatchUp,
 }
 
 struct Options {
-    admission: bool,
-    cold_start: bool,
+    only: Option<Only>,
     seconds: u64,
     inputs: u64,
     concurrency: u32,
     bots: u32,
     cold_ticks: u64,
+    catch_up_ticks: u64,
+    catch_up_bots: u64,
 }
 
 impl Options {
+    fn runs(&self, section: Only) -> bool {
+        self.only.is_none_or(|only| only == section)
+    }
+
     fn from_env() -> Result<Options, String> {
         let only = settings::only(&[
             ("admission", Only::Admission),
             ("cold-start", Only::ColdStart),
+            ("federation", Only::Federation),
+            ("catch-up", Only::CatchUp),
         ])?;
         let small = |name: &str, default: u64, max: u64| -> Result<u32, String> {
             let value = settings::positive(name, default)?;
@@ -94,13 +125,14 @@ impl Options {
             Ok(value as u32)
         };
         Ok(Options {
-            admission: only != Some(Only::ColdStart),
-            cold_start: only != Some(Only::Admission),
+            only,
             seconds: settings::positive("EA_BENCH_ADMISSION_SECONDS", 10)?,
             inputs: settings::positive("EA_BENCH_ADMISSION_INPUTS", 150_000)?.min(2_000_000),
             concurrency: small("EA_BENCH_ADMISSION_CONCURRENCY", 32, 512)?,
             bots: small("EA_BENCH_ADMISSION_BOTS", 256, 4096)?,
             cold_ticks: settings::positive("EA_BENCH_COLD_TICKS", 100_000)?,
+            catch_up_ticks: settings::positive("EA_BENCH_CATCH_UP_TICKS", 100_000)?,
+            catch_up_bots: settings::positive("EA_BENCH_CATCH_UP_BOTS", 4)?.min(1024),
         })
     }
 }
@@ -123,12 +155,14 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let sections: [(bool, &str, Section); 2] = [
-        (options.admission, "admission", admission_section),
-        (options.cold_start, "cold start", cold_start_section),
+    let sections: [(Only, &str, Section); 4] = [
+        (Only::Admission, "admission", admission_section),
+        (Only::ColdStart, "cold start", cold_start_section),
+        (Only::Federation, "federation", federation_section),
+        (Only::CatchUp, "catch-up", catch_up_section),
     ];
-    for (enabled, name, run) in sections {
-        if !enabled {
+    for (section, name, run) in sections {
+        if !options.runs(section) {
             continue;
         }
         println!("load average before {name}: {}", load_average());
@@ -238,6 +272,7 @@ struct Running {
     stop: tokio::sync::oneshot::Sender<()>,
     task: tokio::task::JoinHandle<Result<everarcade_node::server::NodeExit, String>>,
     client: Client,
+    address: SocketAddr,
     /// From `Node::prepare` to the first `/readyz` 200.
     ready_seconds: f64,
 }
@@ -247,11 +282,22 @@ fn start_node(
     arena: &Arena,
     root: &std::path::Path,
 ) -> Result<Running, String> {
+    start_node_with(runtime, arena, root, |_| {})
+}
+
+/// [`start_node`] with `configure` applied to the node's configuration.
+fn start_node_with(
+    runtime: &tokio::runtime::Runtime,
+    arena: &Arena,
+    root: &std::path::Path,
+    configure: impl FnOnce(&mut NodeConfig),
+) -> Result<Running, String> {
     let address = free_address()?;
     let mut config = NodeConfig::default();
     config.http.addr = address;
     config.http.rate_per_client_per_second = RATE_PER_CLIENT;
     config.admin.token = Some("bench-admin-token-0123456789".into());
+    configure(&mut config);
     let spec = NodeSpec {
         runtime_root: root.to_path_buf(),
         world: Arena::world_id(),
@@ -277,6 +323,7 @@ fn start_node(
         stop,
         task,
         client,
+        address,
         ready_seconds,
     })
 }
@@ -571,4 +618,311 @@ fn floor(arena: &Arena, dir: &WorldDir) -> Result<(f64, f64), String> {
     let open = started.elapsed().as_secs_f64();
     drop(world);
     Ok((compile, open))
+}
+
+/// The machine's NATS server with JetStream (the federation section).
+const NATS_URL: &str = "nats://127.0.0.1:4222";
+/// How often the lag sampler reads both heads.
+const LAG_SAMPLE_EVERY: Duration = Duration::from_millis(10);
+
+/// How an authority replicates in one federation run.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Replication {
+    /// `--ack local`, no followers.
+    Local,
+    /// `--replicate nats://… --ack replicated`.
+    JetStream { follower: bool },
+    /// `--ack replicated --ack-followers 1`, one `--follow http://…` node.
+    Http,
+}
+
+impl Replication {
+    fn name(self) -> &'static str {
+        match self {
+            Replication::Local => "--ack local, no follower",
+            Replication::JetStream { follower: false } => {
+                "--ack replicated, JetStream, no follower"
+            }
+            Replication::JetStream { follower: true } => {
+                "--ack replicated, JetStream, one JetStream follower"
+            }
+            Replication::Http => "--ack replicated --ack-followers 1, one HTTP follower",
+        }
+    }
+}
+
+/// One federation run's figures.
+struct FederationRow {
+    replication: Replication,
+    load: LoadReport,
+    ticks_per_second: f64,
+    /// Authority head − follower head, one sample per [`LAG_SAMPLE_EVERY`], sorted.
+    lag: Vec<u64>,
+}
+
+/// Deletes a run's JetStream stream and lease bucket.
+fn delete_jetstream(runtime: &tokio::runtime::Runtime, prefix: &str) {
+    use everarcade_federation::lease::{LeaseBucket, LeaseConfig};
+    use everarcade_federation::nats::{NatsConfig, RecordLog};
+    runtime.block_on(async {
+        let mut nats = NatsConfig::new(NATS_URL);
+        nats.prefix = prefix.to_string();
+        if let Ok(log) = RecordLog::open(&nats, &Arena::world_id()).await {
+            let _ = log.delete().await;
+        }
+        let lease = LeaseConfig {
+            bucket: format!("{prefix}_authority"),
+            ttl: Duration::from_millis(NodeConfig::default().federation.lease_ttl_ms),
+        };
+        if let Ok(bucket) = LeaseBucket::open(&nats, &lease).await {
+            let _ = bucket.delete().await;
+        }
+    });
+}
+
+/// Waits until the node at `client` is its world's authority and, under
+/// JetStream, holds the lease: before that it refuses inputs.
+async fn wait_authority(client: &Client, lease: bool) -> Result<(), String> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let answer = client.authority().await;
+        if let Ok(authority) = &answer
+            && authority.role == "authority"
+            && (!lease || authority.lease_revision.is_some())
+        {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            return Err(format!("the node never became the authority: {answer:?}"));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Samples authority head − follower head until `stop` is set.
+async fn sample_lag(
+    authority: Client,
+    follower: Client,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+) -> Vec<u64> {
+    let mut lag = Vec::new();
+    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+        // The follower first: its head can only be older than the
+        // authority's read after it, so the lag is never understated.
+        if let Ok(following) = follower.status().await
+            && let Ok(leading) = authority.status().await
+        {
+            lag.push(leading.head_tick.saturating_sub(following.head_tick));
+        }
+        tokio::time::sleep(LAG_SAMPLE_EVERY).await;
+    }
+    lag.sort_unstable();
+    lag
+}
+
+fn federation_run(
+    options: &Options,
+    runtime: &tokio::runtime::Runtime,
+    arena: &Arena,
+    played: &Match,
+    index: usize,
+    replication: Replication,
+) -> Result<FederationRow, String> {
+    let id = Arena::world_id();
+    let prefix = format!("bench_{}_{index}", std::process::id());
+    let scratch =
+        Scratch::new(&format!("federation-{index}-authority")).map_err(|e| e.to_string())?;
+    let follower_scratch =
+        Scratch::new(&format!("federation-{index}-follower")).map_err(|e| e.to_string())?;
+    delete_jetstream(runtime, &prefix);
+    let authority = start_node_with(runtime, arena, scratch.path(), |config| {
+        let federation = &mut config.federation;
+        federation.nats_prefix = prefix.clone();
+        match replication {
+            Replication::Local => {}
+            Replication::JetStream { .. } => {
+                federation.replicate = Some(NATS_URL.into());
+                federation.ack = everarcade_node::config::AckPolicy::Replicated;
+            }
+            Replication::Http => {
+                federation.ack = everarcade_node::config::AckPolicy::Replicated;
+                federation.ack_followers = 1;
+            }
+        }
+    })?;
+    runtime.block_on(wait_authority(
+        &authority.client,
+        matches!(replication, Replication::JetStream { .. }),
+    ))?;
+    let follow = match replication {
+        Replication::Local | Replication::JetStream { follower: false } => None,
+        Replication::JetStream { follower: true } => Some(NATS_URL.to_string()),
+        Replication::Http => Some(format!("http://{}", authority.address)),
+    };
+    let follower = match follow {
+        None => None,
+        Some(url) => Some(start_node_with(
+            runtime,
+            arena,
+            follower_scratch.path(),
+            |config| {
+                config.federation.nats_prefix = prefix.clone();
+                config.federation.follow = Some(url);
+            },
+        )?),
+    };
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let sampler = follower.as_ref().map(|follower| {
+        runtime.spawn(sample_lag(
+            authority.client.clone(),
+            follower.client.clone(),
+            stop.clone(),
+        ))
+    });
+    let manifest = &arena.package.manifest;
+    let config = LoadConfig {
+        duration: Duration::from_secs(options.seconds),
+        pause_after_full: Duration::from_secs_f64(1.0 / f64::from(manifest.tick_rate_hz)),
+    };
+    let before = runtime
+        .block_on(authority.client.status())
+        .map_err(|e| e.to_string())?;
+    let load = runtime.block_on(load::run(
+        &authority.client.clone().with_encoding(Encoding::Binary),
+        played.lanes(&id, options.concurrency, false, 0),
+        config,
+    ));
+    let after = runtime
+        .block_on(authority.client.status())
+        .map_err(|e| e.to_string())?;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let lag = match sampler {
+        Some(task) => runtime.block_on(task).map_err(|e| e.to_string())?,
+        None => Vec::new(),
+    };
+    if let Some(follower) = follower {
+        stop_node(runtime, follower)?;
+    }
+    stop_node(runtime, authority)?;
+    delete_jetstream(runtime, &prefix);
+    Ok(FederationRow {
+        replication,
+        ticks_per_second: (after.head_tick - before.head_tick) as f64 / load.elapsed_seconds,
+        load,
+        lag,
+    })
+}
+
+fn federation_section(options: &Options, runtime: &tokio::runtime::Runtime) -> Result<(), String> {
+    let arena = Arena::load()?;
+    let played = play(&arena, options.bots, options.inputs)?;
+    println!(
+        "== federation: {} 2d-arena bot inputs of {} bots, {} single binary lanes, each run bounded by {} s; JetStream at {NATS_URL}; the lag sampled every {} ms",
+        played.inputs(),
+        options.bots,
+        options.concurrency,
+        options.seconds,
+        LAG_SAMPLE_EVERY.as_millis()
+    );
+    let runs = [
+        Replication::Local,
+        Replication::JetStream { follower: false },
+        Replication::JetStream { follower: true },
+        Replication::Http,
+    ];
+    let mut rows = Vec::new();
+    for (index, replication) in runs.into_iter().enumerate() {
+        let row = federation_run(options, runtime, &arena, &played, index, replication)?;
+        let quantile = |q: f64| {
+            row.load
+                .latency_quantile_micros(q)
+                .map_or("-".into(), |micros| millis(micros as f64 / 1e6))
+        };
+        println!(
+            "{}: {} inputs/s admitted ({} of {} sent, refused {:?}), ack p50 {} p99 {}, {:.1} ticks/s",
+            row.replication.name(),
+            count(row.load.acknowledged_per_second()),
+            row.load.acknowledged,
+            row.load.sent,
+            row.load.refused,
+            quantile(0.5),
+            quantile(0.99),
+            row.ticks_per_second,
+        );
+        rows.push(row);
+    }
+    let local = rows[0].load.acknowledged_per_second();
+    for row in &rows[1..] {
+        let ratio = row.load.acknowledged_per_second() / local;
+        println!(
+            "admission {} beside --ack local: ratio {ratio:.2} {}",
+            row.replication.name(),
+            Target::AtLeast(0.5).verdict(ratio)
+        );
+        let lag = &row.lag;
+        if let Some(max) = lag.last() {
+            let p99 = lag[(lag.len() * 99 / 100).min(lag.len() - 1)] as f64;
+            println!(
+                "follower lag {}: p50 {} p99 {p99} max {max} ticks over {} samples {}",
+                row.replication.name(),
+                lag[lag.len() / 2],
+                lag.len(),
+                Target::AtMost(2.0).verdict(p99)
+            );
+        }
+    }
+    Ok(())
+}
+
+fn catch_up_section(options: &Options, runtime: &tokio::runtime::Runtime) -> Result<(), String> {
+    let arena = Arena::load()?;
+    let config = FixtureConfig {
+        bots: options.catch_up_bots as usize,
+        ticks: options.catch_up_ticks,
+        seed: SEED,
+        checkpoint_interval_ticks: 0,
+    };
+    let fixture = fixture::build(&arena, &config, "catch-up", &mut |_| {})?;
+    println!(
+        "== catch-up: a world of {} ticks ({} bots, {} inputs, journal {:.1} MB), built in {:.1} s; page cache warm",
+        config.ticks,
+        config.bots,
+        fixture.input_count(),
+        fixture.journal_bytes as f64 / 1e6,
+        fixture.build_seconds
+    );
+    let verify = everarcade_bench::durable::replay::replay_once(&arena, &fixture, true)?;
+    let authority = start_node(runtime, &arena, fixture.scratch.path())?;
+    let scratch = Scratch::new("catch-up-follower").map_err(|e| e.to_string())?;
+    let started = Instant::now();
+    let follower = start_node_with(runtime, &arena, scratch.path(), |node| {
+        node.federation.follow = Some(format!("http://{}", authority.address));
+    })?;
+    let caught_up = runtime.block_on(async {
+        loop {
+            match follower.client.status().await {
+                Ok(status) if status.head_tick >= config.ticks => {
+                    return Ok(started.elapsed().as_secs_f64());
+                }
+                Ok(status) if status.follow_error.is_some() => {
+                    return Err(format!("the follower stopped: {:?}", status.follow_error));
+                }
+                _ => tokio::time::sleep(Duration::from_millis(20)).await,
+            }
+        }
+    })?;
+    stop_node(runtime, follower)?;
+    stop_node(runtime, authority)?;
+    let speed = |seconds: f64| config.ticks as f64 / seconds;
+    let ratio = speed(caught_up) / speed(verify);
+    println!(
+        "catch-up over HTTP of {} ticks from an empty root: {} ({} ticks/s) | replay-verify of the same journal {} ({} ticks/s) | ratio {ratio:.2} {}",
+        config.ticks,
+        millis(caught_up),
+        count(speed(caught_up)),
+        millis(verify),
+        count(speed(verify)),
+        Target::AtLeast(0.5).verdict(ratio)
+    );
+    Ok(())
 }
