@@ -82,6 +82,11 @@ impl BlockingClient {
         self.runtime.block_on(self.client.wait_ready(within))
     }
 
+    /// See [`Client::metrics`].
+    pub fn metrics(&self) -> Result<String, ClientError> {
+        self.runtime.block_on(self.client.metrics())
+    }
+
     /// See [`Client::version`].
     pub fn version(&self) -> Result<Version, ClientError> {
         self.runtime.block_on(self.client.version())

@@ -93,11 +93,23 @@ impl From<Head> for Position {
 /// `DurableWorld::apply_records`): what every transport's follower does
 /// with what its [`crate::RecordSource`] returns.
 pub fn apply(world: &mut DurableWorld, records: &[WireRecord]) -> Result<Applied, FollowError> {
+    match apply_until_refused(world, records) {
+        (applied, None) => Ok(applied),
+        (_, Some(error)) => Err(error),
+    }
+}
+
+/// [`apply`] that also reports the ticks journaled ahead of a refused
+/// record (`DurableWorld::apply_records_until_refused`).
+pub fn apply_until_refused(
+    world: &mut DurableWorld,
+    records: &[WireRecord],
+) -> (Applied, Option<FollowError>) {
     let borrowed: Vec<(u64, &[u8])> = records
         .iter()
         .map(|record| (record.ordinal, record.bytes.as_slice()))
         .collect();
-    world.apply_records(&borrowed)
+    world.apply_records_until_refused(&borrowed)
 }
 
 /// Where an authority's journal is durable: records wholly before byte

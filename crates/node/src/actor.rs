@@ -1075,11 +1075,15 @@ impl Actor {
             return Err(not_follower(&role));
         };
         let started = Instant::now();
-        let result = everarcade_federation::stream::apply(&mut self.world, &records);
+        let (applied, error) =
+            everarcade_federation::stream::apply_until_refused(&mut self.world, &records);
         self.live.durable.send_replace(durable_end(&self.world));
-        let applied = match result {
-            Ok(applied) => applied,
-            Err(FollowError::PeerRootMismatch(mismatch)) => {
+        // The ticks journaled ahead of a refused record are the world's all
+        // the same: the read API shows them.
+        self.publish_applied(&applied, started);
+        match error {
+            None => {}
+            Some(FollowError::PeerRootMismatch(mismatch)) => {
                 let divergence = Divergence {
                     tick: mismatch.tick,
                     roots: mismatch.roots.clone(),
@@ -1111,7 +1115,7 @@ impl Actor {
                     FollowError::PeerRootMismatch(mismatch).to_string(),
                 ));
             }
-            Err(error) => {
+            Some(error) => {
                 if let FollowError::World(world) = &error
                     && self.world.poisoned().is_some()
                 {
@@ -1127,7 +1131,13 @@ impl Actor {
                     error.to_string(),
                 ));
             }
-        };
+        }
+        Ok(applied)
+    }
+
+    /// What a follower's batch journaled, to the read API, the metrics and
+    /// the waiters for a tick boundary.
+    fn publish_applied(&mut self, applied: &Applied, started: Instant) {
         self.live
             .metrics
             .records_applied
@@ -1163,7 +1173,6 @@ impl Actor {
         if stale {
             self.write_status("running");
         }
-        Ok(applied)
     }
 
     /// A follower or standby becomes the authority at its head: the tick

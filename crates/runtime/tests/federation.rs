@@ -127,6 +127,15 @@ impl Node {
 
     /// `run` of the package at `package`.
     fn start_in(root: &Path, package: &str, log: PathBuf, options: &[&str]) -> Node {
+        let node = Node::spawn_in(root, package, log, options);
+        if let Err(error) = node.blocking().wait_ready(READY_WITHIN) {
+            panic!("the node never became ready: {error}\n{}", node.log_text());
+        }
+        node
+    }
+
+    /// `run` of the package at `package`, not waiting for it to be ready.
+    fn spawn_in(root: &Path, package: &str, log: PathBuf, options: &[&str]) -> Node {
         let address = free_address();
         let file = std::fs::File::create(&log).unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_everarcade-runtime"))
@@ -145,15 +154,11 @@ impl Node {
             .stderr(file)
             .spawn()
             .expect("the binary starts");
-        let node = Node {
+        Node {
             child,
             address,
             log,
-        };
-        if let Err(error) = node.blocking().wait_ready(READY_WITHIN) {
-            panic!("the node never became ready: {error}\n{}", node.log_text());
         }
-        node
     }
 
     fn url(&self) -> String {
@@ -480,6 +485,9 @@ enum Forgery {
     Rewritten,
     /// The stream's last byte cut: a frame ends early.
     Truncated,
+    /// The tick record of this tick, wherever it is in a page, re-encoded
+    /// with a changed state root and a correct checksum.
+    TickRoot(u64),
 }
 
 /// The forging server's state.
@@ -489,7 +497,34 @@ struct Forger {
     record_requests: AtomicU64,
 }
 
+/// `wire` re-encoded with its state root (a tick record) or its first
+/// input's payload changed, under a correct checksum and the same `prev`.
+fn rewrite(wire: &mut everarcade_federation::WireRecord) {
+    let frame = decode_record_frame(&wire.bytes).unwrap();
+    let mut record = decode_body(frame.kind, frame.body).unwrap();
+    match &mut record {
+        Record::Tick(tick) => tick.roots.state_root.0[0] ^= 1,
+        Record::Inputs(inputs) => inputs.envelopes[0].payload.push(0),
+        Record::Genesis(_) => unreachable!("never served after the genesis record"),
+    }
+    let prev = frame.prev;
+    let mut bytes = Vec::new();
+    encode_record(frame.kind, &record.encode_body(), &prev, &mut bytes);
+    wire.bytes = bytes;
+}
+
 fn forge(records: &mut [everarcade_federation::WireRecord], forgery: Forgery) {
+    if let Forgery::TickRoot(tick) = forgery {
+        for wire in records.iter_mut() {
+            let frame = decode_record_frame(&wire.bytes).unwrap();
+            if let Ok(Record::Tick(record)) = decode_body(frame.kind, frame.body)
+                && record.roots.tick == tick
+            {
+                rewrite(wire);
+            }
+        }
+        return;
+    }
     let Some(first) = records.first_mut() else {
         return;
     };
@@ -498,20 +533,8 @@ fn forge(records: &mut [everarcade_federation::WireRecord], forgery: Forgery) {
             let middle = 40 + (first.bytes.len() - 72) / 2;
             first.bytes[middle] ^= 0x40;
         }
-        Forgery::Rewritten => {
-            let frame = decode_record_frame(&first.bytes).unwrap();
-            let mut record = decode_body(frame.kind, frame.body).unwrap();
-            match &mut record {
-                Record::Tick(tick) => tick.roots.state_root.0[0] ^= 1,
-                Record::Inputs(inputs) => inputs.envelopes[0].payload.push(0),
-                Record::Genesis(_) => unreachable!("never served after the genesis record"),
-            }
-            let prev = frame.prev;
-            let mut bytes = Vec::new();
-            encode_record(frame.kind, &record.encode_body(), &prev, &mut bytes);
-            first.bytes = bytes;
-        }
-        Forgery::Truncated => {}
+        Forgery::Rewritten => rewrite(first),
+        Forgery::Truncated | Forgery::TickRoot(_) => {}
     }
 }
 
@@ -768,4 +791,81 @@ fn leave_promote_and_rejoin_move_authority_between_two_nodes() {
     let status = json(&output);
     assert_eq!(status["role"], "follower", "{status}");
     assert_eq!(status["authority"], follower.url().as_str(), "{status}");
+}
+
+/// The manual's "Troubleshooting: Peer root mismatch", through the binary: a
+/// follower fed an authority's stream whose tick record of one tick carries
+/// another state root records the incident naming that tick, journals
+/// nothing of it, stops following and says so on /readyz, its status and
+/// its metrics.
+#[test]
+fn a_follower_fed_a_forged_tick_record_records_a_peer_root_mismatch_naming_the_tick() {
+    const FORGED_TICK: u64 = 12;
+    let pair = Pair::new("mismatch");
+    let (url, forger) = forging_server(&pair.authority, Forgery::TickRoot(FORGED_TICK));
+    let root = pair.scratch.join("follower");
+    let follower = Node::spawn_in(
+        &root,
+        PACKAGE,
+        pair.scratch.join("follower.log"),
+        &["--follow", &url],
+    );
+    let client = follower.blocking();
+    let start = Instant::now();
+    let status = loop {
+        if let Ok(status) = client.status()
+            && status.role == "diverged"
+        {
+            break status;
+        }
+        assert!(
+            start.elapsed() < READY_WITHIN,
+            "the follower never diverged\n{}",
+            follower.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(forger.record_requests.load(Ordering::SeqCst) >= 1);
+    let incident = status.incident.expect("the status names the incident");
+    assert_eq!(incident.kind, "peer_root_mismatch", "{incident:?}");
+    assert_eq!(incident.tick, FORGED_TICK, "{incident:?}");
+    assert!(
+        incident.message.contains("state_root"),
+        "the message names the differing root: {incident:?}"
+    );
+    assert_eq!(
+        status.head_tick,
+        FORGED_TICK - 1,
+        "nothing of the forged tick"
+    );
+    let error = client
+        .readyz()
+        .expect_err("a diverged follower is not ready");
+    assert!(format!("{error}").contains("503"), "{error}");
+    let metrics = client.metrics().unwrap();
+    assert!(
+        metrics
+            .lines()
+            .any(|line| line == "everarcade_peer_root_mismatches_total 1"),
+        "{metrics}"
+    );
+    // The node's stop report says why the world could not be closed
+    // cleanly; the journal holds exactly the ticks before the divergent
+    // one, and replays.
+    let output = run(&["stop", root.to_str().unwrap(), WORLD, PACKAGE]);
+    assert!(!output.status.success(), "{}", text(&output));
+    let mut follower = follower;
+    follower.child.wait().unwrap();
+    let log = follower.log_text();
+    assert!(
+        log.contains(&format!("peer root mismatch at tick {FORGED_TICK}")),
+        "{log}"
+    );
+    let output = run(&["replay-verify", root.to_str().unwrap(), WORLD, PACKAGE]);
+    assert!(output.status.success(), "{}", text(&output));
+    assert!(
+        text(&output).contains(&format!("{}", FORGED_TICK - 1)),
+        "{}",
+        text(&output)
+    );
 }

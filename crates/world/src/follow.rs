@@ -205,49 +205,74 @@ impl DurableWorld {
 
     /// Applies an authority's records, each `(ordinal, whole record bytes)`,
     /// in order from [`DurableWorld::follow_head`]; see the module docs.
+    /// A batch that stops at a refused record is an error; the ticks before
+    /// it were journaled all the same ([`DurableWorld::durable_head`]), and
+    /// [`DurableWorld::apply_records_until_refused`] reports them.
     pub fn apply_records(&mut self, records: &[(u64, &[u8])]) -> Result<Applied, FollowError> {
-        self.check()?;
-        if !self.queued.is_empty() {
-            return Err(WorldError::Busy(
-                "inputs were admitted here; a follower admits none".into(),
-            )
-            .into());
+        match self.apply_records_until_refused(records) {
+            (applied, None) => Ok(applied),
+            (_, Some(error)) => Err(error),
         }
+    }
+
+    /// [`DurableWorld::apply_records`] that also reports what the batch did
+    /// before a refused record: the ticks executed and journaled ahead of it
+    /// (a node publishes them to its read API), and the error that stopped it.
+    pub fn apply_records_until_refused(
+        &mut self,
+        records: &[(u64, &[u8])],
+    ) -> (Applied, Option<FollowError>) {
         let mut executed = Vec::new();
         let mut checkpoints = Vec::new();
-        let mut stop = None;
         let mut count = 0;
-        for (ordinal, bytes) in records {
-            if let Err(error) = self.apply_one(*ordinal, bytes, &mut executed, &mut checkpoints) {
-                stop = Some((*ordinal, error));
-                break;
+        let mut stop = match self.check() {
+            Err(error) => Some((0, Stop::World(error))),
+            Ok(()) if !self.queued.is_empty() => Some((
+                0,
+                Stop::World(WorldError::Busy(
+                    "inputs were admitted here; a follower admits none".into(),
+                )),
+            )),
+            Ok(()) => None,
+        };
+        if stop.is_none() {
+            for (ordinal, bytes) in records {
+                if let Err(error) = self.apply_one(*ordinal, bytes, &mut executed, &mut checkpoints)
+                {
+                    stop = Some((*ordinal, error));
+                    break;
+                }
+                count += 1;
             }
-            count += 1;
+            // One fdatasync for every tick the batch verified.
+            if let Err(error) = self.writer.commit() {
+                // Nothing of the batch is known durable.
+                executed.clear();
+                checkpoints.clear();
+                stop = Some((0, Stop::World(self.poison(error.into()))));
+            }
         }
-        // One fdatasync for every tick the batch verified.
-        if let Err(error) = self.writer.commit() {
-            return Err(self.poison(error.into()).into());
-        }
-        match stop {
-            None => Ok(Applied {
-                applied: self.follow_head(),
-                durable: self.durable_head(),
-                records: count,
-                ticks: executed.len() as u64,
-                checkpoints,
-                executed,
-            }),
-            Some((ordinal, Stop::Refused(code, reason))) => Err(FollowError::Refused {
+        let error = stop.map(|(ordinal, stop)| match stop {
+            Stop::Refused(code, reason) => FollowError::Refused {
                 ordinal,
                 code,
                 reason,
-            }),
-            Some((_, Stop::World(error))) => Err(error.into()),
-            Some((_, Stop::Mismatch(mut mismatch, inputs))) => {
+            },
+            Stop::World(error) => error.into(),
+            Stop::Mismatch(mut mismatch, inputs) => {
                 mismatch.diff = self.diff_of(mismatch.tick, &inputs);
-                Err(FollowError::PeerRootMismatch(mismatch))
+                FollowError::PeerRootMismatch(mismatch)
             }
-        }
+        });
+        let applied = Applied {
+            applied: self.follow_head(),
+            durable: self.durable_head(),
+            records: count,
+            ticks: executed.len() as u64,
+            checkpoints,
+            executed,
+        };
+        (applied, error)
     }
 
     fn apply_one(
