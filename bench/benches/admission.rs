@@ -168,13 +168,19 @@ fn main() -> ExitCode {
         println!("load average before {name}: {}", load_average());
         if let Err(message) = run(&options, &runtime) {
             eprintln!("{name} benchmark failed: {message}");
+            runtime.shutdown_timeout(RUNTIME_SHUTDOWN);
             return ExitCode::FAILURE;
         }
         println!();
     }
     println!("load average at end: {}", load_average());
+    // Tasks of stopped nodes' clients (NATS connections) may linger.
+    runtime.shutdown_timeout(RUNTIME_SHUTDOWN);
     ExitCode::SUCCESS
 }
+
+/// How long the benchmark's runtime waits for lingering tasks at the end.
+const RUNTIME_SHUTDOWN: Duration = Duration::from_secs(5);
 
 type Section = fn(&Options, &tokio::runtime::Runtime) -> Result<(), String>;
 

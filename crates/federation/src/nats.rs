@@ -762,12 +762,39 @@ impl NatsSource {
         }
     }
 
+    /// What the stream has for the consumer now (up to
+    /// [`FETCH_RECORDS_MAX`]); with nothing there, waits up to the fetch
+    /// wait for the first new record and returns it with whatever came
+    /// after it. (A batch that waited to fill up would hold every record
+    /// back for the whole wait: a follower would trail by that much.)
     async fn fetch(&mut self) -> Result<Vec<jetstream::Message>, FederationError> {
+        let mut messages = self.fetch_now(FETCH_RECORDS_MAX).await?;
+        if !messages.is_empty() {
+            return Ok(messages);
+        }
+        let consumer = self.consumer.as_ref().expect("the consumer is open");
+        let mut first = consumer
+            .batch()
+            .max_messages(1)
+            .expires(self.wait)
+            .messages()
+            .await
+            .map_err(|error| unavailable("fetching records", error))?;
+        while let Some(message) = first.next().await {
+            messages.push(message.map_err(|error| unavailable("fetching records", error))?);
+        }
+        if !messages.is_empty() {
+            messages.extend(self.fetch_now(FETCH_RECORDS_MAX - 1).await?);
+        }
+        Ok(messages)
+    }
+
+    /// Up to `most` records the stream holds for the consumer, not waiting.
+    async fn fetch_now(&self, most: usize) -> Result<Vec<jetstream::Message>, FederationError> {
         let consumer = self.consumer.as_ref().expect("the consumer is open");
         let mut batch = consumer
-            .batch()
-            .max_messages(FETCH_RECORDS_MAX)
-            .expires(self.wait)
+            .fetch()
+            .max_messages(most)
             .messages()
             .await
             .map_err(|error| unavailable("fetching records", error))?;

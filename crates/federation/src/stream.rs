@@ -192,6 +192,179 @@ pub fn read_after(
     Ok(records)
 }
 
+/// Bytes read from a segment at a time by [`JournalTail`] (a record longer
+/// than this is read whole on its own).
+const TAIL_CHUNK_BYTES: usize = 1 << 20;
+
+/// An authority's forward reader of its own journal: each
+/// [`JournalTail::read`] reads only the bytes after the last record it
+/// returned, up to the durable end, where [`read_after`] reads from the
+/// first segment every time. Every record's framing, checksum and chain are
+/// checked as they are read.
+#[derive(Clone, Debug)]
+pub struct JournalTail {
+    dir: std::path::PathBuf,
+    segment: u64,
+    offset: u64,
+    ordinal: u64,
+    checksum: everarcade_protocol::Hash,
+}
+
+impl JournalTail {
+    /// A tail positioned right after record `ordinal`, which must have
+    /// `checksum` here (else `peer_diverged`); finds it with one scan of
+    /// the journal.
+    pub fn after(
+        storage: &dyn everarcade_store::Storage,
+        journal_dir: &std::path::Path,
+        ordinal: u64,
+        checksum: &everarcade_protocol::Hash,
+    ) -> Result<JournalTail, FederationError> {
+        let unavailable = |error: everarcade_store::StoreError| {
+            FederationError::Unavailable(format!("reading the journal: {error}"))
+        };
+        let mut reader =
+            everarcade_store::JournalReader::open(storage, journal_dir).map_err(unavailable)?;
+        let mut at = 0u64;
+        while let Some(raw) = reader.next().map_err(unavailable)? {
+            if at == ordinal {
+                if raw.checksum != *checksum {
+                    return Err(FederationError::Diverged(format!(
+                        "record {ordinal} has checksum {} here, not {checksum}",
+                        raw.checksum
+                    )));
+                }
+                let position = reader.position().expect("a record was read");
+                return Ok(JournalTail {
+                    dir: journal_dir.to_path_buf(),
+                    segment: position.segment,
+                    offset: position.offset,
+                    ordinal,
+                    checksum: raw.checksum,
+                });
+            }
+            at += 1;
+        }
+        Err(FederationError::Diverged(format!(
+            "record {ordinal} is past this journal's end (record {})",
+            at.saturating_sub(1)
+        )))
+    }
+
+    /// The last record returned (or the one the tail was opened after).
+    pub fn position(&self) -> Position {
+        Position {
+            ordinal: self.ordinal,
+            checksum: self.checksum,
+            tick: 0,
+        }
+    }
+
+    /// The records after the last one returned, up to `end`, at most
+    /// `max_bytes` of framed records (but at least one when there is one).
+    pub fn read(
+        &mut self,
+        storage: &dyn everarcade_store::Storage,
+        end: DurableEnd,
+        max_bytes: usize,
+    ) -> Result<Vec<WireRecord>, FederationError> {
+        let mut records = Vec::new();
+        let mut bytes = 0usize;
+        while (self.segment, self.offset) < (end.segment, end.length) {
+            let path = self
+                .dir
+                .join(everarcade_store::layout::segment_name(self.segment));
+            let unavailable = |error: std::io::Error| {
+                FederationError::Unavailable(format!("reading {}: {error}", path.display()))
+            };
+            let limit = if self.segment == end.segment {
+                (end.length - self.offset) as usize
+            } else {
+                usize::MAX
+            };
+            let mut chunk = storage
+                .read_at(&path, self.offset, limit.min(TAIL_CHUNK_BYTES))
+                .map_err(unavailable)?;
+            if chunk.is_empty() {
+                if self.segment == end.segment {
+                    break;
+                }
+                // This segment is read to its end; the next one's records
+                // follow its header.
+                self.segment += 1;
+                self.offset = everarcade_store::journal::SEGMENT_HEADER_BYTES as u64;
+                continue;
+            }
+            if chunk.len() < RECORD_HEADER_BYTES {
+                return Err(FederationError::Unavailable(format!(
+                    "{}: {} bytes at offset {} where a record should begin",
+                    path.display(),
+                    chunk.len(),
+                    self.offset
+                )));
+            }
+            let whole_at = |chunk: &[u8], at: usize| {
+                let body = u32::from_le_bytes(chunk[at..at + 4].try_into().expect("4 bytes"));
+                RECORD_HEADER_BYTES
+                    + body.min(RECORD_BODY_BYTES_MAX) as usize
+                    + RECORD_TRAILER_BYTES
+            };
+            let first = whole_at(&chunk, 0);
+            if first > chunk.len() {
+                // A record longer than a chunk: read it whole.
+                chunk = storage
+                    .read_at(&path, self.offset, first.min(limit))
+                    .map_err(unavailable)?;
+                if chunk.len() < first {
+                    return Err(FederationError::Unavailable(format!(
+                        "{}: the record at offset {} ends past the durable end",
+                        path.display(),
+                        self.offset
+                    )));
+                }
+            }
+            let mut at = 0;
+            while at + RECORD_HEADER_BYTES <= chunk.len() {
+                let whole = whole_at(&chunk, at);
+                if at + whole > chunk.len() {
+                    break;
+                }
+                if !records.is_empty() && bytes + FRAME_HEADER_BYTES + whole > max_bytes {
+                    return Ok(records);
+                }
+                let record = &chunk[at..at + whole];
+                let frame =
+                    everarcade_store::journal::decode_record_frame(record).map_err(|what| {
+                        FederationError::Unavailable(format!(
+                            "{} at offset {}: {what}",
+                            path.display(),
+                            self.offset
+                        ))
+                    })?;
+                if frame.prev != self.checksum {
+                    return Err(FederationError::Unavailable(format!(
+                        "{} at offset {}: the record does not chain to record {}",
+                        path.display(),
+                        self.offset,
+                        self.ordinal
+                    )));
+                }
+                self.ordinal += 1;
+                self.checksum = frame.checksum;
+                self.offset += whole as u64;
+                at += whole;
+                bytes += FRAME_HEADER_BYTES + whole;
+                records.push(WireRecord {
+                    ordinal: self.ordinal,
+                    kind: frame.kind,
+                    bytes: record.to_vec(),
+                });
+            }
+        }
+        Ok(records)
+    }
+}
+
 /// The journal's first record, the genesis record (ordinal 0), as carried:
 /// what an authority publishes first to an empty stream.
 pub fn read_genesis(

@@ -5,7 +5,9 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use everarcade_federation::stream::{DurableEnd, apply, decode_stream, encode_stream, read_after};
+use everarcade_federation::stream::{
+    DurableEnd, JournalTail, apply, decode_stream, encode_stream, read_after,
+};
 use everarcade_federation::{Position, WireRecord};
 use everarcade_store::{JournalReader, SimStorage, Storage, WorldDir};
 use everarcade_testkit::arena::arena;
@@ -14,6 +16,10 @@ use everarcade_testkit::world_id;
 use everarcade_world::{DurableWorld, WorldConfig};
 
 fn create(storage: &SimStorage) -> DurableWorld {
+    create_with(storage, WorldConfig::default())
+}
+
+fn create_with(storage: &SimStorage, config: WorldConfig) -> DurableWorld {
     let fixture = arena();
     DurableWorld::create(
         Arc::new(storage.clone()),
@@ -21,7 +27,7 @@ fn create(storage: &SimStorage) -> DurableWorld {
         world_id(),
         fixture.engine.clone(),
         fixture.compiled.clone(),
-        WorldConfig::default(),
+        config,
     )
     .expect("the world is created")
 }
@@ -45,8 +51,12 @@ fn wire(storage: &SimStorage) -> Vec<WireRecord> {
 
 /// An authority that ran `ticks` ticks of 6 bots, group-committing every other input.
 fn authority(ticks: u64) -> SimStorage {
+    authority_with(ticks, WorldConfig::default())
+}
+
+fn authority_with(ticks: u64, config: WorldConfig) -> SimStorage {
     let disk = SimStorage::new();
-    let mut world = create(&disk);
+    let mut world = create_with(&disk, config);
     let bots = Bots::new(6);
     for _ in 0..ticks {
         let inputs = bots
@@ -166,4 +176,71 @@ fn an_authority_serves_the_records_after_a_position_up_to_its_durable_end() {
     let past = read_after(storage, &dir, 5, &checksum_of(5), durable, usize::MAX)
         .expect_err("past the durable end");
     assert_eq!(past.code(), "peer_diverged");
+}
+
+/// The publisher's forward reader returns exactly the records `read_after`
+/// does, a few at a time, across segment boundaries, never past the durable
+/// end, and refuses a position that is not on its chain.
+#[test]
+fn a_journal_tail_reads_forward_across_segments_up_to_the_durable_end() {
+    let mut config = WorldConfig::default();
+    config.journal.segment_bytes_max = 2048;
+    let disk = authority_with(12, config);
+    let records = wire(&disk);
+    let dir = WorldDir::new(Path::new("/sim"), &world_id()).journal();
+    let storage = &disk as &dyn Storage;
+    let segments = storage
+        .list(&dir)
+        .unwrap()
+        .iter()
+        .filter(|name| name.ends_with(".seg"))
+        .count() as u64;
+    assert!(segments >= 3, "the journal spans {segments} segments");
+    let checksum_of = |ordinal: usize| {
+        everarcade_store::journal::decode_record_frame(&records[ordinal].bytes)
+            .expect("a good record")
+            .checksum
+    };
+    let everything = DurableEnd {
+        segment: segments,
+        length: u64::MAX,
+    };
+    // In steps of one record (a byte budget of 1), from genesis.
+    let mut tail = JournalTail::after(storage, &dir, 0, &checksum_of(0)).expect("positioned");
+    let mut read = Vec::new();
+    loop {
+        let step = tail.read(storage, everything, 1).expect("read");
+        if step.is_empty() {
+            break;
+        }
+        assert_eq!(step.len(), 1);
+        read.extend(step);
+    }
+    assert_eq!(read, records[1..]);
+    assert_eq!(tail.position().ordinal, records.len() as u64 - 1);
+    // From the middle, everything at once, equal to read_after.
+    let mut tail = JournalTail::after(storage, &dir, 7, &checksum_of(7)).expect("positioned");
+    let rest = tail.read(storage, everything, usize::MAX).expect("read");
+    let served =
+        read_after(storage, &dir, 7, &checksum_of(7), everything, usize::MAX).expect("served");
+    assert_eq!(rest, served);
+    assert_eq!(rest, records[8..]);
+    // Only what is durable: the end right after the first segment's first
+    // two records, then the rest once the end moves.
+    let header = 128u64;
+    let length = header
+        + records[..2]
+            .iter()
+            .map(|r| r.bytes.len() as u64)
+            .sum::<u64>();
+    let mut tail = JournalTail::after(storage, &dir, 0, &checksum_of(0)).expect("positioned");
+    let first = tail
+        .read(storage, DurableEnd { segment: 1, length }, usize::MAX)
+        .expect("read");
+    assert_eq!(first, records[1..2]);
+    let more = tail.read(storage, everything, usize::MAX).expect("read");
+    assert_eq!(more, records[2..]);
+    // A position not on this chain.
+    let other = JournalTail::after(storage, &dir, 2, &checksum_of(3)).expect_err("another chain");
+    assert_eq!(other.code(), "peer_diverged");
 }

@@ -225,7 +225,14 @@ pub struct Live {
     pub lease: Mutex<Option<Arc<everarcade_federation::lease::LeaseKeeper>>>,
     /// A JetStream follower: the authority's URL as its lease names it.
     pub authority_url: Mutex<Option<String>>,
+    /// Where the last pulls of `/records` ended, so that the next pull of a
+    /// follower reads only the journal after it (at most
+    /// [`RECORD_TAILS_KEPT`], the most recent last).
+    pub record_tails: Mutex<Vec<everarcade_federation::stream::JournalTail>>,
 }
+
+/// Journal positions of recent `/records` pulls kept for the next ones.
+pub const RECORD_TAILS_KEPT: usize = 16;
 
 /// What the authority knows of its records' replication.
 pub struct Replication {
@@ -700,6 +707,7 @@ pub fn spawn(
         follow_error: Mutex::new(None),
         lease: Mutex::new(None),
         authority_url: Mutex::new(None),
+        record_tails: Mutex::new(Vec::new()),
     });
     let actor = Actor {
         world,

@@ -261,7 +261,7 @@ async fn lead(
     let replicator = log.replicator(head);
     let journal = world_dir.journal();
     let storage: Arc<dyn Storage> = live.storage.clone();
-    let mut position = match head {
+    let position = match head {
         Some(head) => Position {
             ordinal: head.ordinal,
             checksum: head.checksum,
@@ -277,6 +277,16 @@ async fn lead(
                 tick: 0,
             }
         }
+    };
+    let mut tail = {
+        let (storage, dir) = (storage.clone(), journal.clone());
+        tokio::task::spawn_blocking(move || {
+            stream::JournalTail::after(&*storage, &dir, position.ordinal, &position.checksum)
+        })
+        .await
+        .map_err(|error| {
+            FederationError::Unavailable(format!("the journal reader failed: {error}"))
+        })??
     };
     let mut durable = live.durable.subscribe();
     tracing::info!(stream = %log.names().stream, from = position.ordinal, "publishing records to JetStream");
@@ -296,31 +306,22 @@ async fn lead(
         }
         tick.store(live.status().roots.tick, Ordering::SeqCst);
         let end = *durable.borrow_and_update();
-        let (reader_storage, dir, after) = (storage.clone(), journal.clone(), position);
-        let records = tokio::task::spawn_blocking(move || {
-            stream::read_after(
-                &*reader_storage,
-                &dir,
-                after.ordinal,
-                &after.checksum,
-                end,
-                PUBLISH_BATCH_BYTES,
-            )
+        let reader_storage = storage.clone();
+        let (read, records) = tokio::task::spawn_blocking(move || {
+            let records = tail.read(&*reader_storage, end, PUBLISH_BATCH_BYTES);
+            (tail, records)
         })
         .await
         .map_err(|error| {
             FederationError::Unavailable(format!("the journal reader failed: {error}"))
-        })??;
+        })?;
+        tail = read;
+        let records = records?;
         let Some(last) = records.last() else {
             let _ = tokio::time::timeout(WATCH_INTERVAL, durable.changed()).await;
             continue;
         };
         let through = last.ordinal;
-        position = Position {
-            ordinal: through,
-            checksum: checksum_of(last)?,
-            tick: 0,
-        };
         let wait = replicator.replicate(records);
         let waiter = live.clone();
         tokio::spawn(async move {

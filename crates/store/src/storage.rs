@@ -28,6 +28,16 @@ pub trait Storage: Send + Sync {
     fn create_dir_all(&self, dir: &Path) -> io::Result<()>;
     /// The whole file.
     fn read(&self, path: &Path) -> io::Result<Vec<u8>>;
+    /// Up to `length` bytes of `path` from byte `offset`: fewer where the
+    /// file ends first, none at or past its end.
+    fn read_at(&self, path: &Path, offset: u64, length: usize) -> io::Result<Vec<u8>> {
+        let bytes = self.read(path)?;
+        let start = usize::try_from(offset)
+            .unwrap_or(usize::MAX)
+            .min(bytes.len());
+        let end = start.saturating_add(length).min(bytes.len());
+        Ok(bytes[start..end].to_vec())
+    }
     /// Names of the regular files directly in `dir`, sorted; `NotFound` if
     /// `dir` does not exist.
     fn list(&self, dir: &Path) -> io::Result<Vec<String>>;
@@ -92,6 +102,23 @@ impl Storage for DiskStorage {
 
     fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
         fs::read(path)
+    }
+
+    fn read_at(&self, path: &Path, offset: u64, length: usize) -> io::Result<Vec<u8>> {
+        use std::os::unix::fs::FileExt;
+        let file = File::open(path)?;
+        let mut out = vec![0u8; length];
+        let mut filled = 0;
+        while filled < length {
+            match file.read_at(&mut out[filled..], offset + filled as u64) {
+                Ok(0) => break,
+                Ok(n) => filled += n,
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+                Err(error) => return Err(error),
+            }
+        }
+        out.truncate(filled);
+        Ok(out)
     }
 
     fn list(&self, dir: &Path) -> io::Result<Vec<String>> {

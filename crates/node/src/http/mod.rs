@@ -576,33 +576,66 @@ async fn records(
     let mut durable = live.durable.subscribe();
     let deadline = tokio::time::Instant::now() + Duration::from_millis(query.wait_ms);
     let journal = state.facts.world_dir.journal();
+    let refused = |error: everarcade_federation::FederationError| {
+        let status = match &error {
+            everarcade_federation::FederationError::Diverged(_) => StatusCode::CONFLICT,
+            _ => StatusCode::SERVICE_UNAVAILABLE,
+        };
+        ApiError::new(status, error.code(), error.to_string())
+    };
+    let reader_failed = |error: tokio::task::JoinError| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            format!("the record reader failed: {error}"),
+        )
+    };
+    // Continue where a pull ended at this position, else find it (one scan
+    // of the journal; the position must be on this chain).
+    let kept = {
+        let mut tails = live.record_tails.lock().expect("tails lock");
+        tails
+            .iter()
+            .position(|tail| {
+                let at = tail.position();
+                at.ordinal == query.after && at.checksum == query.checksum
+            })
+            .map(|index| tails.remove(index))
+    };
+    let mut tail = match kept {
+        Some(tail) => tail,
+        None => {
+            let (storage, dir) = (live.storage.clone(), journal.clone());
+            let (after, checksum) = (query.after, query.checksum);
+            tokio::task::spawn_blocking(move || {
+                everarcade_federation::stream::JournalTail::after(&*storage, &dir, after, &checksum)
+            })
+            .await
+            .map_err(reader_failed)?
+            .map_err(refused)?
+        }
+    };
     loop {
         let end = *durable.borrow_and_update();
         let storage = live.storage.clone();
-        let dir = journal.clone();
-        let (after, checksum, max_bytes) = (query.after, query.checksum, query.max_bytes);
-        let read = tokio::task::spawn_blocking(move || {
-            everarcade_federation::stream::read_after(
-                &*storage, &dir, after, &checksum, end, max_bytes,
-            )
+        let max_bytes = query.max_bytes;
+        let (read, records) = tokio::task::spawn_blocking(move || {
+            let records = tail.read(&*storage, end, max_bytes);
+            (tail, records)
         })
         .await
-        .map_err(|error| {
-            ApiError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal",
-                format!("the record reader failed: {error}"),
-            )
-        })?;
-        let records = read.map_err(|error| {
-            let status = match &error {
-                everarcade_federation::FederationError::Diverged(_) => StatusCode::CONFLICT,
-                _ => StatusCode::SERVICE_UNAVAILABLE,
-            };
-            ApiError::new(status, error.code(), error.to_string())
-        })?;
+        .map_err(reader_failed)?;
+        tail = read;
+        let records = records.map_err(refused)?;
         let waited_out = tokio::time::Instant::now() >= deadline;
         if !records.is_empty() || waited_out {
+            {
+                let mut tails = live.record_tails.lock().expect("tails lock");
+                if tails.len() == crate::actor::RECORD_TAILS_KEPT {
+                    tails.remove(0);
+                }
+                tails.push(tail);
+            }
             let mut body = Vec::new();
             everarcade_federation::stream::encode_stream(&records, &mut body);
             let head_tick = live.status.read().expect("status lock").roots.tick;
