@@ -546,8 +546,6 @@ struct ImportReport {
     records: u64,
     /// Ticks executed and journaled.
     ticks: u64,
-    /// Records checked but not journaled (their tick record is not on the peer yet).
-    held: u64,
     /// Why it stopped early.
     stop: Option<Failure>,
     /// The refused record, if one was.
@@ -567,7 +565,6 @@ async fn import_from(
         durable: start,
         records: 0,
         ticks: 0,
-        held: 0,
         stop: None,
         refused: None,
     };
@@ -613,9 +610,7 @@ async fn import_from(
             break;
         }
     }
-    if report.stop.is_none() {
-        report.held = applied.ordinal - report.durable.ordinal;
-    } else {
+    if report.stop.is_some() {
         // The ticks of the last batch before a refused record were made
         // durable; the journal's head says how far.
         report.durable = world.durable_head();
@@ -662,7 +657,6 @@ fn import_json(
             "from_tick": start.tick,
             "records_imported": report.records,
             "ticks_imported": report.ticks,
-            "records_held_not_journaled": report.held,
             "head_record": report.durable.ordinal,
             "head_tick": report.durable.tick,
             "head_checksum": report.durable.checksum.to_hex(),
@@ -681,12 +675,6 @@ fn print_import(url: &str, report: &ImportReport, roots: everarcade_protocol::Ti
         report.durable.checksum
     );
     println!("state root       {}", roots.state_root);
-    if report.held > 0 {
-        println!(
-            "{} records of a tick whose tick record the peer has not made durable yet were checked but not journaled",
-            report.held
-        );
-    }
     if let Some((ordinal, code)) = &report.refused {
         println!("refused record {ordinal} ({code}): nothing of it, or after it, was journaled");
     }

@@ -97,10 +97,6 @@ pub struct DurableWorld {
     pub(crate) poisoned: Option<String>,
     /// Signs checkpoints when the world has an operator key.
     pub(crate) operator: Option<Arc<OperatorKeys>>,
-    /// A follower's records of the next tick, checked and admitted, not
-    /// yet journaled: they are journaled with the tick record once its
-    /// roots check out (crate::follow), each with its checksum.
-    pub(crate) held: Vec<(Record, everarcade_protocol::Hash)>,
 }
 
 /// What a node records in `status.json` about how to reach it.
@@ -171,7 +167,6 @@ impl DurableWorld {
             roots,
             poisoned: None,
             operator: None,
-            held: Vec::new(),
         };
         durable.write_status("stopped")?;
         Ok(durable)
@@ -256,7 +251,6 @@ impl DurableWorld {
             roots: replayed.last,
             poisoned: None,
             operator: None,
-            held: Vec::new(),
         };
         Ok((durable, recovery))
     }

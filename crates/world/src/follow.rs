@@ -14,11 +14,13 @@
 //!   the tick executed here over those inputs reaches its four roots and
 //!   receipts.
 //!
-//! A tick's records are journaled together once its tick record checks out,
-//! so nothing of a divergent tick is ever journaled; a batch ends with one
-//! fdatasync (and one more before each checkpoint that falls in it). The
-//! records of a tick whose tick record has not arrived yet are *held*:
-//! checked and admitted in memory, not durable.
+//! An inputs record is journaled once its inputs are admitted, as the
+//! authority journals it (so a follower can acknowledge it before its tick
+//! ends: `--ack replicated` over HTTP waits for that); a tick record only
+//! once the tick executed here reaches its roots, so a divergent tick's
+//! record is never journaled (its inputs, which passed admission, are). A
+//! batch ends with one fdatasync (and one more before each checkpoint that
+//! falls in it).
 //!
 //! Any failure stops the batch at the record that failed; the ticks before
 //! it are made durable. When memory had moved past the disk (a record
@@ -49,11 +51,10 @@ pub struct Head {
 /// What a batch of records did.
 #[derive(Clone, Debug)]
 pub struct Applied {
-    /// Right after the last record checked (held records included): where
-    /// the next batch begins.
+    /// Right after the last record checked: where the next batch begins.
     pub applied: Head,
-    /// Right after the last durable record (a tick record): what the
-    /// follower acknowledges.
+    /// Right after the last durable record: what the follower
+    /// acknowledges (the same as `applied` once a batch is done).
     pub durable: Head,
     /// Records checked in this batch.
     pub records: usize,
@@ -151,21 +152,13 @@ impl From<WorldError> for Stop {
 }
 
 impl DurableWorld {
-    /// Where this world's journal stands, held records included.
+    /// Where this world's journal stands: the next batch begins after it.
     pub fn follow_head(&self) -> Head {
-        let held = self.held.len() as u64;
-        Head {
-            ordinal: self.writer.records() + held - 1,
-            checksum: self
-                .held
-                .last()
-                .map_or(self.writer.last_checksum(), |(_, checksum)| *checksum),
-            tick: self.roots.tick,
-        }
+        self.durable_head()
     }
 
-    /// Right after the last durable record. Journals only whole ticks, so
-    /// with records held this is the last tick record.
+    /// Right after the last durable record (after a batch, every record
+    /// checked is durable).
     pub fn durable_head(&self) -> Head {
         Head {
             ordinal: self.writer.records() - 1,
@@ -174,28 +167,16 @@ impl DurableWorld {
         }
     }
 
-    /// Makes this follower the authority: the records held for the tick in
-    /// progress (checked, their tick record not yet received) are journaled
-    /// as they are, and that tick is sealed at once with exactly those
-    /// inputs, so the inputs of one tick all come from one authority
-    /// (docs/FEDERATION.md, fencing step 4). Returns the sealed tick, if
-    /// records were held. Afterwards the world admits and ticks as an
-    /// authority's does.
+    /// Makes this follower the authority: the tick in progress, whose
+    /// inputs records were journaled but whose tick record never came, is
+    /// sealed at once with exactly those inputs, so the inputs of one tick
+    /// all come from one authority (docs/FEDERATION.md, fencing step 4).
+    /// Returns the sealed tick, if inputs were recorded for it. Afterwards
+    /// the world admits and ticks as an authority's does.
     pub fn take_authority(&mut self) -> Result<Option<everarcade_engine::TickOutput>, WorldError> {
         self.check()?;
-        if self.held.is_empty() {
+        if self.journaled.is_empty() {
             return Ok(None);
-        }
-        for (held, checksum) in std::mem::take(&mut self.held) {
-            match self.writer.append(&held) {
-                Ok(appended) if appended == checksum => {}
-                Ok(_) => {
-                    return Err(self.poison(WorldError::Busy(
-                        "a held record's chain here is not the authority's".into(),
-                    )));
-                }
-                Err(error) => return Err(self.poison(error.into())),
-            }
         }
         if let Err(error) = self.writer.commit() {
             return Err(self.poison(error.into()));
@@ -339,8 +320,17 @@ impl DurableWorld {
                         format!("input {} of tick {next}: {error}", before + index),
                     ));
                 }
+                match self.writer.append(&record) {
+                    Ok(checksum) if checksum == frame.checksum => {}
+                    Ok(_) => {
+                        let error = WorldError::Busy(format!(
+                            "record {ordinal}: the journal's chain here is not the authority's"
+                        ));
+                        return Err(self.poison(error).into());
+                    }
+                    Err(error) => return Err(self.poison(error.into()).into()),
+                }
                 self.journaled.extend(inputs.envelopes.iter().cloned());
-                self.held.push((record, frame.checksum));
                 Ok(())
             }
             Record::Tick(tick) => {
@@ -385,11 +375,6 @@ impl DurableWorld {
                             "tick {next}: the recorded receipts do not match the recorded receipt root"
                         ),
                     ));
-                }
-                for (held, _) in std::mem::take(&mut self.held) {
-                    if let Err(error) = self.writer.append(&held) {
-                        return Err(self.poison(error.into()).into());
-                    }
                 }
                 match self.writer.append(&record) {
                     Ok(checksum) if checksum == frame.checksum => {}

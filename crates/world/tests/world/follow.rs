@@ -2,7 +2,7 @@
 //! ends with the same journal bytes and roots; a damaged, reordered,
 //! missing or forged record is refused with its ordinal and a stable code,
 //! never journaled; a tampered tick record is a peer root mismatch naming
-//! the tick, with nothing of that tick journaled.
+//! the tick, with its tick record never journaled.
 
 use everarcade_protocol::Tick;
 use everarcade_store::journal::{RECORD_HEADER_BYTES, encode_record};
@@ -108,8 +108,9 @@ fn a_follower_ends_with_the_authoritys_journal_bytes_and_roots() {
         assert!(applied.durable.ordinal <= applied.applied.ordinal);
         next = end;
         size += 1;
-        // Reopen halfway: held records are gone, the follower resumes from
-        // its durable head.
+        // Reopen halfway: the follower resumes from its durable head (an
+        // inputs record at its end is the tick in progress, as on the
+        // authority).
         if size == 5 {
             let durable = world.durable_head();
             drop(world);
@@ -245,8 +246,8 @@ fn a_tampered_tick_record_is_a_peer_root_mismatch_naming_the_tick() {
     assert!(before.ordinal <= last_tick_before as u64);
     assert_eq!(
         records(&disk),
-        wire[..=last_tick_before].to_vec(),
-        "nothing of the divergent tick is journaled"
+        wire[..tick_at].to_vec(),
+        "the divergent tick's record is not journaled; the inputs records before it, which passed admission, are"
     );
     assert!(world.poisoned().is_some(), "the follower stops");
     let err =
