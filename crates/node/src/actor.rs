@@ -1382,15 +1382,22 @@ impl Actor {
             report.error = Some(format!("the world is poisoned: {reason}"));
             return report;
         }
-        // A follower's held inputs wait for the authority's tick record:
-        // it never executes a tick of its own.
-        if final_tick_inputs > 0 && self.live.role.borrow().admits() {
+        // A follower's journaled inputs of the tick in progress wait for
+        // the authority's tick record: it never executes a tick of its own,
+        // and a checkpoint is taken only between ticks (recovery replays
+        // those inputs records from the journal).
+        let admits = self.live.role.borrow().admits();
+        if final_tick_inputs > 0 && admits {
             self.tick();
         }
+        let mid_tick = final_tick_inputs > 0 && !admits;
         report.tick = self.world.roots().tick;
         // Under an incident nothing is added or pruned: every artifact stays.
         let incident = self.live.incident().is_some();
-        if self.checkpoint_tick != Some(report.tick) && self.world.poisoned().is_none() && !incident
+        if self.checkpoint_tick != Some(report.tick)
+            && self.world.poisoned().is_none()
+            && !incident
+            && !mid_tick
         {
             match self.checkpoint("stop") {
                 Ok(view) => report.checkpoint = Some(view),
