@@ -8,8 +8,9 @@
 //!   `prev` is the local last checksum, its body decodes and encodes back to
 //!   the same bytes;
 //! - an inputs record is for the next tick and every envelope passes
-//!   admission (world, size, nonce, signature; the signatures of a record
-//!   checked together, under ZIP-215 in batches, as `World::admit_all` does);
+//!   admission (world, size, nonce, signature; the signatures of every
+//!   inputs record of a batch checked together on every core, as replay
+//!   checks them);
 //! - a tick record is the next tick, counts the inputs recorded for it, and
 //!   the tick executed here over those inputs reaches its four roots and
 //!   receipts.
@@ -217,8 +218,11 @@ impl DurableWorld {
             Ok(()) => None,
         };
         if stop.is_none() {
+            let mut signatures = self.check_signatures(records);
             for (ordinal, bytes) in records {
-                if let Err(error) = self.apply_one(*ordinal, bytes, &mut executed, &mut checkpoints)
+                let checked = signatures.remove(ordinal);
+                if let Err(error) =
+                    self.apply_one(*ordinal, bytes, checked, &mut executed, &mut checkpoints)
                 {
                     stop = Some((*ordinal, error));
                     break;
@@ -256,10 +260,40 @@ impl DurableWorld {
         (applied, error)
     }
 
+    /// The signatures of every inputs record of the batch, checked at once
+    /// on every core (as replay checks them), by ordinal. A record that does
+    /// not decode is left out: [`DurableWorld::apply_one`] refuses it.
+    fn check_signatures(
+        &self,
+        records: &[(u64, &[u8])],
+    ) -> std::collections::BTreeMap<u64, Vec<Result<(), EnvelopeError>>> {
+        let mut envelopes = Vec::new();
+        let mut counts = Vec::new();
+        for (ordinal, bytes) in records {
+            let Ok(frame) = decode_record_frame(bytes) else {
+                continue;
+            };
+            if let Ok(Record::Inputs(inputs)) = decode_body(frame.kind, frame.body) {
+                counts.push((*ordinal, inputs.envelopes.len()));
+                envelopes.extend(inputs.envelopes);
+            }
+        }
+        let mut checked = everarcade_protocol::Envelope::verify_signatures_under(
+            &envelopes,
+            self.world.signature_rule(),
+        )
+        .into_iter();
+        counts
+            .into_iter()
+            .map(|(ordinal, count)| (ordinal, checked.by_ref().take(count).collect()))
+            .collect()
+    }
+
     fn apply_one(
         &mut self,
         ordinal: u64,
         bytes: &[u8],
+        signatures: Option<Vec<Result<(), EnvelopeError>>>,
         executed: &mut Vec<ExecutedTick>,
         checkpoints: &mut Vec<CheckpointTaken>,
     ) -> Result<(), Stop> {
@@ -308,7 +342,13 @@ impl DurableWorld {
                     return Err(Stop::Refused("input_refused", error.to_string()));
                 }
                 let before = self.journaled.len();
-                if let Err((index, error)) = self.world.admit_all(&inputs.envelopes) {
+                let admitted = match signatures {
+                    Some(checked) if checked.len() == inputs.envelopes.len() => {
+                        self.world.admit_all_checked(&inputs.envelopes, checked)
+                    }
+                    _ => self.world.admit_all(&inputs.envelopes),
+                };
+                if let Err((index, error)) = admitted {
                     // Those before it are admitted in memory.
                     if index > 0 {
                         self.poisoned = Some(format!(
