@@ -294,6 +294,9 @@ pub struct Status {
     /// A follower: why following fails now, if it does.
     #[serde(default)]
     pub follow_error: Option<String>,
+    /// The HTTP followers this node has heard from.
+    #[serde(default)]
+    pub followers: Vec<FollowerSeen>,
     /// Whether this answer comes from the live node (always, over HTTP).
     pub live: bool,
 }
@@ -314,6 +317,17 @@ pub struct Authority {
     pub authority: Option<String>,
     /// The JetStream lease's revision, where a lease is held.
     pub lease_revision: Option<u64>,
+}
+
+/// An HTTP follower as the node it follows last heard from it.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
+pub struct FollowerSeen {
+    /// The name it pulls under.
+    pub name: String,
+    /// Its journal's last durable record.
+    pub durable_record: u64,
+    /// The tick at which it reported its roots differed, if it did.
+    pub diverged_at_tick: Option<u64>,
 }
 
 /// An incident named by the status (docs/OPERATIONS.md, "Incidents").

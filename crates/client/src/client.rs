@@ -89,6 +89,9 @@ pub struct RecordsQuery<'a> {
     /// The asker's name and its durable record's ordinal, when it is a
     /// follower whose acknowledgements count.
     pub follower: Option<(&'a str, u64)>,
+    /// A follower reporting that its roots differed from this node's at
+    /// this tick (its last pull: it stops following).
+    pub diverged: Option<u64>,
 }
 
 /// A client of one node serving one world. Cheap to clone: clones share the
@@ -325,6 +328,9 @@ impl Client {
         ));
         if let Some((name, durable)) = query.follower {
             path.push_str(&format!("&follower={name}&durable={durable}"));
+            if let Some(tick) = query.diverged {
+                path.push_str(&format!("&diverged={tick}"));
+            }
         }
         let answer = self.send(Method::GET, &path, None, false).await?;
         expect(&answer, StatusCode::OK, "GET", &path)?;

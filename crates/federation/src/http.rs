@@ -73,14 +73,29 @@ impl HttpSource {
     }
 
     async fn pull(&mut self, after: Position) -> Result<Vec<WireRecord>, FederationError> {
+        self.pull_reporting(after, None).await
+    }
+
+    /// A pull that also reports a divergence at `diverged` (the follower's
+    /// last one).
+    async fn pull_reporting(
+        &mut self,
+        after: Position,
+        diverged: Option<u64>,
+    ) -> Result<Vec<WireRecord>, FederationError> {
         let checksum = after.checksum.to_hex();
         let durable = self.durable.load(Ordering::SeqCst);
         let query = RecordsQuery {
             after: after.ordinal,
             checksum: &checksum,
-            wait_ms: self.wait.as_millis() as u64,
+            wait_ms: if diverged.is_some() {
+                0
+            } else {
+                self.wait.as_millis() as u64
+            },
             max_bytes: PULL_BYTES_MAX,
             follower: Some((&self.name, durable)),
+            diverged,
         };
         let page = self
             .client
@@ -119,5 +134,17 @@ impl RecordSource for HttpSource {
         after: Position,
     ) -> Pin<Box<dyn Future<Output = Result<Vec<WireRecord>, FederationError>> + Send + '_>> {
         Box::pin(self.pull(after))
+    }
+
+    fn report_divergence(
+        &mut self,
+        after: Position,
+        tick: u64,
+    ) -> Pin<Box<dyn Future<Output = ()> + Send + '_>> {
+        Box::pin(async move {
+            if let Err(error) = self.pull_reporting(after, Some(tick)).await {
+                tracing::warn!(error = %error, "the divergence was not reported to the authority");
+            }
+        })
     }
 }

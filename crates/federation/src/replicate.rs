@@ -24,4 +24,16 @@ pub trait RecordSource: Send + 'static {
         &mut self,
         after: Position,
     ) -> Pin<Box<dyn Future<Output = Result<Vec<WireRecord>, FederationError>> + Send + '_>>;
+
+    /// Tells the authority, where the transport can, that this follower's
+    /// roots differed from its tick record at `tick` and that it stopped
+    /// following at `after`. Best effort; by default nothing is sent.
+    fn report_divergence(
+        &mut self,
+        after: Position,
+        tick: u64,
+    ) -> Pin<Box<dyn Future<Output = ()> + Send + '_>> {
+        let _ = (after, tick);
+        Box::pin(async {})
+    }
 }

@@ -240,20 +240,38 @@ pub struct Replication {
     pub ack_replicated: bool,
     /// HTTP followers that must hold a record first.
     pub ack_followers: usize,
-    /// Each HTTP follower's durable record ordinal, by its name.
-    pub followers: Mutex<std::collections::BTreeMap<String, u64>>,
+    /// What each HTTP follower last said, by its name.
+    pub followers: Mutex<std::collections::BTreeMap<String, FollowerSeen>>,
     /// Records through this ordinal count as replicated.
     pub replicated: watch::Sender<u64>,
 }
 
+/// What an HTTP follower told the authority with its last pull.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct FollowerSeen {
+    /// Its journal's last durable record.
+    pub durable_record: u64,
+    /// The tick at which its roots differed from this node's, if it
+    /// reported one (it stopped following then).
+    pub diverged_at_tick: Option<u64>,
+}
+
 impl Replication {
-    /// A follower reported its durable record: records through the
-    /// `ack_followers`-th highest such ordinal are replicated.
-    pub fn follower_durable(&self, name: &str, durable: u64) {
+    /// A follower reported its durable record (and, on its last pull, a
+    /// divergence): records through the `ack_followers`-th highest durable
+    /// ordinal of the followers that have not diverged are replicated.
+    pub fn follower_durable(&self, name: &str, durable: u64, diverged: Option<u64>) {
         let mut followers = self.followers.lock().expect("followers lock");
-        let known = followers.entry(name.to_string()).or_insert(durable);
-        *known = (*known).max(durable);
-        let mut ordinals: Vec<u64> = followers.values().copied().collect();
+        let known = followers.entry(name.to_string()).or_default();
+        known.durable_record = known.durable_record.max(durable);
+        if diverged.is_some() {
+            known.diverged_at_tick = diverged;
+        }
+        let mut ordinals: Vec<u64> = followers
+            .values()
+            .filter(|seen| seen.diverged_at_tick.is_none())
+            .map(|seen| seen.durable_record)
+            .collect();
         ordinals.sort_unstable_by(|a, b| b.cmp(a));
         if let Some(&through) = ordinals.get(self.ack_followers.saturating_sub(1)) {
             self.replicated.send_if_modified(|current| {
@@ -1048,13 +1066,7 @@ impl Actor {
         for waiter in self.drain_waiters.drain(..) {
             let _ = waiter.send(Ok(tick));
         }
-        self.refresh_gauges();
-        let stale = self
-            .status_written
-            .is_none_or(|at| at.elapsed() >= STATUS_WRITE_INTERVAL);
-        if stale {
-            self.write_status("running");
-        }
+        self.refresh_and_write_status();
     }
 
     /// Keeps an executed tick for the read API and tells the event streams.
@@ -1174,13 +1186,7 @@ impl Actor {
                 let _ = waiter.send(self.backup_point());
             }
         }
-        self.refresh_gauges();
-        let stale = self
-            .status_written
-            .is_none_or(|at| at.elapsed() >= STATUS_WRITE_INTERVAL);
-        if stale {
-            self.write_status("running");
-        }
+        self.refresh_and_write_status();
     }
 
     /// A follower or standby becomes the authority at its head: the tick
@@ -1494,6 +1500,18 @@ impl Actor {
         status.pending_inputs = self.world.pending_inputs();
         status.checkpoint_tick = self.checkpoint_tick;
         status.achieved_tick_rate_hz = self.achieved_rate();
+    }
+
+    /// The live view, and `status.json` when it is older than
+    /// [`STATUS_WRITE_INTERVAL`].
+    fn refresh_and_write_status(&mut self) {
+        self.refresh_gauges();
+        let stale = self
+            .status_written
+            .is_none_or(|at| at.elapsed() >= STATUS_WRITE_INTERVAL);
+        if stale {
+            self.write_status("running");
+        }
     }
 
     fn write_status(&mut self, state: &str) {

@@ -140,7 +140,18 @@ async fn follow(
                 Err(error) if error.code == "peer_root_mismatch" => {
                     tracing::error!(message = %error.message, "peer root mismatch: following stopped");
                     set_error(handle, Some(format!("{} ({})", error.message, error.code)));
-                    // The actor made the role `diverged`.
+                    // The actor made the role `diverged`; the authority hears
+                    // of it where the transport can tell it.
+                    let diverged = match &*handle.live.role.borrow() {
+                        Role::Diverged { tick, .. } => Some(*tick),
+                        _ => None,
+                    };
+                    if let (Some(tick), Ok((_, durable_head))) =
+                        (diverged, handle.follow_head().await)
+                    {
+                        durable.store(durable_head.ordinal, Ordering::SeqCst);
+                        source.report_divergence(durable_head, tick).await;
+                    }
                     return;
                 }
                 Err(error) => Some(format!("{} ({})", error.message, error.code)),

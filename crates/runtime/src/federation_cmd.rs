@@ -237,6 +237,7 @@ async fn fetch_page(
 ) -> Result<Vec<everarcade_federation::WireRecord>, Fetch> {
     let checksum = checksum.to_hex();
     let query = RecordsQuery {
+        diverged: None,
         after,
         checksum: &checksum,
         wait_ms: 0,

@@ -8,7 +8,7 @@
 //! with another operator key are refused before anything is fetched.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Output};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -137,23 +137,7 @@ impl Node {
     /// `run` of the package at `package`, not waiting for it to be ready.
     fn spawn_in(root: &Path, package: &str, log: PathBuf, options: &[&str]) -> Node {
         let address = free_address();
-        let file = std::fs::File::create(&log).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_everarcade-runtime"))
-            .current_dir(repository_root())
-            .args([
-                "run",
-                root.to_str().unwrap(),
-                WORLD,
-                package,
-                "--http-addr",
-                &address,
-            ])
-            .args(options)
-            .stdin(Stdio::null())
-            .stdout(file.try_clone().unwrap())
-            .stderr(file)
-            .spawn()
-            .expect("the binary starts");
+        let child = common::spawn_run(root, package, &address, options, &log);
         Node {
             child,
             address,
@@ -573,12 +557,17 @@ fn forging_server(upstream: &Node, forgery: Forgery) -> (String, Arc<Forger>) {
                 };
                 let after: u64 = value("after").parse().unwrap();
                 let checksum = value("checksum");
+                // A follower's name, durable record and divergence pass
+                // through to the real node.
+                let name = value("follower");
+                let durable: u64 = value("durable").parse().unwrap_or(0);
                 let query = RecordsQuery {
+                    diverged: value("diverged").parse().ok(),
                     after,
                     checksum: &checksum,
                     wait_ms: 0,
                     max_bytes: 1 << 20,
-                    follower: None,
+                    follower: (!name.is_empty()).then_some((name.as_str(), durable)),
                 };
                 let page = forger.upstream.records(&query).await.unwrap();
                 let mut records = everarcade_federation::stream::decode_stream(&page.body).unwrap();
@@ -838,6 +827,23 @@ fn a_follower_fed_a_forged_tick_record_records_a_peer_root_mismatch_naming_the_t
         FORGED_TICK - 1,
         "nothing of the forged tick"
     );
+    // The authority hears of it from the follower's last pull.
+    let start = Instant::now();
+    let reported = loop {
+        let followers = pair.authority.blocking().status().unwrap().followers;
+        if let Some(seen) = followers
+            .iter()
+            .find(|seen| seen.diverged_at_tick.is_some())
+        {
+            break seen.clone();
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "the authority never heard of the divergence: {followers:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(reported.diverged_at_tick, Some(FORGED_TICK), "{reported:?}");
     let error = client
         .readyz()
         .expect_err("a diverged follower is not ready");

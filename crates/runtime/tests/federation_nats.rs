@@ -10,7 +10,7 @@
 use std::collections::BTreeMap;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use everarcade_client::{Ack, BlockingClient, Client, ClientError, Encoding};
@@ -49,23 +49,21 @@ impl Node {
             .open(&log)
             .unwrap();
         writeln!(file, "==== start").unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_everarcade-runtime"))
-            .current_dir(repository_root())
-            .arg("run")
-            .arg(&root)
-            .args([WORLD, PACKAGE, "--http-addr", &address])
-            .args(["--set", "http.rate_per_client_per_second=1000000"])
-            .args(["--set", &format!("federation.nats_prefix={prefix}")])
-            .args([
+        let prefix = format!("federation.nats_prefix={prefix}");
+        let ttl = format!("federation.lease_ttl_ms={}", LEASE_TTL.as_millis());
+        let options = [
+            &[
                 "--set",
-                &format!("federation.lease_ttl_ms={}", LEASE_TTL.as_millis()),
-            ])
-            .args(role)
-            .stdin(Stdio::null())
-            .stdout(file.try_clone().unwrap())
-            .stderr(file)
-            .spawn()
-            .expect("the binary starts");
+                "http.rate_per_client_per_second=1000000",
+                "--set",
+                &prefix,
+                "--set",
+                &ttl,
+            ],
+            role,
+        ]
+        .concat();
+        let child = common::spawn_run(&root, PACKAGE, &address, &options, &log);
         let node = Node {
             child,
             address,

@@ -7,7 +7,7 @@
 
 use std::io::{Read, Write};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use everarcade_client::{BlockingClient, Client, ClientError, Encoding};
@@ -38,21 +38,12 @@ impl Node {
         drop(listener);
         let root = dir.join(format!("{label}-root"));
         let log = dir.join(format!("{label}.log"));
-        let file = std::fs::File::create(&log).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_everarcade-runtime"))
-            .current_dir(repository_root())
-            .arg("run")
-            .arg(&root)
-            .arg(WORLD)
-            .arg(PACKAGE)
-            .args(["--http-addr", &address])
-            .args(["--set", "http.rate_per_client_per_second=1000000"])
-            .args(options)
-            .stdin(Stdio::null())
-            .stdout(file.try_clone().unwrap())
-            .stderr(file)
-            .spawn()
-            .expect("the binary starts");
+        let options = [
+            &["--set", "http.rate_per_client_per_second=1000000"],
+            options,
+        ]
+        .concat();
+        let child = common::spawn_run(&root, PACKAGE, &address, &options, &log);
         let node = Node {
             child,
             address,

@@ -12,7 +12,7 @@
 use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Output};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -88,25 +88,22 @@ impl Node {
             let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
             listener.local_addr().unwrap().to_string()
         };
-        let file = std::fs::File::create(&log).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_everarcade-runtime"))
-            .current_dir(repository_root())
-            .arg("run")
-            .arg(root)
-            .arg(WORLD)
-            .arg(PACKAGE)
-            .args(["--http-addr", &address])
-            .args(["--set", "usage.interval_ms=400"])
-            .args(["--set", &format!("usage.http_url={sink}")])
-            .args(["--set", "usage.batch_size=2"])
-            .args(["--set", "usage.retry_initial_ms=100"])
-            .args(["--set", "usage.retry_max_ms=400"])
-            .args(["--set", "usage.submit_timeout_ms=2000"])
-            .stdin(Stdio::null())
-            .stdout(file.try_clone().unwrap())
-            .stderr(file)
-            .spawn()
-            .expect("the binary starts");
+        let sink = format!("usage.http_url={sink}");
+        let options = [
+            "--set",
+            "usage.interval_ms=400",
+            "--set",
+            &sink,
+            "--set",
+            "usage.batch_size=2",
+            "--set",
+            "usage.retry_initial_ms=100",
+            "--set",
+            "usage.retry_max_ms=400",
+            "--set",
+            "usage.submit_timeout_ms=2000",
+        ];
+        let child = common::spawn_run(root, PACKAGE, &address, &options, &log);
         let node = Node {
             child,
             address,

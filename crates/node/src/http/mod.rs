@@ -478,6 +478,7 @@ pub fn status_json(state: &AppState) -> Value {
         "authority": authority_url(state),
         "lag_ticks": lag_ticks(state),
         "follow_error": state.world.live.follow_error.lock().expect("follow error lock").clone(),
+        "followers": followers(state),
         "live": true,
     })
 }
@@ -499,13 +500,15 @@ struct RecordsQuery {
     max_bytes: usize,
     /// The asking follower's name and durable record ordinal.
     follower: Option<(String, u64)>,
+    /// The tick at which the asking follower's roots differed.
+    diverged: Option<u64>,
 }
 
 fn records_query(uri: &Uri) -> Result<RecordsQuery, ApiError> {
     let bad = |what: String| ApiError::new(StatusCode::BAD_REQUEST, "bad_query", what);
     let (mut after, mut checksum, mut wait_ms, mut max_bytes) =
         (None, None, 0, RECORDS_BYTES_DEFAULT);
-    let (mut follower, mut durable) = (None, None);
+    let (mut follower, mut durable, mut diverged) = (None, None, None);
     for pair in uri
         .query()
         .unwrap_or("")
@@ -546,6 +549,7 @@ fn records_query(uri: &Uri) -> Result<RecordsQuery, ApiError> {
                 follower = Some(value.to_string());
             }
             "durable" => durable = Some(number("durable")?),
+            "diverged" => diverged = Some(number("diverged")?),
             other => return Err(bad(format!("unknown parameter {other:?}"))),
         }
     }
@@ -555,6 +559,7 @@ fn records_query(uri: &Uri) -> Result<RecordsQuery, ApiError> {
         wait_ms,
         max_bytes,
         follower: follower.zip(durable),
+        diverged,
     })
 }
 
@@ -571,7 +576,15 @@ async fn records(
     let query = records_query(&uri)?;
     let live = state.world.live.clone();
     if let Some((name, durable)) = &query.follower {
-        live.replication.follower_durable(name, *durable);
+        live.replication
+            .follower_durable(name, *durable, query.diverged);
+        if let Some(tick) = query.diverged {
+            tracing::error!(
+                follower = %name,
+                tick,
+                "a follower reports a peer root mismatch with this node's tick record"
+            );
+        }
     }
     let mut durable = live.durable.subscribe();
     let deadline = tokio::time::Instant::now() + Duration::from_millis(query.wait_ms);
@@ -679,6 +692,28 @@ fn authority_url(state: &AppState) -> String {
     }
 }
 
+/// The HTTP followers this node has heard from, by name: their durable
+/// record and any divergence they reported.
+fn followers(state: &AppState) -> serde_json::Value {
+    let followers = state
+        .world
+        .live
+        .replication
+        .followers
+        .lock()
+        .expect("followers lock");
+    followers
+        .iter()
+        .map(|(name, seen)| {
+            json!({
+                "name": name,
+                "durable_record": seen.durable_record,
+                "diverged_at_tick": seen.diverged_at_tick,
+            })
+        })
+        .collect()
+}
+
 /// A follower's distance behind its authority; 0 on the authority; none
 /// while it is unknown.
 fn lag_ticks(state: &AppState) -> Option<u64> {
@@ -765,6 +800,7 @@ async fn federation_rejoin(
         wait_ms: 0,
         max_bytes: 1,
         follower: None,
+        diverged: None,
     };
     match client.records(&query).await {
         Ok(_) => {}

@@ -6,8 +6,8 @@
 // Each test binary includes this module and uses a part of it.
 #![allow(dead_code)]
 
-use std::path::PathBuf;
-use std::process::Output;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
 
 /// The world the tests create.
 pub const WORLD: &str = everarcade_testkit::WORLD;
@@ -60,4 +60,25 @@ pub fn free_port() -> u16 {
         .local_addr()
         .expect("its address")
         .port()
+}
+
+/// Starts `run <root> WORLD <package> --http-addr <address> <options…>` from
+/// the repository root, its stdout and stderr appended to `log`.
+pub fn spawn_run(root: &Path, package: &str, address: &str, options: &[&str], log: &Path) -> Child {
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .unwrap();
+    Command::new(env!("CARGO_BIN_EXE_everarcade-runtime"))
+        .current_dir(repository_root())
+        .arg("run")
+        .arg(root)
+        .args([WORLD, package, "--http-addr", address])
+        .args(options)
+        .stdin(Stdio::null())
+        .stdout(file.try_clone().unwrap())
+        .stderr(file)
+        .spawn()
+        .expect("the binary starts")
 }
