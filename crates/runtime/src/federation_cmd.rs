@@ -717,6 +717,7 @@ fn status(args: StatusArgs) -> Result<(), Failure> {
         "lag_ticks": local.lag_ticks,
         "follow_error": local.follow_error,
         "lease_revision": local.lease_revision,
+        "followers": local.followers,
         "head_tick": local.head_tick,
         "state_root": local.state_root,
         "peers": peer_objects,
@@ -751,6 +752,8 @@ struct LocalView {
     lag_ticks: Option<u64>,
     follow_error: Option<String>,
     lease_revision: Option<u64>,
+    /// The HTTP followers a running node has heard from.
+    followers: Vec<everarcade_client::api::FollowerSeen>,
     head_tick: u64,
     state_root: String,
 }
@@ -772,6 +775,7 @@ async fn local_live(world: &WorldRef, node: &probe::RunningNode) -> Result<Local
         lag_ticks: status.lag_ticks,
         follow_error: status.follow_error,
         lease_revision: authority.lease_revision,
+        followers: status.followers,
         head_tick: status.head_tick,
         state_root: status.state_root.to_hex(),
     })
@@ -787,6 +791,7 @@ fn local_disk(dir: &WorldDir, reason: String) -> Result<LocalView, Failure> {
         lag_ticks: None,
         follow_error: None,
         lease_revision: None,
+        followers: Vec::new(),
         head_tick: status.head_tick,
         state_root: status.state_root,
     })
@@ -834,6 +839,17 @@ fn print_status(object: &serde_json::Value) {
         println!("lease revision   {}", or_none(&object["lease_revision"]));
         if let Some(error) = object["follow_error"].as_str() {
             println!("following fails  {error}");
+        }
+        for follower in object["followers"].as_array().into_iter().flatten() {
+            let state = match follower["diverged_at_tick"].as_u64() {
+                Some(tick) => format!("DIVERGED at tick {tick} (it stopped following)"),
+                None => "following".to_string(),
+            };
+            println!(
+                "follower         {}: durable record {}, {state}",
+                or_none(&follower["name"]),
+                or_none(&follower["durable_record"])
+            );
         }
     } else {
         println!(

@@ -844,6 +844,16 @@ fn a_follower_fed_a_forged_tick_record_records_a_peer_root_mismatch_naming_the_t
         std::thread::sleep(Duration::from_millis(20));
     };
     assert_eq!(reported.diverged_at_tick, Some(FORGED_TICK), "{reported:?}");
+    // And `federation status` on the authority says so.
+    let output = federation("status", &pair.authority_root(), &["--json"]);
+    let report = json(&output);
+    let followers = report["followers"].as_array().expect("a list of followers");
+    assert!(
+        followers
+            .iter()
+            .any(|follower| follower["diverged_at_tick"] == FORGED_TICK),
+        "{report}"
+    );
     let error = client
         .readyz()
         .expect_err("a diverged follower is not ready");
