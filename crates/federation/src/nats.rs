@@ -119,6 +119,9 @@ pub struct RecordNames {
     pub stream: String,
     /// `<prefix>.world.<world>.records`.
     pub subject: String,
+    /// `<prefix>.world.<world>.divergence`: core NATS (not in the stream),
+    /// where followers report a peer root mismatch to the authority.
+    pub divergence: String,
 }
 
 impl RecordNames {
@@ -127,6 +130,7 @@ impl RecordNames {
         RecordNames {
             stream: format!("{prefix}_records_{}", world.as_str()),
             subject: format!("{prefix}.world.{}.records", world.as_str()),
+            divergence: format!("{prefix}.world.{}.divergence", world.as_str()),
         }
     }
 }
@@ -173,6 +177,18 @@ pub(crate) fn unavailable(what: &str, error: impl std::fmt::Display) -> Federati
     FederationError::Unavailable(format!("JetStream: {what}: {error}"))
 }
 
+/// A follower's report that its roots differed from a tick record of the
+/// stream: JSON on [`RecordNames::divergence`].
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct DivergenceReport {
+    /// The follower's node id (its durable consumer's name).
+    pub follower: String,
+    /// Its journal's last durable record.
+    pub durable_record: u64,
+    /// The first tick whose roots differed.
+    pub tick: u64,
+}
+
 /// The stream's last record: where a publisher must continue.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct StreamHead {
@@ -213,6 +229,43 @@ impl RecordLog {
             stream,
             names,
         })
+    }
+
+    /// Publishes a follower's divergence report (core NATS: best effort,
+    /// heard only by an authority listening now).
+    pub async fn report_divergence(
+        &self,
+        report: &DivergenceReport,
+    ) -> Result<(), FederationError> {
+        let payload = serde_json::to_vec(report).expect("a report encodes");
+        let client = self.context.client();
+        client
+            .publish(self.names.divergence.clone(), payload.into())
+            .await
+            .map_err(|error| unavailable("reporting a divergence", error))?;
+        client
+            .flush()
+            .await
+            .map_err(|error| unavailable("reporting a divergence", error))
+    }
+
+    /// The divergence reports followers publish from now on; reports that
+    /// do not decode are skipped.
+    pub async fn divergences(
+        &self,
+    ) -> Result<
+        impl futures_util::stream::Stream<Item = DivergenceReport> + Send + use<>,
+        FederationError,
+    > {
+        let subscriber = self
+            .context
+            .client()
+            .subscribe(self.names.divergence.clone())
+            .await
+            .map_err(|error| unavailable("listening for divergence reports", error))?;
+        Ok(StreamExt::filter_map(subscriber, |message| async move {
+            serde_json::from_slice(&message.payload).ok()
+        }))
     }
 
     /// The stream and subject names.
@@ -929,5 +982,22 @@ impl RecordSource for NatsSource {
         after: Position,
     ) -> Pin<Box<dyn Future<Output = Result<Vec<WireRecord>, FederationError>> + Send + '_>> {
         Box::pin(self.next_records(after))
+    }
+
+    fn report_divergence(
+        &mut self,
+        after: Position,
+        tick: u64,
+    ) -> Pin<Box<dyn Future<Output = ()> + Send + '_>> {
+        let report = DivergenceReport {
+            follower: self.durable.clone(),
+            durable_record: after.ordinal,
+            tick,
+        };
+        Box::pin(async move {
+            if let Err(error) = self.log.report_divergence(&report).await {
+                tracing::warn!(error = %error, "the divergence was not reported to the authority");
+            }
+        })
     }
 }

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use async_nats::jetstream;
 use everarcade_federation::fence::quarantine_suffix;
 use everarcade_federation::lease::{Holder, LeaseBucket, LeaseConfig};
-use everarcade_federation::nats::{NatsConfig, RecordLog, StreamHead};
+use everarcade_federation::nats::{DivergenceReport, NatsConfig, RecordLog, StreamHead};
 use everarcade_federation::{FederationError, Position, RecordSource, Replicator, WireRecord};
 use everarcade_protocol::{Hash, TickRoots, WorldId};
 use everarcade_store::journal::{
@@ -281,6 +281,38 @@ async fn a_follower_resumes_from_its_own_journal_head() {
     let error = source.next(position(&forked[0])).await.unwrap_err();
     assert_eq!(error.code(), "peer_diverged", "{error}");
     assert!(error.to_string().contains("record 5 "), "{error}");
+    log.delete().await.unwrap();
+}
+
+/// A follower's divergence report reaches an authority listening on the
+/// world's divergence subject, and never enters the record stream.
+#[tokio::test]
+async fn a_followers_divergence_report_reaches_the_listening_authority() {
+    use futures_util::StreamExt;
+    let config = nats("diverge");
+    let log = RecordLog::open(&config, &world("w-diverge")).await.unwrap();
+    let records = chain(C0, 0, 3, 0);
+    log.replicator(None)
+        .replicate(records.clone())
+        .await
+        .unwrap();
+    let reports = log.divergences().await.unwrap();
+    let mut reports = std::pin::pin!(reports);
+    let mut source = log.source("follower-d").unwrap();
+    source.report_divergence(position(&records[2]), 7).await;
+    let report = tokio::time::timeout(Duration::from_secs(5), reports.next())
+        .await
+        .expect("the report arrives")
+        .expect("the subscription is open");
+    assert_eq!(
+        report,
+        DivergenceReport {
+            follower: "follower-d".into(),
+            durable_record: 2,
+            tick: 7,
+        }
+    );
+    assert_eq!(log.head().await.unwrap(), Some(head_of(&records[2])));
     log.delete().await.unwrap();
 }
 

@@ -288,6 +288,32 @@ async fn lead(
             FederationError::Unavailable(format!("the journal reader failed: {error}"))
         })??
     };
+    // Followers' divergence reports go where the HTTP followers' do: the
+    // status's `followers`.
+    let _listening = match log.divergences().await {
+        Ok(reports) => {
+            let listener = live.clone();
+            Some(AbortOnDrop(tokio::spawn(async move {
+                let mut reports = std::pin::pin!(reports);
+                while let Some(report) = futures_util::StreamExt::next(&mut reports).await {
+                    tracing::error!(
+                        follower = %report.follower,
+                        tick = report.tick,
+                        "a follower reports a peer root mismatch with this node's tick record"
+                    );
+                    listener.replication.follower_durable(
+                        &report.follower,
+                        report.durable_record,
+                        Some(report.tick),
+                    );
+                }
+            })))
+        }
+        Err(error) => {
+            tracing::warn!(error = %error, "not listening for divergence reports");
+            None
+        }
+    };
     let mut durable = live.durable.subscribe();
     tracing::info!(stream = %log.names().stream, from = position.ordinal, "publishing records to JetStream");
     loop {
@@ -342,6 +368,15 @@ async fn lead(
                 }
             }
         });
+    }
+}
+
+/// Stops a task when the leader's loop ends, however it ends.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
