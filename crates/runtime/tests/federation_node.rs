@@ -2,8 +2,8 @@
 //! (docs/FEDERATION.md): a follower replicates and verifies an authority,
 //! serves the read API, refuses inputs; `--ack replicated` answers 202 only
 //! once a follower holds the record; after the authority is killed an
-//! operator promotes the follower, which admits and ticks on the same
-//! lineage; a standby that rejoins follows again.
+//! operator promotes the follower (`federation promote`), which admits and
+//! ticks on the same lineage; a standby that rejoins follows again.
 
 use std::io::{Read, Write};
 use std::path::PathBuf;
@@ -199,12 +199,26 @@ fn a_follower_replicates_verifies_and_takes_over_when_promoted() {
         "a following follower knows its lag"
     );
 
-    // The authority dies; the operator promotes the follower.
+    // The authority dies; the operator promotes the follower with the
+    // manual's command.
     let killed_at = authority.blocking().status().unwrap().head_tick;
     authority.kill();
-    let (code, answer) = follower.admin("/admin/federation/promote", "");
-    assert_eq!(code, 200, "{answer}\n{}", follower.log_text());
-    assert_eq!(answer["role"], "authority");
+    let output = Command::new(env!("CARGO_BIN_EXE_everarcade-runtime"))
+        .current_dir(repository_root())
+        .args(["federation", "promote"])
+        .arg(&follower.root)
+        .args([WORLD, PACKAGE, "--json"])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "federation promote: {}\n{}",
+        text(&output),
+        follower.log_text()
+    );
+    let answer: serde_json::Value = serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|error| panic!("not JSON ({error}): {}", text(&output)));
+    assert_eq!(answer["role"], "authority", "{answer}");
     assert!(answer["tick"].as_u64().unwrap() + 1 >= killed_at.min(ack.tick + 2));
     let again = follower.admin("/admin/federation/promote", "");
     assert_eq!(again.0, 409, "{}", again.1);
