@@ -28,7 +28,6 @@ const PULL_TIMEOUT: Duration = Duration::from_secs(30);
 pub struct HttpSource {
     client: Client,
     name: String,
-    durable: Arc<AtomicU64>,
     head_tick: Arc<AtomicU64>,
     wait: Duration,
 }
@@ -50,16 +49,9 @@ impl HttpSource {
         Ok(HttpSource {
             client,
             name: name.to_string(),
-            durable: Arc::new(AtomicU64::new(0)),
             head_tick: Arc::new(AtomicU64::new(0)),
             wait: PULL_WAIT,
         })
-    }
-
-    /// The follower's durable record ordinal, reported with every pull: the
-    /// node moves it after every batch it journals.
-    pub fn durable(&self) -> Arc<AtomicU64> {
-        self.durable.clone()
     }
 
     /// The authority's head tick as its last answer gave it.
@@ -84,7 +76,6 @@ impl HttpSource {
         diverged: Option<u64>,
     ) -> Result<Vec<WireRecord>, FederationError> {
         let checksum = after.checksum.to_hex();
-        let durable = self.durable.load(Ordering::SeqCst);
         let query = RecordsQuery {
             after: after.ordinal,
             checksum: &checksum,
@@ -94,7 +85,9 @@ impl HttpSource {
                 self.wait.as_millis() as u64
             },
             max_bytes: PULL_BYTES_MAX,
-            follower: Some((&self.name, durable)),
+            // A follower asks from its durable head: the record it reports
+            // durable, which `--ack replicated` counts.
+            follower: Some((&self.name, after.ordinal)),
             diverged,
         };
         let page = self

@@ -19,7 +19,8 @@ pub trait Replicator: Send + Sync + 'static {
 
 /// Where a follower's records come from (the authority over HTTP, JetStream).
 pub trait RecordSource: Send + 'static {
-    /// The records after `after`, in order; waits a bounded time for new ones.
+    /// The records after `after`, the follower's durable head (all it has
+    /// journaled), in order; waits a bounded time for new ones.
     fn next(
         &mut self,
         after: Position,

@@ -123,73 +123,16 @@ pub struct DurableEnd {
     pub length: u64,
 }
 
-/// The records after `after` up to the durable end, from the journal in
-/// `journal_dir`, at most `max_bytes` of framed records (but always at
-/// least one when there is one). `after`'s checksum must be the journal's
-/// at its ordinal: otherwise the asker is not on this chain
-/// ([`FederationError::Diverged`], `peer_diverged`).
-///
-/// Reads the journal from its first segment: its cost grows with the
-/// journal (a follower far behind should catch up from a backup first).
-pub fn read_after(
-    storage: &dyn everarcade_store::Storage,
+/// The journal in `journal_dir`, opened for reading from its first record.
+fn open_journal<'a>(
+    storage: &'a dyn everarcade_store::Storage,
     journal_dir: &std::path::Path,
-    after_ordinal: u64,
-    after_checksum: &everarcade_protocol::Hash,
-    end: DurableEnd,
-    max_bytes: usize,
-) -> Result<Vec<WireRecord>, FederationError> {
-    let unavailable = |error: everarcade_store::StoreError| {
-        FederationError::Unavailable(format!("reading the journal: {error}"))
-    };
-    let mut reader =
-        everarcade_store::JournalReader::open(storage, journal_dir).map_err(unavailable)?;
-    let mut ordinal = 0u64;
-    let mut found = false;
-    let mut records = Vec::new();
-    let mut bytes = 0usize;
-    let mut prev = everarcade_protocol::Hash([0; 32]);
-    while let Some(raw) = reader.next().map_err(unavailable)? {
-        if ordinal == 0 {
-            prev = reader.genesis_root().expect("a record was read");
-        }
-        let position = reader.position().expect("a record was read");
-        if (position.segment, position.offset) > (end.segment, end.length) {
-            break;
-        }
-        if ordinal == after_ordinal {
-            if raw.checksum != *after_checksum {
-                return Err(FederationError::Diverged(format!(
-                    "record {ordinal} has checksum {} here, not {after_checksum}",
-                    raw.checksum
-                )));
-            }
-            found = true;
-        } else if ordinal > after_ordinal {
-            let length = raw.encoded_len() as usize;
-            if !records.is_empty() && bytes + FRAME_HEADER_BYTES + length > max_bytes {
-                break;
-            }
-            bytes += FRAME_HEADER_BYTES + length;
-            // The record's exact bytes, rebuilt from what the reader checked.
-            let mut whole = Vec::with_capacity(length);
-            everarcade_store::journal::encode_record(raw.kind, &raw.body, &prev, &mut whole);
-            records.push(WireRecord {
-                ordinal,
-                kind: raw.kind,
-                bytes: whole,
-            });
-        }
-        prev = raw.checksum;
-        ordinal += 1;
-    }
-    if !found {
-        return Err(FederationError::Diverged(format!(
-            "record {after_ordinal} is past this journal's durable end (record {})",
-            ordinal.saturating_sub(1)
-        )));
-    }
-    Ok(records)
+) -> Result<everarcade_store::JournalReader<'a>, FederationError> {
+    everarcade_store::JournalReader::open(storage, journal_dir).map_err(journal_unavailable)
+}
+
+fn journal_unavailable(error: everarcade_store::StoreError) -> FederationError {
+    FederationError::Unavailable(format!("reading the journal: {error}"))
 }
 
 /// Bytes read from a segment at a time by [`JournalTail`] (a record longer
@@ -198,8 +141,8 @@ const TAIL_CHUNK_BYTES: usize = 1 << 20;
 
 /// An authority's forward reader of its own journal: each
 /// [`JournalTail::read`] reads only the bytes after the last record it
-/// returned, up to the durable end, where [`read_after`] reads from the
-/// first segment every time. Every record's framing, checksum and chain are
+/// returned, up to the durable end, instead of the journal from its first
+/// segment every time. Every record's framing, checksum and chain are
 /// checked as they are read.
 #[derive(Clone, Debug)]
 pub struct JournalTail {
@@ -212,21 +155,24 @@ pub struct JournalTail {
 
 impl JournalTail {
     /// A tail positioned right after record `ordinal`, which must have
-    /// `checksum` here (else `peer_diverged`); finds it with one scan of
-    /// the journal.
+    /// `checksum` here and lie within the durable end `end` (else
+    /// `peer_diverged`: the asker is not on this chain, or holds records
+    /// this journal has not made durable); finds it with one scan of the
+    /// journal.
     pub fn after(
         storage: &dyn everarcade_store::Storage,
         journal_dir: &std::path::Path,
         ordinal: u64,
         checksum: &everarcade_protocol::Hash,
+        end: DurableEnd,
     ) -> Result<JournalTail, FederationError> {
-        let unavailable = |error: everarcade_store::StoreError| {
-            FederationError::Unavailable(format!("reading the journal: {error}"))
-        };
-        let mut reader =
-            everarcade_store::JournalReader::open(storage, journal_dir).map_err(unavailable)?;
+        let mut reader = open_journal(storage, journal_dir)?;
         let mut at = 0u64;
-        while let Some(raw) = reader.next().map_err(unavailable)? {
+        while let Some(raw) = reader.next().map_err(journal_unavailable)? {
+            let position = reader.position().expect("a record was read");
+            if (position.segment, position.offset) > (end.segment, end.length) {
+                break;
+            }
             if at == ordinal {
                 if raw.checksum != *checksum {
                     return Err(FederationError::Diverged(format!(
@@ -234,7 +180,6 @@ impl JournalTail {
                         raw.checksum
                     )));
                 }
-                let position = reader.position().expect("a record was read");
                 return Ok(JournalTail {
                     dir: journal_dir.to_path_buf(),
                     segment: position.segment,
@@ -246,7 +191,7 @@ impl JournalTail {
             at += 1;
         }
         Err(FederationError::Diverged(format!(
-            "record {ordinal} is past this journal's end (record {})",
+            "record {ordinal} is past this journal's durable end (record {})",
             at.saturating_sub(1)
         )))
     }
@@ -371,14 +316,10 @@ pub fn read_genesis(
     storage: &dyn everarcade_store::Storage,
     journal_dir: &std::path::Path,
 ) -> Result<WireRecord, FederationError> {
-    let unavailable = |error: everarcade_store::StoreError| {
-        FederationError::Unavailable(format!("reading the journal: {error}"))
-    };
-    let mut reader =
-        everarcade_store::JournalReader::open(storage, journal_dir).map_err(unavailable)?;
+    let mut reader = open_journal(storage, journal_dir)?;
     let raw = reader
         .next()
-        .map_err(unavailable)?
+        .map_err(journal_unavailable)?
         .ok_or_else(|| FederationError::Unavailable("the journal is empty".into()))?;
     let prev = reader.genesis_root().expect("a record was read");
     let mut whole = Vec::with_capacity(raw.encoded_len() as usize);
@@ -397,13 +338,9 @@ pub fn checksums(
     storage: &dyn everarcade_store::Storage,
     journal_dir: &std::path::Path,
 ) -> Result<Vec<(u64, everarcade_protocol::Hash)>, FederationError> {
-    let unavailable = |error: everarcade_store::StoreError| {
-        FederationError::Unavailable(format!("reading the journal: {error}"))
-    };
-    let mut reader =
-        everarcade_store::JournalReader::open(storage, journal_dir).map_err(unavailable)?;
+    let mut reader = open_journal(storage, journal_dir)?;
     let mut out = Vec::new();
-    while let Some(raw) = reader.next().map_err(unavailable)? {
+    while let Some(raw) = reader.next().map_err(journal_unavailable)? {
         out.push((out.len() as u64, raw.checksum));
     }
     Ok(out)

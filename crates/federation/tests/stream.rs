@@ -5,9 +5,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use everarcade_federation::stream::{
-    DurableEnd, JournalTail, apply, decode_stream, encode_stream, read_after,
-};
+use everarcade_federation::stream::{DurableEnd, JournalTail, apply, decode_stream, encode_stream};
 use everarcade_federation::{Position, WireRecord};
 use everarcade_store::{JournalReader, SimStorage, Storage, WorldDir};
 use everarcade_testkit::arena::arena;
@@ -80,7 +78,7 @@ fn framed_records_reach_a_follower_with_equal_roots_and_journal() {
     let records = wire(&disk);
     let follower_disk = SimStorage::new();
     let mut follower = create(&follower_disk);
-    let mut applied_head: Position = follower.follow_head().into();
+    let mut applied_head: Position = follower.durable_head().into();
     assert_eq!(applied_head.ordinal, 0);
     for chunk in records[1..].chunks(5) {
         let mut stream = Vec::new();
@@ -88,7 +86,7 @@ fn framed_records_reach_a_follower_with_equal_roots_and_journal() {
         let decoded = decode_stream(&stream).expect("the stream decodes");
         assert_eq!(decoded, chunk);
         let applied = apply(&mut follower, &decoded).expect("the records apply");
-        applied_head = applied.applied.into();
+        applied_head = applied.durable.into();
     }
     assert_eq!(applied_head.ordinal, records.len() as u64 - 1);
     assert_eq!(applied_head.tick, 10);
@@ -132,6 +130,19 @@ fn a_damaged_stream_is_refused_whole() {
     assert_eq!(code(&kind), "record_stream_malformed");
 
     assert_eq!(decode_stream(&[]).expect("empty is no records"), Vec::new());
+}
+
+/// What `/records` serves: the records after `ordinal` (of `checksum`) up
+/// to `end`, at most `max_bytes` of them (at least one).
+fn read_after(
+    storage: &dyn Storage,
+    dir: &Path,
+    ordinal: u64,
+    checksum: &everarcade_protocol::Hash,
+    end: DurableEnd,
+    max_bytes: usize,
+) -> Result<Vec<WireRecord>, everarcade_federation::FederationError> {
+    JournalTail::after(storage, dir, ordinal, checksum, end)?.read(storage, end, max_bytes)
 }
 
 #[test]
@@ -178,8 +189,8 @@ fn an_authority_serves_the_records_after_a_position_up_to_its_durable_end() {
     assert_eq!(past.code(), "peer_diverged");
 }
 
-/// The publisher's forward reader returns exactly the records `read_after`
-/// does, a few at a time, across segment boundaries, never past the durable
+/// The forward reader returns the same records a few at a time as all at
+/// once, across segment boundaries, never past the durable
 /// end, and refuses a position that is not on its chain.
 #[test]
 fn a_journal_tail_reads_forward_across_segments_up_to_the_durable_end() {
@@ -206,7 +217,8 @@ fn a_journal_tail_reads_forward_across_segments_up_to_the_durable_end() {
         length: u64::MAX,
     };
     // In steps of one record (a byte budget of 1), from genesis.
-    let mut tail = JournalTail::after(storage, &dir, 0, &checksum_of(0)).expect("positioned");
+    let mut tail =
+        JournalTail::after(storage, &dir, 0, &checksum_of(0), everything).expect("positioned");
     let mut read = Vec::new();
     loop {
         let step = tail.read(storage, everything, 1).expect("read");
@@ -218,12 +230,12 @@ fn a_journal_tail_reads_forward_across_segments_up_to_the_durable_end() {
     }
     assert_eq!(read, records[1..]);
     assert_eq!(tail.position().ordinal, records.len() as u64 - 1);
-    // From the middle, everything at once, equal to read_after.
-    let mut tail = JournalTail::after(storage, &dir, 7, &checksum_of(7)).expect("positioned");
+    // From the middle, everything at once, equal to the same records read
+    // one at a time.
+    let mut tail =
+        JournalTail::after(storage, &dir, 7, &checksum_of(7), everything).expect("positioned");
     let rest = tail.read(storage, everything, usize::MAX).expect("read");
-    let served =
-        read_after(storage, &dir, 7, &checksum_of(7), everything, usize::MAX).expect("served");
-    assert_eq!(rest, served);
+    assert_eq!(rest, read[7..]);
     assert_eq!(rest, records[8..]);
     // Only what is durable: the end right after the first segment's first
     // two records, then the rest once the end moves.
@@ -233,7 +245,8 @@ fn a_journal_tail_reads_forward_across_segments_up_to_the_durable_end() {
             .iter()
             .map(|r| r.bytes.len() as u64)
             .sum::<u64>();
-    let mut tail = JournalTail::after(storage, &dir, 0, &checksum_of(0)).expect("positioned");
+    let mut tail =
+        JournalTail::after(storage, &dir, 0, &checksum_of(0), everything).expect("positioned");
     let first = tail
         .read(storage, DurableEnd { segment: 1, length }, usize::MAX)
         .expect("read");
@@ -241,6 +254,7 @@ fn a_journal_tail_reads_forward_across_segments_up_to_the_durable_end() {
     let more = tail.read(storage, everything, usize::MAX).expect("read");
     assert_eq!(more, records[2..]);
     // A position not on this chain.
-    let other = JournalTail::after(storage, &dir, 2, &checksum_of(3)).expect_err("another chain");
+    let other = JournalTail::after(storage, &dir, 2, &checksum_of(3), everything)
+        .expect_err("another chain");
     assert_eq!(other.code(), "peer_diverged");
 }

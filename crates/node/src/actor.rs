@@ -247,7 +247,7 @@ pub struct Replication {
 }
 
 /// What an HTTP follower told the authority with its last pull.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct FollowerSeen {
     /// Its journal's last durable record.
     pub durable_record: u64,
@@ -464,9 +464,9 @@ enum Request {
         records: Vec<WireRecord>,
         reply: oneshot::Sender<Result<Applied, ApiError>>,
     },
-    /// A follower's (applied, durable) head.
-    FollowHead {
-        reply: oneshot::Sender<(Position, Position)>,
+    /// A follower's durable head: where its next batch begins.
+    DurableHead {
+        reply: oneshot::Sender<Position>,
     },
     /// Become the authority (`federation promote`).
     Promote {
@@ -555,9 +555,9 @@ impl WorldHandle {
         self.ask(|reply| Request::Apply { records, reply }).await?
     }
 
-    /// A follower's applied and durable heads.
-    pub async fn follow_head(&self) -> Result<(Position, Position), ApiError> {
-        self.ask(|reply| Request::FollowHead { reply }).await
+    /// A follower's durable head: where its next batch begins.
+    pub async fn durable_head(&self) -> Result<Position, ApiError> {
+        self.ask(|reply| Request::DurableHead { reply }).await
     }
 
     /// Makes this follower (or standby) the authority; returns the head tick.
@@ -996,10 +996,8 @@ impl Actor {
             Request::Apply { records, reply } => {
                 let _ = reply.send(self.apply(records));
             }
-            Request::FollowHead { reply } => {
-                let applied = self.world.follow_head().into();
-                let durable = self.world.durable_head().into();
-                let _ = reply.send((applied, durable));
+            Request::DurableHead { reply } => {
+                let _ = reply.send(self.world.durable_head().into());
             }
             Request::Promote { reply } => {
                 let _ = reply.send(self.promote());
@@ -1288,8 +1286,10 @@ impl Actor {
                 ));
             }
         }
-        if self.world.pending_inputs() > 0 && self.world.follow_head() == self.world.durable_head()
-        {
+        // A standby's own admitted inputs must execute first; a follower's
+        // pending inputs are its authority's, journaled for the tick in
+        // progress.
+        if role == Role::Standby && self.world.pending_inputs() > 0 {
             return Err(ApiError::new(
                 StatusCode::CONFLICT,
                 "inputs_pending",

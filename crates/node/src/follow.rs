@@ -68,8 +68,8 @@ async fn follow_http(
 ) {
     match HttpSource::new(authority, world.clone(), name) {
         Ok(mut source) => {
-            let (durable, head_tick) = (source.durable(), Some(source.head_tick()));
-            follow(handle, &mut source, durable, head_tick, authority, roles).await;
+            let head_tick = Some(source.head_tick());
+            follow(handle, &mut source, head_tick, authority, roles).await;
         }
         Err(error) => cannot_follow(handle, &error, roles).await,
     }
@@ -90,8 +90,7 @@ async fn follow_nats(
     // The durable consumer is this runtime root's, so a restart resumes it.
     match log.source(&settings.node_id) {
         Ok(mut source) => {
-            let durable = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
-            follow(handle, &mut source, durable, None, url, roles).await;
+            follow(handle, &mut source, None, url, roles).await;
         }
         Err(error) => cannot_follow(handle, &error, roles).await,
     }
@@ -111,7 +110,6 @@ async fn cannot_follow(
 async fn follow(
     handle: &WorldHandle,
     source: &mut dyn RecordSource,
-    durable: std::sync::Arc<std::sync::atomic::AtomicU64>,
     head_tick: Option<std::sync::Arc<std::sync::atomic::AtomicU64>>,
     authority: &str,
     roles: &mut watch::Receiver<Role>,
@@ -119,12 +117,8 @@ async fn follow(
     let mut retry = RETRY_INITIAL;
     tracing::info!(authority, "following");
     loop {
-        let position = match handle.follow_head().await {
-            Ok((applied, durable_head)) => {
-                durable.store(durable_head.ordinal, Ordering::SeqCst);
-                applied
-            }
-            Err(_) => return,
+        let Ok(position) = handle.durable_head().await else {
+            return;
         };
         let pulled = tokio::select! {
             _ = roles.changed() => return,
@@ -133,10 +127,7 @@ async fn follow(
         let failure = match pulled {
             Ok(records) if records.is_empty() => None,
             Ok(records) => match handle.apply(records).await {
-                Ok(applied) => {
-                    durable.store(applied.durable.ordinal, Ordering::SeqCst);
-                    None
-                }
+                Ok(_) => None,
                 Err(error) if error.code == "peer_root_mismatch" => {
                     tracing::error!(message = %error.message, "peer root mismatch: following stopped");
                     set_error(handle, Some(format!("{} ({})", error.message, error.code)));
@@ -146,11 +137,8 @@ async fn follow(
                         Role::Diverged { tick, .. } => Some(*tick),
                         _ => None,
                     };
-                    if let (Some(tick), Ok((_, durable_head))) =
-                        (diverged, handle.follow_head().await)
-                    {
-                        durable.store(durable_head.ordinal, Ordering::SeqCst);
-                        source.report_divergence(durable_head, tick).await;
+                    if let (Some(tick), Ok(head)) = (diverged, handle.durable_head().await) {
+                        source.report_divergence(head, tick).await;
                     }
                     return;
                 }

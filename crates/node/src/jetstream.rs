@@ -212,7 +212,7 @@ async fn run(
             continue;
         }
         // Free: take it only with every record on the stream applied.
-        let Ok((applied, _)) = handle.follow_head().await else {
+        let Ok(applied) = handle.durable_head().await else {
             return Ok(());
         };
         let caught_up = match log.head().await {
@@ -279,14 +279,12 @@ async fn lead(
         }
     };
     let mut tail = {
-        let (storage, dir) = (storage.clone(), journal.clone());
+        let (storage, dir, end) = (storage.clone(), journal.clone(), *live.durable.borrow());
         tokio::task::spawn_blocking(move || {
-            stream::JournalTail::after(&*storage, &dir, position.ordinal, &position.checksum)
+            stream::JournalTail::after(&*storage, &dir, position.ordinal, &position.checksum, end)
         })
         .await
-        .map_err(|error| {
-            FederationError::Unavailable(format!("the journal reader failed: {error}"))
-        })??
+        .map_err(reader_failed)??
     };
     // Followers' divergence reports go where the HTTP followers' do: the
     // status's `followers`.
@@ -338,9 +336,7 @@ async fn lead(
             (tail, records)
         })
         .await
-        .map_err(|error| {
-            FederationError::Unavailable(format!("the journal reader failed: {error}"))
-        })?;
+        .map_err(reader_failed)?;
         tail = read;
         let records = records?;
         let Some(last) = records.last() else {
@@ -369,6 +365,11 @@ async fn lead(
             }
         });
     }
+}
+
+/// A journal read on the blocking pool that panicked or was cancelled.
+fn reader_failed(error: tokio::task::JoinError) -> FederationError {
+    FederationError::Unavailable(format!("the journal reader failed: {error}"))
 }
 
 /// Stops a task when the leader's loop ends, however it ends.

@@ -510,7 +510,7 @@ fn import(args: ImportArgs) -> Result<(), Failure> {
     let (client, peer_status) = runtime.block_on(trusted_client(&world, &peer))?;
     let opened = open(&target.door()?, Entry::existing(args.durability.config()))?;
     let (mut world_open, _lock) = (opened.world, opened.lock);
-    let start = world_open.follow_head();
+    let start = world_open.durable_head();
     let report = runtime.block_on(import_from(
         &client,
         &mut world_open,
@@ -569,9 +569,9 @@ async fn import_from(
         stop: None,
         refused: None,
     };
-    let mut applied = start;
     loop {
-        let records = match fetch_page(client, applied.ordinal, &applied.checksum).await {
+        let head = report.durable;
+        let records = match fetch_page(client, head.ordinal, &head.checksum).await {
             Ok(records) => records,
             Err(Fetch::Peer(ClientError::Node { code, message, .. }))
                 if code == "peer_diverged" =>
@@ -581,7 +581,7 @@ async fn import_from(
                     "peer_diverged",
                     format!(
                         "the local journal is not a prefix of the peer's (record {} here has no equal there: {message}); nothing more imported",
-                        applied.ordinal
+                        head.ordinal
                     ),
                 ));
                 break;
@@ -599,7 +599,6 @@ async fn import_from(
                 report.ticks += batch.ticks;
                 report.records = batch.durable.ordinal - start.ordinal;
                 report.durable = batch.durable;
-                applied = batch.applied;
             }
             Err(error) => {
                 report.refused = Some(refused_ordinal(&error));

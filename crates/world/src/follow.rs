@@ -30,7 +30,7 @@
 
 use everarcade_engine::World;
 use everarcade_protocol::{EnvelopeError, Hash, Tick};
-use everarcade_store::journal::{decode_body, decode_record_frame};
+use everarcade_store::journal::{RecordFrame, decode_body, decode_record_frame};
 use everarcade_store::{Record, Storage};
 
 use crate::diff::{StateDiff, state_diff};
@@ -52,10 +52,8 @@ pub struct Head {
 /// What a batch of records did.
 #[derive(Clone, Debug)]
 pub struct Applied {
-    /// Right after the last record checked: where the next batch begins.
-    pub applied: Head,
-    /// Right after the last durable record: what the follower
-    /// acknowledges (the same as `applied` once a batch is done).
+    /// Right after the last record checked, all of them durable: where the
+    /// next batch begins and what the follower acknowledges.
     pub durable: Head,
     /// Records checked in this batch.
     pub records: usize,
@@ -152,13 +150,19 @@ impl From<WorldError> for Stop {
     }
 }
 
-impl DurableWorld {
-    /// Where this world's journal stands: the next batch begins after it.
-    pub fn follow_head(&self) -> Head {
-        self.durable_head()
-    }
+/// A carried record's framing (length, kind, checksum) and then its body,
+/// each decoded or why not: checked in that order by
+/// [`DurableWorld::apply_one`], the chain between the two.
+type Decoded<'a> = Result<(RecordFrame<'a>, Result<Record, String>), String>;
 
-    /// Right after the last durable record (after a batch, every record
+fn decode(bytes: &[u8]) -> Decoded<'_> {
+    let frame = decode_record_frame(bytes)?;
+    Ok((frame, decode_body(frame.kind, frame.body)))
+}
+
+impl DurableWorld {
+    /// Right after the last durable record: where the next batch begins,
+    /// and what the follower acknowledges (after a batch, every record
     /// checked is durable).
     pub fn durable_head(&self) -> Head {
         Head {
@@ -186,7 +190,7 @@ impl DurableWorld {
     }
 
     /// Applies an authority's records, each `(ordinal, whole record bytes)`,
-    /// in order from [`DurableWorld::follow_head`]; see the module docs.
+    /// in order from [`DurableWorld::durable_head`]; see the module docs.
     /// A batch that stops at a refused record is an error; the ticks before
     /// it were journaled all the same ([`DurableWorld::durable_head`]), and
     /// [`DurableWorld::apply_records_until_refused`] reports them.
@@ -218,13 +222,19 @@ impl DurableWorld {
             Ok(()) => None,
         };
         if stop.is_none() {
-            let mut signatures = self.check_signatures(records);
-            for (ordinal, bytes) in records {
-                let checked = signatures.remove(ordinal);
+            // Each record decoded once; its signatures checked with the
+            // whole batch's.
+            let decoded: Vec<(u64, Decoded<'_>)> = records
+                .iter()
+                .map(|(ordinal, bytes)| (*ordinal, decode(bytes)))
+                .collect();
+            let mut signatures = self.check_signatures(&decoded);
+            for (ordinal, record) in decoded {
+                let checked = signatures.remove(&ordinal);
                 if let Err(error) =
-                    self.apply_one(*ordinal, bytes, checked, &mut executed, &mut checkpoints)
+                    self.apply_one(ordinal, record, checked, &mut executed, &mut checkpoints)
                 {
-                    stop = Some((*ordinal, error));
+                    stop = Some((ordinal, error));
                     break;
                 }
                 count += 1;
@@ -250,7 +260,6 @@ impl DurableWorld {
             }
         });
         let applied = Applied {
-            applied: self.follow_head(),
             durable: self.durable_head(),
             records: count,
             ticks: executed.len() as u64,
@@ -265,17 +274,14 @@ impl DurableWorld {
     /// not decode is left out: [`DurableWorld::apply_one`] refuses it.
     fn check_signatures(
         &self,
-        records: &[(u64, &[u8])],
+        records: &[(u64, Decoded<'_>)],
     ) -> std::collections::BTreeMap<u64, Vec<Result<(), EnvelopeError>>> {
         let mut envelopes = Vec::new();
         let mut counts = Vec::new();
-        for (ordinal, bytes) in records {
-            let Ok(frame) = decode_record_frame(bytes) else {
-                continue;
-            };
-            if let Ok(Record::Inputs(inputs)) = decode_body(frame.kind, frame.body) {
+        for (ordinal, decoded) in records {
+            if let Ok((_, Ok(Record::Inputs(inputs)))) = decoded {
                 counts.push((*ordinal, inputs.envelopes.len()));
-                envelopes.extend(inputs.envelopes);
+                envelopes.extend(inputs.envelopes.iter().cloned());
             }
         }
         let mut checked = everarcade_protocol::Envelope::verify_signatures_under(
@@ -292,20 +298,19 @@ impl DurableWorld {
     fn apply_one(
         &mut self,
         ordinal: u64,
-        bytes: &[u8],
+        decoded: Decoded<'_>,
         signatures: Option<Vec<Result<(), EnvelopeError>>>,
         executed: &mut Vec<ExecutedTick>,
         checkpoints: &mut Vec<CheckpointTaken>,
     ) -> Result<(), Stop> {
-        let head = self.follow_head();
+        let head = self.durable_head();
         if ordinal != head.ordinal + 1 {
             return Err(Stop::Refused(
                 "record_out_of_order",
                 format!("record {ordinal} where record {} is next", head.ordinal + 1),
             ));
         }
-        let frame =
-            decode_record_frame(bytes).map_err(|what| Stop::Refused("record_malformed", what))?;
+        let (frame, body) = decoded.map_err(|what| Stop::Refused("record_malformed", what))?;
         if frame.prev != head.checksum {
             return Err(Stop::Refused(
                 "record_chain_broken",
@@ -315,8 +320,7 @@ impl DurableWorld {
                 ),
             ));
         }
-        let record = decode_body(frame.kind, frame.body)
-            .map_err(|what| Stop::Refused("record_malformed", what))?;
+        let record = body.map_err(|what| Stop::Refused("record_malformed", what))?;
         if record.encode_body() != frame.body {
             return Err(Stop::Refused(
                 "record_malformed",

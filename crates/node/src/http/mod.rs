@@ -619,9 +619,11 @@ async fn records(
         Some(tail) => tail,
         None => {
             let (storage, dir) = (live.storage.clone(), journal.clone());
-            let (after, checksum) = (query.after, query.checksum);
+            let (after, checksum, end) = (query.after, query.checksum, *durable.borrow());
             tokio::task::spawn_blocking(move || {
-                everarcade_federation::stream::JournalTail::after(&*storage, &dir, after, &checksum)
+                everarcade_federation::stream::JournalTail::after(
+                    &*storage, &dir, after, &checksum, end,
+                )
             })
             .await
             .map_err(reader_failed)?
@@ -767,19 +769,18 @@ async fn federation_rejoin(
             "authority must be the authority node's http://HOST:PORT, not {authority:?}"
         )));
     }
-    let refused = |status, code, what: String| ApiError::new(status, code, what);
     let client = everarcade_client::Client::new(&authority, state.facts.world.clone())
         .map_err(|error| bad(format!("{authority}: {error}")))?
         .with_timeout(Duration::from_secs(10));
     let answer = client.authority().await.map_err(|error| {
-        refused(
+        ApiError::new(
             StatusCode::BAD_GATEWAY,
             "peer_unreachable",
             format!("{authority}: {error}"),
         )
     })?;
     if answer.role != "authority" {
-        return Err(refused(
+        return Err(ApiError::new(
             StatusCode::CONFLICT,
             "not_authority",
             format!(
@@ -792,7 +793,7 @@ async fn federation_rejoin(
             ),
         ));
     }
-    let (_, durable) = state.world.follow_head().await?;
+    let durable = state.world.durable_head().await?;
     let checksum = durable.checksum.to_hex();
     let query = everarcade_client::RecordsQuery {
         after: durable.ordinal,
@@ -809,7 +810,7 @@ async fn federation_rejoin(
             message,
             ..
         }) => {
-            return Err(refused(
+            return Err(ApiError::new(
                 StatusCode::CONFLICT,
                 "peer_diverged",
                 format!(
@@ -820,7 +821,7 @@ async fn federation_rejoin(
             ));
         }
         Err(error) => {
-            return Err(refused(
+            return Err(ApiError::new(
                 StatusCode::BAD_GATEWAY,
                 "peer_unreachable",
                 format!("{authority}: {error}"),

@@ -75,7 +75,7 @@ async fn a_follower_fed_the_record_stream_reaches_the_authoritys_roots() {
     assert_eq!(body["state_root"], head.state_root.to_hex());
 
     // Nothing new after the last record yet: the request waits for the next tick.
-    let last = applied.applied;
+    let last = applied.durable;
     let (status, next) = records(
         &node,
         &format!(
