@@ -27,7 +27,10 @@
 //! `--ack replicated` publishing to the machine's JetStream
 //! (127.0.0.1:4222), alone, then with a JetStream follower in the same
 //! process; and under `--ack replicated --ack-followers 1` with an HTTP
-//! follower. Admission of each beside `--ack local`'s (target ≥ 0.5), and the
+//! follower; and, as the ceiling one machine sets, `--ack local` with an
+//! HTTP follower that re-executes every tick on the same cores but that no
+//! acknowledgement waits for. Admission of each beside `--ack local`'s
+//! (target ≥ 0.5), the HTTP run's beside that ceiling, and the
 //! followers' lag: every 10 ms the follower's head tick, then the
 //! authority's, are read and their difference kept; p50, p99 and max in
 //! ticks (target p99 ≤ 2). Both nodes share this machine's two cores with
@@ -35,11 +38,13 @@
 //!
 //! **Catch-up** (`EA_BENCH_ONLY=catch-up`). A world of
 //! `EA_BENCH_CATCH_UP_TICKS` ticks (default 100,000; `EA_BENCH_CATCH_UP_BOTS`
-//! bots, default 4) served by an authority node; a new follower (`--follow
-//! http://…`, empty runtime root) starts and follows it: the time from its
-//! `Node::prepare` to its head reaching the world's last tick, beside
-//! `replay` from genesis with signatures checked (`replay-verify`'s work) of
-//! the same journal in the same run (target ≥ 0.5 of its speed).
+//! bots, default 4), with one checkpoint at its last tick, served by an
+//! authority node; a new follower (`--follow http://…`, empty runtime root)
+//! starts and follows it, twice: record by record (`catch_up_ticks = 0`),
+//! then from the authority's checkpoint: the time from its `Node::prepare`
+//! to its head reaching the world's last tick, beside `replay` from genesis
+//! with signatures checked (`replay-verify`'s work) of the same journal in
+//! the same run (target ≥ 0.5 of its speed).
 //!
 //! Environment:
 //! - `EA_BENCH_ONLY`: `admission`, `cold-start`, `federation` or `catch-up`
@@ -640,6 +645,9 @@ enum Replication {
     JetStream { follower: bool },
     /// `--ack replicated --ack-followers 1`, one `--follow http://…` node.
     Http,
+    /// `--ack local` with one `--follow http://…` node on the same cores:
+    /// what sharing the machine with a follower leaves, waiting for none.
+    LocalWithHttpFollower,
 }
 
 impl Replication {
@@ -653,6 +661,7 @@ impl Replication {
                 "--ack replicated, JetStream, one JetStream follower"
             }
             Replication::Http => "--ack replicated --ack-followers 1, one HTTP follower",
+            Replication::LocalWithHttpFollower => "--ack local, one HTTP follower",
         }
     }
 }
@@ -745,7 +754,7 @@ fn federation_run(
         let federation = &mut config.federation;
         federation.nats_prefix = prefix.clone();
         match replication {
-            Replication::Local => {}
+            Replication::Local | Replication::LocalWithHttpFollower => {}
             Replication::JetStream { .. } => {
                 federation.replicate = Some(NATS_URL.into());
                 federation.ack = everarcade_node::config::AckPolicy::Replicated;
@@ -763,7 +772,9 @@ fn federation_run(
     let follow = match replication {
         Replication::Local | Replication::JetStream { follower: false } => None,
         Replication::JetStream { follower: true } => Some(NATS_URL.to_string()),
-        Replication::Http => Some(format!("http://{}", authority.address)),
+        Replication::Http | Replication::LocalWithHttpFollower => {
+            Some(format!("http://{}", authority.address))
+        }
     };
     let follower = match follow {
         None => None,
@@ -835,6 +846,7 @@ fn federation_section(options: &Options, runtime: &tokio::runtime::Runtime) -> R
         Replication::JetStream { follower: false },
         Replication::JetStream { follower: true },
         Replication::Http,
+        Replication::LocalWithHttpFollower,
     ];
     let mut rows = Vec::new();
     for (index, replication) in runs.into_iter().enumerate() {
@@ -859,6 +871,9 @@ fn federation_section(options: &Options, runtime: &tokio::runtime::Runtime) -> R
     }
     let local = rows[0].load.acknowledged_per_second();
     for row in &rows[1..] {
+        if row.replication == Replication::LocalWithHttpFollower {
+            continue;
+        }
         let ratio = row.load.acknowledged_per_second() / local;
         println!(
             "admission {} beside --ack local: ratio {ratio:.2} {}",
@@ -877,6 +892,25 @@ fn federation_section(options: &Options, runtime: &tokio::runtime::Runtime) -> R
             );
         }
     }
+    // On one machine the follower re-executes every tick on the same two
+    // cores: `--ack local` beside a follower that nobody waits for is the
+    // ceiling `--ack replicated` over HTTP can reach here.
+    let shared = rows
+        .iter()
+        .find(|row| row.replication == Replication::LocalWithHttpFollower)
+        .map(|row| row.load.acknowledged_per_second());
+    let http = rows
+        .iter()
+        .find(|row| row.replication == Replication::Http)
+        .map(|row| row.load.acknowledged_per_second());
+    if let (Some(shared), Some(http)) = (shared, http) {
+        println!(
+            "ceiling on one machine: --ack local with an HTTP follower on the same cores {} inputs/s = {:.2} of --ack local alone; --ack replicated over HTTP is {:.2} of it",
+            count(shared),
+            shared / local,
+            http / shared
+        );
+    }
     Ok(())
 }
 
@@ -886,7 +920,9 @@ fn catch_up_section(options: &Options, runtime: &tokio::runtime::Runtime) -> Res
         bots: options.catch_up_bots as usize,
         ticks: options.catch_up_ticks,
         seed: SEED,
-        checkpoint_interval_ticks: 0,
+        // One checkpoint, at the last tick: what a follower far behind can
+        // catch up from (replay-verify below starts from genesis all the same).
+        checkpoint_interval_ticks: options.catch_up_ticks,
     };
     let fixture = fixture::build(&arena, &config, "catch-up", &mut |_| {})?;
     println!(
@@ -899,36 +935,52 @@ fn catch_up_section(options: &Options, runtime: &tokio::runtime::Runtime) -> Res
     );
     let verify = everarcade_bench::durable::replay::replay_once(&arena, &fixture, true)?;
     let authority = start_node(runtime, &arena, fixture.scratch.path())?;
-    let scratch = Scratch::new("catch-up-follower").map_err(|e| e.to_string())?;
-    let started = Instant::now();
-    let follower = start_node_with(runtime, &arena, scratch.path(), |node| {
-        node.federation.follow = Some(format!("http://{}", authority.address));
-    })?;
-    let caught_up = runtime.block_on(async {
-        loop {
-            match follower.client.status().await {
-                Ok(status) if status.head_tick >= config.ticks => {
-                    return Ok(started.elapsed().as_secs_f64());
+    // Record by record (`catch_up_ticks = 0`), then from the checkpoint.
+    let mut seconds = Vec::new();
+    for (label, catch_up_ticks) in [("record-by-record", 0), ("checkpoint", 1)] {
+        let scratch =
+            Scratch::new(&format!("catch-up-follower-{label}")).map_err(|e| e.to_string())?;
+        let started = Instant::now();
+        let follower = start_node_with(runtime, &arena, scratch.path(), |node| {
+            node.federation.follow = Some(format!("http://{}", authority.address));
+            node.federation.catch_up_ticks = catch_up_ticks;
+        })?;
+        let caught_up = runtime.block_on(async {
+            loop {
+                match follower.client.status().await {
+                    Ok(status) if status.head_tick >= config.ticks => {
+                        return Ok((started.elapsed().as_secs_f64(), status));
+                    }
+                    Ok(status) if status.follow_error.is_some() => {
+                        return Err(format!("the follower stopped: {:?}", status.follow_error));
+                    }
+                    _ => tokio::time::sleep(Duration::from_millis(20)).await,
                 }
-                Ok(status) if status.follow_error.is_some() => {
-                    return Err(format!("the follower stopped: {:?}", status.follow_error));
-                }
-                _ => tokio::time::sleep(Duration::from_millis(20)).await,
             }
+        })?;
+        stop_node(runtime, follower)?;
+        let (elapsed, status) = caught_up;
+        let from_checkpoint = status.caught_up_from_checkpoint.is_some();
+        if from_checkpoint != (catch_up_ticks > 0) {
+            return Err(format!(
+                "the {label} follower caught up from a checkpoint: {from_checkpoint}"
+            ));
         }
-    })?;
-    stop_node(runtime, follower)?;
+        seconds.push((label, elapsed));
+    }
     stop_node(runtime, authority)?;
     let speed = |seconds: f64| config.ticks as f64 / seconds;
-    let ratio = speed(caught_up) / speed(verify);
-    println!(
-        "catch-up over HTTP of {} ticks from an empty root: {} ({} ticks/s) | replay-verify of the same journal {} ({} ticks/s) | ratio {ratio:.2} {}",
-        config.ticks,
-        millis(caught_up),
-        count(speed(caught_up)),
-        millis(verify),
-        count(speed(verify)),
-        Target::AtLeast(0.5).verdict(ratio)
-    );
+    for (label, caught_up) in seconds {
+        let ratio = speed(caught_up) / speed(verify);
+        println!(
+            "catch-up over HTTP ({label}) of {} ticks from an empty root: {} ({} ticks/s) | replay-verify of the same journal {} ({} ticks/s) | ratio {ratio:.2} {}",
+            config.ticks,
+            millis(caught_up),
+            count(speed(caught_up)),
+            millis(verify),
+            count(speed(verify)),
+            Target::AtLeast(0.5).verdict(ratio)
+        );
+    }
     Ok(())
 }

@@ -297,6 +297,11 @@ pub struct Status {
     /// The HTTP followers this node has heard from.
     #[serde(default)]
     pub followers: Vec<FollowerSeen>,
+    /// A follower that caught up from its authority's checkpoint since it
+    /// started: that checkpoint's tick (the ticks up to it were journaled,
+    /// not executed, here; `replay-verify` re-executes them).
+    #[serde(default)]
+    pub caught_up_from_checkpoint: Option<u64>,
     /// Whether this answer comes from the live node (always, over HTTP).
     pub live: bool,
 }

@@ -34,6 +34,13 @@ pub const ANSWER_BYTES_MAX: usize = 40 << 20;
 /// The record stream's header naming the authority's head tick.
 pub const HEAD_TICK_HEADER: &str = "everarcade-head-tick";
 
+/// The checkpoint answer's header naming the checkpoint's tick.
+pub const CHECKPOINT_TICK_HEADER: &str = "everarcade-checkpoint-tick";
+
+/// The largest checkpoint file [`Client::checkpoint_file`] reads, in bytes
+/// (a state of about 18 million small keys).
+pub const CHECKPOINT_ANSWER_BYTES_MAX: usize = 1 << 30;
+
 /// Idle connections kept per node; a load generator with more concurrent
 /// requests than this opens and closes the rest.
 pub const IDLE_CONNECTIONS_MAX: usize = 256;
@@ -64,6 +71,17 @@ struct Answer {
     body: Bytes,
     retry_after_seconds: Option<u64>,
     head_tick: Option<u64>,
+    checkpoint_tick: Option<u64>,
+}
+
+/// A node's newest checkpoint file (`GET …/checkpoint`).
+#[derive(Clone, Debug)]
+pub struct CheckpointFile {
+    /// Its tick, as the node names it (the file records it too).
+    pub tick: u64,
+    /// The whole file (docs/FORMATS.md §Checkpoint), unchecked: the caller
+    /// checks it before using it.
+    pub bytes: Bytes,
 }
 
 /// A page of an authority's record stream (`GET …/records`).
@@ -340,6 +358,30 @@ impl Client {
         })
     }
 
+    /// `GET /v1/worlds/{world}/checkpoint`: the node's newest checkpoint
+    /// file, for a follower far behind (docs/FEDERATION.md, catch-up); 404
+    /// `no_checkpoint` when it has none. Read up to
+    /// [`CHECKPOINT_ANSWER_BYTES_MAX`].
+    pub async fn checkpoint_file(&self) -> Result<CheckpointFile, ClientError> {
+        let path = self.world_path("checkpoint");
+        let answer = self
+            .send_limited(Method::GET, &path, None, false, CHECKPOINT_ANSWER_BYTES_MAX)
+            .await?;
+        expect(&answer, StatusCode::OK, "GET", &path)?;
+        let tick = answer.checkpoint_tick.ok_or_else(|| {
+            unexpected(
+                "GET",
+                &path,
+                answer.status,
+                format!("the answer has no {CHECKPOINT_TICK_HEADER} header"),
+            )
+        })?;
+        Ok(CheckpointFile {
+            tick,
+            bytes: answer.body,
+        })
+    }
+
     /// `GET /v1/worlds/{world}/authority`: who admits inputs for the world.
     pub async fn authority(&self) -> Result<api::Authority, ClientError> {
         self.get_json(&self.world_path("authority")).await
@@ -450,6 +492,19 @@ impl Client {
         body: Option<(Vec<u8>, Encoding)>,
         admin: bool,
     ) -> Result<Answer, ClientError> {
+        self.send_limited(method, path, body, admin, ANSWER_BYTES_MAX)
+            .await
+    }
+
+    /// [`Client::send`], reading at most `limit` bytes of answer.
+    async fn send_limited(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<(Vec<u8>, Encoding)>,
+        admin: bool,
+        limit: usize,
+    ) -> Result<Answer, ClientError> {
         let method_name = method_name(&method);
         let uri: Uri = format!("{}://{}{path}", self.scheme, self.address)
             .parse()
@@ -498,12 +553,17 @@ impl Client {
                 .get(HEAD_TICK_HEADER)
                 .and_then(|value| value.to_str().ok())
                 .and_then(|text| text.trim().parse().ok());
-            let body = Limited::new(response.into_body(), ANSWER_BYTES_MAX)
+            let checkpoint_tick = response
+                .headers()
+                .get(CHECKPOINT_TICK_HEADER)
+                .and_then(|value| value.to_str().ok())
+                .and_then(|text| text.trim().parse().ok());
+            let body = Limited::new(response.into_body(), limit)
                 .collect()
                 .await
                 .map_err(|e| {
                     if e.is::<http_body_util::LengthLimitError>() {
-                        let reason = format!("the answer is over {ANSWER_BYTES_MAX} bytes");
+                        let reason = format!("the answer is over {limit} bytes");
                         unexpected(method_name, path, status, reason)
                     } else {
                         unreachable(e.to_string())
@@ -515,6 +575,7 @@ impl Client {
                 body,
                 retry_after_seconds,
                 head_tick,
+                checkpoint_tick,
             })
         };
         match tokio::time::timeout(self.timeout, exchange).await {

@@ -34,8 +34,9 @@ pub use api::{
 };
 pub use blocking::BlockingClient;
 pub use client::{
-    ANSWER_BYTES_MAX, Client, HEAD_TICK_HEADER, IDLE_CONNECTIONS_MAX, ProvenValue,
-    READY_POLL_INTERVAL, RecordsPage, RecordsQuery, TIMEOUT_DEFAULT, verify_state_answer,
+    ANSWER_BYTES_MAX, CHECKPOINT_ANSWER_BYTES_MAX, CHECKPOINT_TICK_HEADER, CheckpointFile, Client,
+    HEAD_TICK_HEADER, IDLE_CONNECTIONS_MAX, ProvenValue, READY_POLL_INTERVAL, RecordsPage,
+    RecordsQuery, TIMEOUT_DEFAULT, verify_state_answer,
 };
 pub use error::ClientError;
 pub use tls::{PEM_FILE_BYTES_MAX, Trust};

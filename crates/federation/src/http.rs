@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 pub use everarcade_client::HEAD_TICK_HEADER;
-use everarcade_client::{Client, ClientError, RecordsQuery};
+use everarcade_client::{Client, ClientError, RecordsQuery, Trust};
 use everarcade_protocol::WorldId;
 
 use crate::error::FederationError;
@@ -33,25 +33,39 @@ pub struct HttpSource {
 }
 
 impl HttpSource {
-    /// Pulls from the node at `url` (`http://HOST:PORT`); `name` identifies
-    /// this follower to the authority, whose `--ack replicated` counts the
+    /// Pulls from the node at `url` (`http://HOST:PORT`, or `https://…`
+    /// trusting exactly `trust`'s certificates); `name` identifies this
+    /// follower to the authority, whose `--ack replicated` counts the
     /// followers' durable records.
-    pub fn new(url: &str, world: WorldId, name: &str) -> Result<HttpSource, FederationError> {
-        if url.starts_with("https://") {
-            return Err(FederationError::Config(format!(
-                "{url}: following over https:// is not built; follow the authority's http:// address \
-                 on a private network, or use nats://"
-            )));
+    pub fn new(
+        url: &str,
+        world: WorldId,
+        name: &str,
+        trust: Option<&Trust>,
+    ) -> Result<HttpSource, FederationError> {
+        let client = match trust {
+            Some(trust) => Client::with_trust(url, world, trust),
+            None if url.starts_with("https://") => {
+                return Err(FederationError::Config(format!(
+                    "{url}: an https:// authority needs the certificates to trust \
+                     (federation.follow_ca)"
+                )));
+            }
+            None => Client::new(url, world),
         }
-        let client = Client::new(url, world)
-            .map_err(|error| FederationError::Config(format!("{url}: {error}")))?
-            .with_timeout(PULL_TIMEOUT);
+        .map_err(|error| FederationError::Config(format!("{url}: {error}")))?
+        .with_timeout(PULL_TIMEOUT);
         Ok(HttpSource {
             client,
             name: name.to_string(),
             head_tick: Arc::new(AtomicU64::new(0)),
             wait: PULL_WAIT,
         })
+    }
+
+    /// The client of the authority's node (its status, its checkpoint).
+    pub fn client(&self) -> &Client {
+        &self.client
     }
 
     /// The authority's head tick as its last answer gave it.

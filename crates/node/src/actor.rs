@@ -229,6 +229,10 @@ pub struct Live {
     /// follower reads only the journal after it (at most
     /// [`RECORD_TAILS_KEPT`], the most recent last).
     pub record_tails: Mutex<Vec<everarcade_federation::stream::JournalTail>>,
+    /// The authority's checkpoint this follower caught up from, if it did
+    /// since it started: the ticks up to it were journaled here, not
+    /// executed (docs/FEDERATION.md, catch-up).
+    pub caught_up_from: Mutex<Option<Tick>>,
 }
 
 /// Journal positions of recent `/records` pulls kept for the next ones.
@@ -464,6 +468,18 @@ enum Request {
         records: Vec<WireRecord>,
         reply: oneshot::Sender<Result<Applied, ApiError>>,
     },
+    /// A follower far behind: records journaled, not executed, up to the
+    /// tick of the authority's checkpoint.
+    JournalAhead {
+        records: Vec<WireRecord>,
+        through: Tick,
+        reply: oneshot::Sender<Result<Position, ApiError>>,
+    },
+    /// A follower far behind: the authority's checkpoint, installed.
+    InstallCheckpoint {
+        bytes: Vec<u8>,
+        reply: oneshot::Sender<Result<Tick, ApiError>>,
+    },
     /// A follower's durable head: where its next batch begins.
     DurableHead {
         reply: oneshot::Sender<Position>,
@@ -553,6 +569,29 @@ impl WorldHandle {
     /// Applies a follower's records from its authority.
     pub async fn apply(&self, records: Vec<WireRecord>) -> Result<Applied, ApiError> {
         self.ask(|reply| Request::Apply { records, reply }).await?
+    }
+
+    /// A follower far behind: journals `records` without executing them,
+    /// up to tick `through`'s record (the tick of the authority's
+    /// checkpoint); returns the durable head.
+    pub async fn journal_ahead(
+        &self,
+        records: Vec<WireRecord>,
+        through: Tick,
+    ) -> Result<Position, ApiError> {
+        self.ask(|reply| Request::JournalAhead {
+            records,
+            through,
+            reply,
+        })
+        .await?
+    }
+
+    /// A follower far behind: installs the authority's checkpoint of the
+    /// last tick journaled ahead and resumes from it; returns its tick.
+    pub async fn install_checkpoint(&self, bytes: Vec<u8>) -> Result<Tick, ApiError> {
+        self.ask(|reply| Request::InstallCheckpoint { bytes, reply })
+            .await?
     }
 
     /// A follower's durable head: where its next batch begins.
@@ -726,6 +765,7 @@ pub fn spawn(
         lease: Mutex::new(None),
         authority_url: Mutex::new(None),
         record_tails: Mutex::new(Vec::new()),
+        caught_up_from: Mutex::new(None),
     });
     let actor = Actor {
         world,
@@ -996,6 +1036,16 @@ impl Actor {
             Request::Apply { records, reply } => {
                 let _ = reply.send(self.apply(records));
             }
+            Request::JournalAhead {
+                records,
+                through,
+                reply,
+            } => {
+                let _ = reply.send(self.journal_ahead(records, through));
+            }
+            Request::InstallCheckpoint { bytes, reply } => {
+                let _ = reply.send(self.install_checkpoint(&bytes));
+            }
             Request::DurableHead { reply } => {
                 let _ = reply.send(self.world.durable_head().into());
             }
@@ -1151,6 +1201,106 @@ impl Actor {
             }
         }
         Ok(applied)
+    }
+
+    /// A follower far behind: records journaled ahead of execution
+    /// (`everarcade_world::catch_up`). A refused record leaves the world
+    /// reopened at its last good record, every tick journaled executed.
+    fn journal_ahead(
+        &mut self,
+        records: Vec<WireRecord>,
+        through: Tick,
+    ) -> Result<Position, ApiError> {
+        let role = self.live.role.borrow().clone();
+        if !matches!(role, Role::Follower { .. }) {
+            return Err(not_follower(&role));
+        }
+        let borrowed: Vec<(u64, &[u8])> = records
+            .iter()
+            .map(|record| (record.ordinal, record.bytes.as_slice()))
+            .collect();
+        let result = self.world.journal_ahead(&borrowed, through);
+        self.live.durable.send_replace(durable_end(&self.world));
+        match result {
+            Ok(ahead) => {
+                self.live
+                    .metrics
+                    .records_applied
+                    .fetch_add(ahead.records as u64, Ordering::Relaxed);
+                Ok(ahead.durable.into())
+            }
+            Err(error) => {
+                self.live
+                    .metrics
+                    .records_refused
+                    .fetch_add(1, Ordering::Relaxed);
+                self.reopen_if_ahead("a record was refused");
+                Err(ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    error.code(),
+                    error.to_string(),
+                ))
+            }
+        }
+    }
+
+    /// A follower far behind: the authority's checkpoint, checked and
+    /// installed; the world resumes from it. A refused checkpoint is not
+    /// written, and the world reopens executing what was journaled ahead.
+    fn install_checkpoint(&mut self, bytes: &[u8]) -> Result<Tick, ApiError> {
+        let role = self.live.role.borrow().clone();
+        if !matches!(role, Role::Follower { .. }) {
+            return Err(not_follower(&role));
+        }
+        match self.world.install_checkpoint(bytes) {
+            Ok(recovery) => {
+                let tick = recovery.roots.tick;
+                tracing::info!(
+                    tick,
+                    "caught up from the authority's checkpoint: the ticks before it were                      journaled here, not executed (replay-verify re-executes them)"
+                );
+                *self.live.caught_up_from.lock().expect("caught-up lock") = Some(tick);
+                self.after_reopen();
+                Ok(tick)
+            }
+            Err(error) => {
+                self.reopen_if_ahead("the checkpoint was refused");
+                Err(ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    error.code(),
+                    error.to_string(),
+                ))
+            }
+        }
+    }
+
+    /// After a failed catch-up: the records journaled ahead are executed
+    /// by reopening (recovery), so nothing journaled is lost.
+    fn reopen_if_ahead(&mut self, why: &str) {
+        if !self.world.is_ahead() {
+            return;
+        }
+        tracing::warn!(
+            why,
+            "catch-up from a checkpoint stopped; reopening the world, which executes the records journaled ahead"
+        );
+        match self.world.reopen() {
+            Ok(_) => self.after_reopen(),
+            Err(error) => self.poison(&error),
+        }
+    }
+
+    /// The live view after the world was reopened at another head.
+    fn after_reopen(&mut self) {
+        self.ticks.clear();
+        self.checkpoint_tick = everarcade_store::checkpoint::list_checkpoints(
+            &**self.world.storage(),
+            self.world.dir(),
+        )
+        .ok()
+        .and_then(|listing| listing.checkpoints.last().map(|(tick, _)| *tick));
+        self.live.durable.send_replace(durable_end(&self.world));
+        self.refresh_and_write_status();
     }
 
     /// What a follower's batch journaled, to the read API, the metrics and

@@ -221,6 +221,15 @@ pub struct FederationConfig {
     /// Names on JetStream start with this (`[a-z0-9_]{1,32}`). Default
     /// `everarcade`.
     pub nats_prefix: String,
+    /// A follower over HTTP at least this many ticks behind its
+    /// authority's newest checkpoint catches up from that checkpoint: it
+    /// journals the records up to it without executing them, then resumes
+    /// from it (docs/FEDERATION.md, catch-up). 0: never; every tick is
+    /// executed. Default 10000.
+    pub catch_up_ticks: u64,
+    /// PEM certificates trusted for an `https://` `follow` URL (no system
+    /// root store is used).
+    pub follow_ca: Option<PathBuf>,
 }
 
 impl Default for FederationConfig {
@@ -233,6 +242,8 @@ impl Default for FederationConfig {
             peers: Vec::new(),
             lease_ttl_ms: 6_000,
             nats_prefix: "everarcade".into(),
+            catch_up_ticks: 10_000,
+            follow_ca: None,
         }
     }
 }
@@ -306,6 +317,15 @@ impl FederationConfig {
             return fail(
                 "federation.follow",
                 format!("{url:?} must start with http://, https:// or nats://"),
+            );
+        }
+        if let Some(url) = &self.follow
+            && url.starts_with("https://")
+            && self.follow_ca.is_none()
+        {
+            return fail(
+                "federation.follow",
+                format!("{url:?} is https:// but federation.follow_ca is not set"),
             );
         }
         if let Some(url) = &self.replicate {
@@ -716,6 +736,18 @@ pub const FIELDS: &[Field] = &[
         kind: Kind::Text,
         unit: "[a-z0-9_]{1,32}",
         about: "JetStream stream, subject and bucket names start with this.",
+    },
+    Field {
+        name: "federation.catch_up_ticks",
+        kind: integer(0, 1_000_000_000, |c| c.federation.catch_up_ticks),
+        unit: "ticks",
+        about: "A follower over HTTP this many ticks or more behind its authority's newest checkpoint journals the records up to it unexecuted and resumes from it; 0: execute every tick.",
+    },
+    Field {
+        name: "federation.follow_ca",
+        kind: Kind::Path,
+        unit: "path",
+        about: "PEM certificates trusted for an `https://` `federation.follow` authority (no system root store is used).",
     },
     Field {
         name: "amnesia",
@@ -1323,6 +1355,10 @@ mod tests {
             "federation.follow",
         );
         check_invalid(
+            |c| c.federation.follow = Some("https://10.0.0.2:8443".into()),
+            "federation.follow",
+        );
+        check_invalid(
             |c| c.federation.replicate = Some("http://10.0.0.2:4222".into()),
             "federation.replicate",
         );
@@ -1428,6 +1464,7 @@ mod tests {
         config.usage.dir = Some("usage-out".into());
         config.federation.follow = Some("http://127.0.0.1:1".into());
         config.federation.replicate = Some("nats://127.0.0.1:4222".into());
+        config.federation.follow_ca = Some("authority.pem".into());
         let table = toml::Table::try_from(&config).expect("serializes");
         let mut names = Vec::new();
         for (key, value) in &table {

@@ -7,6 +7,7 @@
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use everarcade_client::Trust;
 use everarcade_federation::http::HttpSource;
 use everarcade_federation::{FederationError, Position, RecordSource, Role};
 use everarcade_protocol::WorldId;
@@ -20,25 +21,35 @@ const RETRY_INITIAL: Duration = Duration::from_millis(50);
 /// The longest wait between retries.
 const RETRY_MAX: Duration = Duration::from_secs(2);
 
+/// What the follower task needs besides the world.
+pub struct Settings {
+    /// The world followed.
+    pub world: WorldId,
+    /// This follower's name to an HTTP authority.
+    pub name: String,
+    /// JetStream, when the node has it.
+    pub jetstream: Option<crate::jetstream::Settings>,
+    /// The certificates trusted for an `https://` authority.
+    pub trust: Option<Trust>,
+    /// `federation.catch_up_ticks`: catch up from the authority's
+    /// checkpoint when at least this far behind it; 0 never.
+    pub catch_up_ticks: u64,
+}
+
 /// Runs for the node's life on its runtime.
-pub fn spawn(
-    handle: WorldHandle,
-    world: WorldId,
-    name: String,
-    jetstream: Option<crate::jetstream::Settings>,
-) -> tokio::task::JoinHandle<()> {
+pub fn spawn(handle: WorldHandle, settings: Settings) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut roles = handle.live.role.subscribe();
         loop {
             let role = roles.borrow_and_update().clone();
             match role {
                 Role::Follower { authority } if authority.starts_with("http") => {
-                    follow_http(&handle, &world, &name, &authority, &mut roles).await;
+                    follow_http(&handle, &settings, &authority, &mut roles).await;
                 }
                 Role::Follower { authority } if authority.starts_with("nats://") => {
-                    match &jetstream {
-                        Some(settings) => {
-                            follow_nats(&handle, settings, &authority, &mut roles).await
+                    match &settings.jetstream {
+                        Some(jetstream) => {
+                            follow_nats(&handle, jetstream, &authority, &mut roles).await
                         }
                         None => {
                             let error = FederationError::Config(format!(
@@ -58,20 +69,105 @@ pub fn spawn(
     })
 }
 
-/// Follows `authority` over HTTP until the role changes.
+/// Follows `authority` over HTTP until the role changes: first from its
+/// checkpoint when far behind it, then record by record.
 async fn follow_http(
     handle: &WorldHandle,
-    world: &WorldId,
-    name: &str,
+    settings: &Settings,
     authority: &str,
     roles: &mut watch::Receiver<Role>,
 ) {
-    match HttpSource::new(authority, world.clone(), name) {
+    let source = HttpSource::new(
+        authority,
+        settings.world.clone(),
+        &settings.name,
+        settings.trust.as_ref(),
+    );
+    match source {
         Ok(mut source) => {
+            if settings.catch_up_ticks > 0 {
+                tokio::select! {
+                    _ = roles.changed() => return,
+                    _ = catch_up(handle, &mut source, settings.catch_up_ticks) => {}
+                }
+            }
             let head_tick = Some(source.head_tick());
             follow(handle, &mut source, head_tick, authority, roles).await;
         }
         Err(error) => cannot_follow(handle, &error, roles).await,
+    }
+}
+
+/// Catches up from the authority's newest checkpoint when this node is at
+/// least `min_ticks` behind it (docs/FEDERATION.md, catch-up): the records
+/// up to its tick are journaled without executing them, then the
+/// checkpoint is installed. Any failure leaves following record by record
+/// to go on from wherever this stopped (the world executes what it
+/// journaled ahead when it reopens), so it is logged and not retried.
+async fn catch_up(handle: &WorldHandle, source: &mut HttpSource, min_ticks: u64) {
+    let Ok(head) = handle.durable_head().await else {
+        return;
+    };
+    let status = match source.client().status().await {
+        Ok(status) => status,
+        Err(error) => {
+            tracing::warn!(error = %error, "catch-up: the authority's status is unavailable; following record by record");
+            return;
+        }
+    };
+    let Some(tick) = status.checkpoint_tick else {
+        return;
+    };
+    if tick < head.tick.saturating_add(min_ticks) {
+        return;
+    }
+    tracing::info!(
+        from_tick = head.tick,
+        checkpoint_tick = tick,
+        "catching up from the authority's checkpoint"
+    );
+    let file = match source.client().checkpoint_file().await {
+        Ok(file) => file,
+        Err(error) => {
+            tracing::warn!(error = %error, "catch-up: the authority's checkpoint is unavailable; following record by record");
+            return;
+        }
+    };
+    // Its newest may be newer than the status said; what matters is the file's.
+    let through = file.tick;
+    if through < head.tick.saturating_add(min_ticks) {
+        return;
+    }
+    loop {
+        let Ok(position) = handle.durable_head().await else {
+            return;
+        };
+        if position.tick >= through {
+            break;
+        }
+        let records = match source.next(position).await {
+            Ok(records) => records,
+            Err(error) => {
+                tracing::warn!(error = %error, "catch-up: pulling records failed; following record by record");
+                set_error(handle, Some(describe(&error, position)));
+                return;
+            }
+        };
+        if records.is_empty() {
+            continue;
+        }
+        if let Err(error) = handle.journal_ahead(records, through).await {
+            tracing::warn!(code = %error.code, message = %error.message, "catch-up: a record was refused; following record by record");
+            set_error(handle, Some(format!("{} ({})", error.message, error.code)));
+            return;
+        }
+    }
+    match handle.install_checkpoint(file.bytes.to_vec()).await {
+        Ok(tick) => tracing::info!(tick, "caught up from the authority's checkpoint"),
+        Err(error) => {
+            tracing::warn!(code = %error.code, message = %error.message, "catch-up: the checkpoint was refused; the world executed the records instead");
+            set_error(handle, Some(format!("{} ({})", error.message, error.code)));
+        }
     }
 }
 

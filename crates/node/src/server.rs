@@ -278,11 +278,23 @@ impl Node {
                 &self.spec.runtime_root,
             )
         });
+        let trust = match &config.federation.follow_ca {
+            Some(path) => Some(
+                everarcade_client::Trust::from_pem_file(path).map_err(|error| {
+                    NodeError::Config(format!("federation.follow_ca {}: {error}", path.display()))
+                })?,
+            ),
+            None => None,
+        };
         let _follower = crate::follow::spawn(
             handle.clone(),
-            self.spec.world.clone(),
-            follower_name,
-            jetstream.clone(),
+            crate::follow::Settings {
+                world: self.spec.world.clone(),
+                name: follower_name,
+                jetstream: jetstream.clone(),
+                trust,
+                catch_up_ticks: config.federation.catch_up_ticks,
+            },
         );
         let _jetstream = jetstream.map(|settings| {
             let scheme = if config.tls() { "https" } else { "http" };

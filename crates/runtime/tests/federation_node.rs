@@ -29,10 +29,29 @@ struct Node {
     address: String,
     root: PathBuf,
     log: PathBuf,
+    /// The certificate it serves TLS with, if it does.
+    cert: Option<PathBuf>,
 }
 
 impl Node {
     fn start(dir: &TempDir, label: &str, options: &[&str]) -> Node {
+        Node::start_with(dir, label, options, None)
+    }
+
+    /// A node serving HTTPS with a self-signed certificate.
+    fn start_tls(dir: &TempDir, label: &str, options: &[&str]) -> Node {
+        let (cert, key) = everarcade_testkit::tls::self_signed(&dir.join("certs"), label);
+        let tls = [
+            "--tls-cert",
+            cert.to_str().unwrap(),
+            "--tls-key",
+            key.to_str().unwrap(),
+        ];
+        let options = [&tls[..], options].concat();
+        Node::start_with(dir, label, &options, Some(cert.clone()))
+    }
+
+    fn start_with(dir: &TempDir, label: &str, options: &[&str], cert: Option<PathBuf>) -> Node {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let address = listener.local_addr().unwrap().to_string();
         drop(listener);
@@ -49,6 +68,7 @@ impl Node {
             address,
             root,
             log,
+            cert,
         };
         if let Err(error) = node.blocking().wait_ready(READY_WITHIN) {
             panic!("{label} never became ready: {error}\n{}", node.log_text());
@@ -57,13 +77,20 @@ impl Node {
     }
 
     fn url(&self) -> String {
-        format!("http://{}", self.address)
+        let scheme = if self.cert.is_some() { "https" } else { "http" };
+        format!("{scheme}://{}", self.address)
     }
 
     fn blocking(&self) -> BlockingClient {
-        let client = Client::new(&self.address, WorldId::new(WORLD).unwrap())
-            .unwrap()
-            .with_encoding(Encoding::Json);
+        let world = WorldId::new(WORLD).unwrap();
+        let client = match &self.cert {
+            Some(cert) => {
+                let trust = everarcade_client::Trust::from_pem_file(cert).unwrap();
+                Client::with_trust(&self.url(), world, &trust).unwrap()
+            }
+            None => Client::new(&self.address, world).unwrap(),
+        }
+        .with_encoding(Encoding::Json);
         BlockingClient::new(client)
     }
 
@@ -271,5 +298,90 @@ fn ack_replicated_answers_202_only_once_a_follower_holds_the_record() {
     let root = follower.root.clone();
     drop(follower);
     drop(authority);
+    replay_verify(&root);
+}
+
+#[test]
+fn a_follower_far_behind_catches_up_from_the_checkpoint_of_an_https_authority() {
+    let dir = TempDir::new("federation-catch-up");
+    let authority = Node::start_tls(&dir, "authority", &["--checkpoint-interval", "20"]);
+    for nonce in 1..=10 {
+        authority
+            .blocking()
+            .submit(&envelope("dave", nonce))
+            .unwrap();
+    }
+    wait_for_tick(&authority, 65);
+    let checkpoint = authority
+        .blocking()
+        .status()
+        .unwrap()
+        .checkpoint_tick
+        .unwrap();
+    assert!(checkpoint >= 60, "checkpoints every 20 ticks: {checkpoint}");
+
+    // An https:// authority needs the certificates to trust.
+    let config = dir.join("follower.toml");
+    std::fs::write(
+        &config,
+        format!("[federation]\nfollow = \"{}\"\n", authority.url()),
+    )
+    .unwrap();
+    let refused = Command::new(env!("CARGO_BIN_EXE_everarcade-runtime"))
+        .current_dir(repository_root())
+        .args(["config", "validate"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert!(!refused.status.success(), "{}", text(&refused));
+    assert!(
+        text(&refused).contains("federation.follow_ca"),
+        "{}",
+        text(&refused)
+    );
+
+    let cert = authority.cert.clone().unwrap();
+    let follower = Node::start(
+        &dir,
+        "follower",
+        &[
+            "--follow",
+            &authority.url(),
+            "--set",
+            &format!("federation.follow_ca={}", cert.display()),
+            "--set",
+            "federation.catch_up_ticks=30",
+        ],
+    );
+    // It resumes from the authority's checkpoint rather than executing
+    // every tick before it, then follows record by record.
+    let target = authority.blocking().status().unwrap().head_tick + 5;
+    wait_for_tick(&follower, target);
+    let status = follower.blocking().status().unwrap();
+    let from = status.caught_up_from_checkpoint.unwrap_or_else(|| {
+        panic!(
+            "no catch-up from a checkpoint: {status:?}\n{}",
+            follower.log_text()
+        )
+    });
+    assert!(
+        from >= checkpoint,
+        "caught up from tick {from}, the authority had {checkpoint}"
+    );
+    assert!(
+        follower
+            .log_text()
+            .contains("caught up from the authority's checkpoint")
+    );
+    // The first tick it executed after the checkpoint, and a later one.
+    for tick in [from + 1, target] {
+        let here = authority.blocking().tick(tick).unwrap();
+        let there = follower.blocking().tick(tick).unwrap();
+        assert_eq!(here.state_root, there.state_root, "tick {tick}");
+        assert_eq!(here.continuity_root, there.continuity_root, "tick {tick}");
+    }
+    // What it journaled without executing, replay-verify re-executes.
+    let root = follower.root.clone();
+    drop(follower);
     replay_verify(&root);
 }

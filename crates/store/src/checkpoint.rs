@@ -421,6 +421,18 @@ pub enum CheckpointDecodeError {
     },
 }
 
+impl std::fmt::Display for CheckpointDecodeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CheckpointDecodeError::Version(found) => write!(
+                f,
+                "checkpoint format version {found} is not supported (this runtime reads {CHECKPOINT_VERSION})"
+            ),
+            CheckpointDecodeError::Corrupt { what, offset } => write!(f, "{what} (byte {offset})"),
+        }
+    }
+}
+
 impl From<DecodeError> for CheckpointDecodeError {
     fn from(error: DecodeError) -> CheckpointDecodeError {
         CheckpointDecodeError::Corrupt {

@@ -95,6 +95,10 @@ pub struct DurableWorld {
     pub(crate) journaled: Vec<Envelope>,
     pub(crate) roots: TickRoots,
     pub(crate) poisoned: Option<String>,
+    /// Whether records were journaled ahead of execution to catch up from
+    /// a checkpoint (`crate::catch_up`): memory is behind the journal
+    /// until the checkpoint is installed and the world reopened.
+    pub(crate) ahead: bool,
     /// Signs checkpoints when the world has an operator key.
     pub(crate) operator: Option<Arc<OperatorKeys>>,
 }
@@ -166,6 +170,7 @@ impl DurableWorld {
             journaled: Vec::new(),
             roots,
             poisoned: None,
+            ahead: false,
             operator: None,
         };
         durable.write_status("stopped")?;
@@ -250,6 +255,7 @@ impl DurableWorld {
             journaled: replayed.pending,
             roots: replayed.last,
             poisoned: None,
+            ahead: false,
             operator: None,
         };
         Ok((durable, recovery))

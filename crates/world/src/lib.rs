@@ -22,6 +22,7 @@
 
 pub mod audit;
 mod binding;
+pub mod catch_up;
 mod diff;
 mod durable;
 mod error;

@@ -176,6 +176,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/worlds/{world}/events", get(events))
         .route("/v1/worlds/{world}/attestation", get(attestation))
         .route("/v1/worlds/{world}/records", get(records))
+        .route("/v1/worlds/{world}/checkpoint", get(checkpoint_file))
         .route("/v1/worlds/{world}/authority", get(authority));
     let admin_api = Router::new()
         .route("/admin/admission/open", post(admission_open))
@@ -478,6 +479,7 @@ pub fn status_json(state: &AppState) -> Value {
         "authority": authority_url(state),
         "lag_ticks": lag_ticks(state),
         "follow_error": state.world.live.follow_error.lock().expect("follow error lock").clone(),
+        "caught_up_from_checkpoint": *state.world.live.caught_up_from.lock().expect("caught-up lock"),
         "followers": followers(state),
         "live": true,
     })
@@ -830,6 +832,60 @@ async fn federation_rejoin(
     }
     state.world.rejoin(authority.clone()).await?;
     Ok(Json(json!({"role": "follower", "authority": authority})))
+}
+
+/// `GET /v1/worlds/{world}/checkpoint`: the newest checkpoint file as
+/// written, for a follower far behind (docs/FEDERATION.md, catch-up). The
+/// follower checks it against the records it journaled before using it.
+async fn checkpoint_file(
+    State(state): State<AppState>,
+    Path(world): Path<String>,
+) -> Result<Response, ApiError> {
+    check_world(&state, &world)?;
+    check_published(&state)?;
+    let storage = state.world.live.storage.clone();
+    let dir = state.facts.world_dir.clone();
+    let read = tokio::task::spawn_blocking(move || {
+        let listing = everarcade_store::checkpoint::list_checkpoints(&*storage, &dir)?;
+        let Some((tick, path)) = listing.checkpoints.last().cloned() else {
+            return Ok(None);
+        };
+        let bytes = storage
+            .read(&path)
+            .map_err(everarcade_store::StoreError::io("read", &path))?;
+        Ok::<_, everarcade_store::StoreError>(Some((tick, bytes)))
+    })
+    .await
+    .map_err(|error| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            format!("the checkpoint reader failed: {error}"),
+        )
+    })?;
+    match read {
+        Ok(Some((tick, bytes))) => Ok((
+            [
+                (header::CONTENT_TYPE, "application/octet-stream".to_string()),
+                (
+                    header::HeaderName::from_static(everarcade_client::CHECKPOINT_TICK_HEADER),
+                    tick.to_string(),
+                ),
+            ],
+            bytes,
+        )
+            .into_response()),
+        Ok(None) => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "no_checkpoint",
+            "this node has no checkpoint yet",
+        )),
+        Err(error) => Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            error.code(),
+            error.to_string(),
+        )),
+    }
 }
 
 /// `GET /v1/worlds/{world}/authority`: who admits inputs for the world.

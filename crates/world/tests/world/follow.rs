@@ -16,7 +16,7 @@ const SEED: u64 = 0xf011_0001;
 const TICKS: Tick = 24;
 
 /// Every record of the journal on `storage`: its ordinal and exact bytes.
-fn records(storage: &SimStorage) -> Vec<(u64, Vec<u8>)> {
+pub(crate) fn records(storage: &SimStorage) -> Vec<(u64, Vec<u8>)> {
     let journal = read_journal(storage).expect("the journal reads");
     journal
         .records
@@ -31,7 +31,7 @@ fn records(storage: &SimStorage) -> Vec<(u64, Vec<u8>)> {
         .collect()
 }
 
-fn apply(
+pub(crate) fn apply(
     world: &mut DurableWorld,
     batch: &[(u64, Vec<u8>)],
 ) -> Result<everarcade_world::follow::Applied, FollowError> {

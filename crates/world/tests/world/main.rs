@@ -5,6 +5,7 @@
 //! package is compiled once and shared.
 
 mod binding;
+mod catch_up;
 mod check;
 mod checkpoints;
 mod common;
