@@ -130,7 +130,7 @@ fn status_json() -> Value {
      "ready":true,"not_ready_reason":null,"pid":4242,"uptime_ms":60512,"tick_rate_hz":20,
      "achieved_tick_rate_hz":19.98,"pending_inputs":3,"checkpoint_tick":1000,
      "address":"127.0.0.1:8080","amnesia":false,"operator_public_key":hex_of(7),"incident":null,
-     "role":"authority","authority":"http://127.0.0.1:8080","lag_ticks":0,"follow_error":null,"followers":[],"live":true})
+     "role":"authority","authority":"http://127.0.0.1:8080","lag_ticks":0,"follow_error":null,"followers":[],"caught_up_from_checkpoint":null,"live":true})
 }
 
 #[test]

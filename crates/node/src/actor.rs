@@ -528,6 +528,12 @@ impl WorldHandle {
         answer.await.map_err(|_| gone())
     }
 
+    /// Whether the world actor has ended (stopped, or its thread gone):
+    /// every request now fails, and tasks serving it should end too.
+    pub fn is_closed(&self) -> bool {
+        self.requests.is_closed()
+    }
+
     /// Admits inputs; answers once they are durable (or refused).
     pub async fn admit(
         &self,

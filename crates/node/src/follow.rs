@@ -41,6 +41,12 @@ pub fn spawn(handle: WorldHandle, settings: Settings) -> tokio::task::JoinHandle
     tokio::spawn(async move {
         let mut roles = handle.live.role.subscribe();
         loop {
+            // The role outlives the world actor (the shared view does): once
+            // the actor has ended there is nothing to follow for, and every
+            // attempt would fail at once, round and round.
+            if handle.is_closed() {
+                return;
+            }
             let role = roles.borrow_and_update().clone();
             match role {
                 Role::Follower { authority } if authority.starts_with("http") => {

@@ -193,6 +193,9 @@ async fn run(
             _ = tokio::time::sleep(settings.lease.ttl / 3) => {}
             changed = roles.changed() => if changed.is_err() { return Ok(()); },
         }
+        if handle.is_closed() {
+            return Ok(());
+        }
         if !matches!(*handle.live.role.borrow(), Role::Follower { .. }) {
             return Ok(());
         }
@@ -340,6 +343,11 @@ async fn lead(
         tail = read;
         let records = records?;
         let Some(last) = records.last() else {
+            // Once the world actor has ended and everything it made durable
+            // is published, there is nothing more to publish.
+            if handle.is_closed() {
+                return Ok(());
+            }
             let _ = tokio::time::timeout(WATCH_INTERVAL, durable.changed()).await;
             continue;
         };
