@@ -1,7 +1,7 @@
 //! The `ea` host functions and the per-tick session (a store plus one instance).
 
 use everarcade_protocol::{Limits, Outcome, TrapClass};
-use everarcade_state::State;
+use everarcade_state::{Key, State, Value};
 use wasmtime::{Caller, Linker, Memory, Store, Trap, TypedFunc};
 
 use crate::engine::{CompiledPackage, Engine};
@@ -20,8 +20,9 @@ pub(crate) struct HostContext {
     pub read_only: bool,
     pub random: [u8; 32],
     memory: Option<Memory>,
-    /// Previous values of keys written by the current call, oldest first.
-    undo: Vec<(Vec<u8>, Option<Vec<u8>>)>,
+    /// Previous values of keys written by the current call, oldest first
+    /// (short keys and values inline: no allocation per write).
+    undo: Vec<(Key, Option<Value>)>,
     pub events: Vec<Vec<u8>>,
     /// Set when a host function traps, so the trap can be classified.
     fault: Option<TrapClass>,
@@ -154,7 +155,7 @@ fn state_set(
     context.value_bytes_max = context.value_bytes_max.max(span.len() as u32);
     let (key, value) = (&data[key], &data[span]);
     let previous = context.state.set(key, value);
-    context.undo.push((key.to_vec(), previous));
+    context.undo.push((Key::new(key), previous));
     Ok(())
 }
 
@@ -174,7 +175,7 @@ fn state_del(
     let (data, context) = memory.data_and_store_mut(&mut caller);
     let key = &data[key];
     if let Some(previous) = context.state.delete(key) {
-        context.undo.push((key.to_vec(), Some(previous)));
+        context.undo.push((Key::new(key), Some(previous)));
     }
     Ok(())
 }

@@ -78,11 +78,7 @@ impl StateBuilder {
                 index: self.entries.len(),
             });
         }
-        let entry = Entry {
-            value: Value::new(value),
-            key_hash: everarcade_protocol::Hash::ZERO,
-            pending: false,
-        };
+        let entry = Entry::folded(Value::new(value), everarcade_protocol::Hash::ZERO);
         self.entries.push((Key::new(key), entry));
         self.value_bytes += (key.len() + value.len()) as u64;
         Ok(())

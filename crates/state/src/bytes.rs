@@ -23,25 +23,30 @@ pub(crate) const VALUE_INLINE_BYTES_MAX: usize = 46;
 /// A byte string of at most `N` bytes inline, or any length on the heap.
 /// Equality, order and hashing are those of the bytes (`[u8]`), whichever
 /// way they are stored, so it can key a `BTreeMap` looked up by `&[u8]`.
+/// It dereferences to `[u8]`.
 #[derive(Clone)]
-pub(crate) enum InlineBytes<const N: usize> {
+pub enum InlineBytes<const N: usize> {
     /// `data[..len]` holds the bytes; `len <= N`.
+    #[doc(hidden)]
     Inline { len: u8, data: [u8; N] },
     /// More than `N` bytes.
+    #[doc(hidden)]
     Heap(Box<[u8]>),
 }
 
-/// State keys: up to [`KEY_INLINE_BYTES_MAX`] bytes inline.
-pub(crate) type Key = InlineBytes<KEY_INLINE_BYTES_MAX>;
-/// State values: up to [`VALUE_INLINE_BYTES_MAX`] bytes inline.
-pub(crate) type Value = InlineBytes<VALUE_INLINE_BYTES_MAX>;
+/// A state key held by value: up to 30 bytes inline (no allocation).
+pub type Key = InlineBytes<KEY_INLINE_BYTES_MAX>;
+/// A state value held by value, as [`crate::State::set`] and
+/// [`crate::State::delete`] give back the previous one: up to 46 bytes
+/// inline (no allocation).
+pub type Value = InlineBytes<VALUE_INLINE_BYTES_MAX>;
 
 const _: () = assert!(std::mem::size_of::<Key>() == 32);
 const _: () = assert!(std::mem::size_of::<Value>() == 48);
 
 impl<const N: usize> InlineBytes<N> {
     /// A copy of `bytes`: inline if it fits, else one heap allocation.
-    pub(crate) fn new(bytes: &[u8]) -> InlineBytes<N> {
+    pub fn new(bytes: &[u8]) -> InlineBytes<N> {
         const { assert!(N <= u8::MAX as usize, "the length must fit a u8") };
         if bytes.len() > N {
             return InlineBytes::Heap(bytes.into());
@@ -55,7 +60,7 @@ impl<const N: usize> InlineBytes<N> {
     }
 
     /// The bytes.
-    pub(crate) fn as_slice(&self) -> &[u8] {
+    pub fn as_slice(&self) -> &[u8] {
         match self {
             InlineBytes::Inline { len, data } => &data[..usize::from(*len)],
             InlineBytes::Heap(bytes) => bytes,
@@ -63,11 +68,19 @@ impl<const N: usize> InlineBytes<N> {
     }
 
     /// The bytes as a `Vec` (no copy when they are on the heap).
-    pub(crate) fn into_vec(self) -> Vec<u8> {
+    pub fn into_vec(self) -> Vec<u8> {
         match self {
             InlineBytes::Inline { .. } => self.as_slice().to_vec(),
             InlineBytes::Heap(bytes) => bytes.into_vec(),
         }
+    }
+}
+
+impl<const N: usize> std::ops::Deref for InlineBytes<N> {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        self.as_slice()
     }
 }
 

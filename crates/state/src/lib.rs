@@ -72,6 +72,7 @@ mod store;
 mod trie;
 
 pub use build::StateBuilder;
+pub use bytes::{InlineBytes, Key, Value};
 pub use error::{BuildError, ProofError};
 pub use proof::{Proof, Terminal};
 pub use store::State;

@@ -1,9 +1,15 @@
 //! The ordered key-value store and its lazily folded trie.
 //!
-//! Writes only touch the ordered map and remember the key as pending; the
+//! Writes only touch the ordered map and the pending list of changes; the
 //! value hashes and the trie are brought up to date by [`State::root`]. So a
 //! key written many times between two roots is hashed once, and a key set
-//! and deleted again between two roots costs no trie work at all.
+//! and deleted again between two roots costs no trie work beyond a no-op.
+//!
+//! The pending list holds each changed key's hash and its latest value (or
+//! its deletion), and an entry knows its slot in the list, so a write finds
+//! the key in the ordered map once and folding needs no lookup at all. An
+//! entry is pending when its generation is the store's: folding starts a new
+//! generation instead of visiting every entry it folded.
 //!
 //! Keys and values up to a few dozen bytes are kept inline in the map's nodes
 //! (`crate::bytes`), so most writes allocate nothing.
@@ -22,22 +28,45 @@ use crate::trie::Trie;
 pub(crate) struct Entry {
     pub(crate) value: Value,
     pub(crate) key_hash: Hash,
-    /// Whether the key is in `State::pending` (its trie leaf may be stale).
-    pub(crate) pending: bool,
+    /// The generation in which the key was last put in `State::pending`
+    /// (pending now iff it is `State::generation`), and its slot there.
+    pub(crate) pending_generation: u64,
+    pub(crate) pending_slot: u32,
+}
+
+impl Entry {
+    /// An entry not pending in any generation.
+    pub(crate) fn folded(value: Value, key_hash: Hash) -> Entry {
+        Entry {
+            value,
+            key_hash,
+            pending_generation: 0,
+            pending_slot: 0,
+        }
+    }
 }
 
 /// An in-memory ordered key-value store committed by a Merkle root; see the
 /// crate docs for the exact root.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct State {
     entries: BTreeMap<Key, Entry>,
     trie: Trie,
-    /// Keys (with their key hashes) changed since the trie was last folded.
-    /// A key appears at most once while present; a key deleted and inserted
-    /// again may appear twice, which folding tolerates.
-    pending: Vec<(Hash, Key)>,
+    /// Changes since the trie was last folded, in order: a key hash and its
+    /// latest value, `None` once deleted. A key appears at most once while
+    /// present; a key deleted and inserted again appears twice (folded in
+    /// order: removed, then inserted).
+    pending: Vec<(Hash, Option<Value>)>,
+    /// The current generation (from 1); each fold starts the next.
+    generation: u64,
     /// Sum of key and value lengths over all entries.
     value_bytes: u64,
+}
+
+impl Default for State {
+    fn default() -> State {
+        State::from_parts(BTreeMap::new(), Trie::default(), 0)
+    }
 }
 
 impl State {
@@ -46,12 +75,14 @@ impl State {
         State::default()
     }
 
-    /// A store with nothing pending, from its parts (see `crate::build`).
+    /// A store with nothing pending, from its parts (see `crate::build`);
+    /// no entry may be pending (generation 0).
     pub(crate) fn from_parts(entries: BTreeMap<Key, Entry>, trie: Trie, value_bytes: u64) -> State {
         State {
             entries,
             trie,
             pending: Vec::new(),
+            generation: 1,
             value_bytes,
         }
     }
@@ -61,58 +92,63 @@ impl State {
         self.entries.get(key).map(|entry| entry.value.as_slice())
     }
 
-    /// Inserts or replaces; returns the previous value (used as an undo log).
-    pub fn set(&mut self, key: &[u8], value: &[u8]) -> Option<Vec<u8>> {
+    /// Inserts or replaces; returns the previous value (used as an undo
+    /// log; held inline when short, so no allocation).
+    pub fn set(&mut self, key: &[u8], value: &[u8]) -> Option<Value> {
+        let generation = self.generation;
         if let Some(entry) = self.entries.get_mut(key) {
             let previous = std::mem::replace(&mut entry.value, Value::new(value));
             let previous_len = previous.as_slice().len() as u64;
             self.value_bytes = self.value_bytes - previous_len + value.len() as u64;
-            if !entry.pending && previous.as_slice() != value {
-                entry.pending = true;
-                self.pending.push((entry.key_hash, Key::new(key)));
+            if entry.pending_generation == generation {
+                self.pending[entry.pending_slot as usize].1 = Some(entry.value.clone());
+            } else if previous.as_slice() != value {
+                entry.pending_generation = generation;
+                entry.pending_slot = slot(self.pending.len());
+                self.pending
+                    .push((entry.key_hash, Some(entry.value.clone())));
             }
-            return Some(previous.into_vec());
+            return Some(previous);
         }
         let key_hash = Domain::StateKey.hash(key);
-        self.pending.push((key_hash, Key::new(key)));
         let entry = Entry {
             value: Value::new(value),
             key_hash,
-            pending: true,
+            pending_generation: generation,
+            pending_slot: slot(self.pending.len()),
         };
+        self.pending.push((key_hash, Some(entry.value.clone())));
         self.entries.insert(Key::new(key), entry);
         self.value_bytes += (key.len() + value.len()) as u64;
         None
     }
 
     /// Removes `key`; returns the previous value.
-    pub fn delete(&mut self, key: &[u8]) -> Option<Vec<u8>> {
+    pub fn delete(&mut self, key: &[u8]) -> Option<Value> {
         let (key, entry) = self.entries.remove_entry(key)?;
         self.value_bytes -= (key.as_slice().len() + entry.value.as_slice().len()) as u64;
-        if !entry.pending {
-            self.pending.push((entry.key_hash, key));
+        if entry.pending_generation == self.generation {
+            self.pending[entry.pending_slot as usize].1 = None;
+        } else {
+            self.pending.push((entry.key_hash, None));
         }
-        Some(entry.value.into_vec())
+        Some(entry.value)
     }
 
     /// Folds all changes since the last call into the trie and returns the
     /// root. Costs `O(changed × log n)` hashes plus one hash per changed value.
     pub fn root(&mut self) -> Hash {
-        let mut pending = std::mem::take(&mut self.pending);
-        for (key_hash, key) in pending.drain(..) {
-            match self.entries.get_mut(key.as_slice()) {
+        // Every entry pending so far is folded below.
+        self.generation += 1;
+        for (key_hash, value) in self.pending.drain(..) {
+            match value {
                 None => self.trie.remove(&key_hash),
-                Some(entry) if entry.pending => {
-                    entry.pending = false;
-                    let value_hash = Domain::StateValue.hash(entry.value.as_slice());
+                Some(value) => {
+                    let value_hash = Domain::StateValue.hash(value.as_slice());
                     self.trie.upsert(&key_hash, &value_hash);
                 }
-                // Deleted, set again and already folded by an earlier duplicate.
-                Some(_) => {}
             }
         }
-        // Keep the buffer's capacity for the next tick.
-        self.pending = pending;
         self.trie.root_hash()
     }
 
@@ -165,6 +201,12 @@ impl State {
     pub fn value_bytes(&self) -> u64 {
         self.value_bytes
     }
+}
+
+/// A pending slot's index; the pending list holds one slot per change of a
+/// distinct key, far below 2^32.
+fn slot(index: usize) -> u32 {
+    u32::try_from(index).expect("fewer than 2^32 keys change between two roots")
 }
 
 /// Shows the number of keys, the byte total and the entries (as byte lists).
