@@ -221,8 +221,8 @@ pub struct FederationConfig {
     /// Names on JetStream start with this (`[a-z0-9_]{1,32}`). Default
     /// `everarcade`.
     pub nats_prefix: String,
-    /// A follower over HTTP at least this many ticks behind its
-    /// authority's newest checkpoint catches up from that checkpoint: it
+    /// A follower at least this many ticks behind its authority's
+    /// newest checkpoint catches up from that checkpoint: it
     /// journals the records up to it without executing them, then resumes
     /// from it (docs/FEDERATION.md, catch-up). 0: never; every tick is
     /// executed. Default 10000.
@@ -741,13 +741,13 @@ pub const FIELDS: &[Field] = &[
         name: "federation.catch_up_ticks",
         kind: integer(0, 1_000_000_000, |c| c.federation.catch_up_ticks),
         unit: "ticks",
-        about: "A follower over HTTP this many ticks or more behind its authority's newest checkpoint journals the records up to it unexecuted and resumes from it; 0: execute every tick.",
+        about: "A follower this many ticks or more behind its authority's newest checkpoint journals the records up to it unexecuted and resumes from it; 0: execute every tick.",
     },
     Field {
         name: "federation.follow_ca",
         kind: Kind::Path,
         unit: "path",
-        about: "PEM certificates trusted for an `https://` `federation.follow` authority (no system root store is used).",
+        about: "PEM certificates trusted for an `https://` authority: the `federation.follow` node, or the node a JetStream lease names (no system root store is used).",
     },
     Field {
         name: "amnesia",

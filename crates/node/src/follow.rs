@@ -7,7 +7,7 @@
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use everarcade_client::Trust;
+use everarcade_client::{Client, Trust};
 use everarcade_federation::http::HttpSource;
 use everarcade_federation::{FederationError, Position, RecordSource, Role};
 use everarcade_protocol::WorldId;
@@ -20,6 +20,9 @@ use crate::actor::WorldHandle;
 const RETRY_INITIAL: Duration = Duration::from_millis(50);
 /// The longest wait between retries.
 const RETRY_MAX: Duration = Duration::from_secs(2);
+/// A no-answer limit for the authority's status and checkpoint file in a
+/// catch-up (a checkpoint may be hundreds of megabytes).
+const CATCH_UP_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// What the follower task needs besides the world.
 pub struct Settings {
@@ -55,7 +58,7 @@ pub fn spawn(handle: WorldHandle, settings: Settings) -> tokio::task::JoinHandle
                 Role::Follower { authority } if authority.starts_with("nats://") => {
                     match &settings.jetstream {
                         Some(jetstream) => {
-                            follow_nats(&handle, jetstream, &authority, &mut roles).await
+                            follow_nats(&handle, &settings, jetstream, &authority, &mut roles).await
                         }
                         None => {
                             let error = FederationError::Config(format!(
@@ -92,9 +95,10 @@ async fn follow_http(
     match source {
         Ok(mut source) => {
             if settings.catch_up_ticks > 0 {
+                let client = source.client().clone().with_timeout(CATCH_UP_TIMEOUT);
                 tokio::select! {
                     _ = roles.changed() => return,
-                    _ = catch_up(handle, &mut source, settings.catch_up_ticks) => {}
+                    _ = catch_up(handle, &client, &mut source, settings.catch_up_ticks) => {}
                 }
             }
             let head_tick = Some(source.head_tick());
@@ -106,15 +110,21 @@ async fn follow_http(
 
 /// Catches up from the authority's newest checkpoint when this node is at
 /// least `min_ticks` behind it (docs/FEDERATION.md, catch-up): the records
-/// up to its tick are journaled without executing them, then the
-/// checkpoint is installed. Any failure leaves following record by record
-/// to go on from wherever this stopped (the world executes what it
-/// journaled ahead when it reopens), so it is logged and not retried.
-async fn catch_up(handle: &WorldHandle, source: &mut HttpSource, min_ticks: u64) {
+/// up to its tick, from `source`, are journaled without executing them,
+/// then the checkpoint, from the authority's node at `authority`, is
+/// installed. Any failure leaves following record by record to go on from
+/// wherever this stopped (the world executes what it journaled ahead when
+/// it reopens), so it is logged and not retried.
+async fn catch_up(
+    handle: &WorldHandle,
+    authority: &Client,
+    source: &mut dyn RecordSource,
+    min_ticks: u64,
+) {
     let Ok(head) = handle.durable_head().await else {
         return;
     };
-    let status = match source.client().status().await {
+    let status = match authority.status().await {
         Ok(status) => status,
         Err(error) => {
             tracing::warn!(error = %error, "catch-up: the authority's status is unavailable; following record by record");
@@ -132,7 +142,7 @@ async fn catch_up(handle: &WorldHandle, source: &mut HttpSource, min_ticks: u64)
         checkpoint_tick = tick,
         "catching up from the authority's checkpoint"
     );
-    let file = match source.client().checkpoint_file().await {
+    let file = match authority.checkpoint_file().await {
         Ok(file) => file,
         Err(error) => {
             tracing::warn!(error = %error, "catch-up: the authority's checkpoint is unavailable; following record by record");
@@ -177,24 +187,60 @@ async fn catch_up(handle: &WorldHandle, source: &mut HttpSource, min_ticks: u64)
     }
 }
 
-/// Follows the world's JetStream stream until the role changes.
+/// Follows the world's JetStream stream until the role changes: first
+/// from the authority's checkpoint when far behind it (fetched from the
+/// node the authority lease names), then record by record.
 async fn follow_nats(
     handle: &WorldHandle,
-    settings: &crate::jetstream::Settings,
+    settings: &Settings,
+    jetstream: &crate::jetstream::Settings,
     url: &str,
     roles: &mut watch::Receiver<Role>,
 ) {
-    let log =
-        match everarcade_federation::nats::RecordLog::open(&settings.nats, &settings.world).await {
-            Ok(log) => log,
-            Err(error) => return cannot_follow(handle, &error, roles).await,
-        };
+    let log = match everarcade_federation::nats::RecordLog::open(&jetstream.nats, &jetstream.world)
+        .await
+    {
+        Ok(log) => log,
+        Err(error) => return cannot_follow(handle, &error, roles).await,
+    };
     // The durable consumer is this runtime root's, so a restart resumes it.
-    match log.source(&settings.node_id) {
+    match log.source(&jetstream.node_id) {
         Ok(mut source) => {
+            if settings.catch_up_ticks > 0
+                && let Some(authority) = lease_holder(settings, jetstream).await
+            {
+                tokio::select! {
+                    _ = roles.changed() => return,
+                    _ = catch_up(handle, &authority, &mut source, settings.catch_up_ticks) => {}
+                }
+            }
             follow(handle, &mut source, None, url, roles).await;
         }
         Err(error) => cannot_follow(handle, &error, roles).await,
+    }
+}
+
+/// A client of the node that holds the world's authority lease, if one
+/// does and it can be reached as configured (`federation.follow_ca` for
+/// an `https://` holder).
+async fn lease_holder(
+    settings: &Settings,
+    jetstream: &crate::jetstream::Settings,
+) -> Option<Client> {
+    let bucket = everarcade_federation::lease::LeaseBucket::open(&jetstream.nats, &jetstream.lease)
+        .await
+        .ok()?;
+    let (holder, _) = bucket.current(&jetstream.world).await.ok()??;
+    let client = match &settings.trust {
+        Some(trust) => Client::with_trust(&holder.url, settings.world.clone(), trust),
+        None => Client::new(&holder.url, settings.world.clone()),
+    };
+    match client {
+        Ok(client) => Some(client.with_timeout(CATCH_UP_TIMEOUT)),
+        Err(error) => {
+            tracing::warn!(authority = %holder.url, error = %error, "catch-up: the lease holder's node cannot be reached; following record by record");
+            None
+        }
     }
 }
 

@@ -198,7 +198,14 @@ fn a_follower_takes_over_when_the_authority_is_killed_and_the_old_one_is_fenced(
     let prefix = format!("t{}_{nanos}", std::process::id());
     let _cleanup = Cleanup(prefix.clone());
     let dir = TempDir::new("federation-nats");
-    let leader = ["--replicate", NATS, "--ack", "replicated"];
+    let leader = [
+        "--replicate",
+        NATS,
+        "--ack",
+        "replicated",
+        "--checkpoint-interval",
+        "20",
+    ];
     let follower = ["--follow", NATS, "--ack", "replicated"];
     let mut authority = Node::start(&dir, "a", &prefix, &leader);
     let mut b = Node::start(&dir, "b", &prefix, &follower);
@@ -228,6 +235,35 @@ fn a_follower_takes_over_when_the_authority_is_killed_and_the_old_one_is_fenced(
             node.blocking().status().unwrap().head_tick >= head
         });
     }
+    // A follower that joins late, far behind the authority's checkpoint,
+    // starts from it (fetched from the node the lease names), then follows
+    // the stream.
+    let mut checkpoint = 0;
+    wait_for("the authority checkpoints", CATCH_UP_WITHIN, || {
+        checkpoint = authority
+            .blocking()
+            .status()
+            .unwrap()
+            .checkpoint_tick
+            .unwrap_or(0);
+        checkpoint >= 20
+    });
+    let late = [&follower[..], &["--set", "federation.catch_up_ticks=20"]].concat();
+    let d = Node::start(&dir, "d", &prefix, &late);
+    wait_for("the late follower catches up", CATCH_UP_WITHIN, || {
+        d.blocking().status().unwrap().head_tick >= head
+    });
+    let status = d.blocking().status().unwrap();
+    assert!(
+        status
+            .caught_up_from_checkpoint
+            .is_some_and(|tick| tick >= checkpoint),
+        "{status:?}\n{}",
+        d.log_text()
+    );
+    let d_root = d.root.clone();
+    drop(d);
+    replay_verify(&d_root);
 
     // kill -9 the authority: a follower becomes the authority.
     authority.kill();
