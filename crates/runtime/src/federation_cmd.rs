@@ -52,8 +52,8 @@ enum FederationCommand {
     Status(StatusArgs),
     /// Compare the local journal with trusted peers' record streams: checksums at every common record, roots at every (or every N-th) common tick.
     Compare(CompareArgs),
-    /// Import the verified records a stopped world is missing from a trusted peer, record by record.
-    /// Catch-up from a peer's checkpoint or proof bundle is not built: restore a backup first when far behind.
+    /// Import the verified records a stopped world is missing from a trusted peer, record by record,
+    /// or from the peer's newest checkpoint with --checkpoint. Catch-up from a proof bundle is not built.
     Import(ImportArgs),
     /// Make the running node (a caught-up follower) the world's authority.
     Promote(JsonWorldArgs),
@@ -105,6 +105,12 @@ struct ImportArgs {
     /// The trusted peer to import from, `http://HOST:PORT`.
     #[arg(long = "peer", value_name = "URL")]
     peer: String,
+    /// Start from the peer's newest checkpoint when it is ahead of this
+    /// world: the records before it are journaled without being executed,
+    /// the checkpoint is checked against them and installed, and the rest
+    /// is imported record by record (`replay-verify` re-executes them all).
+    #[arg(long)]
+    checkpoint: bool,
     #[command(flatten)]
     durability: DurabilityArgs,
 }
@@ -511,11 +517,16 @@ fn import(args: ImportArgs) -> Result<(), Failure> {
     let opened = open(&target.door()?, Entry::existing(args.durability.config()))?;
     let (mut world_open, _lock) = (opened.world, opened.lock);
     let start = world_open.durable_head();
+    let checkpoint = match args.checkpoint {
+        true => runtime.block_on(peer_checkpoint(&client, &peer.url, start))?,
+        false => None,
+    };
     let report = runtime.block_on(import_from(
         &client,
         &mut world_open,
         start,
         peer_status.head_tick,
+        checkpoint.as_ref(),
     ));
     let roots = world_open.roots();
     match &report.stop {
@@ -539,8 +550,24 @@ fn import(args: ImportArgs) -> Result<(), Failure> {
     }
 }
 
+/// The peer's newest checkpoint, if it has one ahead of `start`.
+async fn peer_checkpoint(
+    client: &Client,
+    url: &str,
+    start: Head,
+) -> Result<Option<everarcade_client::CheckpointFile>, Failure> {
+    match client.checkpoint_file().await {
+        Ok(file) if file.tick > start.tick => Ok(Some(file)),
+        Ok(_) => Ok(None),
+        Err(ClientError::Node { code, .. }) if code == "no_checkpoint" => Ok(None),
+        Err(error) => Err(peer_failure(url, error)),
+    }
+}
+
 /// What an import did.
 struct ImportReport {
+    /// The peer checkpoint's tick the import started from, if it did.
+    from_checkpoint: Option<u64>,
     /// Right after the last durable record.
     durable: Head,
     /// Records journaled.
@@ -555,20 +582,36 @@ struct ImportReport {
 
 /// Pages the peer's stream after `start` into the world until the peer has
 /// nothing more or the world reaches `until_tick` (the peer's head when the
-/// import began: a live authority keeps going).
+/// import began: a live authority keeps going); with `checkpoint`, first up
+/// to its tick unexecuted, then the checkpoint (docs/FEDERATION.md).
 async fn import_from(
     client: &Client,
     world: &mut DurableWorld,
     start: Head,
     until_tick: u64,
+    checkpoint: Option<&everarcade_client::CheckpointFile>,
 ) -> ImportReport {
     let mut report = ImportReport {
+        from_checkpoint: None,
         durable: start,
         records: 0,
         ticks: 0,
         stop: None,
         refused: None,
     };
+    if let Some(file) = checkpoint {
+        let ahead = import_ahead(client, world, file).await;
+        report.durable = world.durable_head();
+        report.records = report.durable.ordinal - start.ordinal;
+        match ahead {
+            Ok(()) => report.from_checkpoint = Some(file.tick),
+            Err((failure, refused)) => {
+                report.stop = Some(failure);
+                report.refused = refused;
+                return report;
+            }
+        }
+    }
     loop {
         let head = report.durable;
         let records = match fetch_page(client, head.ordinal, &head.checksum).await {
@@ -619,6 +662,46 @@ async fn import_from(
     report
 }
 
+/// Journals the peer's records up to `file`'s tick without executing them,
+/// then checks and installs the checkpoint (`everarcade_world::catch_up`).
+/// A failure leaves the world to be reopened, which executes what was
+/// journaled (nothing journaled is lost).
+async fn import_ahead(
+    client: &Client,
+    world: &mut DurableWorld,
+    file: &everarcade_client::CheckpointFile,
+) -> Result<(), (Failure, Option<(u64, String)>)> {
+    loop {
+        let head = world.durable_head();
+        if head.tick >= file.tick {
+            break;
+        }
+        let records = fetch_page(client, head.ordinal, &head.checksum)
+            .await
+            .map_err(|fetch| (fetch.failure(client.address()), None))?;
+        if records.is_empty() {
+            let reason = format!(
+                "the peer's records end at tick {} before its checkpoint's tick {}",
+                head.tick, file.tick
+            );
+            return Err((Failure::new(INTEGRITY, "checkpoint_refused", reason), None));
+        }
+        let borrowed: Vec<(u64, &[u8])> = records
+            .iter()
+            .map(|record| (record.ordinal, record.bytes.as_slice()))
+            .collect();
+        if let Err(error) = world.journal_ahead(&borrowed, file.tick) {
+            let refused = refused_ordinal(&error);
+            return Err((follow_failure(error), Some(refused)));
+        }
+    }
+    if let Err(error) = world.install_checkpoint(&file.bytes) {
+        let refused = refused_ordinal(&error);
+        return Err((follow_failure(error), Some(refused)));
+    }
+    Ok(())
+}
+
 fn refused_ordinal(error: &FollowError) -> (u64, String) {
     match error {
         FollowError::Refused { ordinal, code, .. } => (*ordinal, code.to_string()),
@@ -655,6 +738,7 @@ fn import_json(
             "peer": url,
             "from_record": start.ordinal,
             "from_tick": start.tick,
+            "from_checkpoint": report.from_checkpoint,
             "records_imported": report.records,
             "ticks_imported": report.ticks,
             "head_record": report.durable.ordinal,
@@ -675,6 +759,12 @@ fn print_import(url: &str, report: &ImportReport, roots: everarcade_protocol::Ti
         report.durable.checksum
     );
     println!("state root       {}", roots.state_root);
+    if let Some(tick) = report.from_checkpoint {
+        println!(
+            "started from the peer's checkpoint of tick {tick}: the ticks up to it were journaled, \
+             not executed (replay-verify re-executes them)"
+        );
+    }
     if let Some((ordinal, code)) = &report.refused {
         println!("refused record {ordinal} ({code}): nothing of it, or after it, was journaled");
     }

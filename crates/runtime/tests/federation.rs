@@ -591,6 +591,66 @@ fn forging_server(upstream: &Node, forgery: Forgery) -> (String, Arc<Forger>) {
 }
 
 #[test]
+fn import_with_checkpoint_starts_from_the_peers_checkpoint_and_replay_verifies() {
+    let pair = Pair::new("import-checkpoint");
+    pair.submit(5);
+    let target = pair.authority.blocking().status().unwrap().head_tick + 3;
+    pair.authority.wait_tick(target);
+    // A checkpoint on the authority, taken through its node.
+    let authority_root = pair.authority_root();
+    let output = run(&[
+        "checkpoint",
+        authority_root.to_str().unwrap(),
+        WORLD,
+        PACKAGE,
+    ]);
+    assert!(output.status.success(), "{}", text(&output));
+    let checkpoint = pair
+        .authority
+        .blocking()
+        .status()
+        .unwrap()
+        .checkpoint_tick
+        .unwrap();
+    assert!(checkpoint > HISTORY_TICKS, "{checkpoint}");
+    let cfg = pair.trusting();
+    let url = pair.authority.url();
+    let cfg_text = cfg.to_str().unwrap();
+    let output = federation(
+        "import",
+        &pair.copy,
+        &[
+            "--peer",
+            &url,
+            "--config",
+            cfg_text,
+            "--checkpoint",
+            "--json",
+        ],
+    );
+    assert!(output.status.success(), "{}", text(&output));
+    let report = json(&output);
+    assert_eq!(report["from_checkpoint"], checkpoint, "{report}");
+    assert!(report["refused"].is_null(), "{report}");
+    let head_tick = report["head_tick"].as_u64().unwrap();
+    // Only the ticks after the checkpoint were executed here.
+    assert_eq!(
+        report["ticks_imported"].as_u64(),
+        Some(head_tick - checkpoint),
+        "{report}"
+    );
+    let output = federation(
+        "compare",
+        &pair.copy,
+        &["--peer", &url, "--config", cfg_text],
+    );
+    assert!(output.status.success(), "{}", text(&output));
+    // What the import took on the peer's word, replay-verify re-derives.
+    let output = run(&["replay-verify", pair.copy.to_str().unwrap(), WORLD, PACKAGE]);
+    assert!(output.status.success(), "{}", text(&output));
+}
+
+#[test]
 fn import_refuses_a_forged_record_stream_and_journals_nothing() {
     let pair = Pair::new("forged");
     pair.submit(3);
