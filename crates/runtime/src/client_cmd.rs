@@ -244,8 +244,11 @@ pub fn submit(args: SubmitArgs) -> Result<(), Failure> {
     Ok(())
 }
 
-/// Sends each scripted tick as one batch once the node has executed enough
-/// ticks since the start; prints one result per line.
+/// Sends each scripted tick as one batch; prints one result per line. The
+/// first scripted tick goes at once; each later one once the node has
+/// executed enough ticks since the tick the first batch was admitted for,
+/// so a script's spacing holds however long the first batch took (on a
+/// busy machine the node may tick while it is in flight).
 fn submit_script(
     client: &BlockingClient,
     world: &WorldId,
@@ -254,6 +257,10 @@ fn submit_script(
     json: bool,
 ) -> Result<(), Failure> {
     let start_height = client.status().map_err(client_failure)?.head_tick;
+    // The tick before the one the first scripted tick's inputs were
+    // admitted for, once known; the head at the start until then.
+    let mut anchor: Option<u64> = None;
+    let first_tick = lines.first().map_or(1, |line| line.tick);
     let mut keys: BTreeMap<String, (SigningKey, u64)> = BTreeMap::new();
     let mut results = Vec::with_capacity(lines.len());
     let mut refused = 0u64;
@@ -264,7 +271,10 @@ fn submit_script(
             .iter()
             .position(|line| line.tick != tick)
             .map_or(lines.len(), |offset| index + offset);
-        wait_for_height(client, start_height + tick - 1)?;
+        match anchor {
+            Some(anchor) => wait_for_height(client, anchor + tick - first_tick)?,
+            None => wait_for_height(client, start_height + tick - 1)?,
+        }
         let envelopes: Vec<Envelope> = lines[index..group_end]
             .iter()
             .map(|line| {
@@ -288,6 +298,10 @@ fn submit_script(
             });
             match answer {
                 Ok(ack) => {
+                    if tick == first_tick {
+                        let before = ack.tick.saturating_sub(1);
+                        anchor = Some(anchor.map_or(before, |anchor| anchor.min(before)));
+                    }
                     object["tick"] = ack.tick.into();
                     object["seq"] = ack.seq.into();
                 }
