@@ -52,11 +52,14 @@ impl Entry {
 pub struct State {
     entries: BTreeMap<Key, Entry>,
     trie: Trie,
-    /// Changes since the trie was last folded, in order: a key hash and its
-    /// latest value, `None` once deleted. A key appears at most once while
-    /// present; a key deleted and inserted again appears twice (folded in
-    /// order: removed, then inserted).
-    pending: Vec<(Hash, Option<Value>)>,
+    /// Changes since the trie was last folded, in order: a key hash, its
+    /// latest value (`None` once deleted), and whether the key was in the
+    /// trie when the change began (a new value for a leaf, not a new leaf).
+    /// A key appears at most once while present; a key deleted and inserted
+    /// again appears twice (folded in order: removed, then inserted).
+    pending: Vec<(Hash, Option<Value>, bool)>,
+    /// Scratch for folding: new value hashes of keys already in the trie.
+    updates: Vec<(Hash, Hash)>,
     /// The current generation (from 1); each fold starts the next.
     generation: u64,
     /// Sum of key and value lengths over all entries.
@@ -82,6 +85,7 @@ impl State {
             entries,
             trie,
             pending: Vec::new(),
+            updates: Vec::new(),
             generation: 1,
             value_bytes,
         }
@@ -105,8 +109,9 @@ impl State {
             } else if previous.as_slice() != value {
                 entry.pending_generation = generation;
                 entry.pending_slot = slot(self.pending.len());
+                // Not pending since the last fold: its key is in the trie.
                 self.pending
-                    .push((entry.key_hash, Some(entry.value.clone())));
+                    .push((entry.key_hash, Some(entry.value.clone()), true));
             }
             return Some(previous);
         }
@@ -117,7 +122,8 @@ impl State {
             pending_generation: generation,
             pending_slot: slot(self.pending.len()),
         };
-        self.pending.push((key_hash, Some(entry.value.clone())));
+        self.pending
+            .push((key_hash, Some(entry.value.clone()), false));
         self.entries.insert(Key::new(key), entry);
         self.value_bytes += (key.len() + value.len()) as u64;
         None
@@ -130,26 +136,36 @@ impl State {
         if entry.pending_generation == self.generation {
             self.pending[entry.pending_slot as usize].1 = None;
         } else {
-            self.pending.push((entry.key_hash, None));
+            self.pending.push((entry.key_hash, None, true));
         }
         Some(entry.value)
     }
 
     /// Folds all changes since the last call into the trie and returns the
     /// root. Costs `O(changed × log n)` hashes plus one hash per changed value.
+    /// Deletions and new keys change the trie's shape first; new values of
+    /// keys already in it are then written in one pass from the root down
+    /// that also rehashes every changed node (`Trie::root_hash_updating`).
     pub fn root(&mut self) -> Hash {
         // Every entry pending so far is folded below.
         self.generation += 1;
-        for (key_hash, value) in self.pending.drain(..) {
+        let mut updates = std::mem::take(&mut self.updates);
+        for (key_hash, value, in_trie) in self.pending.drain(..) {
             match value {
                 None => self.trie.remove(&key_hash),
                 Some(value) => {
                     let value_hash = Domain::StateValue.hash(value.as_slice());
-                    self.trie.upsert(&key_hash, &value_hash);
+                    match in_trie {
+                        true => updates.push((key_hash, value_hash)),
+                        false => self.trie.upsert(&key_hash, &value_hash),
+                    }
                 }
             }
         }
-        self.trie.root_hash()
+        let root = self.trie.root_hash_updating(&mut updates);
+        // Keep the buffer's capacity for the next tick.
+        self.updates = updates;
+        root
     }
 
     /// A membership proof for `key` if present, an absence proof otherwise,

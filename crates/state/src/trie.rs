@@ -309,13 +309,38 @@ impl Trie {
 
     /// Rehashes stale nodes and returns the root: `S(0, all keys)`.
     pub(crate) fn root_hash(&mut self) -> Hash {
-        match self.root {
-            None => empty_hash(),
-            Some(root) => {
-                self.refresh(root);
-                self.hash_at(root, 0)
+        self.root_hash_updating(&mut Vec::new())
+    }
+
+    /// Replaces the value hashes of keys already in the trie, `updates`
+    /// `(key hash, value hash)` in any order, rehashes every stale node and
+    /// returns the root. One pass from the root down serves every update:
+    /// the updates are sorted by key hash and split at each node's bit, so a
+    /// node above several changed keys is visited once, and nothing is
+    /// walked or marked per key. A key not in the trie is inserted instead
+    /// (`upsert`), so the result is the same for any `updates`. Leaves
+    /// `updates` empty, its capacity kept.
+    pub(crate) fn root_hash_updating(&mut self, updates: &mut Vec<(Hash, Hash)>) -> Hash {
+        updates.sort_unstable_by_key(|update| update.0);
+        let Some(root) = self.root else {
+            if updates.is_empty() {
+                return empty_hash();
             }
+            for (key_hash, value_hash) in updates.drain(..) {
+                self.upsert(&key_hash, &value_hash);
+            }
+            return self.root_hash();
+        };
+        let mut missed = Vec::new();
+        self.refresh(root, updates, &mut missed);
+        updates.clear();
+        if missed.is_empty() {
+            return self.hash_at(root, 0);
         }
+        for (key_hash, value_hash) in missed {
+            self.upsert(&key_hash, &value_hash);
+        }
+        self.root_hash()
     }
 
     /// The proof for `key_hash`. The trie must be fresh (`root_hash` called
@@ -364,19 +389,37 @@ impl Trie {
         }
     }
 
-    /// Recomputes the hash of `node` and every stale node below it.
-    fn refresh(&mut self, node: NodeRef) {
-        let Node::Inner(index) = node.get() else {
-            return;
+    /// Recomputes the hash of `node` and every stale node below it,
+    /// replacing on the way the value hashes of `updates` (sorted by key
+    /// hash) that lie below it; an update whose key is not a leaf here goes
+    /// to `missed`.
+    fn refresh(&mut self, node: NodeRef, updates: &[(Hash, Hash)], missed: &mut Vec<(Hash, Hash)>) {
+        let index = match node.get() {
+            Node::Leaf(index) => {
+                for (key_hash, value_hash) in updates {
+                    if self.leaves[index].key_hash == *key_hash {
+                        self.leaves[index] = Leaf::new(*key_hash, *value_hash);
+                    } else {
+                        missed.push((*key_hash, *value_hash));
+                    }
+                }
+                return;
+            }
+            Node::Inner(index) => index,
         };
         let inner = &self.inners[index];
-        if inner.fresh {
+        if inner.fresh && updates.is_empty() {
             return;
         }
         let (split, children) = (inner.bit, inner.children);
+        // Sorted key hashes sharing the bits before `split` have bit
+        // `split` 0 first; a key foreign to this subtree may land on either
+        // side, and reaches `missed` at a leaf.
+        let middle = updates.partition_point(|(key_hash, _)| bit(key_hash, split) == 0);
+        let parts = [&updates[..middle], &updates[middle..]];
         let mut halves = [Hash::ZERO; 2];
-        for (half, child) in halves.iter_mut().zip(children) {
-            self.refresh(child);
+        for ((half, child), part) in halves.iter_mut().zip(children).zip(parts) {
+            self.refresh(child, part, missed);
             *half = self.hash_at(child, split + 1);
         }
         let inner = &mut self.inners[index];
@@ -646,6 +689,41 @@ mod tests {
             .collect();
         leaves.sort_by_key(|leaf| leaf.key_hash);
         leaves
+    }
+
+    /// Updates in one pass from the root, new keys among them included
+    /// (they go the `upsert` way), give the trie that upserts one by one
+    /// give, in any order and in an empty trie too.
+    #[test]
+    fn updates_in_one_pass_equal_upserts() {
+        for count in [0u32, 1, 2, 40] {
+            let leaves = sorted_leaves(count);
+            let mut updated = Trie::from_sorted(leaves.clone(), 1);
+            let mut upserted = Trie::from_sorted(leaves.clone(), 1);
+            updated.root_hash();
+            upserted.root_hash();
+            // New values for every other key, plus keys not in the trie,
+            // unsorted.
+            let mut updates: Vec<(Hash, Hash)> = leaves
+                .iter()
+                .step_by(2)
+                .map(|leaf| (leaf.key_hash, Domain::StateValue.hash(&leaf.hash.0)))
+                .chain((count..count + 3).map(|i| {
+                    (
+                        Domain::StateKey.hash(&i.to_le_bytes()),
+                        Domain::StateValue.hash(b"new"),
+                    )
+                }))
+                .rev()
+                .collect();
+            for (key_hash, value_hash) in &updates {
+                upserted.upsert(key_hash, value_hash);
+            }
+            let root = updated.root_hash_updating(&mut updates);
+            assert!(updates.is_empty());
+            assert_eq!(root, upserted.root_hash(), "{count} keys");
+            assert_eq!(updated.check_all(), upserted.check_all());
+        }
     }
 
     #[test]
