@@ -321,7 +321,7 @@ impl Trie {
     /// (`upsert`), so the result is the same for any `updates`. Leaves
     /// `updates` empty, its capacity kept.
     pub(crate) fn root_hash_updating(&mut self, updates: &mut Vec<(Hash, Hash)>) -> Hash {
-        updates.sort_unstable_by_key(|update| update.0);
+        updates.sort_unstable_by(|a, b| key_hash_order(&a.0, &b.0));
         let Some(root) = self.root else {
             if updates.is_empty() {
                 return empty_hash();
@@ -469,8 +469,19 @@ impl Trie {
     }
 }
 
+/// Key hashes in the trie's order (bytewise, so bit 0 first): the first
+/// eight bytes as one number decide but for about one pair in 2^64.
+fn key_hash_order(a: &Hash, b: &Hash) -> std::cmp::Ordering {
+    let head = |hash: &Hash| u64::from_be_bytes(hash.0[..8].try_into().expect("8 bytes"));
+    head(a).cmp(&head(b)).then_with(|| a.0.cmp(&b.0))
+}
+
 /// The hash of fresh inner node `inner` seen from depth `depth`, memoized.
 fn lifted(inner: &mut Inner, depth: u16) -> Hash {
+    // Seen from its own depth (no skipped level above it): its hash.
+    if depth == inner.bit {
+        return inner.hash;
+    }
     if inner.memo_depth != depth {
         inner.memo_hash = extend(inner.hash, &inner.prefix, inner.bit, depth);
         inner.memo_depth = depth;
