@@ -805,6 +805,7 @@ fn status(args: StatusArgs) -> Result<(), Failure> {
         "authority": local.authority,
         "lag_ticks": local.lag_ticks,
         "follow_error": local.follow_error,
+        "caught_up_from_checkpoint": local.caught_up_from_checkpoint,
         "lease_revision": local.lease_revision,
         "followers": local.followers,
         "head_tick": local.head_tick,
@@ -840,6 +841,8 @@ struct LocalView {
     authority: Option<String>,
     lag_ticks: Option<u64>,
     follow_error: Option<String>,
+    /// The authority checkpoint a following node caught up from, if it did.
+    caught_up_from_checkpoint: Option<u64>,
     lease_revision: Option<u64>,
     /// The HTTP followers a running node has heard from.
     followers: Vec<everarcade_client::api::FollowerSeen>,
@@ -863,6 +866,7 @@ async fn local_live(world: &WorldRef, node: &probe::RunningNode) -> Result<Local
         authority: status.authority,
         lag_ticks: status.lag_ticks,
         follow_error: status.follow_error,
+        caught_up_from_checkpoint: status.caught_up_from_checkpoint,
         lease_revision: authority.lease_revision,
         followers: status.followers,
         head_tick: status.head_tick,
@@ -879,6 +883,7 @@ fn local_disk(dir: &WorldDir, reason: String) -> Result<LocalView, Failure> {
         authority: None,
         lag_ticks: None,
         follow_error: None,
+        caught_up_from_checkpoint: None,
         lease_revision: None,
         followers: Vec::new(),
         head_tick: status.head_tick,
@@ -928,6 +933,12 @@ fn print_status(object: &serde_json::Value) {
         println!("lease revision   {}", or_none(&object["lease_revision"]));
         if let Some(error) = object["follow_error"].as_str() {
             println!("following fails  {error}");
+        }
+        if let Some(tick) = object["caught_up_from_checkpoint"].as_u64() {
+            println!(
+                "caught up        from the authority's checkpoint of tick {tick} (ticks up to it \
+                 journaled, not executed here; replay-verify re-executes them)"
+            );
         }
         for follower in object["followers"].as_array().into_iter().flatten() {
             let state = match follower["diverged_at_tick"].as_u64() {

@@ -373,6 +373,20 @@ fn a_follower_far_behind_catches_up_from_the_checkpoint_of_an_https_authority() 
             .log_text()
             .contains("caught up from the authority's checkpoint")
     );
+    let output = Command::new(env!("CARGO_BIN_EXE_everarcade-runtime"))
+        .current_dir(repository_root())
+        .args(["federation", "status"])
+        .arg(&follower.root)
+        .args([WORLD, PACKAGE, "--json"])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "federation status: {}",
+        text(&output)
+    );
+    let answer: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(answer["caught_up_from_checkpoint"], from, "{answer}");
     // The first tick it executed after the checkpoint, and a later one.
     for tick in [from + 1, target] {
         let here = authority.blocking().tick(tick).unwrap();
