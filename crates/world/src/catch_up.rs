@@ -25,13 +25,13 @@
 //! tick, as for any follower.
 
 use everarcade_protocol::Tick;
-use everarcade_store::checkpoint::{decode_checkpoint, write_checkpoint};
-use everarcade_store::journal::decode_record_frame;
-use everarcade_store::{Record, journal::decode_body};
+use everarcade_store::Record;
+use everarcade_store::checkpoint::{decode_checkpoint, prune_checkpoints, write_checkpoint};
+use everarcade_store::keys::{file_digest, sign_checkpoint};
 
 use crate::durable::{DurableWorld, Recovery};
 use crate::error::WorldError;
-use crate::follow::{FollowError, Head};
+use crate::follow::{FollowError, Head, decode};
 
 /// Why the world refuses other work while it is ahead.
 const AHEAD_REASON: &str = "records were journaled ahead of execution to catch up from a \
@@ -111,31 +111,9 @@ impl DurableWorld {
             code,
             reason,
         };
-        let head = self.durable_head();
-        if ordinal != head.ordinal + 1 {
-            return Err(refused(
-                "record_out_of_order",
-                format!("record {ordinal} where record {} is next", head.ordinal + 1),
-            ));
-        }
-        let frame = decode_record_frame(bytes).map_err(|what| refused("record_malformed", what))?;
-        if frame.prev != head.checksum {
-            return Err(refused(
-                "record_chain_broken",
-                format!(
-                    "its prev {} is not the checksum {} of record {}",
-                    frame.prev, head.checksum, head.ordinal
-                ),
-            ));
-        }
-        let record = decode_body(frame.kind, frame.body)
-            .map_err(|what| refused("record_malformed", what))?;
-        if record.encode_body() != frame.body {
-            return Err(refused(
-                "record_malformed",
-                "the body is not in its one canonical encoding".into(),
-            ));
-        }
+        let (frame, record) = self
+            .check_carried(ordinal, decode(bytes))
+            .map_err(|(code, reason)| refused(code, reason))?;
         let next = self.roots.tick + 1;
         match &record {
             Record::Genesis(_) => {
@@ -174,16 +152,7 @@ impl DurableWorld {
         // From the first record on, memory is behind the journal.
         self.ahead = true;
         self.poisoned = Some(AHEAD_REASON.into());
-        match self.writer.append(&record) {
-            Ok(checksum) if checksum == frame.checksum => {}
-            Ok(_) => {
-                return Err(WorldError::Busy(format!(
-                    "record {ordinal}: the journal's chain here is not the authority's"
-                ))
-                .into());
-            }
-            Err(error) => return Err(FollowError::World(error.into())),
-        }
+        self.append_carried(&record, &frame.checksum, &format!("record {ordinal}"))?;
         match record {
             Record::Inputs(inputs) => self.journaled.extend(inputs.envelopes),
             Record::Tick(tick) => {
@@ -240,7 +209,22 @@ impl DurableWorld {
             )));
         }
         drop(checkpoint);
+        // Signed with this node's operator key like its own checkpoints,
+        // and, as for those, the signature first: a listed checkpoint
+        // always has its signature.
+        if let Some(keys) = &self.operator {
+            sign_checkpoint(
+                &*self.storage,
+                &self.dir,
+                keys,
+                head.tick,
+                &file_digest(bytes),
+            )
+            .map_err(|error| FollowError::World(error.into()))?;
+        }
+        let retained = self.config.checkpoints_retained.max(1);
         write_checkpoint(&*self.storage, &self.dir, head.tick, bytes)
+            .and_then(|_| prune_checkpoints(&*self.storage, &self.dir, retained))
             .map_err(|error| FollowError::World(error.into()))?;
         let recovery = self.reopen()?;
         if recovery.roots != self.roots || recovery.roots.tick != head.tick {
@@ -248,11 +232,6 @@ impl DurableWorld {
                 "reopened at tick {}, not at the checkpoint's tick {}",
                 recovery.roots.tick, head.tick
             )));
-        }
-        // Signed with this node's operator key like its own checkpoints
-        // (the same bytes: a checkpoint's encoding is canonical).
-        if self.operator.is_some() {
-            self.checkpoint()?;
         }
         Ok(recovery)
     }

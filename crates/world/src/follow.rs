@@ -153,9 +153,9 @@ impl From<WorldError> for Stop {
 /// A carried record's framing (length, kind, checksum) and then its body,
 /// each decoded or why not: checked in that order by
 /// [`DurableWorld::apply_one`], the chain between the two.
-type Decoded<'a> = Result<(RecordFrame<'a>, Result<Record, String>), String>;
+pub(crate) type Decoded<'a> = Result<(RecordFrame<'a>, Result<Record, String>), String>;
 
-fn decode(bytes: &[u8]) -> Decoded<'_> {
+pub(crate) fn decode(bytes: &[u8]) -> Decoded<'_> {
     let frame = decode_record_frame(bytes)?;
     Ok((frame, decode_body(frame.kind, frame.body)))
 }
@@ -303,30 +303,9 @@ impl DurableWorld {
         executed: &mut Vec<ExecutedTick>,
         checkpoints: &mut Vec<CheckpointTaken>,
     ) -> Result<(), Stop> {
-        let head = self.durable_head();
-        if ordinal != head.ordinal + 1 {
-            return Err(Stop::Refused(
-                "record_out_of_order",
-                format!("record {ordinal} where record {} is next", head.ordinal + 1),
-            ));
-        }
-        let (frame, body) = decoded.map_err(|what| Stop::Refused("record_malformed", what))?;
-        if frame.prev != head.checksum {
-            return Err(Stop::Refused(
-                "record_chain_broken",
-                format!(
-                    "its prev {} is not the checksum {} of record {}",
-                    frame.prev, head.checksum, head.ordinal
-                ),
-            ));
-        }
-        let record = body.map_err(|what| Stop::Refused("record_malformed", what))?;
-        if record.encode_body() != frame.body {
-            return Err(Stop::Refused(
-                "record_malformed",
-                "the body is not in its one canonical encoding".into(),
-            ));
-        }
+        let (frame, record) = self
+            .check_carried(ordinal, decoded)
+            .map_err(|(code, reason)| Stop::Refused(code, reason))?;
         let next = self.world.tick() + 1;
         match &record {
             Record::Genesis(_) => Err(Stop::Refused(
@@ -364,15 +343,10 @@ impl DurableWorld {
                         format!("input {} of tick {next}: {error}", before + index),
                     ));
                 }
-                match self.writer.append(&record) {
-                    Ok(checksum) if checksum == frame.checksum => {}
-                    Ok(_) => {
-                        let error = WorldError::Busy(format!(
-                            "record {ordinal}: the journal's chain here is not the authority's"
-                        ));
-                        return Err(self.poison(error).into());
-                    }
-                    Err(error) => return Err(self.poison(error.into()).into()),
+                if let Err(error) =
+                    self.append_carried(&record, &frame.checksum, &format!("record {ordinal}"))
+                {
+                    return Err(self.poison(error).into());
                 }
                 self.journaled.extend(inputs.envelopes.iter().cloned());
                 Ok(())
@@ -420,15 +394,10 @@ impl DurableWorld {
                         ),
                     ));
                 }
-                match self.writer.append(&record) {
-                    Ok(checksum) if checksum == frame.checksum => {}
-                    Ok(_) => {
-                        let error = WorldError::Busy(format!(
-                            "tick {next}: the journal's chain here is not the authority's"
-                        ));
-                        return Err(self.poison(error).into());
-                    }
-                    Err(error) => return Err(self.poison(error.into()).into()),
+                if let Err(error) =
+                    self.append_carried(&record, &frame.checksum, &format!("tick {next}"))
+                {
+                    return Err(self.poison(error).into());
                 }
                 self.roots = output.roots;
                 executed.push(ExecutedTick {
@@ -445,6 +414,63 @@ impl DurableWorld {
                 }
                 Ok(())
             }
+        }
+    }
+
+    /// The checks of a carried record that need neither admission nor
+    /// execution, in order: its ordinal is the next one, its framing and
+    /// checksum check out, its `prev` is the local last checksum, its body
+    /// decodes and encodes back to the same bytes. Returns its frame and
+    /// body, or the refusal's code and reason. Shared by following and by
+    /// journaling ahead (`crate::catch_up`).
+    pub(crate) fn check_carried<'a>(
+        &self,
+        ordinal: u64,
+        decoded: Decoded<'a>,
+    ) -> Result<(RecordFrame<'a>, Record), (&'static str, String)> {
+        let head = self.durable_head();
+        if ordinal != head.ordinal + 1 {
+            return Err((
+                "record_out_of_order",
+                format!("record {ordinal} where record {} is next", head.ordinal + 1),
+            ));
+        }
+        let (frame, body) = decoded.map_err(|what| ("record_malformed", what))?;
+        if frame.prev != head.checksum {
+            return Err((
+                "record_chain_broken",
+                format!(
+                    "its prev {} is not the checksum {} of record {}",
+                    frame.prev, head.checksum, head.ordinal
+                ),
+            ));
+        }
+        let record = body.map_err(|what| ("record_malformed", what))?;
+        if record.encode_body() != frame.body {
+            return Err((
+                "record_malformed",
+                "the body is not in its one canonical encoding".into(),
+            ));
+        }
+        Ok((frame, record))
+    }
+
+    /// Appends a carried record (`what` names it in an error): the
+    /// checksum it gets here must be the authority's, `checksum`, or the
+    /// journal's chain here is not the authority's. The caller decides
+    /// whether a failure poisons the world.
+    pub(crate) fn append_carried(
+        &mut self,
+        record: &Record,
+        checksum: &Hash,
+        what: &str,
+    ) -> Result<(), WorldError> {
+        match self.writer.append(record) {
+            Ok(appended) if appended == *checksum => Ok(()),
+            Ok(_) => Err(WorldError::Busy(format!(
+                "{what}: the journal's chain here is not the authority's"
+            ))),
+            Err(error) => Err(error.into()),
         }
     }
 

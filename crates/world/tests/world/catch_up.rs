@@ -7,6 +7,7 @@
 
 use everarcade_protocol::Tick;
 use everarcade_store::checkpoint::list_checkpoints;
+use everarcade_store::keys::{CheckpointSigning, OperatorKeys, check_checkpoint_signature};
 use everarcade_store::{SimStorage, Storage};
 use everarcade_world::DurableWorld;
 use everarcade_world::catch_up::JournaledAhead;
@@ -102,10 +103,21 @@ fn a_follower_far_behind_resumes_from_the_authoritys_checkpoint() {
         other => panic!("expected the world to refuse while ahead, got {other:?}"),
     }
 
+    // The follower's own operator key signs the checkpoint it installs.
+    let (keys, _) = OperatorKeys::load_or_create(&disk, &world_dir(), 0).expect("a key");
+    let history = keys.history().clone();
+    world.set_operator(std::sync::Arc::new(keys));
     let recovery = world
         .install_checkpoint(&bytes)
         .expect("the checkpoint installs");
     assert!(!world.is_ahead());
+    assert!(
+        matches!(
+            check_checkpoint_signature(&disk, &world_dir(), Some(&history), tick, &bytes),
+            Ok(CheckpointSigning::Signed(_))
+        ),
+        "the installed checkpoint is signed"
+    );
     assert!(
         matches!(recovery.started_from, StartedFrom::Checkpoint { tick: from, .. } if from == tick),
         "{:?}",
