@@ -6,8 +6,8 @@
 //! ticks on the same lineage; a standby that rejoins follows again.
 
 use std::io::{Read, Write};
-use std::path::PathBuf;
-use std::process::{Child, Command};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output};
 use std::time::{Duration, Instant};
 
 use everarcade_client::{BlockingClient, Client, ClientError, Encoding};
@@ -170,14 +170,21 @@ fn node_code(error: ClientError) -> String {
     }
 }
 
-fn replay_verify(root: &PathBuf) {
-    let output = Command::new(env!("CARGO_BIN_EXE_everarcade-runtime"))
+/// `everarcade-runtime <command…> <root> <world> <package> <tail…>`, run
+/// from the repository root.
+fn on_world(command: &[&str], root: &Path, tail: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_everarcade-runtime"))
         .current_dir(repository_root())
-        .args(["replay-verify"])
+        .args(command)
         .arg(root)
         .args([WORLD, PACKAGE])
+        .args(tail)
         .output()
-        .unwrap();
+        .unwrap()
+}
+
+fn replay_verify(root: &Path) {
+    let output = on_world(&["replay-verify"], root, &[]);
     assert!(output.status.success(), "replay-verify: {}", text(&output));
 }
 
@@ -230,13 +237,7 @@ fn a_follower_replicates_verifies_and_takes_over_when_promoted() {
     // manual's command.
     let killed_at = authority.blocking().status().unwrap().head_tick;
     authority.kill();
-    let output = Command::new(env!("CARGO_BIN_EXE_everarcade-runtime"))
-        .current_dir(repository_root())
-        .args(["federation", "promote"])
-        .arg(&follower.root)
-        .args([WORLD, PACKAGE, "--json"])
-        .output()
-        .unwrap();
+    let output = on_world(&["federation", "promote"], &follower.root, &["--json"]);
     assert!(
         output.status.success(),
         "federation promote: {}\n{}",
@@ -373,13 +374,7 @@ fn a_follower_far_behind_catches_up_from_the_checkpoint_of_an_https_authority() 
             .log_text()
             .contains("caught up from the authority's checkpoint")
     );
-    let output = Command::new(env!("CARGO_BIN_EXE_everarcade-runtime"))
-        .current_dir(repository_root())
-        .args(["federation", "status"])
-        .arg(&follower.root)
-        .args([WORLD, PACKAGE, "--json"])
-        .output()
-        .unwrap();
+    let output = on_world(&["federation", "status"], &follower.root, &["--json"]);
     assert!(
         output.status.success(),
         "federation status: {}",
