@@ -118,7 +118,7 @@ pub struct ArchiveArgs {
 }
 
 /// The exit status of an audit error class.
-fn exit_of(class: Class) -> u8 {
+pub(crate) fn exit_of(class: Class) -> u8 {
     match class {
         Class::Operational => FAILURE,
         Class::Usage => USAGE,
@@ -264,7 +264,7 @@ pub fn export(args: ExportArgs) -> Result<(), Failure> {
 }
 
 /// Reads a file of at most `max` bytes.
-fn read_bounded(path: &Path, max: u64, exit: u8) -> Result<Vec<u8>, Failure> {
+pub(crate) fn read_bounded(path: &Path, max: u64, exit: u8) -> Result<Vec<u8>, Failure> {
     let metadata = std::fs::metadata(path)
         .map_err(|e| Failure::new(USAGE, "file_unreadable", format!("{}: {e}", path.display())))?;
     if metadata.len() > max {

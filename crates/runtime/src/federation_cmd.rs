@@ -27,7 +27,9 @@ use everarcade_world::follow::{FollowError, Head};
 use everarcade_world::{DurableWorld, Entry};
 
 use crate::config_cmd::{NodeFlags, effective};
-use crate::exit::{BAD_SIGNATURE, DIVERGENCE, FAILURE, Failure, INTEGRITY, NOT_RUNNING, USAGE};
+use crate::exit::{
+    BAD_SIGNATURE, DIVERGENCE, FAILURE, Failure, INTEGRITY, MALFORMED, NOT_RUNNING, USAGE,
+};
 use crate::probe;
 use crate::target::{DurabilityArgs, Target, WorldRef, open, store_failure, world_failure};
 use crate::{JsonWorldArgs, WorldArgs};
@@ -53,7 +55,8 @@ enum FederationCommand {
     /// Compare the local journal with trusted peers' record streams: checksums at every common record, roots at every (or every N-th) common tick.
     Compare(CompareArgs),
     /// Import the verified records a stopped world is missing from a trusted peer, record by record,
-    /// or from the peer's newest checkpoint with --checkpoint. Catch-up from a proof bundle is not built.
+    /// or from the peer's newest checkpoint with --checkpoint, or the ticks of a proof bundle a trusted
+    /// peer exported (--bundle).
     Import(ImportArgs),
     /// Make the running node (a caught-up follower) the world's authority.
     Promote(JsonWorldArgs),
@@ -97,6 +100,7 @@ struct CompareArgs {
 }
 
 #[derive(clap::Args)]
+#[command(group(clap::ArgGroup::new("source").required(true).args(["peer", "bundle"])))]
 struct ImportArgs {
     #[command(flatten)]
     common: JsonWorldArgs,
@@ -104,13 +108,19 @@ struct ImportArgs {
     peers: PeerConfigArgs,
     /// The trusted peer to import from, `http://HOST:PORT`.
     #[arg(long = "peer", value_name = "URL")]
-    peer: String,
+    peer: Option<String>,
     /// Start from the peer's newest checkpoint when it is ahead of this
     /// world: the records before it are journaled without being executed,
     /// the checkpoint is checked against them and installed, and the rest
     /// is imported record by record (`replay-verify` re-executes them all).
-    #[arg(long)]
+    #[arg(long, requires = "peer")]
     checkpoint: bool,
+    /// Import the ticks after this world's head from a proof bundle
+    /// (`export-bundle`) signed by a configured peer's operator key: each
+    /// tick's inputs admitted and the tick executed here, its roots
+    /// compared with the bundle's before its tick record is written.
+    #[arg(long, value_name = "FILE")]
+    bundle: Option<PathBuf>,
     #[command(flatten)]
     durability: DurabilityArgs,
 }
@@ -509,7 +519,19 @@ fn import(args: ImportArgs) -> Result<(), Failure> {
         ));
     }
     let peers = configured_peers(&args.peers)?;
-    let peer = find_peer(&peers, &args.peer)?.clone();
+    // clap lets exactly one of the two through.
+    let peer_url = match (&args.peer, &args.bundle) {
+        (_, Some(path)) => return import_bundle(&args, &peers, path),
+        (Some(url), None) => url,
+        (None, None) => {
+            return Err(Failure::new(
+                USAGE,
+                "usage",
+                "give --peer URL or --bundle FILE",
+            ));
+        }
+    };
+    let peer = find_peer(&peers, peer_url)?.clone();
     let target = Target::resolve(&args.common.world)?;
     target.require_bound()?;
     let runtime = runtime()?;
@@ -537,10 +559,37 @@ fn import(args: ImportArgs) -> Result<(), Failure> {
             world_open.close().map_err(world_failure)?;
         }
     }
-    let object = import_json(&args, &peer.url, start, &report, roots);
+    finish_import(&args, &Source::Peer(&peer.url), start, report, roots)
+}
+
+/// Where an import's material came from.
+enum Source<'a> {
+    Peer(&'a str),
+    Bundle(&'a std::path::Path),
+}
+
+impl Source<'_> {
+    fn describe(&self) -> String {
+        match self {
+            Source::Peer(url) => url.to_string(),
+            Source::Bundle(path) => format!("the bundle {}", path.display()),
+        }
+    }
+}
+
+/// Prints an import's account (under `--json`, beside the error if it
+/// stopped early) and returns how it ended.
+fn finish_import(
+    args: &ImportArgs,
+    source: &Source<'_>,
+    start: Head,
+    report: ImportReport,
+    roots: everarcade_protocol::TickRoots,
+) -> Result<(), Failure> {
+    let object = import_json(args, source, start, &report, roots);
     match (&report.stop, args.common.json) {
         (None, true) => println!("{object}"),
-        (None, false) | (Some(_), false) => print_import(&peer.url, &report, roots),
+        (None, false) | (Some(_), false) => print_import(source, &report, roots),
         (Some(_), true) => {}
     }
     match report.stop {
@@ -548,6 +597,215 @@ fn import(args: ImportArgs) -> Result<(), Failure> {
         // Under --json the import's account is printed beside the error.
         Some(failure) => Err(failure.with_details(object)),
     }
+}
+
+/// Ticks of a bundle handed to the follower's path at once.
+const BUNDLE_TICKS_PER_BATCH: usize = 256;
+/// The most envelope bytes put in one inputs record built from a bundle
+/// tick (a tick's inputs beyond it go in more records, as an authority's
+/// group commits would split them; a record body is at most 16 MiB).
+const BUNDLE_INPUTS_RECORD_BYTES: usize = 4 << 20;
+
+/// `federation import --bundle FILE` (docs/FEDERATION.md): the ticks after
+/// the world's head, from a proof bundle signed by a configured peer's
+/// operator key. Before anything is written: the bundle's structure and
+/// checksum, its signature and key history (the signer a configured peer's
+/// key or endorsed after one), its world and genesis root, and the
+/// bundle's recorded roots at this world's head equal to this world's.
+/// Then each tick is built into an inputs record (or several) and a tick
+/// record chained on this journal, and goes through the follower's path:
+/// every input admitted (nonce, signature), the tick executed and its four
+/// roots and receipts compared before its tick record is journaled.
+fn import_bundle(args: &ImportArgs, peers: &[Peer], path: &std::path::Path) -> Result<(), Failure> {
+    use everarcade_audit::bundle::{BUNDLE_BYTES_MAX, decode};
+    use everarcade_audit::verify::check_signature;
+
+    let trusted: Vec<everarcade_protocol::PublicKey> = peers
+        .iter()
+        .filter_map(|peer| Hash::from_hex(&peer.operator_public_key).map(|key| key.0))
+        .collect();
+    if trusted.is_empty() {
+        return Err(Failure::new(
+            BAD_SIGNATURE,
+            "untrusted_operator_key",
+            "no peer is configured ([federation] peers): a bundle is trusted only when a configured peer's operator key signed it",
+        ));
+    }
+    let bytes = crate::bundle_cmd::read_bounded(path, BUNDLE_BYTES_MAX, MALFORMED)?;
+    let named = |code: &str, what: String| format!("{}: {what} ({code})", path.display());
+    let sealed = decode(&bytes).map_err(|error| {
+        Failure::new(
+            MALFORMED,
+            error.code(),
+            named(error.code(), error.to_string()),
+        )
+    })?;
+    check_signature(&sealed, &trusted).map_err(|error| {
+        Failure::new(
+            crate::bundle_cmd::exit_of(error.class()),
+            error.code(),
+            named(error.code(), error.to_string()),
+        )
+    })?;
+    let bundle = &sealed.bundle;
+    if bundle.world.as_str() != args.common.world.world_id {
+        return Err(Failure::new(
+            USAGE,
+            "bundle_world_mismatch",
+            format!(
+                "{} is a bundle of world {}, not {}",
+                path.display(),
+                bundle.world,
+                args.common.world.world_id
+            ),
+        ));
+    }
+    let target = Target::resolve(&args.common.world)?;
+    target.require_bound()?;
+    let opened = open(&target.door()?, Entry::existing(args.durability.config()))?;
+    let (mut world, _lock) = (opened.world, opened.lock);
+    let lineage = everarcade_world::lineage::read_lineage(&**world.storage(), world.dir())
+        .map_err(world_failure)?;
+    if !lineage.transitions.is_empty() {
+        return Err(Failure::new(
+            USAGE,
+            "upgraded_world_unsupported",
+            "this world changed package; a version-1 bundle carries only the genesis package (docs/BUNDLES.md §3.3)",
+        ));
+    }
+    if world.genesis().genesis_root != bundle.genesis_root {
+        return Err(Failure::new(
+            DIVERGENCE,
+            "peer_diverged",
+            format!(
+                "the bundle's genesis root {} is not this world's {}: it is another lineage; nothing imported",
+                bundle.genesis_root,
+                world.genesis().genesis_root
+            ),
+        ));
+    }
+    let start = world.durable_head();
+    let roots = world.roots();
+    if start.tick < bundle.from_tick {
+        return Err(Failure::new(
+            INTEGRITY,
+            "bundle_not_adjacent",
+            format!(
+                "the bundle's window begins at tick {} and this world's head is tick {}: ticks {} to {} are missing (import them from a peer or an earlier bundle first); nothing imported",
+                bundle.from_tick,
+                start.tick,
+                start.tick + 1,
+                bundle.from_tick
+            ),
+        ));
+    }
+    let report = ImportReport {
+        from_checkpoint: None,
+        durable: start,
+        records: 0,
+        ticks: 0,
+        stop: None,
+        refused: None,
+    };
+    if start.tick >= bundle.to_tick {
+        // Nothing in the window is newer than the head.
+        return finish_import(args, &Source::Bundle(path), start, report, roots);
+    }
+    let recorded = match start.tick - bundle.from_tick {
+        0 => bundle.anchor,
+        offset => bundle.ticks[offset as usize - 1].roots,
+    };
+    if recorded != roots {
+        let differ: Vec<String> = everarcade_world::replay::differing_roots(&recorded, &roots)
+            .iter()
+            .map(|(name, theirs, ours)| format!("{name} bundle {theirs}, here {ours}"))
+            .collect();
+        return Err(Failure::new(
+            DIVERGENCE,
+            "peer_root_mismatch",
+            format!(
+                "at this world's head, tick {}, the bundle records other roots ({}): the histories parted at or before it; nothing imported",
+                start.tick,
+                differ.join("; ")
+            ),
+        ));
+    }
+    let first = (start.tick - bundle.from_tick) as usize;
+    let report = import_bundle_ticks(&mut world, start, &bundle.ticks[first..], report);
+    let roots = world.roots();
+    match &report.stop {
+        // A refusal may have poisoned the world in memory: the journal
+        // holds what was made durable, and reopening recovers exactly it.
+        Some(_) => drop(world),
+        None => {
+            world.close().map_err(world_failure)?;
+        }
+    }
+    finish_import(args, &Source::Bundle(path), start, report, roots)
+}
+
+/// Hands `ticks` (each the next after the world's head) to the follower's
+/// path as records chained on the world's journal, a batch at a time.
+fn import_bundle_ticks(
+    world: &mut DurableWorld,
+    start: Head,
+    ticks: &[everarcade_audit::bundle::BundleTick],
+    mut report: ImportReport,
+) -> ImportReport {
+    use everarcade_store::journal::{InputsRecord, Record, TickRecord, encode_record};
+
+    for batch in ticks.chunks(BUNDLE_TICKS_PER_BATCH) {
+        let head = world.durable_head();
+        let (mut ordinal, mut prev) = (head.ordinal, head.checksum);
+        let mut records: Vec<(u64, Vec<u8>)> = Vec::new();
+        let mut push = |record: Record| {
+            let mut bytes = Vec::new();
+            prev = encode_record(record.kind(), &record.encode_body(), &prev, &mut bytes);
+            ordinal += 1;
+            records.push((ordinal, bytes));
+        };
+        for tick in batch {
+            let mut envelopes = Vec::new();
+            let mut size = 0;
+            for envelope in &tick.inputs {
+                let length = envelope.encode().len() + 4;
+                if size + length > BUNDLE_INPUTS_RECORD_BYTES && !envelopes.is_empty() {
+                    push(Record::Inputs(InputsRecord {
+                        tick: tick.roots.tick,
+                        envelopes: std::mem::take(&mut envelopes),
+                    }));
+                    size = 0;
+                }
+                size += length;
+                envelopes.push(envelope.clone());
+            }
+            if !envelopes.is_empty() {
+                push(Record::Inputs(InputsRecord {
+                    tick: tick.roots.tick,
+                    envelopes,
+                }));
+            }
+            push(Record::Tick(TickRecord {
+                roots: tick.roots,
+                input_count: tick.inputs.len() as u32,
+                receipts: tick.receipts.clone(),
+            }));
+        }
+        let borrowed: Vec<(u64, &[u8])> = records
+            .iter()
+            .map(|(ordinal, bytes)| (*ordinal, bytes.as_slice()))
+            .collect();
+        let (applied, error) = world.apply_records_until_refused(&borrowed);
+        report.ticks += applied.ticks;
+        report.durable = applied.durable;
+        report.records = applied.durable.ordinal - start.ordinal;
+        if let Some(error) = error {
+            report.refused = Some(refused_ordinal(&error));
+            report.stop = Some(follow_failure(error));
+            break;
+        }
+    }
+    report
 }
 
 /// The peer's newest checkpoint, if it has one ahead of `start`.
@@ -724,7 +982,7 @@ fn follow_failure(error: FollowError) -> Failure {
 
 fn import_json(
     args: &ImportArgs,
-    url: &str,
+    source: &Source<'_>,
     start: Head,
     report: &ImportReport,
     roots: everarcade_protocol::TickRoots,
@@ -735,7 +993,8 @@ fn import_json(
         .map(|(ordinal, code)| serde_json::json!({"record": ordinal, "code": code}));
     serde_json::json!({
             "world": args.common.world.world_id,
-            "peer": url,
+            "peer": match source { Source::Peer(url) => Some(url.to_string()), Source::Bundle(_) => None },
+            "bundle": match source { Source::Bundle(path) => Some(path.display().to_string()), Source::Peer(_) => None },
             "from_record": start.ordinal,
             "from_tick": start.tick,
             "from_checkpoint": report.from_checkpoint,
@@ -749,11 +1008,12 @@ fn import_json(
     })
 }
 
-fn print_import(url: &str, report: &ImportReport, roots: everarcade_protocol::TickRoots) {
+fn print_import(source: &Source<'_>, report: &ImportReport, roots: everarcade_protocol::TickRoots) {
     println!(
-        "imported {} records ({} ticks) from {url}: head now record {} at tick {} (checksum {})",
+        "imported {} records ({} ticks) from {}: head now record {} at tick {} (checksum {})",
         report.records,
         report.ticks,
+        source.describe(),
         report.durable.ordinal,
         report.durable.tick,
         report.durable.checksum

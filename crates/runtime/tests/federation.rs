@@ -651,6 +651,167 @@ fn import_with_checkpoint_starts_from_the_peers_checkpoint_and_replay_verifies()
 }
 
 #[test]
+fn import_of_a_trusted_peers_bundle_executes_its_ticks_and_refuses_untrusted_or_damaged_ones() {
+    let pair = Pair::new("import-bundle");
+    pair.submit(5);
+    let to = pair.authority.blocking().status().unwrap().head_tick + 3;
+    pair.authority.wait_tick(to);
+    // The window starts before the copy's head (tick HISTORY_TICKS), so
+    // the attach check reads the bundle's recorded roots of that tick.
+    let bundle = pair.scratch.join("window.bundle");
+    let output = run(&[
+        "export-bundle",
+        pair.authority_root().to_str().unwrap(),
+        WORLD,
+        PACKAGE,
+        "--from",
+        "10",
+        "--to",
+        &to.to_string(),
+        "--out",
+        bundle.to_str().unwrap(),
+    ]);
+    assert!(output.status.success(), "{}", text(&output));
+    let bundle_text = bundle.to_str().unwrap();
+    let before = journal_bytes(&pair.copy);
+
+    // Signed by a key no configured peer has: refused, nothing written.
+    let url = pair.authority.url();
+    let stranger = config(pair.scratch.path(), "stranger", &[(&url, &"ab".repeat(32))]);
+    let output = federation(
+        "import",
+        &pair.copy,
+        &[
+            "--bundle",
+            bundle_text,
+            "--config",
+            stranger.to_str().unwrap(),
+            "--json",
+        ],
+    );
+    assert_eq!(output.status.code(), Some(9), "{}", text(&output));
+    assert_eq!(json(&output)["error"]["code"], "untrusted_operator_key");
+    assert_eq!(journal_bytes(&pair.copy), before);
+
+    // One damaged byte: refused by the checksum, nothing written.
+    let damaged = pair.scratch.join("damaged.bundle");
+    let mut bytes = std::fs::read(&bundle).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x01;
+    std::fs::write(&damaged, &bytes).unwrap();
+    let cfg = pair.trusting();
+    let cfg_text = cfg.to_str().unwrap();
+    let output = federation(
+        "import",
+        &pair.copy,
+        &[
+            "--bundle",
+            damaged.to_str().unwrap(),
+            "--config",
+            cfg_text,
+            "--json",
+        ],
+    );
+    assert_eq!(output.status.code(), Some(8), "{}", text(&output));
+    assert_eq!(json(&output)["error"]["code"], "bundle_checksum");
+    assert_eq!(journal_bytes(&pair.copy), before);
+
+    // A world whose history parted from the bundle's at tick 12: its
+    // roots at its head are not the bundle's; refused, nothing written.
+    let other = pair.scratch.join("other");
+    simulate(
+        &other,
+        pair.scratch.path(),
+        "other",
+        &script(8),
+        HISTORY_TICKS,
+    );
+    let other_before = journal_bytes(&other);
+    let output = federation(
+        "import",
+        &other,
+        &["--bundle", bundle_text, "--config", cfg_text, "--json"],
+    );
+    assert_eq!(output.status.code(), Some(3), "{}", text(&output));
+    let refusal = json(&output);
+    assert_eq!(refusal["error"]["code"], "peer_root_mismatch", "{refusal}");
+    assert!(
+        refusal["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("continuity_root"),
+        "{refusal}"
+    );
+    assert_eq!(journal_bytes(&other), other_before);
+
+    // The trusted bundle: every tick after the copy's head is executed
+    // here, to the authority's roots.
+    let output = federation(
+        "import",
+        &pair.copy,
+        &["--bundle", bundle_text, "--config", cfg_text, "--json"],
+    );
+    assert!(output.status.success(), "{}", text(&output));
+    let report = json(&output);
+    assert!(report["refused"].is_null(), "{report}");
+    assert_eq!(report["bundle"], bundle_text, "{report}");
+    assert_eq!(report["from_tick"], HISTORY_TICKS, "{report}");
+    assert_eq!(report["head_tick"], to, "{report}");
+    assert_eq!(
+        report["ticks_imported"].as_u64(),
+        Some(to - HISTORY_TICKS),
+        "{report}"
+    );
+    let authority_tick = pair.authority.blocking().tick(to).unwrap();
+    assert_eq!(
+        report["state_root"].as_str(),
+        Some(authority_tick.state_root.to_hex().as_str()),
+        "{report}"
+    );
+    let output = run(&["replay-verify", pair.copy.to_str().unwrap(), WORLD, PACKAGE]);
+    assert!(output.status.success(), "{}", text(&output));
+
+    // Again: the window holds nothing newer than the head now.
+    let output = federation(
+        "import",
+        &pair.copy,
+        &["--bundle", bundle_text, "--config", cfg_text, "--json"],
+    );
+    assert!(output.status.success(), "{}", text(&output));
+    assert_eq!(json(&output)["ticks_imported"], 0);
+
+    // A window that starts after the world's head leaves a gap: refused.
+    pair.authority.wait_tick(to + 2);
+    let late = pair.scratch.join("late.bundle");
+    let output = run(&[
+        "export-bundle",
+        pair.authority_root().to_str().unwrap(),
+        WORLD,
+        PACKAGE,
+        "--from",
+        &(to + 1).to_string(),
+        "--to",
+        &(to + 2).to_string(),
+        "--out",
+        late.to_str().unwrap(),
+    ]);
+    assert!(output.status.success(), "{}", text(&output));
+    let output = federation(
+        "import",
+        &pair.copy,
+        &[
+            "--bundle",
+            late.to_str().unwrap(),
+            "--config",
+            cfg_text,
+            "--json",
+        ],
+    );
+    assert_eq!(output.status.code(), Some(4), "{}", text(&output));
+    assert_eq!(json(&output)["error"]["code"], "bundle_not_adjacent");
+}
+
+#[test]
 fn import_refuses_a_forged_record_stream_and_journals_nothing() {
     let pair = Pair::new("forged");
     pair.submit(3);
@@ -879,7 +1040,7 @@ fn a_follower_fed_a_forged_tick_record_records_a_peer_root_mismatch_naming_the_t
     assert_eq!(incident.kind, "peer_root_mismatch", "{incident:?}");
     assert_eq!(incident.tick, FORGED_TICK, "{incident:?}");
     assert!(
-        incident.message.contains("state_root"),
+        incident.message.contains("continuity_root"),
         "the message names the differing root: {incident:?}"
     );
     assert_eq!(
