@@ -1040,7 +1040,7 @@ fn a_follower_fed_a_forged_tick_record_records_a_peer_root_mismatch_naming_the_t
     assert_eq!(incident.kind, "peer_root_mismatch", "{incident:?}");
     assert_eq!(incident.tick, FORGED_TICK, "{incident:?}");
     assert!(
-        incident.message.contains("continuity_root"),
+        incident.message.contains("state_root"),
         "the message names the differing root: {incident:?}"
     );
     assert_eq!(
