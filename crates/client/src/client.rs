@@ -358,6 +358,18 @@ impl Client {
         })
     }
 
+    /// `POST /v1/worlds/{world}/records/durable`: a follower named
+    /// `follower` tells its authority that its journal holds every record
+    /// through ordinal `durable` durably (what `--ack replicated` over HTTP
+    /// counts; docs/FEDERATION.md). 204 on success.
+    pub async fn report_durable(&self, follower: &str, durable: u64) -> Result<(), ClientError> {
+        let path = self.world_path(&format!(
+            "records/durable?follower={follower}&durable={durable}"
+        ));
+        let answer = self.send(Method::POST, &path, None, false).await?;
+        expect(&answer, StatusCode::NO_CONTENT, "POST", &path).map(|_| ())
+    }
+
     /// `GET /v1/worlds/{world}/checkpoint`: the node's newest checkpoint
     /// file, for a follower far behind (docs/FEDERATION.md, catch-up); 404
     /// `no_checkpoint` when it has none. Read up to

@@ -45,6 +45,6 @@ pub mod stream;
 pub mod wire;
 
 pub use error::FederationError;
-pub use replicate::{RecordSource, ReplicationWait, Replicator};
+pub use replicate::{DurableReports, RecordSource, ReplicationWait, Replicator};
 pub use role::Role;
 pub use wire::{Position, WireRecord};

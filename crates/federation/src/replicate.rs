@@ -26,6 +26,17 @@ pub trait RecordSource: Send + 'static {
         after: Position,
     ) -> Pin<Box<dyn Future<Output = Result<Vec<WireRecord>, FederationError>> + Send + '_>>;
 
+    /// Where to tell the authority that records are durable here (what
+    /// `--ack replicated` over HTTP counts), for transports that take such
+    /// reports; `None` by default (JetStream counts its own
+    /// acknowledgements). A source that gives one may be asked for the
+    /// records after a batch before that batch is durable (the follower
+    /// pulls the next batch while it applies one), and is then asked again
+    /// from the durable head if the batch was refused.
+    fn durable_reports(&mut self) -> Option<DurableReports> {
+        None
+    }
+
     /// Tells the authority, where the transport can, that this follower's
     /// roots differed from its tick record at `tick` and that it stopped
     /// following at `after`. Best effort; by default nothing is sent.
@@ -36,5 +47,18 @@ pub trait RecordSource: Send + 'static {
     ) -> Pin<Box<dyn Future<Output = ()> + Send + '_>> {
         let _ = (after, tick);
         Box::pin(async {})
+    }
+}
+
+/// Reports of a follower's durable record to its authority, sent by a task
+/// of the source's; the newest replaces any not yet sent (never queued).
+#[derive(Clone, Debug)]
+pub struct DurableReports(pub(crate) tokio::sync::watch::Sender<u64>);
+
+impl DurableReports {
+    /// Every record through ordinal `durable` is durable here; returns at
+    /// once.
+    pub fn report(&self, durable: u64) {
+        self.0.send_replace(durable);
     }
 }

@@ -10,10 +10,11 @@
 //! Integers are little-endian; `record` is one whole journal record, its
 //! exact bytes (docs/FORMATS.md §Journal); ordinals are consecutive.
 
+use everarcade_protocol::SignatureRule;
 use everarcade_store::journal::RecordKind;
 use everarcade_store::journal::{RECORD_BODY_BYTES_MAX, RECORD_HEADER_BYTES, RECORD_TRAILER_BYTES};
 use everarcade_world::DurableWorld;
-use everarcade_world::follow::{Applied, FollowError, Head};
+use everarcade_world::follow::{Applied, CheckedSignatures, FollowError, Head};
 
 use crate::error::FederationError;
 use crate::wire::{Position, WireRecord};
@@ -105,11 +106,30 @@ pub fn apply_until_refused(
     world: &mut DurableWorld,
     records: &[WireRecord],
 ) -> (Applied, Option<FollowError>) {
-    let borrowed: Vec<(u64, &[u8])> = records
+    apply_checked_until_refused(world, records, None)
+}
+
+/// [`apply_until_refused`] with the batch's signatures checked ahead
+/// ([`check_signatures`]; `DurableWorld::apply_checked_until_refused`).
+pub fn apply_checked_until_refused(
+    world: &mut DurableWorld,
+    records: &[WireRecord],
+    checked: Option<CheckedSignatures>,
+) -> (Applied, Option<FollowError>) {
+    world.apply_checked_until_refused(&borrow(records), checked)
+}
+
+/// The signatures of a batch's inputs records, checked at once on every
+/// core under `rule`, for [`apply_checked_until_refused`].
+pub fn check_signatures(records: &[WireRecord], rule: SignatureRule) -> CheckedSignatures {
+    everarcade_world::follow::check_signatures(&borrow(records), rule)
+}
+
+fn borrow(records: &[WireRecord]) -> Vec<(u64, &[u8])> {
+    records
         .iter()
         .map(|record| (record.ordinal, record.bytes.as_slice()))
-        .collect();
-    world.apply_records_until_refused(&borrowed)
+        .collect()
 }
 
 /// Where an authority's journal is durable: records wholly before byte

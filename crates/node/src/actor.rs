@@ -20,7 +20,7 @@ use axum::http::StatusCode;
 use everarcade_federation::stream::DurableEnd;
 use everarcade_federation::{Position, Role, WireRecord};
 use everarcade_protocol::{Outcome, Receipt, SignatureRule, Tick, TickRoots, Verified};
-use everarcade_world::follow::{Applied, FollowError};
+use everarcade_world::follow::{Applied, CheckedSignatures, FollowError};
 use everarcade_world::incident::{Incident, record_incident};
 use everarcade_world::{Divergence, DurableWorld, Listening, WorldError};
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
@@ -463,9 +463,11 @@ enum Request {
         incident: Box<Incident>,
         reply: oneshot::Sender<IncidentView>,
     },
-    /// A follower's records from its authority.
+    /// A follower's records from its authority, with their signatures if
+    /// the follower checked them already.
     Apply {
         records: Vec<WireRecord>,
+        checked: Option<CheckedSignatures>,
         reply: oneshot::Sender<Result<Applied, ApiError>>,
     },
     /// A follower far behind: records journaled, not executed, up to the
@@ -572,9 +574,19 @@ impl WorldHandle {
         Ok(answers)
     }
 
-    /// Applies a follower's records from its authority.
-    pub async fn apply(&self, records: Vec<WireRecord>) -> Result<Applied, ApiError> {
-        self.ask(|reply| Request::Apply { records, reply }).await?
+    /// Applies a follower's records from its authority; `checked`, their
+    /// signatures if checked already (`stream::check_signatures`).
+    pub async fn apply(
+        &self,
+        records: Vec<WireRecord>,
+        checked: Option<CheckedSignatures>,
+    ) -> Result<Applied, ApiError> {
+        self.ask(|reply| Request::Apply {
+            records,
+            checked,
+            reply,
+        })
+        .await?
     }
 
     /// A follower far behind: journals `records` without executing them,
@@ -1039,8 +1051,12 @@ impl Actor {
             Request::Incident { incident, reply } => {
                 let _ = reply.send(self.record_incident(*incident));
             }
-            Request::Apply { records, reply } => {
-                let _ = reply.send(self.apply(records));
+            Request::Apply {
+                records,
+                checked,
+                reply,
+            } => {
+                let _ = reply.send(self.apply(records, checked));
             }
             Request::JournalAhead {
                 records,
@@ -1143,14 +1159,21 @@ impl Actor {
     }
 
     /// A follower's batch: checked, executed, journaled (docs/FEDERATION.md).
-    fn apply(&mut self, records: Vec<WireRecord>) -> Result<Applied, ApiError> {
+    fn apply(
+        &mut self,
+        records: Vec<WireRecord>,
+        checked: Option<CheckedSignatures>,
+    ) -> Result<Applied, ApiError> {
         let role = self.live.role.borrow().clone();
         let Role::Follower { authority } = role else {
             return Err(not_follower(&role));
         };
         let started = Instant::now();
-        let (applied, error) =
-            everarcade_federation::stream::apply_until_refused(&mut self.world, &records);
+        let (applied, error) = everarcade_federation::stream::apply_checked_until_refused(
+            &mut self.world,
+            &records,
+            checked,
+        );
         self.live.durable.send_replace(durable_end(&self.world));
         // The ticks journaled ahead of a refused record are the world's all
         // the same: the read API shows them.

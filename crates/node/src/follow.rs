@@ -9,8 +9,9 @@ use std::time::Duration;
 
 use everarcade_client::{Client, Trust};
 use everarcade_federation::http::HttpSource;
-use everarcade_federation::{FederationError, Position, RecordSource, Role};
-use everarcade_protocol::WorldId;
+use everarcade_federation::{FederationError, Position, RecordSource, Role, WireRecord};
+use everarcade_protocol::{SignatureRule, WorldId};
+use everarcade_world::follow::CheckedSignatures;
 use tokio::sync::watch;
 
 use crate::actor::WorldHandle;
@@ -37,6 +38,9 @@ pub struct Settings {
     /// `federation.catch_up_ticks`: catch up from the authority's
     /// checkpoint when at least this far behind it; 0 never.
     pub catch_up_ticks: u64,
+    /// The world's signature rule, under which a batch pulled ahead is
+    /// checked.
+    pub signature_rule: SignatureRule,
 }
 
 /// Runs for the node's life on its runtime.
@@ -102,7 +106,15 @@ async fn follow_http(
                 }
             }
             let head_tick = Some(source.head_tick());
-            follow(handle, &mut source, head_tick, authority, roles).await;
+            follow(
+                handle,
+                &mut source,
+                head_tick,
+                authority,
+                roles,
+                settings.signature_rule,
+            )
+            .await;
         }
         Err(error) => cannot_follow(handle, &error, roles).await,
     }
@@ -214,7 +226,15 @@ async fn follow_nats(
                     _ = catch_up(handle, &authority, &mut source, settings.catch_up_ticks) => {}
                 }
             }
-            follow(handle, &mut source, None, url, roles).await;
+            follow(
+                handle,
+                &mut source,
+                None,
+                url,
+                roles,
+                settings.signature_rule,
+            )
+            .await;
         }
         Err(error) => cannot_follow(handle, &error, roles).await,
     }
@@ -255,43 +275,121 @@ async fn cannot_follow(
 }
 
 /// Pulls from `source` and applies until the role changes.
+///
+/// Over a source that takes durable reports (HTTP), the follower works on
+/// two batches at once: while the world actor checks, executes and makes
+/// one batch durable, the next is pulled and its signatures checked on
+/// this runtime's blocking threads; the durable record is reported the
+/// moment the actor answers. A batch pulled ahead of one that was then
+/// refused is dropped.
 async fn follow(
     handle: &WorldHandle,
     source: &mut dyn RecordSource,
     head_tick: Option<std::sync::Arc<std::sync::atomic::AtomicU64>>,
     authority: &str,
     roles: &mut watch::Receiver<Role>,
+    rule: SignatureRule,
 ) {
     let mut retry = RETRY_INITIAL;
     tracing::info!(authority, "following");
+    let reports = source.durable_reports();
+    // Where the next pull begins: the durable head, as the last batch left
+    // it, or asked of the world again after a failure.
+    let mut known: Option<Position> = None;
+    // The batch pulled (and checked) ahead while the one before it was
+    // applied: the position it follows and what its pull gave.
+    let mut ready: Option<(Position, Result<Ahead, FederationError>)> = None;
     loop {
-        let Ok(position) = handle.durable_head().await else {
-            return;
+        let position = match known.take() {
+            Some(position) => position,
+            None => match handle.durable_head().await {
+                Ok(position) => position,
+                Err(_) => return,
+            },
         };
-        let pulled = tokio::select! {
-            _ = roles.changed() => return,
-            pulled = source.next(position) => pulled,
+        let pulled = match ready.take() {
+            Some((after, pulled)) if same_place(&after, &position) => pulled,
+            _ => tokio::select! {
+                _ = roles.changed() => return,
+                pulled = source.next(position) => pulled.map(|records| (records, None)),
+            },
         };
         let failure = match pulled {
-            Ok(records) if records.is_empty() => None,
-            Ok(records) => match handle.apply(records).await {
-                Ok(_) => None,
-                Err(error) if error.code == "peer_root_mismatch" => {
-                    tracing::error!(message = %error.message, "peer root mismatch: following stopped");
-                    set_error(handle, Some(format!("{} ({})", error.message, error.code)));
-                    // The actor made the role `diverged`; the authority hears
-                    // of it where the transport can tell it.
-                    let diverged = match &*handle.live.role.borrow() {
-                        Role::Diverged { tick, .. } => Some(*tick),
-                        _ => None,
+            Ok((records, _)) if records.is_empty() => {
+                known = Some(position);
+                None
+            }
+            Ok((records, checked)) => {
+                let end = match (&reports, records.last()) {
+                    (Some(_), Some(last)) => end_of(last, position.tick),
+                    _ => None,
+                };
+                let applied = {
+                    let apply = handle.apply(records, checked);
+                    tokio::pin!(apply);
+                    let ahead = async {
+                        match end {
+                            Some(end) => Some((end, pull_checked(source, end, rule).await)),
+                            None => None,
+                        }
                     };
-                    if let (Some(tick), Ok(head)) = (diverged, handle.durable_head().await) {
-                        source.report_divergence(head, tick).await;
+                    tokio::pin!(ahead);
+                    // The next batch is pulled and checked while the actor
+                    // works. The apply is not raced with the role: the
+                    // actor answers every batch, and a divergence changes
+                    // the role before it answers.
+                    let mut pulled_ahead = None;
+                    let applied = loop {
+                        tokio::select! {
+                            biased;
+                            applied = &mut apply => break applied,
+                            pulled = &mut ahead, if pulled_ahead.is_none() => {
+                                pulled_ahead = Some(pulled);
+                            }
+                        }
+                    };
+                    if let Ok(applied) = &applied {
+                        // `--ack replicated` hears of it now, not with the
+                        // next pull.
+                        if let Some(reports) = &reports {
+                            reports.report(applied.durable.ordinal);
+                        }
+                        ready = match pulled_ahead {
+                            Some(pulled) => pulled,
+                            None => tokio::select! {
+                                _ = roles.changed() => return,
+                                pulled = &mut ahead => pulled,
+                            },
+                        };
                     }
-                    return;
+                    applied
+                };
+                match applied {
+                    Ok(applied) => {
+                        known = Some(Position {
+                            ordinal: applied.durable.ordinal,
+                            checksum: applied.durable.checksum,
+                            tick: applied.durable.tick,
+                        });
+                        None
+                    }
+                    Err(error) if error.code == "peer_root_mismatch" => {
+                        tracing::error!(message = %error.message, "peer root mismatch: following stopped");
+                        set_error(handle, Some(format!("{} ({})", error.message, error.code)));
+                        // The actor made the role `diverged`; the authority
+                        // hears of it where the transport can tell it.
+                        let diverged = match &*handle.live.role.borrow() {
+                            Role::Diverged { tick, .. } => Some(*tick),
+                            _ => None,
+                        };
+                        if let (Some(tick), Ok(head)) = (diverged, handle.durable_head().await) {
+                            source.report_divergence(head, tick).await;
+                        }
+                        return;
+                    }
+                    Err(error) => Some(format!("{} ({})", error.message, error.code)),
                 }
-                Err(error) => Some(format!("{} ({})", error.message, error.code)),
-            },
+            }
             Err(error) => Some(describe(&error, position)),
         };
         let authority_tick = match &head_tick {
@@ -315,6 +413,45 @@ async fn follow(
             }
         }
     }
+}
+
+/// A batch pulled ahead: its records and their signatures, checked.
+type Ahead = (Vec<WireRecord>, Option<CheckedSignatures>);
+
+/// The records after `after` with their signatures checked on a blocking
+/// thread (every core), beside the world's work on the batch before.
+async fn pull_checked(
+    source: &mut dyn RecordSource,
+    after: Position,
+    rule: SignatureRule,
+) -> Result<Ahead, FederationError> {
+    let records = source.next(after).await?;
+    if records.is_empty() {
+        return Ok((records, None));
+    }
+    tokio::task::spawn_blocking(move || {
+        let checked = everarcade_federation::stream::check_signatures(&records, rule);
+        (records, Some(checked))
+    })
+    .await
+    .map_err(|error| {
+        FederationError::Unavailable(format!("checking signatures ahead failed: {error}"))
+    })
+}
+
+/// Right after `last` (its ordinal and checksum), if its framing reads;
+/// the tick is not known until the batch is applied and is not compared.
+fn end_of(last: &WireRecord, tick: u64) -> Option<Position> {
+    let frame = everarcade_store::journal::decode_record_frame(&last.bytes).ok()?;
+    Some(Position {
+        ordinal: last.ordinal,
+        checksum: frame.checksum,
+        tick,
+    })
+}
+
+fn same_place(a: &Position, b: &Position) -> bool {
+    a.ordinal == b.ordinal && a.checksum == b.checksum
 }
 
 fn describe(error: &FederationError, position: Position) -> String {

@@ -240,6 +240,7 @@ impl Node {
             disk_free_bytes_min: config.world.disk_free_bytes_min,
             operator: self.keys.clone(),
         };
+        let signature_rule = self.world.world().signature_rule();
         let (handle, thread) = actor::spawn(
             self.world,
             self.checkpoint_tick,
@@ -294,6 +295,7 @@ impl Node {
                 jetstream: jetstream.clone(),
                 trust,
                 catch_up_ticks: config.federation.catch_up_ticks,
+                signature_rule,
             },
         );
         let _jetstream = jetstream.map(|settings| {

@@ -1060,7 +1060,8 @@ fn a_follower_fed_a_forged_tick_record_records_a_peer_root_mismatch_naming_the_t
         }
         assert!(
             start.elapsed() < Duration::from_secs(30),
-            "the authority never heard of the divergence: {followers:?}"
+            "the authority never heard of the divergence: {followers:?}\n{}",
+            follower.log_text()
         );
         std::thread::sleep(Duration::from_millis(20));
     };

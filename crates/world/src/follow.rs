@@ -29,7 +29,9 @@
 //! reopened, which brings it back to its last durable record.
 
 use everarcade_engine::World;
-use everarcade_protocol::{EnvelopeError, Hash, Tick};
+use std::collections::BTreeMap;
+
+use everarcade_protocol::{EnvelopeError, Hash, SignatureRule, Tick};
 use everarcade_store::journal::{RecordFrame, decode_body, decode_record_frame};
 use everarcade_store::{Record, Storage};
 
@@ -160,6 +162,49 @@ pub(crate) fn decode(bytes: &[u8]) -> Decoded<'_> {
     Ok((frame, decode_body(frame.kind, frame.body)))
 }
 
+/// The signatures of a batch's inputs records, checked together on every
+/// core (as replay checks them) by [`check_signatures`].
+#[derive(Debug)]
+pub struct CheckedSignatures {
+    /// The rule they were checked under.
+    rule: SignatureRule,
+    /// By ordinal: the record's checksum and one result per envelope.
+    by_record: BTreeMap<u64, (Hash, Vec<Result<(), EnvelopeError>>)>,
+}
+
+/// Checks the signatures of every inputs record among `records` (each
+/// `(ordinal, whole record bytes)`) at once on every core, under `rule`
+/// (the world's `signature_rule`). A record that does not decode is left
+/// out: applying it refuses it. Pure: no world needed, so a follower runs
+/// it beside the world's work on the batch before.
+pub fn check_signatures(records: &[(u64, &[u8])], rule: SignatureRule) -> CheckedSignatures {
+    let decoded: Vec<(u64, Decoded<'_>)> = records
+        .iter()
+        .map(|(ordinal, bytes)| (*ordinal, decode(bytes)))
+        .collect();
+    signatures_of(&decoded, rule)
+}
+
+fn signatures_of(records: &[(u64, Decoded<'_>)], rule: SignatureRule) -> CheckedSignatures {
+    let mut envelopes = Vec::new();
+    let mut counts = Vec::new();
+    for (ordinal, decoded) in records {
+        if let Ok((frame, Ok(Record::Inputs(inputs)))) = decoded {
+            counts.push((*ordinal, frame.checksum, inputs.envelopes.len()));
+            envelopes.extend(inputs.envelopes.iter().cloned());
+        }
+    }
+    let mut checked =
+        everarcade_protocol::Envelope::verify_signatures_under(&envelopes, rule).into_iter();
+    let by_record = counts
+        .into_iter()
+        .map(|(ordinal, checksum, count)| {
+            (ordinal, (checksum, checked.by_ref().take(count).collect()))
+        })
+        .collect();
+    CheckedSignatures { rule, by_record }
+}
+
 impl DurableWorld {
     /// Right after the last durable record: where the next batch begins,
     /// and what the follower acknowledges (after a batch, every record
@@ -208,6 +253,20 @@ impl DurableWorld {
         &mut self,
         records: &[(u64, &[u8])],
     ) -> (Applied, Option<FollowError>) {
+        self.apply_checked_until_refused(records, None)
+    }
+
+    /// [`DurableWorld::apply_records_until_refused`] with the batch's
+    /// signatures already checked ([`check_signatures`], off this thread:
+    /// a follower checks the next batch's while this one is made durable).
+    /// A record's results are used only if they were checked under this
+    /// world's signature rule, for the same record (its checksum) and
+    /// with one result per envelope; otherwise it is checked here.
+    pub fn apply_checked_until_refused(
+        &mut self,
+        records: &[(u64, &[u8])],
+        checked: Option<CheckedSignatures>,
+    ) -> (Applied, Option<FollowError>) {
         let mut executed = Vec::new();
         let mut checkpoints = Vec::new();
         let mut count = 0;
@@ -228,9 +287,19 @@ impl DurableWorld {
                 .iter()
                 .map(|(ordinal, bytes)| (*ordinal, decode(bytes)))
                 .collect();
-            let mut signatures = self.check_signatures(&decoded);
+            let rule = self.world.signature_rule();
+            let mut signatures = match checked {
+                Some(checked) if checked.rule == rule => checked,
+                _ => signatures_of(&decoded, rule),
+            };
             for (ordinal, record) in decoded {
-                let checked = signatures.remove(&ordinal);
+                let checked = signatures
+                    .by_record
+                    .remove(&ordinal)
+                    .filter(|(checksum, _)| {
+                        matches!(&record, Ok((frame, _)) if frame.checksum == *checksum)
+                    })
+                    .map(|(_, results)| results);
                 if let Err(error) =
                     self.apply_one(ordinal, record, checked, &mut executed, &mut checkpoints)
                 {
@@ -267,32 +336,6 @@ impl DurableWorld {
             executed,
         };
         (applied, error)
-    }
-
-    /// The signatures of every inputs record of the batch, checked at once
-    /// on every core (as replay checks them), by ordinal. A record that does
-    /// not decode is left out: [`DurableWorld::apply_one`] refuses it.
-    fn check_signatures(
-        &self,
-        records: &[(u64, Decoded<'_>)],
-    ) -> std::collections::BTreeMap<u64, Vec<Result<(), EnvelopeError>>> {
-        let mut envelopes = Vec::new();
-        let mut counts = Vec::new();
-        for (ordinal, decoded) in records {
-            if let Ok((_, Ok(Record::Inputs(inputs)))) = decoded {
-                counts.push((*ordinal, inputs.envelopes.len()));
-                envelopes.extend(inputs.envelopes.iter().cloned());
-            }
-        }
-        let mut checked = everarcade_protocol::Envelope::verify_signatures_under(
-            &envelopes,
-            self.world.signature_rule(),
-        )
-        .into_iter();
-        counts
-            .into_iter()
-            .map(|(ordinal, count)| (ordinal, checked.by_ref().take(count).collect()))
-            .collect()
     }
 
     fn apply_one(

@@ -176,6 +176,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/worlds/{world}/events", get(events))
         .route("/v1/worlds/{world}/attestation", get(attestation))
         .route("/v1/worlds/{world}/records", get(records))
+        .route("/v1/worlds/{world}/records/durable", post(records_durable))
         .route("/v1/worlds/{world}/checkpoint", get(checkpoint_file))
         .route("/v1/worlds/{world}/authority", get(authority));
     let admin_api = Router::new()
@@ -537,19 +538,7 @@ fn records_query(uri: &Uri) -> Result<RecordsQuery, ApiError> {
             }
             // A follower names itself and its durable record: what
             // `--ack replicated` counts.
-            "follower" => {
-                if value.is_empty()
-                    || value.len() > 64
-                    || !value
-                        .bytes()
-                        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
-                {
-                    return Err(bad(format!(
-                        "follower must be 1 to 64 of [A-Za-z0-9._-], not {value:?}"
-                    )));
-                }
-                follower = Some(value.to_string());
-            }
+            "follower" => follower = Some(follower_name(value)?),
             "durable" => durable = Some(number("durable")?),
             "diverged" => diverged = Some(number("diverged")?),
             other => return Err(bad(format!("unknown parameter {other:?}"))),
@@ -563,6 +552,65 @@ fn records_query(uri: &Uri) -> Result<RecordsQuery, ApiError> {
         follower: follower.zip(durable),
         diverged,
     })
+}
+
+/// A follower's name in a query: 1 to 64 of `[A-Za-z0-9._-]`.
+fn follower_name(value: &str) -> Result<String, ApiError> {
+    if value.is_empty()
+        || value.len() > 64
+        || !value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
+    {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_query",
+            format!("follower must be 1 to 64 of [A-Za-z0-9._-], not {value:?}"),
+        ));
+    }
+    Ok(value.to_string())
+}
+
+/// `POST /v1/worlds/{world}/records/durable?follower=NAME&durable=N`: an
+/// HTTP follower reports that its journal holds every record through
+/// ordinal N durably, without waiting for its next pull (docs/HTTP.md);
+/// 204. What `--ack replicated --ack-followers` counts, as the
+/// `follower`/`durable` of a pull.
+async fn records_durable(
+    State(state): State<AppState>,
+    Path(world): Path<String>,
+    uri: Uri,
+) -> Result<StatusCode, ApiError> {
+    check_world(&state, &world)?;
+    check_published(&state)?;
+    let bad = |what: String| ApiError::new(StatusCode::BAD_REQUEST, "bad_query", what);
+    let (mut follower, mut durable) = (None, None);
+    for pair in uri
+        .query()
+        .unwrap_or("")
+        .split('&')
+        .filter(|p| !p.is_empty())
+    {
+        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+        match name {
+            "follower" => follower = Some(follower_name(value)?),
+            "durable" => {
+                durable =
+                    Some(value.parse::<u64>().map_err(|_| {
+                        bad(format!("durable must be a whole number, not {value:?}"))
+                    })?)
+            }
+            other => return Err(bad(format!("unknown parameter {other:?}"))),
+        }
+    }
+    let follower = follower.ok_or_else(|| bad("follower is required".into()))?;
+    let durable = durable.ok_or_else(|| bad("durable is required".into()))?;
+    state
+        .world
+        .live
+        .replication
+        .follower_durable(&follower, durable, None);
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// `GET /v1/worlds/{world}/records`: the journal records after a

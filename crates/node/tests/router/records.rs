@@ -118,3 +118,45 @@ async fn a_follower_fed_the_record_stream_reaches_the_authoritys_roots() {
     let (_, status) = node.call(get(&format!("/v1/worlds/{WORLD}/status"))).await;
     assert_eq!(status["role"], "authority");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_durable_report_is_counted_and_a_malformed_one_refused() {
+    let node = node(|_| {});
+    let path = |query: &str| format!("/v1/worlds/{WORLD}/records/durable?{query}");
+    for query in [
+        "",
+        "follower=f1",
+        "durable=3",
+        "follower=&durable=1",
+        "follower=a%20b&durable=1",
+        "follower=f1&durable=x",
+        "follower=f1&durable=1&after=2",
+    ] {
+        node.refused(
+            admin(&path(query), None),
+            StatusCode::BAD_REQUEST,
+            "bad_query",
+        )
+        .await;
+    }
+    // Another world's path is not this node's.
+    let (status, _) = node
+        .call(admin(
+            "/v1/worlds/another-world/records/durable?follower=f1&durable=1",
+            None,
+        ))
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    let response = node.send(admin(&path("follower=f1&durable=5"), None)).await;
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    // An older report never moves a follower back.
+    let response = node.send(admin(&path("follower=f1&durable=2"), None)).await;
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    let (status, body) = node.call(get(&format!("/v1/worlds/{WORLD}/status"))).await;
+    assert_eq!(status, StatusCode::OK);
+    let followers = body["followers"].as_array().expect("followers");
+    assert_eq!(followers.len(), 1, "{body}");
+    assert_eq!(followers[0]["name"], "f1", "{body}");
+    assert_eq!(followers[0]["durable_record"], 5, "{body}");
+}
