@@ -209,6 +209,45 @@ fn forged_signatures_and_replayed_nonces_are_refused() {
     assert!(reason.contains("nonce"), "{reason}");
 }
 
+/// Signatures checked ahead count only for the very record they were
+/// checked for: a forged record offered with the genuine record's results
+/// is checked again and refused; the genuine record's own results apply.
+#[test]
+fn signatures_checked_ahead_count_only_for_the_same_record() {
+    use everarcade_world::follow::check_signatures;
+
+    let plan = make_plan(SEED, 8);
+    let wire = records(&plan.disk_copy());
+    let first_tick = next_of(&wire, 1, 3);
+    let at = next_of(&wire, first_tick + 1, 2);
+    let genuine_refs: Vec<(u64, &[u8])> = vec![(at as u64, wire[at].1.as_slice())];
+
+    let (disk, mut world, _) = follower_at(&plan, at);
+    let rule = world.world().signature_rule();
+    let forged = reframe(&wire[at].1, &wire[at - 1].1, |record| {
+        let Record::Inputs(inputs) = record else {
+            unreachable!()
+        };
+        inputs.envelopes[0].payload[0] ^= 0x01;
+    });
+    let forged_refs: Vec<(u64, &[u8])> = vec![(at as u64, forged.as_slice())];
+    let (applied, error) = world
+        .apply_checked_until_refused(&forged_refs, Some(check_signatures(&genuine_refs, rule)));
+    assert_eq!(applied.records, 0);
+    let (ordinal, code, reason) = refused(Err(error.expect("the forged record is refused")));
+    assert_eq!((ordinal, code.as_str()), (at as u64, "input_refused"));
+    assert!(reason.contains("signature"), "{reason}");
+    assert_eq!(records(&disk), wire[..records(&disk).len()].to_vec());
+
+    // The genuine record with its own results, then the rest, checked here.
+    let (applied, error) = world
+        .apply_checked_until_refused(&genuine_refs, Some(check_signatures(&genuine_refs, rule)));
+    assert!(error.is_none(), "{error:?}");
+    assert_eq!(applied.records, 1);
+    apply(&mut world, &wire[at + 1..]).expect("the rest applies");
+    assert_eq!(world.roots(), plan.roots[8]);
+}
+
 #[test]
 fn a_tampered_tick_record_is_a_peer_root_mismatch_naming_the_tick() {
     let plan = make_plan(SEED, 8);
