@@ -21,12 +21,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_nats::jetstream::kv::{self, CreateErrorKind, Operation, UpdateErrorKind};
-use async_nats::jetstream::stream;
 use everarcade_protocol::WorldId;
 use tokio::time::Instant;
 
 use crate::error::FederationError;
-use crate::nats::{NatsConfig, check_name, connect, unavailable};
+use crate::nats::{NatsConfig, check_name, connect, open_bucket, unavailable};
 
 /// The bucket's name unless configured.
 pub const BUCKET_DEFAULT: &str = "everarcade_authority";
@@ -118,40 +117,21 @@ impl LeaseBucket {
             )));
         }
         let context = connect(nats).await?;
-        // The bucket's stream as async-nats' `create_key_value` makes it, made
-        // here: that call first reads the account's API level, whose answer
-        // a 2.9 server words differently.
-        let stream_name = format!("KV_{}", config.bucket);
-        let stream = context
-            .get_or_create_stream(stream::Config {
-                name: stream_name.clone(),
-                description: Some("EverArcade authority leases: world id -> holder".into()),
-                subjects: vec![format!("$KV.{}.>", config.bucket)],
-                max_messages_per_subject: 1,
-                max_age: config.ttl,
-                storage: stream::StorageType::File,
-                allow_rollup: true,
-                deny_delete: true,
-                allow_direct: true,
-                discard: stream::DiscardPolicy::New,
-                num_replicas: 1,
-                ..Default::default()
-            })
-            .await
-            .map_err(|error| unavailable(&format!("opening bucket {}", config.bucket), error))?;
+        let (store, max_age) = open_bucket(
+            &context,
+            &config.bucket,
+            "EverArcade authority leases: world id -> holder",
+            config.ttl,
+        )
+        .await?;
         // The holder's deadline is computed from the TTL: it must be the one
         // the server applies.
-        let max_age = stream.cached_info().config.max_age;
         if max_age != config.ttl {
             return Err(FederationError::Config(format!(
                 "bucket {} exists with a TTL of {max_age:?}, not the configured {:?}",
                 config.bucket, config.ttl
             )));
         }
-        let store = context
-            .get_key_value(config.bucket.as_str())
-            .await
-            .map_err(|error| unavailable(&format!("opening bucket {}", config.bucket), error))?;
         Ok(LeaseBucket {
             store,
             context,

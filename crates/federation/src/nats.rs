@@ -18,7 +18,11 @@
 //!   consumer named for the follower, which resumes from the follower's own
 //!   journal head: records it already has are skipped (the one at its head
 //!   must have its checksum), a gap or reorder is detected by ordinal and
-//!   chain and re-fetched from the right stream sequence.
+//!   chain and re-fetched from the right stream sequence;
+//! - a follower's divergence report is an entry of the key-value bucket
+//!   `<prefix>_divergence` (key `<world>.<follower>`), so an authority that
+//!   was not listening when it was written (restarting, or a new one after
+//!   failover) reads it when it starts leading.
 //!
 //! Invariant: nothing here trusts the stream. Every record is framed and
 //! checksummed and chained to the previous one before it is handed on; the
@@ -34,6 +38,7 @@ use std::time::Duration;
 use async_nats::HeaderMap;
 use async_nats::jetstream::consumer::{AckPolicy, DeliverPolicy, pull};
 use async_nats::jetstream::context::{ConsumerInfoErrorKind, Context, PublishErrorKind};
+use async_nats::jetstream::kv::{self, Operation};
 use async_nats::jetstream::{self, stream};
 use everarcade_protocol::{Hash, WorldId};
 use everarcade_store::journal::decode_record_frame;
@@ -112,16 +117,19 @@ impl NatsConfig {
     }
 }
 
-/// The stream and subject of a world's records.
+/// The names of a world's records and divergence reports on JetStream.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RecordNames {
     /// `<prefix>_records_<world>`.
     pub stream: String,
     /// `<prefix>.world.<world>.records`.
     pub subject: String,
-    /// `<prefix>.world.<world>.divergence`: core NATS (not in the stream),
-    /// where followers report a peer root mismatch to the authority.
-    pub divergence: String,
+    /// `<prefix>_divergence`: the key-value bucket (shared by the prefix's
+    /// worlds) where followers leave their peer root mismatch reports.
+    pub divergence_bucket: String,
+    /// `<world>.*`: the keys of this world's reports in that bucket, one
+    /// per follower (`<world>.<follower>`, [`RecordNames::divergence_key`]).
+    pub divergence_keys: String,
 }
 
 impl RecordNames {
@@ -130,8 +138,19 @@ impl RecordNames {
         RecordNames {
             stream: format!("{prefix}_records_{}", world.as_str()),
             subject: format!("{prefix}.world.{}.records", world.as_str()),
-            divergence: format!("{prefix}.world.{}.divergence", world.as_str()),
+            divergence_bucket: format!("{prefix}_divergence"),
+            divergence_keys: format!("{}.*", world.as_str()),
         }
+    }
+
+    /// The key of `follower`'s divergence report: `<world>.<follower>`
+    /// (world ids and follower names are valid key tokens).
+    pub fn divergence_key(&self, follower: &str) -> String {
+        let world = self
+            .divergence_keys
+            .strip_suffix('*')
+            .expect("the key filter ends in *");
+        format!("{world}{follower}")
     }
 }
 
@@ -178,7 +197,7 @@ pub(crate) fn unavailable(what: &str, error: impl std::fmt::Display) -> Federati
 }
 
 /// A follower's report that its roots differed from a tick record of the
-/// stream: JSON on [`RecordNames::divergence`].
+/// stream: JSON, the value of its key in [`RecordNames::divergence_bucket`].
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct DivergenceReport {
     /// The follower's node id (its durable consumer's name).
@@ -198,12 +217,54 @@ pub struct StreamHead {
     pub checksum: Hash,
 }
 
-/// A world's record stream on JetStream.
+/// Opens (creating if needed) the key-value bucket `bucket`, with entries
+/// removed `max_age` after their last write (zero: kept), one value per
+/// key. Returns the store and the maximum age the server applies (an
+/// existing bucket keeps the one it was created with).
+pub(crate) async fn open_bucket(
+    context: &Context,
+    bucket: &str,
+    description: &str,
+    max_age: Duration,
+) -> Result<(kv::Store, Duration), FederationError> {
+    // The bucket's stream as async-nats' `create_key_value` makes it, made
+    // here: that call first reads the account's API level, whose answer a
+    // 2.9 server words differently.
+    let stream = context
+        .get_or_create_stream(stream::Config {
+            name: format!("KV_{bucket}"),
+            description: Some(description.to_owned()),
+            subjects: vec![format!("$KV.{bucket}.>")],
+            max_messages_per_subject: 1,
+            max_age,
+            storage: stream::StorageType::File,
+            allow_rollup: true,
+            deny_delete: true,
+            allow_direct: true,
+            discard: stream::DiscardPolicy::New,
+            num_replicas: 1,
+            ..Default::default()
+        })
+        .await
+        .map_err(|error| unavailable(&format!("opening bucket {bucket}"), error))?;
+    let max_age = stream.cached_info().config.max_age;
+    let store = context
+        .get_key_value(bucket)
+        .await
+        .map_err(|error| unavailable(&format!("opening bucket {bucket}"), error))?;
+    Ok((store, max_age))
+}
+
+/// A world's record stream on JetStream, and its followers' divergence
+/// reports.
 #[derive(Clone)]
 pub struct RecordLog {
     context: Context,
     stream: stream::Stream,
     names: RecordNames,
+    /// The divergence bucket, opened on first use (only a follower that
+    /// diverged and a leading authority need it).
+    reports: Arc<tokio::sync::OnceCell<kv::Store>>,
 }
 
 impl RecordLog {
@@ -228,44 +289,107 @@ impl RecordLog {
             context,
             stream,
             names,
+            reports: Arc::new(tokio::sync::OnceCell::new()),
         })
     }
 
-    /// Publishes a follower's divergence report (core NATS: best effort,
-    /// heard only by an authority listening now).
+    /// The divergence bucket, opened (created if needed) on first use.
+    async fn reports(&self) -> Result<&kv::Store, FederationError> {
+        self.reports
+            .get_or_try_init(|| async {
+                let (store, _) = open_bucket(
+                    &self.context,
+                    &self.names.divergence_bucket,
+                    "EverArcade divergence reports: <world>.<follower> -> report",
+                    Duration::ZERO,
+                )
+                .await?;
+                Ok(store)
+            })
+            .await
+    }
+
+    /// Writes a follower's divergence report to the bucket: once this
+    /// returns `Ok` the report is in JetStream (a PubAck), and every
+    /// authority that leads this world from now on reads it
+    /// ([`RecordLog::divergences`]). A newer report of the same follower
+    /// replaces it.
     pub async fn report_divergence(
         &self,
         report: &DivergenceReport,
     ) -> Result<(), FederationError> {
+        let key = self.names.divergence_key(&report.follower);
         let payload = serde_json::to_vec(report).expect("a report encodes");
-        let client = self.context.client();
-        client
-            .publish(self.names.divergence.clone(), payload.into())
+        self.reports()
+            .await?
+            .put(key.as_str(), payload.into())
             .await
-            .map_err(|error| unavailable("reporting a divergence", error))?;
-        client
-            .flush()
-            .await
-            .map_err(|error| unavailable("reporting a divergence", error))
+            .map(|_| ())
+            .map_err(|error| unavailable(&format!("writing divergence report {key}"), error))
     }
 
-    /// The divergence reports followers publish from now on; reports that
-    /// do not decode are skipped.
+    /// `follower`'s divergence report, if the bucket holds one.
+    pub async fn divergence_report(
+        &self,
+        follower: &str,
+    ) -> Result<Option<DivergenceReport>, FederationError> {
+        let key = self.names.divergence_key(follower);
+        let entry = self
+            .reports()
+            .await?
+            .entry(key.as_str())
+            .await
+            .map_err(|error| unavailable(&format!("reading divergence report {key}"), error))?;
+        Ok(entry.and_then(|entry| report_of(&entry)))
+    }
+
+    /// Removes `follower`'s divergence report (it follows past that tick
+    /// again).
+    pub async fn clear_divergence(&self, follower: &str) -> Result<(), FederationError> {
+        let key = self.names.divergence_key(follower);
+        self.reports()
+            .await?
+            .delete(key.as_str())
+            .await
+            .map_err(|error| unavailable(&format!("removing divergence report {key}"), error))
+    }
+
+    /// Every divergence report of this world the bucket holds now, then
+    /// each one written from now on; entries that do not decode (or whose
+    /// follower is not their key's) and removals are skipped.
     pub async fn divergences(
         &self,
     ) -> Result<
         impl futures_util::stream::Stream<Item = DivergenceReport> + Send + use<>,
         FederationError,
     > {
-        let subscriber = self
-            .context
-            .client()
-            .subscribe(self.names.divergence.clone())
+        let keys = self.names.divergence_keys.clone();
+        let watch = self
+            .reports()
+            .await?
+            .watch_with_history(keys.as_str())
             .await
-            .map_err(|error| unavailable("listening for divergence reports", error))?;
-        Ok(StreamExt::filter_map(subscriber, |message| async move {
-            serde_json::from_slice(&message.payload).ok()
+            .map_err(|error| unavailable("reading divergence reports", error))?;
+        Ok(StreamExt::filter_map(watch, |entry| async move {
+            match entry {
+                Ok(entry) => report_of(&entry),
+                Err(error) => {
+                    tracing::warn!(%error, "reading divergence reports");
+                    None
+                }
+            }
         }))
+    }
+
+    /// Deletes the divergence bucket, every world's reports in it (tests
+    /// clean up after themselves).
+    pub async fn delete_divergences(&self) -> Result<(), FederationError> {
+        let bucket = &self.names.divergence_bucket;
+        self.context
+            .delete_key_value(bucket)
+            .await
+            .map(|_| ())
+            .map_err(|error| unavailable(&format!("deleting bucket {bucket}"), error))
     }
 
     /// The stream and subject names.
@@ -363,6 +487,7 @@ impl RecordLog {
             pending_acks: VecDeque::new(),
             delivered_end: 0,
             wait: FETCH_WAIT_DEFAULT,
+            report_checked: false,
         })
     }
 
@@ -706,6 +831,18 @@ impl Publisher {
     }
 }
 
+/// The report an entry of the divergence bucket holds: `None` for a
+/// removal, a value that does not decode, or a report whose follower is
+/// not the one its key names.
+fn report_of(entry: &kv::Entry) -> Option<DivergenceReport> {
+    if entry.operation != Operation::Put {
+        return None;
+    }
+    let report: DivergenceReport = serde_json::from_slice(&entry.value).ok()?;
+    let follower = entry.key.rsplit_once('.').map(|(_, follower)| follower);
+    (follower == Some(report.follower.as_str())).then_some(report)
+}
+
 /// The `prev` field of a framed record.
 fn prev_of(bytes: &[u8]) -> Hash {
     Hash(bytes[8..40].try_into().expect("a framed record"))
@@ -729,6 +866,9 @@ pub struct NatsSource {
     /// The ordinal the consumer delivers next (after what it delivered).
     delivered_end: u64,
     wait: Duration,
+    /// Whether this follower's own divergence report was looked at (once
+    /// per source: see [`NatsSource::clear_stale_report`]).
+    report_checked: bool,
 }
 
 impl NatsSource {
@@ -858,7 +998,36 @@ impl NatsSource {
         Ok(messages)
     }
 
+    /// Removes this follower's divergence report once its journal holds
+    /// the tick record of the tick the report names: it follows past that
+    /// tick again (a diverged follower's journal ends before it), so the
+    /// report no longer says anything true. Checked once per source; a
+    /// failure is logged and checked again on the next call.
+    async fn clear_stale_report(&mut self, after: Position) {
+        let cleared = match self.log.divergence_report(&self.durable).await {
+            Ok(Some(report)) if after.tick >= report.tick => {
+                let cleared = self.log.clear_divergence(&self.durable).await;
+                if cleared.is_ok() {
+                    tracing::info!(
+                        tick = report.tick,
+                        "this follower's journal holds the tick it once diverged at: its divergence report is removed"
+                    );
+                }
+                cleared
+            }
+            Ok(_) => Ok(()),
+            Err(error) => Err(error),
+        };
+        match cleared {
+            Ok(()) => self.report_checked = true,
+            Err(error) => tracing::debug!(%error, "checking this follower's divergence report"),
+        }
+    }
+
     async fn next_records(&mut self, after: Position) -> Result<Vec<WireRecord>, FederationError> {
+        if !self.report_checked {
+            self.clear_stale_report(after).await;
+        }
         self.consumer(after.ordinal).await?;
         if self.delivered_end > after.ordinal + 1 {
             // The consumer went past the follower's head: it delivered (and
@@ -998,6 +1167,9 @@ impl RecordSource for NatsSource {
             if let Err(error) = self.log.report_divergence(&report).await {
                 tracing::warn!(error = %error, "the divergence was not reported to the authority");
             }
+            // Its journal now ends before the reported tick: the report
+            // stays until it follows past that tick.
+            self.report_checked = true;
         })
     }
 }

@@ -284,36 +284,95 @@ async fn a_follower_resumes_from_its_own_journal_head() {
     log.delete().await.unwrap();
 }
 
-/// A follower's divergence report reaches an authority listening on the
-/// world's divergence subject, and never enters the record stream.
+/// A follower's divergence report is kept in the divergence bucket: an
+/// authority that starts listening after it was written (a restart, a new
+/// authority after failover) still reads it, then each new one; it never
+/// enters the record stream, and the follower removes it once its journal
+/// holds the reported tick again.
 #[tokio::test]
-async fn a_followers_divergence_report_reaches_the_listening_authority() {
-    use futures_util::StreamExt;
+async fn a_divergence_report_written_before_the_authority_listens_is_still_read() {
     let config = nats("diverge");
     let log = RecordLog::open(&config, &world("w-diverge")).await.unwrap();
+    assert_eq!(
+        log.names().divergence_bucket,
+        format!("{}_divergence", config.prefix)
+    );
+    assert_eq!(
+        log.names().divergence_key("follower-d"),
+        "w-diverge.follower-d"
+    );
     let records = chain(C0, 0, 3, 0);
     log.replicator(None)
         .replicate(records.clone())
         .await
         .unwrap();
-    let reports = log.divergences().await.unwrap();
-    let mut reports = std::pin::pin!(reports);
+    // Written while nobody listens.
     let mut source = log.source("follower-d").unwrap();
     source.report_divergence(position(&records[2]), 7).await;
-    let report = tokio::time::timeout(Duration::from_secs(5), reports.next())
+    let reported = DivergenceReport {
+        follower: "follower-d".into(),
+        durable_record: 2,
+        tick: 7,
+    };
+    // Another world's report in the same bucket is not this world's.
+    let other = RecordLog::open(&config, &world("w-other")).await.unwrap();
+    other
+        .report_divergence(&DivergenceReport {
+            follower: "follower-x".into(),
+            durable_record: 1,
+            tick: 3,
+        })
         .await
-        .expect("the report arrives")
-        .expect("the subscription is open");
-    assert_eq!(
-        report,
-        DivergenceReport {
-            follower: "follower-d".into(),
-            durable_record: 2,
-            tick: 7,
-        }
-    );
+        .unwrap();
+
+    let reports = log.divergences().await.unwrap();
+    let mut reports = std::pin::pin!(reports);
+    assert_eq!(next_report(&mut reports).await, reported);
+    // One written while it listens arrives too.
+    let mut late = log.source("follower-e").unwrap();
+    late.report_divergence(position(&records[1]), 5).await;
+    let second = next_report(&mut reports).await;
+    assert_eq!((second.follower.as_str(), second.tick), ("follower-e", 5));
     assert_eq!(log.head().await.unwrap(), Some(head_of(&records[2])));
+
+    // A follower whose journal still ends before the reported tick keeps
+    // its report; one that holds the tick record again removes it.
+    let before = Position {
+        tick: 6,
+        ..position(&records[2])
+    };
+    let mut source = log.source("follower-d").unwrap();
+    source.set_wait(Duration::from_millis(100));
+    assert_eq!(source.next(before).await.unwrap(), Vec::new());
+    assert_eq!(
+        log.divergence_report("follower-d").await.unwrap(),
+        Some(reported)
+    );
+    let mut source = log.source("follower-d").unwrap();
+    source.set_wait(Duration::from_millis(100));
+    let past = Position { tick: 7, ..before };
+    assert_eq!(source.next(past).await.unwrap(), Vec::new());
+    assert_eq!(log.divergence_report("follower-d").await.unwrap(), None);
+    let reports = log.divergences().await.unwrap();
+    let mut reports = std::pin::pin!(reports);
+    assert_eq!(next_report(&mut reports).await.follower, "follower-e");
+
+    log.delete_divergences().await.unwrap();
+    other.delete().await.unwrap();
     log.delete().await.unwrap();
+}
+
+/// The next divergence report, within 5 s.
+async fn next_report(
+    reports: &mut (impl futures_util::Stream<Item = DivergenceReport> + Unpin),
+) -> DivergenceReport {
+    tokio::time::timeout(
+        Duration::from_secs(5),
+        futures_util::StreamExt::next(reports),
+    )
+    .await
+    .expect("a report arrives within 5 s")
+    .expect("the watch is open")
 }
 
 #[tokio::test]

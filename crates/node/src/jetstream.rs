@@ -290,7 +290,9 @@ async fn lead(
         .map_err(reader_failed)??
     };
     // Followers' divergence reports go where the HTTP followers' do: the
-    // status's `followers`.
+    // status's `followers`. The bucket keeps them, so those written while
+    // no authority listened (a restart, the failover that made this node
+    // the authority) come first.
     let _listening = match log.divergences().await {
         Ok(reports) => {
             let listener = live.clone();
@@ -308,6 +310,9 @@ async fn lead(
                         Some(report.tick),
                     );
                 }
+                tracing::warn!(
+                    "the divergence reports' watch ended: reports written from now on are read when this node next leads"
+                );
             })))
         }
         Err(error) => {

@@ -157,7 +157,7 @@ fn code(error: ClientError) -> String {
     }
 }
 
-/// Deletes the test's stream and bucket, whatever the outcome.
+/// Deletes the test's stream and buckets, whatever the outcome.
 struct Cleanup(String);
 
 impl Drop for Cleanup {
@@ -171,6 +171,7 @@ impl Drop for Cleanup {
             let mut nats = NatsConfig::new(NATS);
             nats.prefix = prefix.clone();
             if let Ok(log) = RecordLog::open(&nats, &WorldId::new(WORLD).unwrap()).await {
+                let _ = log.delete_divergences().await;
                 let _ = log.delete().await;
             }
             let lease = LeaseConfig {
