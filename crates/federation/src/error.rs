@@ -53,6 +53,10 @@ pub enum FederationError {
     /// The world's files (reading or cutting the journal, quarantining).
     #[error(transparent)]
     Store(#[from] everarcade_store::StoreError),
+    /// The world's package files (`lineage.json`, `package/`, a stored
+    /// package) while a fenced authority's upgrades are undone.
+    #[error(transparent)]
+    World(#[from] everarcade_world::WorldError),
     /// A record stream's framing does not check out (docs/FORMATS.md
     /// §Record stream): nothing of it is applied.
     #[error("record stream: {0}")]
@@ -74,6 +78,7 @@ impl FederationError {
             FederationError::LeaseHeld { .. } => "lease_held",
             FederationError::LeaseLost { .. } => "lease_lost",
             FederationError::Store(error) => error.code(),
+            FederationError::World(error) => error.code(),
             FederationError::Framing(_) => "record_stream_malformed",
             FederationError::Diverged(_) => "peer_diverged",
         }

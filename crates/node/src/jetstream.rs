@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use everarcade_federation::fence::SuffixQuarantined;
 use everarcade_federation::lease::{Holder, LeaseBucket, LeaseConfig};
 use everarcade_federation::nats::{NatsConfig, RecordLog};
 use everarcade_federation::{FederationError, Position, Replicator, Role, stream};
@@ -77,12 +78,14 @@ impl Settings {
 /// suffix the stream does not hold (never replicated, never acknowledged
 /// under `--ack replicated`) goes to the quarantine, and the node follows
 /// the stream (taking the lease later, once it is free and the node has
-/// caught up). Returns what was quarantined, if anything.
+/// caught up). Returns what was quarantined, if anything: when it undid a
+/// package upgrade, the world runs its earlier package again, which the
+/// caller must open it with.
 pub async fn preflight(
     config: &mut NodeConfig,
     root: &Path,
     world: &WorldId,
-) -> Result<Option<String>, FederationError> {
+) -> Result<Option<SuffixQuarantined>, FederationError> {
     let Some(url) = config.federation.replicate.clone() else {
         return Ok(None);
     };
@@ -122,20 +125,8 @@ pub async fn preflight(
         if (shared as usize) + 1 < local.len() {
             let moved =
                 everarcade_federation::fence::quarantine_suffix(&DiskStorage, &dir, shared)?;
-            let text = format!(
-                "{} unreplicated records after record {} (tick {}) moved to the quarantine: {}",
-                moved.records,
-                moved.kept_through,
-                moved.kept_tick,
-                moved
-                    .moved
-                    .iter()
-                    .map(|path| path.display().to_string())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            );
-            tracing::warn!(%text, "returning authority: journal suffix quarantined");
-            report = Some(text);
+            tracing::warn!(text = %describe(&moved), "returning authority: journal suffix quarantined");
+            report = Some(moved);
         }
     }
     tracing::warn!(
@@ -145,6 +136,38 @@ pub async fn preflight(
     config.federation.follow = Some(url);
     config.federation.replicate = None;
     Ok(report)
+}
+
+/// What a returning authority quarantined and undid, for its log.
+fn describe(moved: &SuffixQuarantined) -> String {
+    let paths = moved
+        .moved
+        .iter()
+        .map(|path| path.display().to_string())
+        .collect::<Vec<_>>()
+        .join(", ");
+    let mut text = format!(
+        "{} unreplicated records after record {} (tick {}) moved to the quarantine: {paths}",
+        moved.records, moved.kept_through, moved.kept_tick,
+    );
+    if !moved.transitions_undone.is_empty() {
+        let upgrades = moved
+            .transitions_undone
+            .iter()
+            .map(|upgrade| {
+                format!(
+                    "{} -> {} from tick {}",
+                    upgrade.previous_version, upgrade.version, upgrade.from_tick
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(", ");
+        text.push_str(&format!(
+            "; package upgrades undone, the ticks after {} run on the earlier package again: {upgrades}",
+            moved.kept_tick
+        ));
+    }
+    text
 }
 
 /// Runs this node's part on JetStream for its life: leading while it is

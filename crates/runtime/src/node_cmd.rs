@@ -172,13 +172,21 @@ fn serve_until_stopped(
         .map_err(|e| Failure::new(FAILURE, "runtime", e.to_string()))?;
     // A returning authority learns it is one from JetStream before its
     // world opens (docs/FEDERATION.md, "A returning authority").
-    runtime
+    let quarantined = runtime
         .block_on(everarcade_node::jetstream::preflight(
             &mut spec.config,
             &spec.runtime_root,
             &spec.world,
         ))
         .map_err(|error| Failure::new(FAILURE, error.code(), error.to_string()))?;
+    // It undid a package upgrade of its unreplicated suffix: the world runs
+    // its earlier package again. Without a package given, that is the one
+    // to open; a package given must be it (the binding check says so).
+    if quarantined.is_some_and(|moved| !moved.transitions_undone.is_empty())
+        && args.world.package_given().is_none()
+    {
+        spec.package = Target::resolve(&args.world)?.package;
+    }
     let node = Node::prepare(spec).map_err(node_failure)?;
     let exit = runtime.block_on(async {
         let signal = shutdown_signal().map_err(|e| {

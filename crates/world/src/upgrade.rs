@@ -439,6 +439,78 @@ pub fn roll_back(
     Ok(report)
 }
 
+/// What [`undo_transitions_after`] undid.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TransitionsUndone {
+    /// The transitions taken out of `lineage.json`, in tick order.
+    pub transitions: Vec<TransitionBody>,
+    /// Where what they replaced went, all under `quarantine/`, in order: the
+    /// copy of the old `lineage.json`, a pending upgrade's `pending.json`,
+    /// the old `package/`.
+    pub preserved: Vec<PathBuf>,
+}
+
+/// Undoes every package transition recorded at a tick after `kept_tick`
+/// (the world must be closed): for a journal cut back to `kept_tick`,
+/// whose ticks after it will be executed again by the package that ran
+/// before those transitions. Nothing is deleted, and each step can be
+/// repeated after a crash:
+///
+/// 1. the old `lineage.json` is copied to `quarantine/` (durable);
+/// 2. a pending upgrade of an undone transition (`upgrade/pending.json`,
+///    its rollback artifacts) moves to `quarantine/`;
+/// 3. `package/` becomes the package that runs again (from
+///    `packages/<root>/`; the old `package/` moves to `quarantine/`);
+/// 4. `lineage.json` is rewritten without them, atomically.
+///
+/// The undone packages stay in `packages/<root>/`. Returns nothing undone
+/// when no transition is after `kept_tick`.
+pub fn undo_transitions_after(
+    storage: &dyn Storage,
+    dir: &WorldDir,
+    kept_tick: Tick,
+) -> Result<TransitionsUndone, WorldError> {
+    let lineage = read_lineage(storage, dir)?;
+    let keep = lineage
+        .transitions
+        .partition_point(|transition| transition.body.from_tick <= kept_tick);
+    let mut undone = TransitionsUndone::default();
+    let Some(first) = lineage.transitions.get(keep) else {
+        return Ok(undone);
+    };
+    let path = dir.lineage();
+    let bytes = storage.read(&path).map_err(StoreError::io("read", &path))?;
+    let label = format!("undone-after-tick-{kept_tick}");
+    undone
+        .preserved
+        .push(quarantine_bytes(storage, dir, &path, &label, &bytes)?);
+    if let Some(pending) = pending(storage, dir)?
+        && pending.transition.from_tick > kept_tick
+    {
+        let path = dir.upgrades().join("pending.json");
+        undone.preserved.push(quarantine(storage, dir, &path)?);
+    }
+    let root = &first.body.previous_root;
+    let bound = dir.package();
+    if crate::lineage::load_stored(&bound, root).is_err() {
+        let package = crate::lineage::load_stored(&dir.package_store(root), root)?;
+        if storage.exists(&bound) {
+            undone.preserved.push(quarantine(storage, dir, &bound)?);
+        }
+        replace_bound_package(storage, dir, &package)?;
+    }
+    let kept = Lineage {
+        format: lineage.format,
+        transitions: lineage.transitions[..keep].to_vec(),
+    };
+    write_lineage(storage, dir, &kept)?;
+    undone.transitions = lineage.transitions[keep..]
+        .iter()
+        .map(|transition| transition.body.clone())
+        .collect();
+    Ok(undone)
+}
+
 /// Whether replayed roots equal the recorded pre-upgrade roots.
 pub fn matches_head(pending: &PendingUpgrade, roots: &TickRoots) -> bool {
     roots.tick == pending.head_tick && roots_hex(roots) == pending.head_roots
