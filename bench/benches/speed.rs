@@ -123,7 +123,7 @@ fn signatures_section(_: &Options) -> Result<(), String> {
 fn simulate_section(options: &Options) -> Result<(), String> {
     let ticks = options.simulate_ticks;
     println!(
-        "== simulate's loop (--amnesia), 2d-arena, 256 bots, {ticks} ticks at 20 Hz: bot_payloads, Envelope::sign_all (every core), all_into_verified under the world's rule (every core; batches under zip215), admit_verified in order, execute_tick; floor: the same loop's bots + execute_tick alone (the engine, no signatures)"
+        "== simulate's loop (--amnesia), 2d-arena, 256 bots, {ticks} ticks at 20 Hz: bot_payloads, Envelope::sign_and_verify_all under the world's rule (every core signs and checks its part in one pass; batches under zip215), admit_verified in order, execute_tick; floor: the same loop's bots + execute_tick alone (the engine, no signatures)"
     );
     for (rule, name) in RULES {
         let (arena, _scratch) = arena_under(rule)?;
@@ -132,7 +132,7 @@ fn simulate_section(options: &Options) -> Result<(), String> {
         let floor = speed.engine_real_time_factor(20.0);
         let per_tick = |seconds: f64| format!("{:.1} us", seconds / ticks as f64 * 1e6);
         println!(
-            "{name}: {} inputs ({:.1}/tick); real-time factor {factor:.1}x {} | engine alone {floor:.1}x (ratio {:.2}) | per tick: bots {}, sign {}, check+admit {}, execute {}",
+            "{name}: {} inputs ({:.1}/tick); real-time factor {factor:.1}x {} | engine alone {floor:.1}x (ratio {:.2}) | per tick: bots {}, sign+check {}, admit {}, execute {}",
             speed.inputs,
             speed.inputs as f64 / ticks as f64,
             Target::AtLeast(40.0).verdict(factor),

@@ -165,9 +165,9 @@ pub struct SimulateSpeed {
     pub inputs: u64,
     /// `bot_payloads`.
     pub bots: f64,
-    /// `Envelope::sign_all` (every core).
+    /// `Envelope::sign_and_verify_all` under the world's rule (every
+    /// core signs and checks its part in one pass).
     pub sign: f64,
-    /// `Envelope::all_into_verified` under the world's rule, then
     /// `admit_verified` in order.
     pub admit: f64,
     /// `execute_tick`.
@@ -226,10 +226,11 @@ pub fn simulate_speed(arena: &Arena, bots: usize, ticks: u64) -> Result<Simulate
                 })
             })
             .collect();
-        let signed = Envelope::sign_all(&id, to_sign);
+        // Signed and checked in one pass per core, as `simulate` does.
+        let checked = Envelope::sign_and_verify_all(&id, to_sign, rule);
         let signed_at = Instant::now();
-        let mut admitted = Vec::with_capacity(signed.len());
-        for checked in Envelope::all_into_verified(signed, rule) {
+        let mut admitted = Vec::with_capacity(checked.len());
+        for checked in checked {
             let verified = checked.map_err(|(error, _)| error.to_string())?;
             if admitted.len() < limit && world.admit_verified(&verified).is_ok() {
                 admitted.push(verified.into_envelope());

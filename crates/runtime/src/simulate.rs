@@ -123,12 +123,16 @@ impl Driver {
         }
     }
 
-    /// [`Driver::admit`] of each envelope in order, their signatures checked
-    /// together first on every core (in batches under ZIP-215). An envelope
-    /// whose signature fails goes through `admit`, so its error is admit's.
-    fn admit_many(&mut self, envelopes: Vec<Envelope>) -> Vec<Result<(), EnvelopeError>> {
-        let rule = self.world().signature_rule();
-        Envelope::all_into_verified(envelopes, rule)
+    /// [`Driver::admit`] of each envelope in order, their signatures
+    /// already checked under the world's rule
+    /// ([`Envelope::sign_and_verify_all`]). An envelope whose signature
+    /// failed goes through `admit`, so its error is admit's.
+    #[allow(clippy::result_large_err)]
+    fn admit_checked(
+        &mut self,
+        checked: Vec<Result<Verified, (EnvelopeError, Envelope)>>,
+    ) -> Vec<Result<(), EnvelopeError>> {
+        checked
             .into_iter()
             .map(|checked| match checked {
                 Ok(verified) => self.admit_verified(verified),
@@ -447,11 +451,19 @@ fn admit_all(
             (name, (key, nonce, payload))
         })
         .unzip();
-    let envelopes = Envelope::sign_all(world_id, to_sign);
-    tally.inputs += envelopes.len() as u64;
-    let hashes: Vec<Hash> = envelopes.iter().map(Envelope::hash).collect();
+    // Signed and checked in one pass per core; admitted in order.
+    let rule = driver.world().signature_rule();
+    let checked = Envelope::sign_and_verify_all(world_id, to_sign, rule);
+    tally.inputs += checked.len() as u64;
+    let hashes: Vec<Hash> = checked
+        .iter()
+        .map(|checked| match checked {
+            Ok(verified) => verified.envelope().hash(),
+            Err((_, envelope)) => envelope.hash(),
+        })
+        .collect();
     let mut senders = BTreeMap::new();
-    let admitted = driver.admit_many(envelopes);
+    let admitted = driver.admit_checked(checked);
     for ((name, hash), admitted) in names.into_iter().zip(hashes).zip(admitted) {
         match admitted {
             Ok(()) => {
