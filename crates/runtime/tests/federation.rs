@@ -403,6 +403,85 @@ fn compare_names_the_tick_where_two_histories_from_one_genesis_part() {
     assert!(journal_bytes(&other) == before, "nothing was journaled");
 }
 
+/// Rewrites the journal of the world under `root` with tick `tick`'s
+/// record carrying another state root, every record after it re-chained:
+/// a tamperer with the disk who knows the format, so that every checksum
+/// and the chain still check out.
+fn tamper_and_rechain(root: &Path, tick: u64) {
+    let segments = journal_bytes(root);
+    assert_eq!(segments.len(), 1, "a short history fits one segment");
+    let (name, bytes) = &segments[0];
+    let header = everarcade_store::journal::SEGMENT_HEADER_BYTES;
+    let mut out = bytes[..header].to_vec();
+    let mut at = header;
+    let mut prev: Option<everarcade_protocol::Hash> = None;
+    let mut tampered = false;
+    while at < bytes.len() {
+        let length = u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap()) as usize;
+        let end = at + 40 + length + 32;
+        let frame = decode_record_frame(&bytes[at..end]).unwrap();
+        let mut record = decode_body(frame.kind, frame.body).unwrap();
+        if let Record::Tick(record) = &mut record
+            && record.roots.tick == tick
+        {
+            record.roots.state_root.0[0] ^= 1;
+            tampered = true;
+        }
+        let chained = prev.unwrap_or(frame.prev);
+        prev = Some(encode_record(
+            frame.kind,
+            &record.encode_body(),
+            &chained,
+            &mut out,
+        ));
+        at = end;
+    }
+    assert!(tampered, "tick {tick} has a record");
+    std::fs::write(journal_dir(root).join(name), out).unwrap();
+}
+
+/// The acceptance: tamper with a follower's journal (every
+/// checksum and the chain made to check out again): its next comparison
+/// with the authority reports a peer root mismatch naming the tick.
+#[test]
+fn compare_names_the_tick_of_a_tampered_and_rechained_journal() {
+    const TAMPERED_TICK: u64 = 12;
+    let pair = Pair::new("tampered");
+    tamper_and_rechain(&pair.copy, TAMPERED_TICK);
+    let cfg = pair.trusting();
+    let url = pair.authority.url();
+    let output = federation(
+        "compare",
+        &pair.copy,
+        &["--peer", &url, "--config", cfg.to_str().unwrap(), "--json"],
+    );
+    assert_eq!(output.status.code(), Some(3), "{}", text(&output));
+    let report = json(&output);
+    assert_eq!(report["error"]["code"], "peer_root_mismatch", "{report}");
+    let divergence = &report["peers"][0]["divergence"];
+    assert_eq!(divergence["record_tick"], TAMPERED_TICK, "{report}");
+    assert_eq!(divergence["tick"], TAMPERED_TICK, "{report}");
+    let roots: Vec<&str> = divergence["roots"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|root| root["root"].as_str().unwrap())
+        .collect();
+    assert_eq!(roots, ["state_root"], "{report}");
+    // The comparison is recorded beside the world.
+    let recorded = pair
+        .copy
+        .join("worlds")
+        .join(WORLD)
+        .join("federation/last-compare.json");
+    let recorded: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(recorded).unwrap()).unwrap();
+    assert_eq!(
+        recorded["peers"][0]["divergence"]["tick"], TAMPERED_TICK,
+        "{recorded}"
+    );
+}
+
 #[test]
 fn import_brings_a_copy_that_is_behind_to_the_authoritys_journal_bytes() {
     let pair = Pair::new("import");
