@@ -116,6 +116,64 @@ const PARALLEL_SIGNATURES_PER_THREAD_MIN: usize = 4;
 /// about twice as fast per signature as single checks.
 const PARALLEL_BATCH_PER_THREAD_MIN: usize = 8;
 
+/// `work` over `items` split in order across the machine's cores, at
+/// least [`PARALLEL_SIGNATURES_PER_THREAD_MIN`] items a thread (the calling
+/// thread takes the first part); the results in the items' order.
+fn on_every_core<T: Send, R: Send>(
+    items: Vec<T>,
+    work: impl Fn(Vec<T>) -> Vec<R> + Sync,
+) -> Vec<R> {
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(items.len() / PARALLEL_SIGNATURES_PER_THREAD_MIN);
+    if threads <= 1 {
+        return work(items);
+    }
+    let size = items.len().div_ceil(threads);
+    let mut parts: Vec<Vec<T>> = Vec::with_capacity(threads);
+    let mut rest = items.into_iter();
+    loop {
+        let part: Vec<T> = rest.by_ref().take(size).collect();
+        if part.is_empty() {
+            break;
+        }
+        parts.push(part);
+    }
+    let first = parts.remove(0);
+    let work = &work;
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = parts
+            .into_iter()
+            .map(|part| scope.spawn(move || work(part)))
+            .collect();
+        let mut done = work(first);
+        for worker in workers {
+            let part = worker
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+            done.extend(part);
+        }
+        done
+    })
+}
+
+/// Each envelope as [`Verified`] where its check passed, else beside its
+/// error.
+#[allow(clippy::type_complexity, clippy::result_large_err)]
+fn verified_beside(
+    envelopes: Vec<Envelope>,
+    checked: Vec<Result<(), EnvelopeError>>,
+) -> Vec<Result<Verified, (EnvelopeError, Envelope)>> {
+    envelopes
+        .into_iter()
+        .zip(checked)
+        .map(|(envelope, checked)| match checked {
+            Ok(()) => Ok(Verified(envelope)),
+            Err(error) => Err((error, envelope)),
+        })
+        .collect()
+}
+
 /// An envelope whose signature verified. Only [`Envelope::into_verified`]
 /// makes one, so holding a `Verified` proves the check ran.
 #[derive(Clone, PartialEq, Eq, Debug)]
@@ -166,41 +224,10 @@ impl Envelope {
     /// independent; the result is the same as signing one by one). What
     /// `simulate` and `load` use for their bots.
     pub fn sign_all(world: &WorldId, inputs: Vec<(&SigningKey, u64, Vec<u8>)>) -> Vec<Envelope> {
-        let threads = std::thread::available_parallelism()
-            .map_or(1, |n| n.get())
-            .min(inputs.len() / PARALLEL_SIGNATURES_PER_THREAD_MIN);
-        let sign = |part: Vec<(&SigningKey, u64, Vec<u8>)>| -> Vec<Envelope> {
+        on_every_core(inputs, |part| {
             part.into_iter()
                 .map(|(key, nonce, payload)| Envelope::sign(world, key, nonce, payload))
                 .collect()
-        };
-        if threads <= 1 {
-            return sign(inputs);
-        }
-        let size = inputs.len().div_ceil(threads);
-        let mut parts: Vec<Vec<_>> = Vec::with_capacity(threads);
-        let mut rest = inputs.into_iter();
-        loop {
-            let part: Vec<_> = rest.by_ref().take(size).collect();
-            if part.is_empty() {
-                break;
-            }
-            parts.push(part);
-        }
-        let first = parts.remove(0);
-        std::thread::scope(|scope| {
-            let workers: Vec<_> = parts
-                .into_iter()
-                .map(|part| scope.spawn(move || sign(part)))
-                .collect();
-            let mut signed = sign(first);
-            for worker in workers {
-                let part = worker
-                    .join()
-                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-                signed.extend(part);
-            }
-            signed
         })
     }
 
@@ -216,51 +243,13 @@ impl Envelope {
         inputs: Vec<(&SigningKey, u64, Vec<u8>)>,
         rule: SignatureRule,
     ) -> Vec<Result<Verified, (EnvelopeError, Envelope)>> {
-        let threads = std::thread::available_parallelism()
-            .map_or(1, |n| n.get())
-            .min(inputs.len() / PARALLEL_SIGNATURES_PER_THREAD_MIN);
-        let work = |part: Vec<(&SigningKey, u64, Vec<u8>)>| {
+        on_every_core(inputs, |part| {
             let signed: Vec<Envelope> = part
                 .into_iter()
                 .map(|(key, nonce, payload)| Envelope::sign(world, key, nonce, payload))
                 .collect();
             let checked = Envelope::check_part(&signed, rule);
-            signed
-                .into_iter()
-                .zip(checked)
-                .map(|(envelope, checked)| match checked {
-                    Ok(()) => Ok(Verified(envelope)),
-                    Err(error) => Err((error, envelope)),
-                })
-                .collect::<Vec<_>>()
-        };
-        if threads <= 1 {
-            return work(inputs);
-        }
-        let size = inputs.len().div_ceil(threads);
-        let mut parts: Vec<Vec<_>> = Vec::with_capacity(threads);
-        let mut rest = inputs.into_iter();
-        loop {
-            let part: Vec<_> = rest.by_ref().take(size).collect();
-            if part.is_empty() {
-                break;
-            }
-            parts.push(part);
-        }
-        let first = parts.remove(0);
-        std::thread::scope(|scope| {
-            let workers: Vec<_> = parts
-                .into_iter()
-                .map(|part| scope.spawn(move || work(part)))
-                .collect();
-            let mut done = work(first);
-            for worker in workers {
-                let part = worker
-                    .join()
-                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-                done.extend(part);
-            }
-            done
+            verified_beside(signed, checked)
         })
     }
 
@@ -397,14 +386,7 @@ impl Envelope {
         rule: SignatureRule,
     ) -> Vec<Result<Verified, (EnvelopeError, Envelope)>> {
         let checked = Envelope::verify_signatures_under(&envelopes, rule);
-        envelopes
-            .into_iter()
-            .zip(checked)
-            .map(|(envelope, checked)| match checked {
-                Ok(()) => Ok(Verified(envelope)),
-                Err(error) => Err((error, envelope)),
-            })
-            .collect()
+        verified_beside(envelopes, checked)
     }
 
     /// The version-1 wire encoding.

@@ -699,14 +699,7 @@ fn import_bundle(args: &ImportArgs, peers: &[Peer], path: &std::path::Path) -> R
             ),
         ));
     }
-    let report = ImportReport {
-        from_checkpoint: None,
-        durable: start,
-        records: 0,
-        ticks: 0,
-        stop: None,
-        refused: None,
-    };
+    let report = ImportReport::starting(start);
     if start.tick >= bundle.to_tick {
         // Nothing in the window is newer than the head.
         return finish_import(args, &Source::Bundle(path), start, report, roots);
@@ -838,6 +831,20 @@ struct ImportReport {
     refused: Option<(u64, String)>,
 }
 
+impl ImportReport {
+    /// Nothing imported yet, at `start`.
+    fn starting(start: Head) -> ImportReport {
+        ImportReport {
+            from_checkpoint: None,
+            durable: start,
+            records: 0,
+            ticks: 0,
+            stop: None,
+            refused: None,
+        }
+    }
+}
+
 /// Pages the peer's stream after `start` into the world until the peer has
 /// nothing more or the world reaches `until_tick` (the peer's head when the
 /// import began: a live authority keeps going); with `checkpoint`, first up
@@ -849,14 +856,7 @@ async fn import_from(
     until_tick: u64,
     checkpoint: Option<&everarcade_client::CheckpointFile>,
 ) -> ImportReport {
-    let mut report = ImportReport {
-        from_checkpoint: None,
-        durable: start,
-        records: 0,
-        ticks: 0,
-        stop: None,
-        refused: None,
-    };
+    let mut report = ImportReport::starting(start);
     if let Some(file) = checkpoint {
         let ahead = import_ahead(client, world, file).await;
         report.durable = world.durable_head();

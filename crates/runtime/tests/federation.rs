@@ -729,6 +729,15 @@ fn import_with_checkpoint_starts_from_the_peers_checkpoint_and_replay_verifies()
     assert!(output.status.success(), "{}", text(&output));
 }
 
+/// `federation import <root> … --bundle <bundle> --config <config> --json`.
+fn import_bundle(root: &Path, bundle: &str, config: &str) -> Output {
+    federation(
+        "import",
+        root,
+        &["--bundle", bundle, "--config", config, "--json"],
+    )
+}
+
 #[test]
 fn import_of_a_trusted_peers_bundle_executes_its_ticks_and_refuses_untrusted_or_damaged_ones() {
     let pair = Pair::new("import-bundle");
@@ -757,17 +766,7 @@ fn import_of_a_trusted_peers_bundle_executes_its_ticks_and_refuses_untrusted_or_
     // Signed by a key no configured peer has: refused, nothing written.
     let url = pair.authority.url();
     let stranger = config(pair.scratch.path(), "stranger", &[(&url, &"ab".repeat(32))]);
-    let output = federation(
-        "import",
-        &pair.copy,
-        &[
-            "--bundle",
-            bundle_text,
-            "--config",
-            stranger.to_str().unwrap(),
-            "--json",
-        ],
-    );
+    let output = import_bundle(&pair.copy, bundle_text, stranger.to_str().unwrap());
     assert_eq!(output.status.code(), Some(9), "{}", text(&output));
     assert_eq!(json(&output)["error"]["code"], "untrusted_operator_key");
     assert_eq!(journal_bytes(&pair.copy), before);
@@ -780,17 +779,7 @@ fn import_of_a_trusted_peers_bundle_executes_its_ticks_and_refuses_untrusted_or_
     std::fs::write(&damaged, &bytes).unwrap();
     let cfg = pair.trusting();
     let cfg_text = cfg.to_str().unwrap();
-    let output = federation(
-        "import",
-        &pair.copy,
-        &[
-            "--bundle",
-            damaged.to_str().unwrap(),
-            "--config",
-            cfg_text,
-            "--json",
-        ],
-    );
+    let output = import_bundle(&pair.copy, damaged.to_str().unwrap(), cfg_text);
     assert_eq!(output.status.code(), Some(8), "{}", text(&output));
     assert_eq!(json(&output)["error"]["code"], "bundle_checksum");
     assert_eq!(journal_bytes(&pair.copy), before);
@@ -806,11 +795,7 @@ fn import_of_a_trusted_peers_bundle_executes_its_ticks_and_refuses_untrusted_or_
         HISTORY_TICKS,
     );
     let other_before = journal_bytes(&other);
-    let output = federation(
-        "import",
-        &other,
-        &["--bundle", bundle_text, "--config", cfg_text, "--json"],
-    );
+    let output = import_bundle(&other, bundle_text, cfg_text);
     assert_eq!(output.status.code(), Some(3), "{}", text(&output));
     let refusal = json(&output);
     assert_eq!(refusal["error"]["code"], "peer_root_mismatch", "{refusal}");
@@ -825,11 +810,7 @@ fn import_of_a_trusted_peers_bundle_executes_its_ticks_and_refuses_untrusted_or_
 
     // The trusted bundle: every tick after the copy's head is executed
     // here, to the authority's roots.
-    let output = federation(
-        "import",
-        &pair.copy,
-        &["--bundle", bundle_text, "--config", cfg_text, "--json"],
-    );
+    let output = import_bundle(&pair.copy, bundle_text, cfg_text);
     assert!(output.status.success(), "{}", text(&output));
     let report = json(&output);
     assert!(report["refused"].is_null(), "{report}");
@@ -851,11 +832,7 @@ fn import_of_a_trusted_peers_bundle_executes_its_ticks_and_refuses_untrusted_or_
     assert!(output.status.success(), "{}", text(&output));
 
     // Again: the window holds nothing newer than the head now.
-    let output = federation(
-        "import",
-        &pair.copy,
-        &["--bundle", bundle_text, "--config", cfg_text, "--json"],
-    );
+    let output = import_bundle(&pair.copy, bundle_text, cfg_text);
     assert!(output.status.success(), "{}", text(&output));
     assert_eq!(json(&output)["ticks_imported"], 0);
 
@@ -875,17 +852,7 @@ fn import_of_a_trusted_peers_bundle_executes_its_ticks_and_refuses_untrusted_or_
         late.to_str().unwrap(),
     ]);
     assert!(output.status.success(), "{}", text(&output));
-    let output = federation(
-        "import",
-        &pair.copy,
-        &[
-            "--bundle",
-            late.to_str().unwrap(),
-            "--config",
-            cfg_text,
-            "--json",
-        ],
-    );
+    let output = import_bundle(&pair.copy, late.to_str().unwrap(), cfg_text);
     assert_eq!(output.status.code(), Some(4), "{}", text(&output));
     assert_eq!(json(&output)["error"]["code"], "bundle_not_adjacent");
 }

@@ -512,13 +512,7 @@ fn records_query(uri: &Uri) -> Result<RecordsQuery, ApiError> {
     let (mut after, mut checksum, mut wait_ms, mut max_bytes) =
         (None, None, 0, RECORDS_BYTES_DEFAULT);
     let (mut follower, mut durable, mut diverged) = (None, None, None);
-    for pair in uri
-        .query()
-        .unwrap_or("")
-        .split('&')
-        .filter(|p| !p.is_empty())
-    {
-        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+    for (name, value) in query_pairs(uri) {
         let number = |what: &str| {
             value
                 .parse::<u64>()
@@ -554,6 +548,15 @@ fn records_query(uri: &Uri) -> Result<RecordsQuery, ApiError> {
     })
 }
 
+/// A query's `name=value` pairs, in order (a bare `name` has the value "").
+fn query_pairs(uri: &Uri) -> impl Iterator<Item = (&str, &str)> {
+    uri.query()
+        .unwrap_or("")
+        .split('&')
+        .filter(|pair| !pair.is_empty())
+        .map(|pair| pair.split_once('=').unwrap_or((pair, "")))
+}
+
 /// A follower's name in a query: 1 to 64 of `[A-Za-z0-9._-]`.
 fn follower_name(value: &str) -> Result<String, ApiError> {
     if value.is_empty()
@@ -585,13 +588,7 @@ async fn records_durable(
     check_published(&state)?;
     let bad = |what: String| ApiError::new(StatusCode::BAD_REQUEST, "bad_query", what);
     let (mut follower, mut durable) = (None, None);
-    for pair in uri
-        .query()
-        .unwrap_or("")
-        .split('&')
-        .filter(|p| !p.is_empty())
-    {
-        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+    for (name, value) in query_pairs(&uri) {
         match name {
             "follower" => follower = Some(follower_name(value)?),
             "durable" => {
