@@ -39,7 +39,11 @@ pub trait RecordSource: Send + 'static {
 
     /// Tells the authority, where the transport can, that this follower's
     /// roots differed from its tick record at `tick` and that it stopped
-    /// following at `after`. Best effort; by default nothing is sent.
+    /// following at `after` (over HTTP on its last pull; on JetStream in the
+    /// divergence bucket, which an authority reads whenever it starts
+    /// leading). Sent once and not retried: a failure is logged (the
+    /// follower's own status, `/readyz` and incident record it in any
+    /// case). By default nothing is sent.
     fn report_divergence(
         &mut self,
         after: Position,
