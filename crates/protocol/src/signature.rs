@@ -34,7 +34,7 @@ pub struct Item<'a> {
 pub fn verify(rule: SignatureRule, item: Item<'_>) -> bool {
     match rule {
         SignatureRule::Strict => {
-            let Ok(key) = VerifyingKey::from_bytes(item.sender) else {
+            let Some(key) = strict_key(item.sender) else {
                 return false;
             };
             let signature = Signature::from_bytes(item.signature);
@@ -48,6 +48,48 @@ pub fn verify(rule: SignatureRule, item: Item<'_>) -> bool {
             key.verify(&signature, item.message).is_ok()
         }
     }
+}
+
+/// Shards of [`STRICT_KEYS`].
+const KEY_CACHE_SHARDS: usize = 16;
+/// Keys kept per shard; a full shard is emptied (it is only a cache).
+const KEY_CACHE_SHARD_KEYS_MAX: usize = 1024;
+
+/// A shard of decompressed keys; `None` until its first key.
+type KeyShard = std::sync::Mutex<Option<std::collections::HashMap<PublicKey, VerifyingKey>>>;
+
+/// Decompressed public keys by their bytes. `VerifyingKey::from_bytes`
+/// decompresses the point (a field exponentiation); the same players sign
+/// again and again, so a node, a follower and a replay find most senders
+/// here. A pure function of the bytes is cached, so results are exactly
+/// those of decompressing each time; only keys that decompress are kept.
+static STRICT_KEYS: [KeyShard; KEY_CACHE_SHARDS] =
+    [const { std::sync::Mutex::new(None) }; KEY_CACHE_SHARDS];
+
+/// The sender's key for a strict check, decompressed once per process (up
+/// to the cache's bound); `None` if the bytes are not a curve point.
+fn strict_key(sender: &PublicKey) -> Option<VerifyingKey> {
+    let shard = &STRICT_KEYS[sender[0] as usize % KEY_CACHE_SHARDS];
+    // A poisoned shard only means another thread panicked mid-insert; the
+    // map is still a valid cache.
+    let cached = shard
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+        .as_ref()
+        .and_then(|keys| keys.get(sender).copied());
+    if let Some(key) = cached {
+        return Some(key);
+    }
+    let key = VerifyingKey::from_bytes(sender).ok()?;
+    let mut keys = shard
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    let keys = keys.get_or_insert_with(std::collections::HashMap::new);
+    if keys.len() >= KEY_CACHE_SHARD_KEYS_MAX {
+        keys.clear();
+    }
+    keys.insert(*sender, key);
+    Some(key)
 }
 
 /// One ZIP-215 batch check over every item: true iff every item verifies
@@ -112,3 +154,69 @@ impl rand_core::TryRng for Coefficients {
 }
 
 impl rand_core::TryCryptoRng for Coefficients {}
+
+#[cfg(test)]
+mod tests {
+    use ed25519_dalek::{Signer, SigningKey};
+
+    use super::*;
+
+    fn key(index: u32) -> SigningKey {
+        let mut seed = [7u8; 32];
+        seed[..4].copy_from_slice(&index.to_le_bytes());
+        SigningKey::from_bytes(&seed)
+    }
+
+    /// The key cache changes no answer: every key, first decompressed and
+    /// then found cached (enough keys to fill and empty every shard), gives
+    /// a good signature true and another key's false; bytes that are not a
+    /// point are never cached and always false.
+    #[test]
+    fn cached_keys_give_the_answers_of_decompressing_each_time() {
+        let message = b"a cached key";
+        let count = (KEY_CACHE_SHARDS * KEY_CACHE_SHARD_KEYS_MAX + 64) as u32;
+        let mut previous: Option<([u8; 32], [u8; 64])> = None;
+        for round in 0..2 {
+            for index in (0..count).step_by(if round == 0 { 1 } else { 97 }) {
+                let signing = key(index);
+                let sender = signing.verifying_key().to_bytes();
+                let signature = signing.sign(message).to_bytes();
+                let item = Item {
+                    sender: &sender,
+                    message,
+                    signature: &signature,
+                };
+                assert!(verify(SignatureRule::Strict, item), "key {index}");
+                assert!(verify(SignatureRule::Strict, item), "key {index} again");
+                if let Some((other, _)) = previous {
+                    let forged = Item {
+                        sender: &other,
+                        message,
+                        signature: &signature,
+                    };
+                    assert!(!verify(SignatureRule::Strict, forged), "key {index}");
+                }
+                previous = Some((sender, signature));
+            }
+        }
+        let not_a_point = (0u8..=255)
+            .map(|first| {
+                let mut bytes = [0u8; 32];
+                bytes[0] = first;
+                bytes[1] = 1;
+                bytes
+            })
+            .find(|bytes| VerifyingKey::from_bytes(bytes).is_err())
+            .expect("about half of all y are not on the curve");
+        let (_, signature) = previous.unwrap();
+        for _ in 0..2 {
+            assert!(strict_key(&not_a_point).is_none());
+            let item = Item {
+                sender: &not_a_point,
+                message,
+                signature: &signature,
+            };
+            assert!(!verify(SignatureRule::Strict, item));
+        }
+    }
+}
