@@ -32,9 +32,14 @@ try {
   const pick = page.locator('#generic-space button:not([disabled])').first();
   const picked = (await pick.getAttribute('aria-label')).replace('watch key ', '');
   await pick.click();
+  // What the rows last said, for the failure's message.
+  let lastRows = [];
   const watchedNow = await until('the picked key watched and verified', async () => {
     const texts = await page.$$eval('#generic-keys tr', (all) => all.map((row) => row.textContent));
+    lastRows = texts;
     return texts.length === 3 && texts.every((text) => /verified \(depth \d+/.test(text)) ? texts : null;
+  }).catch((error) => {
+    throw new Error(`${error.message}; picked ${picked}; the rows: ${lastRows.join(' | ')}`);
   });
   check('generic view: a key picked from the key space is read with its proof', watchedNow.some((text) => text.startsWith(picked)), `${picked}: ${watchedNow.join(' | ')}`);
   await until('recent ticks', async () => (await page.locator('#generic-ticks li').count()) >= 3);
