@@ -35,8 +35,9 @@
 use std::path::{Path, PathBuf};
 
 use everarcade_protocol::{Hash, Tick};
+use everarcade_store::checkpoint::quarantine_after;
 use everarcade_store::journal::RecordKind;
-use everarcade_store::layout::{parse_checkpoint_name, parse_segment_name};
+use everarcade_store::layout::parse_segment_name;
 use everarcade_store::meta::{quarantine, quarantine_bytes};
 use everarcade_store::{JournalReader, Storage, StoreError, WorldDir};
 use everarcade_world::lineage::TransitionBody;
@@ -119,7 +120,9 @@ pub fn quarantine_suffix(
         return Ok(summary);
     }
 
-    quarantine_checkpoints_after(storage, world, kept_tick, &mut summary.moved)?;
+    summary
+        .moved
+        .extend(quarantine_after(storage, world, kept_tick)?);
     let undone = undo_transitions_after(storage, world, kept_tick)?;
     summary.transitions_undone = undone.transitions;
     summary.moved.extend(undone.preserved);
@@ -178,33 +181,6 @@ fn cut_journal(
         storage
             .truncate(cut_path, cut_offset)
             .map_err(StoreError::io("truncate", cut_path))?;
-    }
-    Ok(())
-}
-
-/// Moves the checkpoints of ticks after `kept_tick`, and their signatures,
-/// to the quarantine; appends where each went to `moved`.
-fn quarantine_checkpoints_after(
-    storage: &dyn Storage,
-    world: &WorldDir,
-    kept_tick: Tick,
-    moved: &mut Vec<PathBuf>,
-) -> Result<(), FederationError> {
-    let checkpoints = world.checkpoints();
-    let names = match storage.list(&checkpoints) {
-        Ok(names) => names,
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Vec::new(),
-        Err(error) => return Err(StoreError::io("list", &checkpoints)(error).into()),
-    };
-    for name in names {
-        let Some(tick) = parse_checkpoint_name(&name).filter(|tick| *tick > kept_tick) else {
-            continue;
-        };
-        moved.push(quarantine(storage, world, &checkpoints.join(&name))?);
-        let signature = world.checkpoint_signature(tick);
-        if storage.exists(&signature) {
-            moved.push(quarantine(storage, world, &signature)?);
-        }
     }
     Ok(())
 }

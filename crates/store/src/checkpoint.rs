@@ -667,6 +667,30 @@ pub fn list_checkpoints(
     Ok(listing)
 }
 
+/// Moves the checkpoints of ticks after `tick` to the world's quarantine,
+/// each followed by its signature when it has one; returns where each
+/// went, in tick order. For a journal cut back to `tick` (a rolled-back
+/// upgrade, a fenced authority's suffix), whose later checkpoints no
+/// longer match it.
+pub fn quarantine_after(
+    storage: &dyn Storage,
+    world: &WorldDir,
+    tick: Tick,
+) -> Result<Vec<PathBuf>, StoreError> {
+    let mut moved = Vec::new();
+    for (checkpoint_tick, path) in list_checkpoints(storage, world)?.checkpoints {
+        if checkpoint_tick <= tick {
+            continue;
+        }
+        moved.push(crate::meta::quarantine(storage, world, &path)?);
+        let signature = world.checkpoint_signature(checkpoint_tick);
+        if storage.exists(&signature) {
+            moved.push(crate::meta::quarantine(storage, world, &signature)?);
+        }
+    }
+    Ok(moved)
+}
+
 /// Removes all but the newest `keep` checkpoints (`keep` ≥ 1, so the only
 /// one is never removed); returns the removed paths. Older checkpoints are
 /// redundant: the journal from genesis is kept whole.

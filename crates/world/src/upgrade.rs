@@ -20,7 +20,7 @@ use std::sync::Arc;
 use everarcade_engine::{CompiledPackage, Engine};
 use everarcade_package::Package;
 use everarcade_protocol::{Tick, TickRoots, WorldId};
-use everarcade_store::checkpoint::list_checkpoints;
+use everarcade_store::checkpoint::quarantine_after;
 use everarcade_store::keys::OperatorKeys;
 use everarcade_store::layout::{parse_segment_name, segment_name};
 use everarcade_store::meta::{free_name, quarantine, quarantine_bytes, read_json, write_json};
@@ -410,19 +410,7 @@ pub fn roll_back(
             .truncate(&current, length)
             .map_err(StoreError::io("truncate", &current))?;
     }
-    for (tick, path) in list_checkpoints(storage, dir)?.checkpoints {
-        if tick > pending.head_tick {
-            report
-                .checkpoints_moved
-                .push(quarantine(storage, dir, &path)?);
-            let signature = dir.checkpoint_signature(tick);
-            if storage.exists(&signature) {
-                report
-                    .checkpoints_moved
-                    .push(quarantine(storage, dir, &signature)?);
-            }
-        }
-    }
+    report.checkpoints_moved = quarantine_after(storage, dir, pending.head_tick)?;
     let previous = dir.package_store(&pending.transition.previous_root);
     let package = crate::lineage::load_stored(&previous, &pending.transition.previous_root)?;
     replace_bound_package(storage, dir, &package)?;
