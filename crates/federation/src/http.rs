@@ -10,7 +10,7 @@ use std::time::Duration;
 
 pub use everarcade_client::HEAD_TICK_HEADER;
 use everarcade_client::{Client, ClientError, RecordsQuery, Trust};
-use everarcade_protocol::{Hash, WorldId};
+use everarcade_protocol::WorldId;
 
 use crate::error::FederationError;
 use crate::replicate::{DurableReports, RecordSource};
@@ -39,7 +39,7 @@ pub struct HttpSource {
     head_tick: Arc<AtomicU64>,
     wait: Duration,
     /// The pull already sent: after which record, and its answer to come.
-    prefetch: Option<(u64, Hash, tokio::task::JoinHandle<Fetched>)>,
+    prefetch: Option<(Position, tokio::task::JoinHandle<Fetched>)>,
     /// The newest durable record to report; a task sends the latest.
     reports: Option<DurableReports>,
 }
@@ -49,7 +49,7 @@ type Fetched = Result<(Vec<WireRecord>, Option<u64>), FederationError>;
 
 impl Drop for HttpSource {
     fn drop(&mut self) {
-        if let Some((_, _, task)) = self.prefetch.take() {
+        if let Some((_, task)) = self.prefetch.take() {
             task.abort();
         }
     }
@@ -108,35 +108,26 @@ impl HttpSource {
     /// sent ahead, after the last record returned.
     async fn pull(&mut self, after: Position) -> Result<Vec<WireRecord>, FederationError> {
         let fetched = match self.prefetch.take() {
-            Some((ordinal, checksum, task))
-                if ordinal == after.ordinal && checksum == after.checksum =>
-            {
-                match task.await {
-                    Ok(fetched) => fetched,
-                    Err(error) => Err(FederationError::Unavailable(format!(
-                        "the pull sent ahead failed: {error}"
-                    ))),
-                }
-            }
+            Some((at, task)) if at.same_record(&after) => match task.await {
+                Ok(fetched) => fetched,
+                Err(error) => Err(FederationError::Unavailable(format!(
+                    "the pull sent ahead failed: {error}"
+                ))),
+            },
             other => {
-                if let Some((_, _, task)) = other {
+                if let Some((_, task)) = other {
                     task.abort();
                 }
                 self.fetch(after, None).await
             }
         };
         let records = self.accept(after, fetched)?;
-        if let Some(last) = records.last()
-            && let Ok(frame) = everarcade_store::journal::decode_record_frame(&last.bytes)
+        if let Some(next) = records
+            .last()
+            .and_then(|last| last.position_after(after.tick))
         {
-            let (ordinal, checksum) = (last.ordinal, frame.checksum);
-            let next = Position {
-                ordinal,
-                checksum,
-                tick: after.tick,
-            };
             let fetch = self.fetch_task(next, after.ordinal, None);
-            self.prefetch = Some((ordinal, checksum, tokio::spawn(fetch)));
+            self.prefetch = Some((next, tokio::spawn(fetch)));
         }
         Ok(records)
     }
@@ -247,7 +238,7 @@ impl RecordSource for HttpSource {
         tick: u64,
     ) -> Pin<Box<dyn Future<Output = ()> + Send + '_>> {
         Box::pin(async move {
-            if let Some((_, _, task)) = self.prefetch.take() {
+            if let Some((_, task)) = self.prefetch.take() {
                 task.abort();
             }
             if let Err(error) = self.fetch(after, Some(tick)).await {

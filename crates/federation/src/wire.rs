@@ -14,6 +14,14 @@ pub struct Position {
     pub tick: Tick,
 }
 
+impl Position {
+    /// Whether both are right after the same record (ordinal and
+    /// checksum; the tick is not compared).
+    pub fn same_record(&self, other: &Position) -> bool {
+        self.ordinal == other.ordinal && self.checksum == other.checksum
+    }
+}
+
 /// One journal record: its exact bytes in the journal (header, body,
 /// checksum; docs/FORMATS.md §Journal) and its ordinal.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -24,4 +32,22 @@ pub struct WireRecord {
     pub kind: RecordKind,
     /// The whole encoded record.
     pub bytes: Vec<u8>,
+}
+
+impl WireRecord {
+    /// Right after this record, as its bytes say: its ordinal and the
+    /// checksum its trailer carries, not checked here (applying the record
+    /// checks it), with `tick` as given; `None` if it is too short to hold
+    /// a checksum. Where the next pull begins if this record applies.
+    pub fn position_after(&self, tick: Tick) -> Option<Position> {
+        let start = self
+            .bytes
+            .len()
+            .checked_sub(everarcade_store::journal::RECORD_TRAILER_BYTES)?;
+        Some(Position {
+            ordinal: self.ordinal,
+            checksum: Hash(self.bytes[start..].try_into().ok()?),
+            tick,
+        })
+    }
 }

@@ -308,7 +308,7 @@ async fn follow(
             },
         };
         let pulled = match ready.take() {
-            Some((after, pulled)) if same_place(&after, &position) => pulled,
+            Some((after, pulled)) if after.same_record(&position) => pulled,
             _ => tokio::select! {
                 _ = roles.changed() => return,
                 pulled = source.next(position) => pulled.map(|records| (records, None)),
@@ -320,8 +320,10 @@ async fn follow(
                 None
             }
             Ok((records, checked)) => {
+                // The tick after the batch is not known until it is
+                // applied; positions are matched by record.
                 let end = match (&reports, records.last()) {
-                    (Some(_), Some(last)) => end_of(last, position.tick),
+                    (Some(_), Some(last)) => last.position_after(position.tick),
                     _ => None,
                 };
                 let applied = {
@@ -437,21 +439,6 @@ async fn pull_checked(
     .map_err(|error| {
         FederationError::Unavailable(format!("checking signatures ahead failed: {error}"))
     })
-}
-
-/// Right after `last` (its ordinal and checksum), if its framing reads;
-/// the tick is not known until the batch is applied and is not compared.
-fn end_of(last: &WireRecord, tick: u64) -> Option<Position> {
-    let frame = everarcade_store::journal::decode_record_frame(&last.bytes).ok()?;
-    Some(Position {
-        ordinal: last.ordinal,
-        checksum: frame.checksum,
-        tick,
-    })
-}
-
-fn same_place(a: &Position, b: &Position) -> bool {
-    a.ordinal == b.ordinal && a.checksum == b.checksum
 }
 
 fn describe(error: &FederationError, position: Position) -> String {
