@@ -264,6 +264,35 @@ impl Pair {
         )
     }
 
+    /// Five signed inputs through the authority, then three ticks more:
+    /// history past the copy's head. Returns the tick waited for.
+    fn play_on(&self) -> u64 {
+        self.submit(5);
+        let target = self.authority.blocking().status().unwrap().head_tick + 3;
+        self.authority.wait_tick(target);
+        target
+    }
+
+    /// `export-bundle` of the authority's ticks `from..=to` into the
+    /// scratch directory as `name`.
+    fn export_bundle(&self, name: &str, from: u64, to: u64) -> PathBuf {
+        let bundle = self.scratch.join(name);
+        let output = run(&[
+            "export-bundle",
+            self.authority_root().to_str().unwrap(),
+            WORLD,
+            PACKAGE,
+            "--from",
+            &from.to_string(),
+            "--to",
+            &to.to_string(),
+            "--out",
+            bundle.to_str().unwrap(),
+        ]);
+        assert!(output.status.success(), "{}", text(&output));
+        bundle
+    }
+
     /// Signed inputs through the authority (players the script does not use).
     fn submit(&self, count: u64) {
         let client = self.authority.blocking();
@@ -485,9 +514,7 @@ fn compare_names_the_tick_of_a_tampered_and_rechained_journal() {
 #[test]
 fn import_brings_a_copy_that_is_behind_to_the_authoritys_journal_bytes() {
     let pair = Pair::new("import");
-    pair.submit(5);
-    let target = pair.authority.blocking().status().unwrap().head_tick + 3;
-    pair.authority.wait_tick(target);
+    let target = pair.play_on();
     let cfg = pair.trusting();
     let url = pair.authority.url();
     let cfg_text = cfg.to_str().unwrap();
@@ -672,9 +699,7 @@ fn forging_server(upstream: &Node, forgery: Forgery) -> (String, Arc<Forger>) {
 #[test]
 fn import_with_checkpoint_starts_from_the_peers_checkpoint_and_replay_verifies() {
     let pair = Pair::new("import-checkpoint");
-    pair.submit(5);
-    let target = pair.authority.blocking().status().unwrap().head_tick + 3;
-    pair.authority.wait_tick(target);
+    pair.play_on();
     // A checkpoint on the authority, taken through its node.
     let authority_root = pair.authority_root();
     let output = run(&[
@@ -741,25 +766,10 @@ fn import_bundle(root: &Path, bundle: &str, config: &str) -> Output {
 #[test]
 fn import_of_a_trusted_peers_bundle_executes_its_ticks_and_refuses_untrusted_or_damaged_ones() {
     let pair = Pair::new("import-bundle");
-    pair.submit(5);
-    let to = pair.authority.blocking().status().unwrap().head_tick + 3;
-    pair.authority.wait_tick(to);
+    let to = pair.play_on();
     // The window starts before the copy's head (tick HISTORY_TICKS), so
     // the attach check reads the bundle's recorded roots of that tick.
-    let bundle = pair.scratch.join("window.bundle");
-    let output = run(&[
-        "export-bundle",
-        pair.authority_root().to_str().unwrap(),
-        WORLD,
-        PACKAGE,
-        "--from",
-        "10",
-        "--to",
-        &to.to_string(),
-        "--out",
-        bundle.to_str().unwrap(),
-    ]);
-    assert!(output.status.success(), "{}", text(&output));
+    let bundle = pair.export_bundle("window.bundle", 10, to);
     let bundle_text = bundle.to_str().unwrap();
     let before = journal_bytes(&pair.copy);
 
@@ -838,20 +848,7 @@ fn import_of_a_trusted_peers_bundle_executes_its_ticks_and_refuses_untrusted_or_
 
     // A window that starts after the world's head leaves a gap: refused.
     pair.authority.wait_tick(to + 2);
-    let late = pair.scratch.join("late.bundle");
-    let output = run(&[
-        "export-bundle",
-        pair.authority_root().to_str().unwrap(),
-        WORLD,
-        PACKAGE,
-        "--from",
-        &(to + 1).to_string(),
-        "--to",
-        &(to + 2).to_string(),
-        "--out",
-        late.to_str().unwrap(),
-    ]);
-    assert!(output.status.success(), "{}", text(&output));
+    let late = pair.export_bundle("late.bundle", to + 1, to + 2);
     let output = import_bundle(&pair.copy, late.to_str().unwrap(), cfg_text);
     assert_eq!(output.status.code(), Some(4), "{}", text(&output));
     assert_eq!(json(&output)["error"]["code"], "bundle_not_adjacent");
