@@ -53,6 +53,9 @@
 //! - `EA_BENCH_ADMISSION_INPUTS`: envelopes prepared per run (default 150000);
 //! - `EA_BENCH_ADMISSION_CONCURRENCY`: lanes (default 32);
 //! - `EA_BENCH_ADMISSION_BOTS`: bot players (default 256);
+//! - `EA_BENCH_ADMISSION_RULE`: `strict` or `zip215`, the one signature rule
+//!   whose node runs (default: both, the shipped 2d-arena under strict and
+//!   a copy of it whose manifest says `signatures = "zip215"`);
 //! - `EA_BENCH_COLD_TICKS`: ticks of the cold-start world (default 100000);
 //! - `EA_BENCH_CATCH_UP_TICKS`, `EA_BENCH_CATCH_UP_BOTS`: the catch-up world.
 
@@ -69,7 +72,7 @@ use ed25519_dalek::SigningKey;
 use everarcade_bench::durable::fixture::{self, Arena, FixtureConfig};
 use everarcade_bench::durable::{Scratch, millis, scratch_root};
 use everarcade_bench::report::{Target, count, load_average, machine_facts};
-use everarcade_bench::settings;
+use everarcade_bench::{settings, speed};
 use everarcade_client::load::{self, Lane, LoadConfig, LoadReport};
 use everarcade_client::{Client, Encoding};
 use everarcade_engine::World;
@@ -105,6 +108,8 @@ struct Options {
     inputs: u64,
     concurrency: u32,
     bots: u32,
+    /// Only this signature rule's node (`strict` or `zip215`); both if unset.
+    rules: Option<String>,
     cold_ticks: u64,
     catch_up_ticks: u64,
     catch_up_bots: u64,
@@ -135,6 +140,15 @@ impl Options {
             inputs: settings::positive("EA_BENCH_ADMISSION_INPUTS", 150_000)?.min(2_000_000),
             concurrency: small("EA_BENCH_ADMISSION_CONCURRENCY", 32, 512)?,
             bots: small("EA_BENCH_ADMISSION_BOTS", 256, 4096)?,
+            rules: match std::env::var("EA_BENCH_ADMISSION_RULE") {
+                Err(_) => None,
+                Ok(rule) if rule == "strict" || rule == "zip215" => Some(rule),
+                Ok(other) => {
+                    return Err(format!(
+                        "EA_BENCH_ADMISSION_RULE is strict or zip215, not {other:?}"
+                    ));
+                }
+            },
             cold_ticks: settings::positive("EA_BENCH_COLD_TICKS", 100_000)?,
             catch_up_ticks: settings::positive("EA_BENCH_CATCH_UP_TICKS", 100_000)?,
             catch_up_bots: settings::positive("EA_BENCH_CATCH_UP_BOTS", 4)?.min(1024),
@@ -495,7 +509,54 @@ fn admission_section(options: &Options, runtime: &tokio::runtime::Runtime) -> Re
     let (limit_address, limit_task) = trivial_server(runtime)?;
     let limit_client =
         Client::new(&limit_address.to_string(), id.clone()).map_err(|e| e.to_string())?;
-    let running = start_node(runtime, &arena, scratch.path())?;
+    // The same match under each signature rule: the shipped 2d-arena
+    // (strict, every existing world's path) and a copy whose manifest says
+    // `signatures = "zip215"` (what `everarcade-runtime new` writes), where
+    // single-input requests are checked together (crates/node/src/signatures.rs).
+    let zip215_package = Scratch::new("admission-zip215").map_err(|e| e.to_string())?;
+    speed::zip215_arena_package(zip215_package.path())?;
+    let rules: [(&str, Arena); 2] = [
+        ("strict", arena),
+        ("zip215", Arena::load_dir(zip215_package.path())?),
+    ];
+    for (rule, arena) in rules {
+        if options.rules.as_deref().is_some_and(|only| only != rule) {
+            continue;
+        }
+        println!("  -- signature rule {rule}:");
+        let root = scratch.path().join(rule);
+        std::fs::create_dir_all(&root).map_err(|e| e.to_string())?;
+        admission_rows(
+            options,
+            runtime,
+            &arena,
+            &played,
+            &root,
+            &limit_client,
+            config,
+            cap,
+        )?;
+    }
+    limit_task.abort();
+    Ok(())
+}
+
+/// The three rows (single JSON, single binary, JSON batches) against a new
+/// node of `arena`'s package under `root`, each beside the trivial server.
+#[allow(clippy::too_many_arguments)]
+fn admission_rows(
+    options: &Options,
+    runtime: &tokio::runtime::Runtime,
+    arena: &Arena,
+    played: &Match,
+    root: &std::path::Path,
+    limit_client: &Client,
+    config: LoadConfig,
+    cap: f64,
+) -> Result<(), String> {
+    let id = Arena::world_id();
+    let manifest = &arena.package.manifest;
+    let running = start_node(runtime, arena, root)?;
     let batch_lanes = (options.concurrency / BATCH_ROW_LANES_DIVISOR).max(1);
     let variants: [(&str, Encoding, bool, u32); 3] = [
         ("single JSON  ", Encoding::Json, false, options.concurrency),
@@ -557,8 +618,27 @@ fn admission_section(options: &Options, runtime: &tokio::runtime::Runtime) -> Re
         "  node after the runs: head tick {}, achieved tick rate {:.2} Hz (target {} Hz), pending inputs {}",
         status.head_tick, status.achieved_tick_rate_hz, status.tick_rate_hz, status.pending_inputs
     );
+    let metrics = runtime
+        .block_on(running.client.metrics())
+        .map_err(|e| e.to_string())?;
+    let gathered = |name: &str| {
+        metrics
+            .lines()
+            .find_map(|line| line.strip_prefix(name)?.trim().parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    let (batches, inputs) = (
+        gathered("everarcade_signature_batches_total "),
+        gathered("everarcade_signature_batch_inputs_total "),
+    );
+    if batches > 0.0 {
+        println!(
+            "  single-input requests' signatures checked together: {} checks of {:.1} inputs on average",
+            count(batches),
+            inputs / batches
+        );
+    }
     stop_node(runtime, running)?;
-    limit_task.abort();
     Ok(())
 }
 

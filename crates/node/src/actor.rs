@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use axum::http::StatusCode;
 use everarcade_federation::stream::DurableEnd;
 use everarcade_federation::{Position, Role, WireRecord};
-use everarcade_protocol::{Outcome, Receipt, SignatureRule, Tick, TickRoots, Verified};
+use everarcade_protocol::{Outcome, Receipt, Tick, TickRoots, Verified};
 use everarcade_world::follow::{Applied, CheckedSignatures, FollowError};
 use everarcade_world::incident::{Incident, record_incident};
 use everarcade_world::{Divergence, DurableWorld, Listening, WorldError};
@@ -27,6 +27,7 @@ use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
 use crate::error::ApiError;
 use crate::metrics::Metrics;
+use crate::signatures::SignatureChecks;
 
 /// Executed ticks kept in memory for `GET …/ticks/{tick}`.
 pub const TICKS_RETAINED_MAX: usize = 4096;
@@ -507,9 +508,9 @@ pub struct WorldHandle {
     requests: mpsc::Sender<Request>,
     /// The shared live view.
     pub live: Arc<Live>,
-    /// The signature rule of the world's profile, which the HTTP threads
-    /// check under before admission (docs/PROTOCOL.md §4.3).
-    pub signatures: SignatureRule,
+    /// How inputs' signatures are checked before admission, under the
+    /// rule of the world's profile (docs/PROTOCOL.md §4.3).
+    pub signatures: SignatureChecks,
 }
 
 fn gone() -> ApiError {
@@ -753,7 +754,6 @@ pub fn spawn(
 ) -> std::io::Result<(WorldHandle, std::thread::JoinHandle<()>)> {
     let (requests, receiver) = mpsc::channel(REQUESTS_QUEUED_MAX);
     let (events, _) = broadcast::channel(TICK_EVENTS_BUFFERED_MAX);
-    let signatures = world.world().signature_rule();
     let live = Arc::new(Live {
         status: RwLock::new(LiveStatus {
             roots: world.roots(),
@@ -785,6 +785,10 @@ pub fn spawn(
         record_tails: Mutex::new(Vec::new()),
         caught_up_from: Mutex::new(None),
     });
+    let signatures = SignatureChecks::start(
+        world.world().signature_rule(),
+        live.metrics.signature_batches.clone(),
+    )?;
     let actor = Actor {
         world,
         live: live.clone(),

@@ -32,6 +32,7 @@ pub mod launch;
 pub mod metrics;
 pub mod registry;
 pub mod server;
+pub mod signatures;
 pub mod tls;
 pub mod usage;
 

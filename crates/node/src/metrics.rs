@@ -12,9 +12,11 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+use crate::signatures::GatheredChecks;
 
 /// Upper bounds (seconds) of the latency histograms' buckets.
 const LATENCY_BUCKETS_SECONDS: [f64; 14] = [
@@ -179,6 +181,9 @@ pub struct Metrics {
     pub group_commit_inputs: AtomicU64,
     /// Group commits.
     pub group_commits: AtomicU64,
+    /// Gathered signature checks of single-input requests (ZIP-215
+    /// worlds), counted by the gathering thread.
+    pub signature_batches: Arc<GatheredChecks>,
     /// Checkpoint write time.
     pub checkpoint_duration: Histogram,
     /// Checkpoints written by this process.
@@ -296,6 +301,18 @@ impl Metrics {
             "everarcade_group_commit_inputs_total",
             "Inputs covered by group commits.",
             load(&self.group_commit_inputs),
+        );
+        counter(
+            &mut out,
+            "everarcade_signature_batches_total",
+            "Gathered signature checks of single-input requests (ZIP-215 worlds).",
+            load(&self.signature_batches.batches),
+        );
+        counter(
+            &mut out,
+            "everarcade_signature_batch_inputs_total",
+            "Inputs whose signatures gathered checks covered.",
+            load(&self.signature_batches.inputs),
         );
         histogram_header(
             &mut out,

@@ -22,7 +22,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use everarcade_federation::Role;
-use everarcade_protocol::{Envelope, Hash, Outcome, ReceiptKind, SignatureRule, Verified, WorldId};
+use everarcade_protocol::{Hash, Outcome, ReceiptKind, Verified, WorldId};
 use everarcade_store::keys::{OperatorKeys, Signed, file_digest};
 use futures_util::StreamExt;
 use serde_json::{Value, json};
@@ -34,10 +34,6 @@ use crate::config::HttpConfig;
 use crate::error::ApiError;
 use body::{BodyLimits, Inputs};
 use guard::{Guards, RateLimiter};
-
-/// Envelopes whose signatures are checked on the async worker itself; a
-/// larger batch is checked on the blocking pool.
-const INLINE_SIGNATURE_CHECKS_MAX: usize = 8;
 
 /// Every route template of [`router`], and `unmatched` (no route): the
 /// values of the `route` metric label, fixed at compile time.
@@ -365,6 +361,14 @@ fn check_world(state: &AppState, world: &str) -> Result<(), ApiError> {
     ))
 }
 
+fn checks_stopped(stopped: crate::signatures::ChecksStopped) -> ApiError {
+    ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "stopping",
+        stopped.to_string(),
+    )
+}
+
 async fn submit_inputs(
     State(state): State<AppState>,
     Path(world): Path<String>,
@@ -380,8 +384,12 @@ async fn submit_inputs(
     let bytes = body::read(&headers, body, state.body_limits).await?;
     match body::decode_inputs(&headers, &bytes)? {
         Inputs::One(envelope) => {
-            let verified = envelope
-                .into_verified_under(state.world.signatures)
+            let verified = state
+                .world
+                .signatures
+                .check(envelope)
+                .await
+                .map_err(checks_stopped)?
                 .map_err(|error| {
                     live.metrics.inputs_rejected.add(error.code(), 1);
                     ApiError::from(error)
@@ -391,7 +399,12 @@ async fn submit_inputs(
             Ok((StatusCode::ACCEPTED, Json(ack)).into_response())
         }
         Inputs::Batch(envelopes) => {
-            let checked = verify_all(envelopes, state.world.signatures).await?;
+            let checked = state
+                .world
+                .signatures
+                .check_all(envelopes)
+                .await
+                .map_err(checks_stopped)?;
             let (verified, positions): (Vec<Verified>, Vec<usize>) = checked
                 .iter()
                 .enumerate()
@@ -420,32 +433,6 @@ async fn submit_inputs(
             Ok((StatusCode::ACCEPTED, Json(json!({"results": results}))).into_response())
         }
     }
-}
-
-/// Checks every signature under the world's rule (in batches under
-/// ZIP-215), on the blocking pool for larger batches.
-async fn verify_all(
-    envelopes: Vec<Envelope>,
-    rule: SignatureRule,
-) -> Result<Vec<Result<Verified, everarcade_protocol::EnvelopeError>>, ApiError> {
-    let check = move |envelopes: Vec<Envelope>| {
-        Envelope::all_into_verified(envelopes, rule)
-            .into_iter()
-            .map(|checked| checked.map_err(|(error, _)| error))
-            .collect::<Vec<_>>()
-    };
-    if envelopes.len() <= INLINE_SIGNATURE_CHECKS_MAX {
-        return Ok(check(envelopes));
-    }
-    tokio::task::spawn_blocking(move || check(envelopes))
-        .await
-        .map_err(|error| {
-            ApiError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal",
-                format!("signature checks failed to run: {error}"),
-            )
-        })
 }
 
 /// The live status as JSON (also used by `status` through the client).

@@ -70,9 +70,42 @@ pub fn node_prepared(
     adjust_facts: impl FnOnce(&mut Facts),
     prepare: impl FnOnce(&mut DurableWorld, &SimStorage, &WorldDir),
 ) -> TestNode {
+    let package = Package::load(Path::new(PACKAGE_DIR)).expect("the sample package loads");
+    node_of(package, adjust, adjust_facts, prepare)
+}
+
+/// A node of the sample package with `signatures = "zip215"` in its
+/// manifest (a copy in `dir`), as `everarcade-runtime new` writes.
+pub fn zip215_node(dir: &Path) -> TestNode {
+    let source = Path::new(PACKAGE_DIR);
+    let manifest = std::fs::read_to_string(source.join("world.toml")).unwrap();
+    let manifest = manifest.replacen(
+        "tick_rate_hz = 20\n",
+        "tick_rate_hz = 20\nsignatures = \"zip215\"\n",
+        1,
+    );
+    assert!(
+        manifest.contains("zip215"),
+        "the manifest names its tick rate"
+    );
+    std::fs::write(dir.join("world.toml"), manifest).unwrap();
+    std::fs::copy(source.join("world.wasm"), dir.join("world.wasm")).unwrap();
+    let package = Package::load(dir).expect("the copy loads");
+    assert_eq!(
+        package.manifest.signatures,
+        everarcade_protocol::SignatureRule::Zip215
+    );
+    node_of(package, |_| {}, |_| {}, |_, _, _| {})
+}
+
+fn node_of(
+    package: Package,
+    adjust: impl FnOnce(&mut HttpConfig),
+    adjust_facts: impl FnOnce(&mut Facts),
+    prepare: impl FnOnce(&mut DurableWorld, &SimStorage, &WorldDir),
+) -> TestNode {
     let mut http = HttpConfig::default();
     adjust(&mut http);
-    let package = Package::load(Path::new(PACKAGE_DIR)).expect("the sample package loads");
     let engine = Arc::new(Engine::new().expect("the engine starts"));
     let compiled = engine.compile(&package).expect("the package compiles");
     let disk = SimStorage::new();

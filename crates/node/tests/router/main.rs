@@ -168,6 +168,80 @@ async fn admission_refusals_have_their_codes() {
     }
 }
 
+/// A ZIP-215 world checks the inputs of requests waiting together as one
+/// batch (crates/node/src/signatures.rs): every good input is admitted,
+/// every forgery is refused `bad_signature` in its own request at its own
+/// index, and `/metrics` counts the gathered checks.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_zip215_node_checks_waiting_requests_together() {
+    let dir = everarcade_testkit::temp::TempDir::new("zip215-node");
+    let node = std::sync::Arc::new(zip215_node(dir.path()));
+    let mut singles = Vec::new();
+    for player in 0..40u64 {
+        let mut envelope = envelope(&format!("p{player}"), 1, b"\x01");
+        let forged = player % 9 == 4;
+        if forged {
+            envelope.signature[3] ^= 1;
+        }
+        let node = node.clone();
+        singles.push((
+            forged,
+            tokio::spawn(async move {
+                node.call(post_json(&inputs_path(), &json_envelope(&envelope)))
+                    .await
+            }),
+        ));
+    }
+    let mut batch = Vec::new();
+    for nonce in 1..=6u64 {
+        let mut envelope = envelope("batcher", nonce, b"\x02");
+        if nonce == 4 {
+            envelope.payload = b"\x03".to_vec();
+        }
+        batch.push(json_envelope(&envelope));
+    }
+    let batched = node
+        .call(post_json(&inputs_path(), &json!({ "envelopes": batch })))
+        .await;
+    for (forged, single) in singles {
+        let (status, body) = single.await.unwrap();
+        if forged {
+            assert_error(
+                status,
+                &body,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "bad_signature",
+            );
+        } else {
+            assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+            assert!(body["tick"].is_u64(), "{body}");
+        }
+    }
+    let (status, body) = batched;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    let results = body["results"].as_array().unwrap();
+    for (index, result) in results.iter().enumerate() {
+        if index == 3 {
+            assert_eq!(result["error"]["code"], "bad_signature", "{body}");
+        } else {
+            assert!(result["tick"].is_u64(), "{index}: {body}");
+        }
+    }
+    let text = node.call(get("/metrics")).await.1;
+    let text = text.as_str().unwrap().to_string();
+    let counter = |name: &str| -> u64 {
+        text.lines()
+            .find_map(|line| line.strip_prefix(name)?.trim().parse().ok())
+            .unwrap_or_else(|| panic!("/metrics lacks {name}:\n{text}"))
+    };
+    assert_eq!(counter("everarcade_signature_batch_inputs_total "), 46);
+    assert!(counter("everarcade_signature_batches_total ") >= 1);
+    assert_eq!(
+        counter("everarcade_inputs_rejected_total{reason=\"bad_signature\"} "),
+        5
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn batches_in_json_and_binary_answer_per_input() {
     let node = node(|_| {});
