@@ -48,6 +48,12 @@ pub const ADMIN_TOKEN_CHARS_MIN: usize = 16;
 /// The default of `http.request_head_bytes_max`: 16 KiB.
 pub const REQUEST_HEAD_BYTES_MAX_DEFAULT: usize = 16 << 10;
 
+/// Threads `http.read_plane_threads` may start at most.
+pub const READ_PLANE_THREADS_MAX: usize = 64;
+
+/// The default of `http.read_plane_threads`.
+pub const READ_PLANE_THREADS_DEFAULT: usize = 1;
+
 /// Entries `http.trusted_proxies` may hold at most.
 pub const TRUSTED_PROXIES_MAX: usize = 64;
 
@@ -103,6 +109,11 @@ pub struct HttpConfig {
     /// A gzip or zstd body may decompress to at most this many times its
     /// size on the wire (and never beyond `body_bytes_max` × this). Default 10.
     pub decompression_ratio_max: u32,
+    /// Worker threads of the read plane: a second runtime, at a lower CPU
+    /// priority, serving the connections of the pages, tick streams and
+    /// state reads (docs/HTTP.md, "Connections"); 0 serves every connection
+    /// on the main runtime. Default 1.
+    pub read_plane_threads: usize,
     /// Reverse proxies whose `X-Forwarded-For` is believed: when the TCP
     /// peer is one of these, the client is the right-most address in that
     /// header that is not one of these. Default none.
@@ -379,6 +390,7 @@ impl Default for HttpConfig {
             request_head_bytes_max: REQUEST_HEAD_BYTES_MAX_DEFAULT,
             body_bytes_max: 1 << 20,
             decompression_ratio_max: 10,
+            read_plane_threads: READ_PLANE_THREADS_DEFAULT,
             trusted_proxies: Vec::new(),
             tls_cert: None,
             tls_key: None,
@@ -574,6 +586,14 @@ pub const FIELDS: &[Field] = &[
         kind: integer(1, 1000, |c| u64::from(c.http.decompression_ratio_max)),
         unit: "ratio",
         about: "A gzip or zstd body may inflate to this many times its size; beyond it 413.",
+    },
+    Field {
+        name: "http.read_plane_threads",
+        kind: integer(0, READ_PLANE_THREADS_MAX as u64, |c| {
+            c.http.read_plane_threads as u64
+        }),
+        unit: "threads",
+        about: "Threads of the read plane, a second runtime at nice +10 that serves the connections whose first request reads a page, a tick stream or the state; 0: every connection on the main runtime.",
     },
     Field {
         name: "http.trusted_proxies",
@@ -1328,6 +1348,10 @@ mod tests {
             "http.decompression_ratio_max",
         );
         check_invalid(
+            |c| c.http.read_plane_threads = READ_PLANE_THREADS_MAX + 1,
+            "http.read_plane_threads",
+        );
+        check_invalid(
             |c| {
                 c.http.body_bytes_max = 64 << 20;
                 c.http.decompression_ratio_max = 100;
@@ -1422,6 +1446,7 @@ mod tests {
         let mut config = NodeConfig::default();
         config.http.body_bytes_max = 1024;
         config.http.request_timeout_ms = 600_000;
+        config.http.read_plane_threads = READ_PLANE_THREADS_MAX;
         config.world.checkpoint_interval_ticks = 0;
         config.http.tls_cert = Some("c.pem".into());
         config.http.tls_key = Some("k.pem".into());

@@ -200,6 +200,9 @@ pub struct Metrics {
     pub head_tick: AtomicU64,
     /// Requests by route template, method and status.
     pub requests: RequestLatency,
+    /// Connections accepted, by the plane that serves them (`main`,
+    /// `read`; docs/HTTP.md, "Connections").
+    pub connections: LabelledCounter,
     /// A follower: records from the authority checked and applied.
     pub records_applied: AtomicU64,
     /// A follower: batches of records refused (never journaled).
@@ -259,6 +262,12 @@ impl Metrics {
         );
         self.rejected
             .render(&mut out, "everarcade_rejected_total", "reason");
+        let _ = writeln!(
+            out,
+            "# HELP everarcade_http_connections_total Connections accepted, by the plane (runtime) that serves them.\n# TYPE everarcade_http_connections_total counter"
+        );
+        self.connections
+            .render(&mut out, "everarcade_http_connections_total", "plane");
         histogram_header(
             &mut out,
             "everarcade_journal_fsync_seconds",

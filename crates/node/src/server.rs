@@ -39,7 +39,8 @@ use everarcade_world::{DurableWorld, Entry, FrontDoor, Lock, Step, WorldConfig, 
 use crate::actor::{self, ActorConfig, StopReport, WorldHandle};
 use crate::config::NodeConfig;
 use crate::error::NodeError;
-use crate::http::connection::ConnectionLimits;
+use crate::http::connection::{ConnectionLimits, Serving};
+use crate::http::plane::ReadPlane;
 use crate::http::{AppState, Facts, router};
 use crate::registry::Registration;
 
@@ -217,7 +218,22 @@ impl Node {
             addr: addr.to_string(),
             source,
         })?;
-        tracing::info!(addr = %address, tls = config.tls(), "listening");
+        let read_plane = match config.http.read_plane_threads {
+            0 => None,
+            threads => Some(
+                ReadPlane::start(threads).map_err(|source| NodeError::Listen {
+                    addr: addr.to_string(),
+                    source,
+                })?,
+            ),
+        };
+        tracing::info!(
+            addr = %address,
+            tls = config.tls(),
+            read_plane_threads = config.http.read_plane_threads,
+            read_plane_nice = read_plane.as_ref().map(ReadPlane::nice),
+            "listening"
+        );
         if let Some(registration) = &self.registration {
             registration
                 .publish(vec![address.to_string()], tls_cert_path(&config))
@@ -343,15 +359,12 @@ impl Node {
             everarcade_console::node_router(everarcade_console::Viewer::load(&self.spec.package));
         let app = router(state).merge(pages);
         let (close, closed) = tokio::sync::oneshot::channel::<()>();
-        let limits = ConnectionLimits::from_config(&config.http);
-        let server = tokio::spawn(serve_http(
-            listener,
-            app,
-            self.tls,
-            limits,
-            handle.live.clone(),
-            closed,
-        ));
+        let serving = Serving {
+            limits: ConnectionLimits::from_config(&config.http),
+            live: Some(handle.live.clone()),
+            read_plane: read_plane.as_ref().map(ReadPlane::handle),
+        };
+        let server = tokio::spawn(serve_http(listener, app, self.tls, serving, closed));
         tracing::info!(
             elapsed_ms = self.started.elapsed().as_millis() as u64,
             "ready"
@@ -359,6 +372,11 @@ impl Node {
         shutdown.await;
         let deadline = Duration::from_millis(config.world.shutdown_deadline_ms);
         let exit = stop(handle, deadline, close, server, address, config.amnesia).await;
+        // Every connection has closed (or the deadline passed): the read
+        // plane's threads exit.
+        if let Some(read_plane) = read_plane {
+            read_plane.shutdown().await;
+        }
         let _ = thread.join();
         // Only now may `status` stop seeing this node.
         drop(registration);
@@ -378,18 +396,17 @@ async fn serve_http(
     listener: tokio::net::TcpListener,
     app: axum::Router,
     tls: Option<Arc<tokio_rustls::rustls::ServerConfig>>,
-    limits: ConnectionLimits,
-    live: Arc<crate::actor::Live>,
+    serving: Serving,
     closed: tokio::sync::oneshot::Receiver<()>,
 ) -> std::io::Result<()> {
     let shutdown = async move {
         let _ = closed.await;
     };
     match tls {
-        Some(tls) => crate::tls::serve_tls_with(listener, app, tls, limits, Some(live), shutdown)
+        Some(tls) => crate::tls::serve_tls_with(listener, app, tls, serving, shutdown)
             .await
             .map_err(std::io::Error::other),
-        None => crate::http::connection::serve(listener, app, limits, Some(live), shutdown).await,
+        None => crate::http::connection::serve_with(listener, app, serving, shutdown).await,
     }
 }
 

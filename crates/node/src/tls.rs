@@ -1,7 +1,9 @@
 //! HTTPS for the node's listener: rustls (ring provider) over tokio, served
 //! by the same [`crate::http::connection::serve`] as plain HTTP, so head
 //! limits, timeouts, graceful shutdown and `ConnectInfo<SocketAddr>` behave
-//! identically with and without TLS.
+//! identically with and without TLS. The read plane is chosen after the
+//! handshake, from the first decrypted bytes (`http::plane`); the socket
+//! under the TLS session then moves to the read plane's runtime.
 //!
 //! TLS handshakes run in tasks of their own, at most
 //! [`HANDSHAKES_IN_FLIGHT_MAX`] at once and each within
@@ -21,7 +23,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
@@ -31,7 +33,8 @@ use tokio_rustls::rustls::pki_types::pem::PemObject;
 use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio_rustls::server::TlsStream;
 
-use crate::http::connection::ConnectionLimits;
+use crate::http::connection::{ConnectionLimits, Serving};
+use crate::http::plane::Socket;
 
 /// A handshake must complete within this, or the connection is dropped.
 pub const HANDSHAKE_TIMEOUT_MS: u64 = 10_000;
@@ -151,29 +154,26 @@ pub async fn serve_tls(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), TlsError> {
     let config = server_config(certificate, key)?;
-    serve_tls_with(
-        listener,
-        app,
-        config,
-        ConnectionLimits::default(),
-        None,
-        shutdown,
-    )
-    .await
+    let serving = Serving {
+        limits: ConnectionLimits::default(),
+        live: None,
+        read_plane: None,
+    };
+    serve_tls_with(listener, app, config, serving, shutdown).await
 }
 
 /// [`serve_tls`] with a configuration already built by [`server_config`],
-/// the request-head limits, and where to count refused heads.
+/// the request-head limits, where to count refusals and connections, and
+/// the read plane.
 pub async fn serve_tls_with(
     listener: TcpListener,
     app: Router,
     config: Arc<ServerConfig>,
-    limits: ConnectionLimits,
-    live: Option<Arc<crate::actor::Live>>,
+    serving: Serving,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), TlsError> {
     let listener = TlsListener::new(listener, TlsAcceptor::from(config))?;
-    crate::http::connection::serve(listener, app, limits, live, shutdown).await?;
+    crate::http::connection::serve_with(listener, app, serving, shutdown).await?;
     Ok(())
 }
 
@@ -182,7 +182,7 @@ pub async fn serve_tls_with(
 /// listener (at shutdown) stops it and closes the socket.
 struct TlsListener {
     local_addr: SocketAddr,
-    ready: mpsc::Receiver<(TlsStream<TcpStream>, SocketAddr)>,
+    ready: mpsc::Receiver<(TlsStream<Socket>, SocketAddr)>,
     acceptor: JoinHandle<()>,
 }
 
@@ -206,7 +206,7 @@ impl Drop for TlsListener {
 }
 
 impl axum::serve::Listener for TlsListener {
-    type Io = TlsStream<TcpStream>;
+    type Io = TlsStream<Socket>;
     type Addr = SocketAddr;
 
     async fn accept(&mut self) -> (Self::Io, Self::Addr) {
@@ -226,7 +226,7 @@ impl axum::serve::Listener for TlsListener {
 async fn accept_loop(
     listener: TcpListener,
     acceptor: TlsAcceptor,
-    ready: mpsc::Sender<(TlsStream<TcpStream>, SocketAddr)>,
+    ready: mpsc::Sender<(TlsStream<Socket>, SocketAddr)>,
 ) {
     let handshakes = Arc::new(Semaphore::new(HANDSHAKES_IN_FLIGHT_MAX));
     loop {
@@ -244,7 +244,8 @@ async fn accept_loop(
         let ready = ready.clone();
         tokio::spawn(async move {
             let timeout = Duration::from_millis(HANDSHAKE_TIMEOUT_MS);
-            let handshake = tokio::time::timeout(timeout, acceptor.accept(stream)).await;
+            let handshake =
+                tokio::time::timeout(timeout, acceptor.accept(Socket::new(stream))).await;
             drop(permit);
             match handshake {
                 Ok(Ok(tls)) => {
@@ -278,6 +279,7 @@ mod tests {
     use axum::extract::ConnectInfo;
     use axum::routing::get;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpStream;
     use tokio_rustls::TlsConnector;
     use tokio_rustls::rustls::pki_types::ServerName;
     use tokio_rustls::rustls::{ClientConfig, RootCertStore};
@@ -411,13 +413,61 @@ mod tests {
             listener,
             app(),
             config,
-            ConnectionLimits::default(),
-            None,
+            Serving::default(),
             std::future::pending(),
         ));
         let error = get_over_tls(addr, &connector(&other.der), "/peer").await;
         assert!(error.is_err(), "{error:?}");
         server.abort();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_page_over_tls_is_served_by_the_read_plane() {
+        let files = self_signed("planes");
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let config = server_config(&files.certificate, &files.key).expect("config");
+        let plane = crate::http::plane::ReadPlane::start(1).expect("a read plane");
+        let app = app().route(
+            "/spectate",
+            get(|ConnectInfo(peer): ConnectInfo<SocketAddr>| async move {
+                let thread = std::thread::current().name().unwrap_or("").to_string();
+                format!("{thread} {}", peer.ip())
+            }),
+        );
+        let serving = Serving {
+            read_plane: Some(plane.handle()),
+            ..Serving::default()
+        };
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(serve_tls_with(listener, app, config, serving, async {
+            let _ = stopped.await;
+        }));
+        let connector = connector(&files.der);
+        let body = |response: String| response.split("\r\n\r\n").nth(1).unwrap_or("").to_string();
+
+        let page = get_over_tls(addr, &connector, "/spectate")
+            .await
+            .expect("a page");
+        assert!(page.starts_with("HTTP/1.1 200 OK\r\n"), "{page}");
+        let expected = format!(
+            "{} {}",
+            crate::http::plane::READ_PLANE_THREAD_NAME,
+            addr.ip()
+        );
+        assert_eq!(body(page), expected);
+        let peer = get_over_tls(addr, &connector, "/peer")
+            .await
+            .expect("a peer");
+        assert!(peer.starts_with("HTTP/1.1 200 OK\r\n"), "{peer}");
+
+        stop.send(()).expect("server alive");
+        tokio::time::timeout(Duration::from_secs(10), server)
+            .await
+            .expect("stops in time")
+            .expect("no panic")
+            .expect("a clean stop");
+        plane.shutdown().await;
     }
 
     #[test]

@@ -21,6 +21,14 @@
 //! the node reads and discards what the client still sends, for at most
 //! [`LINGER_MS`] and [`LINGER_BYTES_MAX`], so that closing with unread bytes
 //! does not reset the connection before the client has read the answer.
+//!
+//! With a read plane ([`Serving::read_plane`], module [`super::plane`]),
+//! each new connection's task reads the start of its first request line
+//! and serves a page, tick-stream or state-read connection on the read
+//! plane's runtime, everything else here; the limits, the refusals and
+//! their counting, `ConnectInfo` and the graceful stop are the same on
+//! both. Every connection is counted in
+//! `everarcade_http_connections_total{plane}`.
 
 use std::future::Future;
 use std::io;
@@ -35,14 +43,17 @@ use axum::Router;
 use axum::body::Body;
 use axum::extract::ConnectInfo;
 use axum::http::{Request, StatusCode};
+use axum::response::IntoResponse;
 use axum::serve::Listener;
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::runtime::Handle;
 use tokio::sync::{mpsc, watch};
 use tower::ServiceExt;
 
+use super::plane::{self, PLANE_CHOICE_WAIT_MS, Plane, PlaneIo};
 use crate::actor::Live;
 use crate::config::HttpConfig;
 use crate::error::ApiError;
@@ -81,13 +92,29 @@ impl Default for ConnectionLimits {
     }
 }
 
+/// How connections are served: the limits on request heads, where refusals
+/// and connections are counted, and the read plane.
+#[derive(Clone, Default)]
+pub struct Serving {
+    /// Limits on a request head.
+    pub limits: ConnectionLimits,
+    /// Where refusals (`everarcade_rejected_total{reason}`) and connections
+    /// (`everarcade_http_connections_total{plane}`) are counted; `None`
+    /// counts nothing.
+    pub live: Option<Arc<Live>>,
+    /// The read plane's runtime; `None` serves every connection on the
+    /// runtime that accepts them.
+    pub read_plane: Option<Handle>,
+}
+
 /// Serves `app` on every connection `listener` accepts until `shutdown`
 /// resolves; then stops accepting, asks every connection to finish its
 /// request in flight, and returns once all have closed.
 /// Refusals of request heads are counted in `live`'s
-/// `everarcade_rejected_total{reason}` when given.
+/// `everarcade_rejected_total{reason}` when given. No read plane: see
+/// [`serve_with`].
 pub async fn serve<L>(
-    mut listener: L,
+    listener: L,
     app: Router,
     limits: ConnectionLimits,
     live: Option<Arc<Live>>,
@@ -95,6 +122,29 @@ pub async fn serve<L>(
 ) -> io::Result<()>
 where
     L: Listener<Addr = SocketAddr>,
+    L::Io: PlaneIo,
+{
+    let serving = Serving {
+        limits,
+        live,
+        read_plane: None,
+    };
+    serve_with(listener, app, serving, shutdown).await
+}
+
+/// [`serve`] with a read plane: a connection whose first request is a read
+/// of the pages, a tick stream or the state ([`plane::plane_of`]) is served
+/// by a task on `serving.read_plane`; the graceful stop waits for the
+/// connections of both planes.
+pub async fn serve_with<L>(
+    mut listener: L,
+    app: Router,
+    serving: Serving,
+    shutdown: impl Future<Output = ()> + Send,
+) -> io::Result<()>
+where
+    L: Listener<Addr = SocketAddr>,
+    L::Io: PlaneIo,
 {
     let (close, closing) = watch::channel(false);
     // Every connection task holds a sender; `recv` answers `None` once the
@@ -107,9 +157,9 @@ where
             () = &mut shutdown => break,
         };
         let (app, closing, open) = (app.clone(), closing.clone(), open.clone());
-        let live = live.clone();
+        let serving = serving.clone();
         tokio::spawn(async move {
-            serve_connection(io, remote, app, limits, live, closing).await;
+            dispatch(io, remote, app, serving, closing).await;
             drop(open);
         });
     }
@@ -120,9 +170,56 @@ where
     Ok(())
 }
 
+/// Chooses a new connection's plane and serves it there until it closes.
+/// Runs in the connection's own task on the main runtime, so a client slow
+/// to send its request line delays only itself.
+async fn dispatch<S: PlaneIo>(
+    io: S,
+    remote: SocketAddr,
+    app: Router,
+    serving: Serving,
+    closing: watch::Receiver<bool>,
+) {
+    let Serving {
+        limits,
+        live,
+        read_plane,
+    } = serving;
+    let count = |plane: Plane| {
+        if let Some(live) = &live {
+            live.metrics.connections.add(plane.label(), 1);
+        }
+    };
+    let Some(read_plane) = read_plane else {
+        count(Plane::Main);
+        serve_connection(io, remote, app, limits, live, closing, None).await;
+        return;
+    };
+    let wait = Duration::from_millis(PLANE_CHOICE_WAIT_MS).min(limits.request_head_timeout);
+    let (plane, io) = plane::first_line(io, wait).await;
+    count(plane);
+    if plane == Plane::Main {
+        serve_connection(io, remote, app, limits, live, closing, None).await;
+        return;
+    }
+    let main = Handle::current();
+    let served = read_plane.spawn(async move {
+        match io.rebind() {
+            Ok(io) => serve_connection(io, remote, app, limits, live, closing, Some(main)).await,
+            Err(error) => tracing::debug!(%remote, %error, "moving a connection to the read plane failed; closed"),
+        }
+    });
+    // Cancelled only when the read plane stopped first; the connection is
+    // closed either way.
+    let _ = served.await;
+}
+
 /// Serves one connection until it closes, or until `closing` turns true and
 /// its request in flight is answered. A refused request head is counted in
 /// `live`'s `everarcade_rejected_total{reason}` (before it is answered).
+/// With `main` (the connection is on the read plane), a request of the main
+/// plane (an input, the admin API, `/status`…) has its handler run on that
+/// runtime: admission never runs at the read plane's priority.
 pub async fn serve_connection<S>(
     io: S,
     remote: SocketAddr,
@@ -130,6 +227,7 @@ pub async fn serve_connection<S>(
     limits: ConnectionLimits,
     live: Option<Arc<Live>>,
     mut closing: watch::Receiver<bool>,
+    main: Option<Handle>,
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -141,7 +239,29 @@ pub async fn serve_connection<S>(
     });
     let service = hyper::service::service_fn(move |mut request: Request<Incoming>| {
         request.extensions_mut().insert(ConnectInfo(remote));
-        app.clone().oneshot(request.map(Body::new))
+        let request = request.map(Body::new);
+        let app = app.clone();
+        let hop = main
+            .as_ref()
+            .filter(|_| {
+                let method = request.method().as_str().as_bytes();
+                plane::plane_of(method, request.uri().path().as_bytes()) == Plane::Main
+            })
+            .cloned();
+        async move {
+            let Some(main) = hop else {
+                return app.oneshot(request).await;
+            };
+            match main.spawn(app.oneshot(request)).await {
+                Ok(answer) => answer,
+                Err(error) => Ok(ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "stopping",
+                    format!("the request's task on the main runtime ended: {error}"),
+                )
+                .into_response()),
+            }
+        }
     });
     let mut builder = http1::Builder::new();
     builder

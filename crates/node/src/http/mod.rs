@@ -5,6 +5,7 @@
 pub mod body;
 pub mod connection;
 pub mod guard;
+pub mod plane;
 
 use std::convert::Infallible;
 use std::path::PathBuf;

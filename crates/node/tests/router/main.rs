@@ -7,6 +7,7 @@ mod common;
 mod hostile;
 mod incident;
 mod limits;
+mod planes;
 mod records;
 
 use axum::http::{StatusCode, header};
