@@ -25,7 +25,9 @@
 //! Environment: `EA_BENCH_CONSOLE_SECONDS` (each measured run, default 10),
 //! `EA_BENCH_CONSOLE_ROUNDS` (default 2), `EA_BENCH_CONSOLE_RATE`
 //! (inputs per second, default 1000), `EA_BENCH_CONSOLE_LANES` (default 32), `EA_BENCH_CONSOLE_CONSOLES` (default 20),
-//! `EA_BENCH_CONSOLE_SPECTATORS` (default 200).
+//! `EA_BENCH_CONSOLE_SPECTATORS` (default 200), `EA_BENCH_CONSOLE_READ_PLANE_THREADS`
+//! (the node's `http.read_plane_threads`; default the node's default, 0 turns
+//! the read plane off).
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -64,6 +66,7 @@ struct Options {
     spectator_reads: u64,
     consoles: usize,
     spectators: usize,
+    read_plane_threads: usize,
 }
 
 impl Options {
@@ -86,6 +89,18 @@ impl Options {
             },
             consoles: settings::positive("EA_BENCH_CONSOLE_CONSOLES", 20)?.min(1000) as usize,
             spectators: settings::positive("EA_BENCH_CONSOLE_SPECTATORS", 200)?.min(2000) as usize,
+            read_plane_threads: match std::env::var("EA_BENCH_CONSOLE_READ_PLANE_THREADS")
+                .ok()
+                .as_deref()
+            {
+                Some("0") => 0,
+                _ => settings::positive(
+                    "EA_BENCH_CONSOLE_READ_PLANE_THREADS",
+                    everarcade_node::config::READ_PLANE_THREADS_DEFAULT as u64,
+                )?
+                .min(everarcade_node::config::READ_PLANE_THREADS_MAX as u64)
+                    as usize,
+            },
         })
     }
 }
@@ -150,6 +165,8 @@ fn run(options: &Options) -> Result<(), String> {
     // be what is measured.
     config.http.rate_per_client_per_second = 1_000_000;
     config.admin.token = Some("bench-admin-token-0123456789".into());
+    config.http.read_plane_threads = options.read_plane_threads;
+    println!("read plane threads: {}", options.read_plane_threads);
     let spec = NodeSpec {
         runtime_root: scratch.path().to_path_buf(),
         world: Arena::world_id(),

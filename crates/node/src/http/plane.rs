@@ -19,9 +19,16 @@
 //! tick streams and a thousand state reads a second are mostly hyper framing
 //! and writing; on the workers that admit inputs they add to admission's
 //! latency, and on other threads of equal priority they still take the
-//! cores from them. At nice +[`READ_PLANE_NICE_OFFSET`] the scheduler gives
-//! the read plane's threads about a tenth of a core's share when admission
-//! wants the cores, and all of them when it does not.
+//! cores from them. Each read-plane thread therefore runs under Linux's
+//! `SCHED_IDLE` policy: a thread of the node's normal policy that wakes
+//! (an admission worker, the world's thread) takes the core from it at
+//! once. A lower nice value alone is not enough: Linux's EEVDF scheduler
+//! lets a running thread of any nice value finish its time slice (about
+//! 1.5 ms on 2 cores) before a waking thread preempts it, which is the
+//! size of the admission latency the read plane exists to remove
+//! (docs/BENCHMARKS.md). The thread also sets nice
+//! +[`READ_PLANE_NICE_OFFSET`], which is what remains where `SCHED_IDLE`
+//! is refused or absent (other systems).
 //!
 //! Architecture invariants:
 //! - the plane is chosen once per connection, from its first request line,
@@ -357,6 +364,30 @@ impl PlaneIo for tokio_rustls::server::TlsStream<Socket> {
     }
 }
 
+/// Puts the calling thread under `SCHED_IDLE`: it runs only on a core no
+/// thread of the normal policy wants, and yields it as soon as one wakes.
+#[cfg(target_os = "linux")]
+#[allow(unsafe_code)]
+fn schedule_idle() -> io::Result<()> {
+    let param = libc::sched_param { sched_priority: 0 };
+    // SAFETY: pid 0 names the calling thread; `param` is an initialized
+    // `sched_param` (priority 0, the only one SCHED_IDLE takes) that lives
+    // across the call, which only reads it. An unprivileged thread may
+    // always move itself to SCHED_IDLE (Linux 2.6.39 and later).
+    let result = unsafe { libc::sched_setscheduler(0, libc::SCHED_IDLE, &param) };
+    if result == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// No `SCHED_IDLE` elsewhere: the nice value is all.
+#[cfg(not(target_os = "linux"))]
+fn schedule_idle() -> io::Result<()> {
+    Ok(())
+}
+
 /// The read plane's runtime. Dropped without [`ReadPlane::shutdown`], it
 /// stops its threads without waiting for them.
 pub struct ReadPlane {
@@ -383,13 +414,16 @@ impl ReadPlane {
             .thread_name(READ_PLANE_THREAD_NAME)
             // Every thread of the runtime, its blocking pool's too.
             .on_thread_start(move || {
-                if let Err(error) = rustix::process::setpriority_process(None, nice)
+                let lowered = rustix::process::setpriority_process(None, nice)
+                    .map_err(io::Error::from)
+                    .and_then(|()| schedule_idle());
+                if let Err(error) = lowered
                     && !warned.swap(true, Ordering::SeqCst)
                 {
                     tracing::warn!(
                         %error,
                         nice,
-                        "a read-plane thread could not lower its CPU priority; it serves at the node's"
+                        "a read-plane thread could not lower its CPU priority fully; it serves at the priority it has"
                     );
                 }
             })
@@ -522,6 +556,18 @@ mod tests {
         drop(client);
     }
 
+    /// Linux's number of the SCHED_IDLE policy.
+    const SCHED_IDLE_POLICY: u32 = 5;
+
+    /// A thread's scheduling policy: field 41 of its `stat`.
+    fn policy(task: &std::path::Path) -> u32 {
+        let stat = std::fs::read_to_string(task.join("stat")).expect("stat");
+        // Fields after the command name (which may hold spaces) start at 3.
+        let after = &stat[stat.rfind(')').expect("a command name") + 1..];
+        let fields: Vec<&str> = after.split_whitespace().collect();
+        fields[41 - 3].parse().expect("a policy")
+    }
+
     /// `/proc/<pid>/task/<tid>` of the calling thread.
     fn own_task() -> std::path::PathBuf {
         let relative = std::fs::read_link("/proc/thread-self").expect("/proc/thread-self");
@@ -547,8 +593,10 @@ mod tests {
         assert_eq!(name.as_deref(), Some(READ_PLANE_THREAD_NAME));
         assert_eq!(nice, plane.nice());
         assert!(task.exists(), "{}", task.display());
+        assert_eq!(policy(&task), SCHED_IDLE_POLICY);
         // The caller's priority is untouched.
         assert_eq!(rustix::process::getpriority_process(None).unwrap(), base);
+        assert_eq!(policy(&own_task()), 0, "SCHED_OTHER");
         plane.shutdown().await;
         assert!(!task.exists(), "{} still runs", task.display());
     }
