@@ -109,8 +109,8 @@ pub struct HttpConfig {
     /// A gzip or zstd body may decompress to at most this many times its
     /// size on the wire (and never beyond `body_bytes_max` × this). Default 10.
     pub decompression_ratio_max: u32,
-    /// Worker threads of the read plane: a second runtime, at a lower CPU
-    /// priority, serving the connections of the pages, tick streams and
+    /// Worker threads of the read plane: a second runtime at the lowest CPU
+    /// priority (`SCHED_IDLE`, nice +10), serving the connections of the pages, tick streams and
     /// state reads (docs/HTTP.md, "Connections"); 0 serves every connection
     /// on the main runtime. Default 1.
     pub read_plane_threads: usize,
@@ -593,7 +593,7 @@ pub const FIELDS: &[Field] = &[
             c.http.read_plane_threads as u64
         }),
         unit: "threads",
-        about: "Threads of the read plane, a second runtime at nice +10 that serves the connections whose first request reads a page, a tick stream or the state; 0: every connection on the main runtime.",
+        about: "Threads of the read plane, a second runtime at the lowest CPU priority (SCHED_IDLE, nice +10) that serves the connections whose first request reads a page, a tick stream or the state; 0: every connection on the main runtime.",
     },
     Field {
         name: "http.trusted_proxies",
