@@ -167,6 +167,12 @@ fn json_error(error: serde_json::Error) -> ApiError {
 }
 
 fn decode_json(bytes: &[u8]) -> Result<Inputs, ApiError> {
+    // Most requests are one envelope: read it straight into its fields.
+    // Anything else (a batch, or a body that is refused) takes the general
+    // path below, whose errors name the fault.
+    if let Ok(one) = serde_json::from_slice::<JsonEnvelope>(bytes) {
+        return Ok(Inputs::One(one.into_envelope()?));
+    }
     let value: serde_json::Value = serde_json::from_slice(bytes).map_err(json_error)?;
     let is_batch = value
         .as_object()
