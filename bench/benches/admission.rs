@@ -53,6 +53,8 @@
 //! - `EA_BENCH_ADMISSION_INPUTS`: envelopes prepared per run (default 150000);
 //! - `EA_BENCH_ADMISSION_CONCURRENCY`: lanes (default 32);
 //! - `EA_BENCH_ADMISSION_BOTS`: bot players (default 256);
+//! - `EA_BENCH_ADMISSION_READ_PLANE_THREADS`: the nodes' `http.read_plane_threads`
+//!   (default: the node's default);
 //! - `EA_BENCH_ADMISSION_RULE`: `strict` or `zip215`, the one signature rule
 //!   whose node runs (default: both, the shipped 2d-arena under strict and
 //!   a copy of it whose manifest says `signatures = "zip215"`);
@@ -322,6 +324,12 @@ fn start_node_with(
     config.http.addr = address;
     config.http.rate_per_client_per_second = RATE_PER_CLIENT;
     config.admin.token = Some("bench-admin-token-0123456789".into());
+    if let Some(threads) = std::env::var("EA_BENCH_ADMISSION_READ_PLANE_THREADS")
+        .ok()
+        .and_then(|text| text.parse().ok())
+    {
+        config.http.read_plane_threads = threads;
+    }
     configure(&mut config);
     let spec = NodeSpec {
         runtime_root: root.to_path_buf(),
