@@ -33,7 +33,7 @@ use tokio_rustls::rustls::pki_types::pem::PemObject;
 use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio_rustls::server::TlsStream;
 
-use crate::http::connection::{ConnectionLimits, Serving};
+use crate::http::connection::Serving;
 use crate::http::plane::Socket;
 
 /// A handshake must complete within this, or the connection is dropped.
@@ -154,12 +154,7 @@ pub async fn serve_tls(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), TlsError> {
     let config = server_config(certificate, key)?;
-    let serving = Serving {
-        limits: ConnectionLimits::default(),
-        live: None,
-        read_plane: None,
-    };
-    serve_tls_with(listener, app, config, serving, shutdown).await
+    serve_tls_with(listener, app, config, Serving::default(), shutdown).await
 }
 
 /// [`serve_tls`] with a configuration already built by [`server_config`],

@@ -406,3 +406,54 @@ pub fn assert_error(got: StatusCode, body: &Value, status: StatusCode, code: &st
         "only the envelope: {body}"
     );
 }
+
+/// Writes `head` on a new connection to `address` and reads the answer
+/// until the node closes the connection, within 10 s. The node stops
+/// reading once it refused a head; a reset write is fine, the answer is
+/// what counts.
+pub async fn answer_to_head(address: std::net::SocketAddr, head: &[u8]) -> Vec<u8> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+    let (mut reader, mut writer) = stream.split();
+    let write = async {
+        let _ = writer.write_all(head).await;
+    };
+    let read = async {
+        let mut answer = Vec::new();
+        let _ = reader.read_to_end(&mut answer).await;
+        answer
+    };
+    let (_, answer) =
+        tokio::time::timeout(Duration::from_secs(10), async { tokio::join!(write, read) })
+            .await
+            .expect("answered and closed within 10 s");
+    answer
+}
+
+/// Writes `start` on a new connection to `address`, then one header byte
+/// every 50 ms (a head that would take 10 s to complete), and reads the
+/// answer the node closes the connection with. Panics if the node lets
+/// the whole head through.
+pub async fn answer_to_trickled_head(address: std::net::SocketAddr, start: &[u8]) -> Vec<u8> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+    let (mut reader, mut writer) = stream.split();
+    let trickle = async {
+        let _ = writer.write_all(start).await;
+        for _ in 0..200 {
+            if writer.write_all(b"X").await.is_err() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    let read = async {
+        let mut answer = Vec::new();
+        let _ = reader.read_to_end(&mut answer).await;
+        answer
+    };
+    tokio::select! {
+        answer = read => answer,
+        () = trickle => panic!("the node let a 10 s head through"),
+    }
+}

@@ -243,26 +243,11 @@ async fn an_oversized_request_head_gets_431_with_the_envelope() {
     assert!(parse_response(&answer).0.starts_with("HTTP/1.1 200"));
 
     // 200 KB of header: refused with the envelope, the connection closed.
-    let mut stream = TcpStream::connect(address).await.unwrap();
     let big = format!(
         "GET /healthz HTTP/1.1\r\nHost: x\r\nX-Pad: {}\r\n\r\n",
         "a".repeat(200 * 1024)
     );
-    let (mut reader, mut writer) = stream.split();
-    let write = async {
-        // The node stops reading once it refused the head; a reset write
-        // is fine, the answer is what counts.
-        let _ = writer.write_all(big.as_bytes()).await;
-    };
-    let read = async {
-        let mut answer = Vec::new();
-        let _ = reader.read_to_end(&mut answer).await;
-        answer
-    };
-    let (_, answer) =
-        tokio::time::timeout(Duration::from_secs(10), async { tokio::join!(write, read) })
-            .await
-            .expect("answered and closed within 10 s");
+    let answer = answer_to_head(address, big.as_bytes()).await;
     let (status, body) = parse_response(&answer);
     assert_eq!(
         status, "HTTP/1.1 431 Request Header Fields Too Large",
@@ -312,29 +297,8 @@ async fn a_head_slower_than_the_timeout_gets_408_with_the_envelope() {
     .await;
     // Before the connection exists, so before the node's clock starts.
     let started = Instant::now();
-    let mut stream = TcpStream::connect(address).await.unwrap();
-    let (mut reader, mut writer) = stream.split();
     // One header byte every 50 ms: the head would take 10 s to complete.
-    let trickle = async {
-        let _ = writer
-            .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
-            .await;
-        for _ in 0..200 {
-            if writer.write_all(b"X").await.is_err() {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    };
-    let read = async {
-        let mut answer = Vec::new();
-        let _ = reader.read_to_end(&mut answer).await;
-        answer
-    };
-    let answer = tokio::select! {
-        answer = read => answer,
-        () = trickle => panic!("the node let a 10 s head through"),
-    };
+    let answer = answer_to_trickled_head(address, b"GET /healthz HTTP/1.1\r\nHost: x\r\n").await;
     let elapsed = started.elapsed();
     let (status, body) = parse_response(&answer);
     assert_eq!(status, "HTTP/1.1 408 Request Timeout", "{body}");

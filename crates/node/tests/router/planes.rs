@@ -27,6 +27,20 @@ struct Served {
     plane: ReadPlane,
 }
 
+impl Served {
+    /// Stops the server and waits, within 10 s, for every connection of
+    /// both planes to close; the read plane is the caller's to shut down.
+    async fn stopped(self) -> ReadPlane {
+        self.stop.send(()).unwrap();
+        tokio::time::timeout(Duration::from_secs(10), self.server)
+            .await
+            .expect("stops within 10 s")
+            .unwrap()
+            .unwrap();
+        self.plane
+    }
+}
+
 async fn serve_planes(app: Router, serving: impl FnOnce(&mut Serving)) -> Served {
     let plane = ReadPlane::start(1).expect("a read plane");
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -180,14 +194,8 @@ async fn a_page_connection_is_served_by_the_read_plane_and_its_inputs_by_the_mai
     let (_, body) = late.send("GET", "/spectate", None).await;
     assert!(!body.starts_with(READ_PLANE_THREAD_NAME), "{body}");
 
-    served.stop.send(()).unwrap();
     drop((page, player, late));
-    tokio::time::timeout(Duration::from_secs(10), served.server)
-        .await
-        .expect("stops")
-        .unwrap()
-        .unwrap();
-    served.plane.shutdown().await;
+    served.stopped().await.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -242,12 +250,7 @@ async fn inputs_on_a_stream_connection_are_admitted_and_connections_are_counted_
     // The graceful stop: the streams end, every connection of both planes
     // closes, and the server returns.
     let _ = live.stopped.send(true);
-    served.stop.send(()).unwrap();
-    tokio::time::timeout(Duration::from_secs(10), served.server)
-        .await
-        .expect("stops within 10 s")
-        .unwrap()
-        .unwrap();
+    let plane = served.stopped().await;
     spectator.closed().await;
     probe.closed().await;
     let mut rest = Vec::new();
@@ -255,7 +258,7 @@ async fn inputs_on_a_stream_connection_are_admitted_and_connections_are_counted_
         .await
         .expect("the stream closes")
         .unwrap();
-    served.plane.shutdown().await;
+    plane.shutdown().await;
     assert_eq!(node.ready().await.0, StatusCode::OK);
 }
 
@@ -274,24 +277,11 @@ async fn the_head_limits_hold_on_the_read_plane() {
     .await;
 
     // A page request whose headers are too large: 431 with the envelope.
-    let mut big = TcpStream::connect(served.address).await.unwrap();
     let head = format!(
         "GET /spectate HTTP/1.1\r\nHost: x\r\nX-Pad: {}\r\n\r\n",
         "a".repeat(64 * 1024)
     );
-    let (mut reader, mut writer) = big.split();
-    let write = async {
-        let _ = writer.write_all(head.as_bytes()).await;
-    };
-    let read = async {
-        let mut answer = Vec::new();
-        let _ = reader.read_to_end(&mut answer).await;
-        answer
-    };
-    let (_, answer) =
-        tokio::time::timeout(Duration::from_secs(10), async { tokio::join!(write, read) })
-            .await
-            .expect("answered within 10 s");
+    let answer = answer_to_head(served.address, head.as_bytes()).await;
     let answer = String::from_utf8_lossy(&answer);
     assert!(
         answer.starts_with("HTTP/1.1 431 Request Header Fields Too Large\r\n"),
@@ -300,28 +290,8 @@ async fn the_head_limits_hold_on_the_read_plane() {
     assert!(answer.contains("\"request_head_too_large\""), "{answer}");
 
     // A page request whose headers trickle in: 408 with the envelope.
-    let mut slow = TcpStream::connect(served.address).await.unwrap();
-    slow.write_all(b"GET /spectate HTTP/1.1\r\nHost: x\r\n")
-        .await
-        .unwrap();
-    let (mut reader, mut writer) = slow.split();
-    let trickle = async {
-        for _ in 0..200 {
-            if writer.write_all(b"X").await.is_err() {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    };
-    let read = async {
-        let mut answer = Vec::new();
-        let _ = reader.read_to_end(&mut answer).await;
-        answer
-    };
-    let answer = tokio::select! {
-        answer = read => answer,
-        () = trickle => panic!("a 10 s head was let through"),
-    };
+    let answer =
+        answer_to_trickled_head(served.address, b"GET /spectate HTTP/1.1\r\nHost: x\r\n").await;
     let answer = String::from_utf8_lossy(&answer);
     assert!(
         answer.starts_with("HTTP/1.1 408 Request Timeout\r\n"),
@@ -333,11 +303,5 @@ async fn the_head_limits_hold_on_the_read_plane() {
     assert_eq!(rejected.get("request_head_too_large"), 1);
     assert_eq!(rejected.get("request_timeout"), 1);
     assert_eq!(live.metrics.connections.get("read"), 2);
-    served.stop.send(()).unwrap();
-    tokio::time::timeout(Duration::from_secs(10), served.server)
-        .await
-        .expect("stops")
-        .unwrap()
-        .unwrap();
-    served.plane.shutdown().await;
+    served.stopped().await.shutdown().await;
 }
