@@ -324,12 +324,12 @@ fn start_node_with(
     config.http.addr = address;
     config.http.rate_per_client_per_second = RATE_PER_CLIENT;
     config.admin.token = Some("bench-admin-token-0123456789".into());
-    if let Some(threads) = std::env::var("EA_BENCH_ADMISSION_READ_PLANE_THREADS")
-        .ok()
-        .and_then(|text| text.parse().ok())
-    {
-        config.http.read_plane_threads = threads;
-    }
+    config.http.read_plane_threads = settings::count(
+        "EA_BENCH_ADMISSION_READ_PLANE_THREADS",
+        everarcade_node::config::READ_PLANE_THREADS_DEFAULT as u64,
+    )?
+    .min(everarcade_node::config::READ_PLANE_THREADS_MAX as u64)
+        as usize;
     configure(&mut config);
     let spec = NodeSpec {
         runtime_root: root.to_path_buf(),

@@ -76,31 +76,19 @@ impl Options {
             rounds: settings::positive("EA_BENCH_CONSOLE_ROUNDS", 2)?.min(20),
             lanes: settings::positive("EA_BENCH_CONSOLE_LANES", 32)?.min(256) as usize,
             rate: settings::positive("EA_BENCH_CONSOLE_RATE", 1000)?.min(20_000),
-            spectator_reads: match std::env::var("EA_BENCH_CONSOLE_SPECTATOR_READS")
-                .ok()
-                .as_deref()
-            {
-                Some("0") => 0,
-                _ => settings::positive(
-                    "EA_BENCH_CONSOLE_SPECTATOR_READS",
-                    SPECTATOR_READS_PER_SECOND,
-                )?
-                .min(100),
-            },
+            spectator_reads: settings::count(
+                "EA_BENCH_CONSOLE_SPECTATOR_READS",
+                SPECTATOR_READS_PER_SECOND,
+            )?
+            .min(100),
             consoles: settings::positive("EA_BENCH_CONSOLE_CONSOLES", 20)?.min(1000) as usize,
             spectators: settings::positive("EA_BENCH_CONSOLE_SPECTATORS", 200)?.min(2000) as usize,
-            read_plane_threads: match std::env::var("EA_BENCH_CONSOLE_READ_PLANE_THREADS")
-                .ok()
-                .as_deref()
-            {
-                Some("0") => 0,
-                _ => settings::positive(
-                    "EA_BENCH_CONSOLE_READ_PLANE_THREADS",
-                    everarcade_node::config::READ_PLANE_THREADS_DEFAULT as u64,
-                )?
-                .min(everarcade_node::config::READ_PLANE_THREADS_MAX as u64)
-                    as usize,
-            },
+            read_plane_threads: settings::count(
+                "EA_BENCH_CONSOLE_READ_PLANE_THREADS",
+                everarcade_node::config::READ_PLANE_THREADS_DEFAULT as u64,
+            )?
+            .min(everarcade_node::config::READ_PLANE_THREADS_MAX as u64)
+                as usize,
         })
     }
 }

@@ -18,6 +18,16 @@ pub fn positive(name: &str, default: u64) -> Result<u64, String> {
     }
 }
 
+/// The variable `name` as an integer, 0 allowed; `default` when it is unset.
+pub fn count(name: &str, default: u64) -> Result<u64, String> {
+    match std::env::var(name) {
+        Err(_) => Ok(default),
+        Ok(text) => text
+            .parse::<u64>()
+            .map_err(|_| format!("{name} must be a non-negative integer, got {text:?}")),
+    }
+}
+
 /// `EA_BENCH_ONLY`: the value of the one section it names among
 /// `sections` (name, value); `None` when it is unset (run them all).
 pub fn only<T: Copy>(sections: &[(&str, T)]) -> Result<Option<T>, String> {
