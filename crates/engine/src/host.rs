@@ -105,17 +105,29 @@ fn key_range(
     pointer: i32,
     length: i32,
 ) -> wasmtime::Result<std::ops::Range<usize>> {
-    let limit = caller.data().limits.key_bytes as usize;
-    let key_length = length as u32 as usize;
-    if key_length == 0 || key_length > limit {
-        return Err(fault(caller, TrapClass::KeyLength));
-    }
+    let key_length = checked_key_length(caller, length)?;
     let (_, span) = guest_range(caller, pointer, length)?;
     let context = caller.data_mut();
     context.key_bytes_max = context.key_bytes_max.max(key_length as u32);
     Ok(span)
 }
 
+/// A key's length, once checked against the world's limit (`KeyLength`).
+fn checked_key_length(
+    caller: &mut Caller<'_, HostContext>,
+    length: i32,
+) -> wasmtime::Result<usize> {
+    let limit = caller.data().limits.key_bytes as usize;
+    let key_length = length as u32 as usize;
+    if key_length == 0 || key_length > limit {
+        return Err(fault(caller, TrapClass::KeyLength));
+    }
+    Ok(key_length)
+}
+
+/// `state_get` reads guest memory's size once for both ranges (the hottest
+/// host call: a lookup per player per tick in typical worlds). The checks
+/// and their order are `key_range`'s, then `guest_range`'s for the value.
 fn state_get(
     mut caller: Caller<'_, HostContext>,
     key_pointer: i32,
@@ -123,16 +135,27 @@ fn state_get(
     value_pointer: i32,
     value_capacity: i32,
 ) -> wasmtime::Result<i32> {
-    let key = key_range(&mut caller, key_pointer, key_length)?;
-    let (memory, span) = guest_range(&mut caller, value_pointer, value_capacity)?;
+    let key_length = checked_key_length(&mut caller, key_length)?;
+    let memory = caller
+        .data()
+        .memory
+        .expect("memory is set after instantiation");
     let (data, context) = memory.data_and_store_mut(&mut caller);
+    let Some(key_start) = range_in(data.len(), key_pointer, key_length) else {
+        return Err(fault(&mut caller, TrapClass::HostPointer));
+    };
+    context.key_bytes_max = context.key_bytes_max.max(key_length as u32);
+    let value_capacity = value_capacity as u32 as usize;
+    let Some(value_start) = range_in(data.len(), value_pointer, value_capacity) else {
+        return Err(fault(&mut caller, TrapClass::HostPointer));
+    };
     // The key is borrowed from guest memory only for the lookup; the value
     // borrows the state, so the copy below may overwrite the key's bytes.
-    let Some(value) = context.state.get(&data[key]) else {
+    let Some(value) = context.state.get(&data[key_start..key_start + key_length]) else {
         return Ok(-1);
     };
-    let copied = value.len().min(span.len());
-    data[span.start..span.start + copied].copy_from_slice(&value[..copied]);
+    let copied = value.len().min(value_capacity);
+    data[value_start..value_start + copied].copy_from_slice(&value[..copied]);
     Ok(value.len() as i32)
 }
 
