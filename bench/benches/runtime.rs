@@ -108,12 +108,12 @@ fn main() -> ExitCode {
 
 /// The timed wasm loop alone, for profiling.
 fn wasm_loop(config: &MatchConfig) -> Result<(), String> {
-    let wasm = WasmArena::load()?;
+    let wasm = WasmArena::load_xof()?;
     let measured = wasm
         .run(config, &bot_keys(config.bots))
         .map_err(|e| e.to_string())?;
     println!(
-        "2d-arena {} bots wasm loop only: {} ticks/s ({} inputs/s)",
+        "2d-arena {} bots wasm loop only, bot_seeds = \"xof\": {} ticks/s ({} inputs/s)",
         config.bots,
         count(measured.ticks_per_second()),
         count(measured.inputs_per_second())

@@ -6,17 +6,16 @@
 //! threads), sorts the leaves by key hash with one counting pass on the top
 //! bits (key hashes are uniform) and a sort of each small bucket, builds the
 //! trie bottom-up in one pass ([`Trie::from_sorted`]), and bulk-loads the
-//! ordered map. The result is the same `State`, root included, as inserting
+//! slots and their indexes. The result is the same `State`, root included, as inserting
 //! the entries one by one: the root depends only on the contents.
 
-use std::collections::BTreeMap;
 use std::num::NonZeroUsize;
 
 use everarcade_protocol::Domain;
 
 use crate::bytes::{Key, Value};
 use crate::error::BuildError;
-use crate::store::{Entry, State};
+use crate::store::{Entry, Slots, State};
 use crate::trie::{Leaf, Trie};
 
 /// States of fewer entries are built on one thread: below this, starting a
@@ -110,7 +109,7 @@ impl StateBuilder {
         } = self;
         let chunks = hash_entries(&mut entries, threads);
         let leaves = sort_by_key_hash(chunks);
-        let (entries, trie) = build_map_and_trie(entries, leaves, threads);
+        let (entries, trie) = build_slots_and_trie(entries, leaves, threads);
         State::from_parts(entries, trie, value_bytes)
     }
 }
@@ -130,16 +129,16 @@ impl State {
     }
 }
 
-/// The ordered map of `entries` (ascending, key hashes filled in) and the
-/// trie of `leaves` (sorted by key hash). They do not depend on each other,
-/// so with two threads or more the map is built beside the trie.
-fn build_map_and_trie(
+/// The slots of `entries` (ascending, key hashes filled in) with their
+/// ordered map and key index, and the trie of `leaves` (sorted by key hash).
+/// They do not depend on each other, so with two threads or more the slots
+/// are indexed beside the trie.
+fn build_slots_and_trie(
     entries: Vec<(Key, Entry)>,
     leaves: Vec<Leaf>,
     threads: usize,
-) -> (BTreeMap<Key, Entry>, Trie) {
-    // Already ascending, so the map's bulk build only checks the order.
-    let map = |entries: Vec<(Key, Entry)>| entries.into_iter().collect::<BTreeMap<_, _>>();
+) -> (Slots, Trie) {
+    let map = Slots::from_sorted;
     if threads < 2 {
         return (map(entries), Trie::from_sorted(leaves, 1));
     }
