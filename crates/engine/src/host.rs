@@ -79,6 +79,18 @@ fn fault(caller: &mut Caller<'_, HostContext>, class: TrapClass) -> wasmtime::Er
     wasmtime::Error::msg(format!("host trap: {class:?}"))
 }
 
+/// Guest memory and the host context, borrowed together: one look-up of
+/// the memory per host call.
+fn memory_and_context<'a>(
+    caller: &'a mut Caller<'_, HostContext>,
+) -> (&'a mut [u8], &'a mut HostContext) {
+    let memory = caller
+        .data()
+        .memory
+        .expect("memory is set after instantiation");
+    memory.data_and_store_mut(caller)
+}
+
 /// The guest memory and the range (pointer, length) in it. A range outside
 /// memory traps the call with `HostPointer`.
 fn guest_range(
@@ -97,19 +109,19 @@ fn guest_range(
     }
 }
 
-/// The range of the key at (pointer, length) in guest memory, after
-/// checking its length (`KeyLength`) and then that it lies in memory
-/// (`HostPointer`). The key is read in place, never copied.
-fn key_range(
-    caller: &mut Caller<'_, HostContext>,
+/// The start of the key of `key_length` bytes at `pointer` in guest memory
+/// of `memory_length` bytes, recorded as the call's longest key; `None` if it
+/// does not lie in memory (the caller traps with `HostPointer`). The key is
+/// read in place, never copied.
+fn key_start(
+    context: &mut HostContext,
+    memory_length: usize,
     pointer: i32,
-    length: i32,
-) -> wasmtime::Result<std::ops::Range<usize>> {
-    let key_length = checked_key_length(caller, length)?;
-    let (_, span) = guest_range(caller, pointer, length)?;
-    let context = caller.data_mut();
+    key_length: usize,
+) -> Option<usize> {
+    let start = range_in(memory_length, pointer, key_length)?;
     context.key_bytes_max = context.key_bytes_max.max(key_length as u32);
-    Ok(span)
+    Some(start)
 }
 
 /// A key's length, once checked against the world's limit (`KeyLength`).
@@ -125,9 +137,12 @@ fn checked_key_length(
     Ok(key_length)
 }
 
-/// `state_get` reads guest memory's size once for both ranges (the hottest
-/// host call: a lookup per player per tick in typical worlds). The checks
-/// and their order are `key_range`'s, then `guest_range`'s for the value.
+/// The state functions look guest memory up once for all their ranges
+/// (`state_get` is the hottest host call: a lookup per player per tick in
+/// typical worlds). Their checks come in one order, which decides the trap
+/// class of a call that breaks several rules: `KeyLength`, the key's
+/// `HostPointer`, then for `state_set` `ValueLength`, then the value's
+/// `HostPointer`.
 fn state_get(
     mut caller: Caller<'_, HostContext>,
     key_pointer: i32,
@@ -136,15 +151,10 @@ fn state_get(
     value_capacity: i32,
 ) -> wasmtime::Result<i32> {
     let key_length = checked_key_length(&mut caller, key_length)?;
-    let memory = caller
-        .data()
-        .memory
-        .expect("memory is set after instantiation");
-    let (data, context) = memory.data_and_store_mut(&mut caller);
-    let Some(key_start) = range_in(data.len(), key_pointer, key_length) else {
+    let (data, context) = memory_and_context(&mut caller);
+    let Some(key_start) = key_start(context, data.len(), key_pointer, key_length) else {
         return Err(fault(&mut caller, TrapClass::HostPointer));
     };
-    context.key_bytes_max = context.key_bytes_max.max(key_length as u32);
     let value_capacity = value_capacity as u32 as usize;
     let Some(value_start) = range_in(data.len(), value_pointer, value_capacity) else {
         return Err(fault(&mut caller, TrapClass::HostPointer));
@@ -169,15 +179,25 @@ fn state_set(
     if caller.data().read_only {
         return Err(fault(&mut caller, TrapClass::ReadOnlyState));
     }
-    let key = key_range(&mut caller, key_pointer, key_length)?;
-    if value_length as u32 > caller.data().limits.value_bytes {
+    // The checks and their order are `key_range`'s, then `ValueLength`,
+    // then `guest_range`'s for the value, with guest memory looked up once.
+    let key_length = checked_key_length(&mut caller, key_length)?;
+    let (data, context) = memory_and_context(&mut caller);
+    let Some(key_start) = key_start(context, data.len(), key_pointer, key_length) else {
+        return Err(fault(&mut caller, TrapClass::HostPointer));
+    };
+    if value_length as u32 > context.limits.value_bytes {
         return Err(fault(&mut caller, TrapClass::ValueLength));
     }
-    let (memory, span) = guest_range(&mut caller, value_pointer, value_length)?;
-    let (data, context) = memory.data_and_store_mut(&mut caller);
-    context.value_bytes_max = context.value_bytes_max.max(span.len() as u32);
-    let (key, value) = (&data[key], &data[span]);
-    let previous = context.state.set(key, value);
+    let value_length = value_length as u32 as usize;
+    let Some(value_start) = range_in(data.len(), value_pointer, value_length) else {
+        return Err(fault(&mut caller, TrapClass::HostPointer));
+    };
+    context.value_bytes_max = context.value_bytes_max.max(value_length as u32);
+    let key = &data[key_start..key_start + key_length];
+    let previous = context
+        .state
+        .set(key, &data[value_start..value_start + value_length]);
     context.undo.push((Key::new(key), previous));
     Ok(())
 }
@@ -190,13 +210,12 @@ fn state_del(
     if caller.data().read_only {
         return Err(fault(&mut caller, TrapClass::ReadOnlyState));
     }
-    let key = key_range(&mut caller, key_pointer, key_length)?;
-    let memory = caller
-        .data()
-        .memory
-        .expect("memory is set after instantiation");
-    let (data, context) = memory.data_and_store_mut(&mut caller);
-    let key = &data[key];
+    let key_length = checked_key_length(&mut caller, key_length)?;
+    let (data, context) = memory_and_context(&mut caller);
+    let Some(key_start) = key_start(context, data.len(), key_pointer, key_length) else {
+        return Err(fault(&mut caller, TrapClass::HostPointer));
+    };
+    let key = &data[key_start..key_start + key_length];
     if let Some(previous) = context.state.delete(key) {
         context.undo.push((Key::new(key), Some(previous)));
     }
@@ -440,15 +459,24 @@ impl Session {
         Outcome::Trapped(class)
     }
 
-    /// Asks the guest for a buffer of `length` bytes and checks it lies in memory.
-    fn allocate(&mut self, length: usize) -> Result<usize, Outcome> {
+    /// Asks the guest for a buffer of `length` bytes, checks it lies in
+    /// memory, and lets `fill` write guest memory (given whole, with the
+    /// buffer's start): one look-up of the memory for both.
+    fn allocate(
+        &mut self,
+        length: usize,
+        fill: impl FnOnce(&mut [u8], usize),
+    ) -> Result<usize, Outcome> {
         let pointer = match self.alloc.call(&mut self.store, length as i32) {
             Ok(pointer) => pointer,
             Err(error) => return Err(self.classify(&error)),
         };
-        let data_length = self.memory.data_size(&self.store);
-        match range_in(data_length, pointer, length) {
-            Some(start) if pointer != 0 || length == 0 => Ok(start),
+        let data = self.memory.data_mut(&mut self.store);
+        match range_in(data.len(), pointer, length) {
+            Some(start) if pointer != 0 || length == 0 => {
+                fill(data, start);
+                Ok(start)
+            }
             _ => Err(Outcome::Trapped(TrapClass::BadAllocation)),
         }
     }
@@ -457,11 +485,12 @@ impl Session {
     pub fn call_input(&mut self, write: impl FnOnce(&mut [u8]), length: usize) -> CallResult {
         let budget = self.store.data().limits.fuel_per_input;
         self.begin(budget);
-        let start = match self.allocate(length) {
+        let start = match self.allocate(length, |data, start| {
+            write(&mut data[start..start + length]);
+        }) {
             Ok(start) => start,
             Err(outcome) => return self.end(outcome, budget),
         };
-        write(&mut self.memory.data_mut(&mut self.store)[start..start + length]);
         let outcome = match self
             .input
             .call(&mut self.store, (start as i32, length as i32))
@@ -515,10 +544,12 @@ impl Session {
         let budget = self.store.data().limits.fuel_per_input;
         let payload_limit = self.store.data().limits.payload_bytes as usize;
         self.begin(budget);
-        let Ok(start) = self.allocate(capacity) else {
+        // `capacity` is at least 32 (`World::bot_payloads`).
+        let Ok(start) = self.allocate(capacity, |data, start| {
+            data[start..start + 32].copy_from_slice(key);
+        }) else {
             return (None, false);
         };
-        self.memory.data_mut(&mut self.store)[start..start + 32].copy_from_slice(key);
         let bot = self.bot.as_ref().expect("checked above");
         let result = bot.call(
             &mut self.store,

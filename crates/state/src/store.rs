@@ -13,9 +13,9 @@
 //! written many times between two roots is hashed once, and a key set and
 //! deleted again between two roots costs no trie work beyond a no-op.
 //!
-//! The pending list holds each changed key's hash and its latest value (or
-//! its deletion), and an entry knows its place in the list, so a write finds
-//! the key once and folding needs no lookup at all. An entry is pending when
+//! The pending list holds each changed key's hash and the slot of its value
+//! (or its deletion), and an entry knows its place in the list, so a write
+//! finds the key once, copies no value, and folding needs no lookup at all. An entry is pending when
 //! its generation is the store's: folding starts a new generation instead of
 //! visiting every entry it folded.
 //!
@@ -39,9 +39,9 @@ pub(crate) struct Entry {
     pub(crate) value: Value,
     pub(crate) key_hash: Hash,
     /// The generation in which the key was last put in `State::pending`
-    /// (pending now iff it is `State::generation`), and its slot there.
+    /// (pending now iff it is `State::generation`), and its index there.
     pub(crate) pending_generation: u64,
-    pub(crate) pending_slot: u32,
+    pub(crate) pending_index: u32,
 }
 
 impl Entry {
@@ -51,7 +51,7 @@ impl Entry {
             value,
             key_hash,
             pending_generation: 0,
-            pending_slot: 0,
+            pending_index: 0,
         }
     }
 }
@@ -127,14 +127,20 @@ impl Slots {
         self.find(key).map(|slot| &self.slots[slot as usize].1)
     }
 
-    /// The entry of `key`, if present, for writing.
+    /// The entry in `slot`, which holds a key.
     #[inline]
-    fn get_mut(&mut self, key: &[u8]) -> Option<&mut Entry> {
-        self.find(key).map(|slot| &mut self.slots[slot as usize].1)
+    fn entry(&self, slot: u32) -> &Entry {
+        &self.slots[slot as usize].1
     }
 
-    /// Adds `key`, which is absent, with `entry`.
-    fn insert(&mut self, key: &[u8], entry: Entry) {
+    /// The entry in `slot`, which holds a key, for writing.
+    #[inline]
+    fn entry_mut(&mut self, slot: u32) -> &mut Entry {
+        &mut self.slots[slot as usize].1
+    }
+
+    /// Adds `key`, which is absent, with `entry`; returns its slot.
+    fn insert(&mut self, key: &[u8], entry: Entry) -> u32 {
         let slot = match self.free.pop() {
             Some(slot) => {
                 self.slots[slot as usize] = (Key::new(key), entry);
@@ -153,6 +159,7 @@ impl Slots {
             });
         self.order.insert(Key::new(key), slot);
         self.placed += 1;
+        slot
     }
 
     /// Removes `key` and gives back its key and entry, if present.
@@ -226,12 +233,14 @@ impl Slots {
 pub struct State {
     slots: Slots,
     trie: Trie,
-    /// Changes since the trie was last folded, in order: a key hash, its
-    /// latest value (`None` once deleted), and whether the key was in the
-    /// trie when the change began (a new value for a leaf, not a new leaf).
-    /// A key appears at most once while present; a key deleted and inserted
-    /// again appears twice (folded in order: removed, then inserted).
-    pending: Vec<(Hash, Option<Value>, bool)>,
+    /// Changes since the trie was last folded, in order: a key hash, the
+    /// slot holding its latest value (`None` once deleted: a freed slot is
+    /// never named), and whether the key was in the trie when the change
+    /// began (a new value for a leaf, not a new leaf). A key appears at most
+    /// once while present; a key deleted and inserted again appears twice
+    /// (folded in order: removed, then inserted). Slots are renumbered only
+    /// after a fold, with nothing pending.
+    pending: Vec<(Hash, Option<u32>, bool)>,
     /// Scratch for folding: new value hashes of keys already in the trie.
     updates: Vec<(Hash, Hash)>,
     /// The current generation (from 1); each fold starts the next.
@@ -274,18 +283,18 @@ impl State {
     /// log; held inline when short, so no allocation).
     pub fn set(&mut self, key: &[u8], value: &[u8]) -> Option<Value> {
         let generation = self.generation;
-        if let Some(entry) = self.slots.get_mut(key) {
+        if let Some(slot) = self.slots.find(key) {
+            let entry = self.slots.entry_mut(slot);
             let previous = std::mem::replace(&mut entry.value, Value::new(value));
             let previous_len = previous.as_slice().len() as u64;
             self.value_bytes = self.value_bytes - previous_len + value.len() as u64;
-            if entry.pending_generation == generation {
-                self.pending[entry.pending_slot as usize].1 = Some(entry.value.clone());
-            } else if previous.as_slice() != value {
+            // A key already pending has its value read from its slot when
+            // folded, so only a key not pending since the last fold is listed.
+            if entry.pending_generation != generation && previous.as_slice() != value {
                 entry.pending_generation = generation;
-                entry.pending_slot = slot(self.pending.len());
+                entry.pending_index = pending_index(self.pending.len());
                 // Not pending since the last fold: its key is in the trie.
-                self.pending
-                    .push((entry.key_hash, Some(entry.value.clone()), true));
+                self.pending.push((entry.key_hash, Some(slot), true));
             }
             return Some(previous);
         }
@@ -294,11 +303,10 @@ impl State {
             value: Value::new(value),
             key_hash,
             pending_generation: generation,
-            pending_slot: slot(self.pending.len()),
+            pending_index: pending_index(self.pending.len()),
         };
-        self.pending
-            .push((key_hash, Some(entry.value.clone()), false));
-        self.slots.insert(key, entry);
+        let slot = self.slots.insert(key, entry);
+        self.pending.push((key_hash, Some(slot), false));
         self.value_bytes += (key.len() + value.len()) as u64;
         None
     }
@@ -308,7 +316,7 @@ impl State {
         let (key, entry) = self.slots.remove(key)?;
         self.value_bytes -= (key.as_slice().len() + entry.value.as_slice().len()) as u64;
         if entry.pending_generation == self.generation {
-            self.pending[entry.pending_slot as usize].1 = None;
+            self.pending[entry.pending_index as usize].1 = None;
         } else {
             self.pending.push((entry.key_hash, None, true));
         }
@@ -324,10 +332,11 @@ impl State {
         // Every entry pending so far is folded below.
         self.generation += 1;
         let mut updates = std::mem::take(&mut self.updates);
-        for (key_hash, value, in_trie) in self.pending.drain(..) {
-            match value {
+        for (key_hash, slot, in_trie) in self.pending.drain(..) {
+            match slot {
                 None => self.trie.remove(&key_hash),
-                Some(value) => {
+                Some(slot) => {
+                    let value = &self.slots.entry(slot).value;
                     let value_hash = Domain::StateValue.hash(value.as_slice());
                     match in_trie {
                         true => updates.push((key_hash, value_hash)),
@@ -397,9 +406,9 @@ fn slot_number(index: usize) -> u32 {
     u32::try_from(index).expect("a state holds fewer than 2^32 keys")
 }
 
-/// A pending slot's index; the pending list holds one slot per change of a
+/// An index in the pending list, which holds one item per change of a
 /// distinct key, far below 2^32.
-fn slot(index: usize) -> u32 {
+fn pending_index(index: usize) -> u32 {
     u32::try_from(index).expect("fewer than 2^32 keys change between two roots")
 }
 
