@@ -80,7 +80,9 @@ fn fault(caller: &mut Caller<'_, HostContext>, class: TrapClass) -> wasmtime::Er
 }
 
 /// Guest memory and the host context, borrowed together: one look-up of
-/// the memory per host call.
+/// the memory per host call. Each host function checks that the ranges it
+/// was given lie in that memory (`range_in`) and traps with `HostPointer`
+/// when one does not.
 fn memory_and_context<'a>(
     caller: &'a mut Caller<'_, HostContext>,
 ) -> (&'a mut [u8], &'a mut HostContext) {
@@ -89,24 +91,6 @@ fn memory_and_context<'a>(
         .memory
         .expect("memory is set after instantiation");
     memory.data_and_store_mut(caller)
-}
-
-/// The guest memory and the range (pointer, length) in it. A range outside
-/// memory traps the call with `HostPointer`.
-fn guest_range(
-    caller: &mut Caller<'_, HostContext>,
-    pointer: i32,
-    length: i32,
-) -> wasmtime::Result<(Memory, std::ops::Range<usize>)> {
-    let memory = caller
-        .data()
-        .memory
-        .expect("memory is set after instantiation");
-    let length = length as u32 as usize;
-    match range_in(memory.data_size(&*caller), pointer, length) {
-        Some(start) => Ok((memory, start..start + length)),
-        None => Err(fault(caller, TrapClass::HostPointer)),
-    }
 }
 
 /// The start of the key of `key_length` bytes at `pointer` in guest memory
@@ -179,8 +163,7 @@ fn state_set(
     if caller.data().read_only {
         return Err(fault(&mut caller, TrapClass::ReadOnlyState));
     }
-    // The checks and their order are `key_range`'s, then `ValueLength`,
-    // then `guest_range`'s for the value, with guest memory looked up once.
+    // The order of the checks: see `state_get`.
     let key_length = checked_key_length(&mut caller, key_length)?;
     let (data, context) = memory_and_context(&mut caller);
     let Some(key_start) = key_start(context, data.len(), key_pointer, key_length) else {
@@ -230,28 +213,36 @@ fn emit(mut caller: Caller<'_, HostContext>, pointer: i32, length: i32) -> wasmt
     if caller.data().events.len() >= limits.events_per_input as usize {
         return Err(fault(&mut caller, TrapClass::EventCount));
     }
-    let (memory, span) = guest_range(&mut caller, pointer, length)?;
-    let (data, context) = memory.data_and_store_mut(&mut caller);
-    context.events.push(data[span].to_vec());
+    let length = length as u32 as usize;
+    let (data, context) = memory_and_context(&mut caller);
+    let Some(start) = range_in(data.len(), pointer, length) else {
+        return Err(fault(&mut caller, TrapClass::HostPointer));
+    };
+    context.events.push(data[start..start + length].to_vec());
     Ok(())
 }
 
 fn random_seed(mut caller: Caller<'_, HostContext>, pointer: i32) -> wasmtime::Result<()> {
-    let (memory, span) = guest_range(&mut caller, pointer, 32)?;
-    let (data, context) = memory.data_and_store_mut(&mut caller);
-    data[span].copy_from_slice(&context.random);
+    let (data, context) = memory_and_context(&mut caller);
+    let Some(start) = range_in(data.len(), pointer, 32) else {
+        return Err(fault(&mut caller, TrapClass::HostPointer));
+    };
+    data[start..start + 32].copy_from_slice(&context.random);
     Ok(())
 }
 
 fn log(mut caller: Caller<'_, HostContext>, pointer: i32, length: i32) -> wasmtime::Result<()> {
     // The pointer is checked before the rate limit, so whether a call traps
     // never depends on how many lines were logged before it.
-    let (memory, span) = guest_range(&mut caller, pointer, length)?;
-    let (data, context) = memory.data_and_store_mut(&mut caller);
+    let length = length as u32 as usize;
+    let (data, context) = memory_and_context(&mut caller);
+    let Some(start) = range_in(data.len(), pointer, length) else {
+        return Err(fault(&mut caller, TrapClass::HostPointer));
+    };
     if context.logs.len() >= LOG_LINES_MAX {
         return Ok(());
     }
-    let bytes = &data[span];
+    let bytes = &data[start..start + length];
     let line = String::from_utf8_lossy(&bytes[..bytes.len().min(LOG_LINE_BYTES_MAX)]).into_owned();
     context.logs.push(line);
     Ok(())
