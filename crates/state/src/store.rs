@@ -94,12 +94,7 @@ impl Slots {
             .map(|((key, _), slot)| (key.clone(), slot))
             .collect();
         let hasher = IndexHasher::default();
-        let mut index = HashTable::with_capacity(entries.len());
-        for ((key, _), slot) in entries.iter().zip(0..count) {
-            index.insert_unique(hasher.hash_one(key.as_slice()), slot, |&slot| {
-                hasher.hash_one(entries[slot as usize].0.as_slice())
-            });
-        }
+        let index = index_of(&entries, &hasher);
         Slots {
             slots: entries,
             free: Vec::new(),
@@ -152,11 +147,7 @@ impl Slots {
                 slot
             }
         };
-        let (hasher, slots) = (&self.hasher, &self.slots);
-        self.index
-            .insert_unique(hasher.hash_one(key), slot, |&slot| {
-                hasher.hash_one(slots[slot as usize].0.as_slice())
-            });
+        index_slot(&mut self.index, &self.hasher, &self.slots, slot);
         self.order.insert(Key::new(key), slot);
         self.placed += 1;
         slot
@@ -174,8 +165,7 @@ impl Slots {
             .remove();
         self.order.remove(key);
         self.free.push(slot);
-        let vacant = (Key::new(b""), Entry::folded(Value::new(b""), Hash::ZERO));
-        Some(std::mem::replace(&mut self.slots[slot as usize], vacant))
+        Some(std::mem::replace(&mut self.slots[slot as usize], vacant()))
     }
 
     /// Number of keys.
@@ -207,24 +197,36 @@ impl Slots {
         if self.placed < SCATTERED_SLOTS_MIN || self.placed <= ordered {
             return;
         }
-        let vacant = || (Key::new(b""), Entry::folded(Value::new(b""), Hash::ZERO));
         let mut slots = Vec::with_capacity(self.order.len());
         for (number, slot) in (0..).zip(self.order.values_mut()) {
             slots.push(std::mem::replace(&mut self.slots[*slot as usize], vacant()));
             *slot = number;
         }
+        self.index = index_of(&slots, &self.hasher);
         self.slots = slots;
         self.free.clear();
-        self.index.clear();
-        let (hasher, slots) = (&self.hasher, &self.slots);
-        for ((key, _), slot) in slots.iter().zip(0..) {
-            self.index
-                .insert_unique(hasher.hash_one(key.as_slice()), slot, |&slot| {
-                    hasher.hash_one(slots[slot as usize].0.as_slice())
-                });
-        }
         self.placed = 0;
     }
+}
+
+/// The index of `slots`, every one of which holds a distinct key.
+fn index_of(slots: &[(Key, Entry)], hasher: &IndexHasher) -> HashTable<u32> {
+    let mut index = HashTable::with_capacity(slots.len());
+    for slot in 0..slot_number(slots.len()) {
+        index_slot(&mut index, hasher, slots, slot);
+    }
+    index
+}
+
+/// Adds `slot`, whose key is not in `index` yet, to `index`.
+fn index_slot(index: &mut HashTable<u32>, hasher: &IndexHasher, slots: &[(Key, Entry)], slot: u32) {
+    let hash_of = |slot: &u32| hasher.hash_one(slots[*slot as usize].0.as_slice());
+    index.insert_unique(hash_of(&slot), slot, hash_of);
+}
+
+/// What an emptied slot holds: an empty key, in neither index.
+fn vacant() -> (Key, Entry) {
+    (Key::new(b""), Entry::folded(Value::new(b""), Hash::ZERO))
 }
 
 /// An in-memory ordered key-value store committed by a Merkle root; see the
