@@ -5,6 +5,7 @@ same run (the floor every admitted input pays), and against one world alone.
 
     python3 bench/manager/admission.py [--binary PATH] [--worlds 8] [--rule zip215|strict|both]
                                        [--bots 2048] [--seconds 10] [--profile dev]
+                                       [--encoding json|binary]
 
 1. The floor: `EA_BENCH_ONLY=signatures cargo bench -p everarcade-bench --bench speed
    --profile <profile>` (built into $CARGO_TARGET_DIR): strict `verify_strict` one by
@@ -13,9 +14,11 @@ same run (the floor every admitted input pays), and against one world alone.
    module with `signatures = "zip215"` in a scratch copy of the manifest): a manager
    on a fresh root starts N worlds through its API. Then `everarcade-runtime load
    --batch --json` against world 0 alone, then N `load` processes at once, one per
-   world. Each `load` signs its bots' inputs before it sends (not timed); its send
-   phase is timed. Aggregate = sum of acknowledged inputs / (last send end - first
-   send start).
+   world. Each `load` signs its bots' inputs before it sends (not timed), and the N
+   hold them until one `--start-at` time set past the longest preparation (scaled
+   from the single run's), so that no driver signs while another sends. Aggregate =
+   sum of acknowledged inputs / (last send end - first send start), each from the
+   load's own `send_started_unix_millis` and `elapsed_seconds`.
 Every world runs its own node (its own process, HTTP threads checking signatures
 under the world's rule, its own journal with group commit). Everything on
 127.0.0.1; the manager and every world are stopped at the end (also on failure).
@@ -64,10 +67,13 @@ def package_for(rule, scratch):
     return copy
 
 
-def load_command(args, root, world, package, endpoint, ticks):
-    return [args.binary, "load", root, world, package, "--addr", endpoint,
-            "--bots", str(args.bots), "--ticks", str(ticks), "--batch",
-            "--duration-secs", str(args.seconds), "--json"]
+def load_command(args, root, world, package, endpoint, ticks, start_at=None):
+    command = [args.binary, "load", root, world, package, "--addr", endpoint,
+               "--bots", str(args.bots), "--ticks", str(ticks), "--batch",
+               "--duration-secs", str(args.seconds), "--json"] + (["--binary"] if args.encoding == "binary" else [])
+    if start_at is not None:
+        command += ["--start-at", str(start_at)]
+    return command
 
 
 def run_loads(commands):
@@ -75,21 +81,14 @@ def run_loads(commands):
     procs = [subprocess.Popen(c, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
              for c in commands]
     reports, windows = [], []
-    pending = list(enumerate(procs))
-    ends = {}
-    while pending:
-        for i, proc in list(pending):
-            if proc.poll() is not None:
-                ends[i] = time.monotonic()
-                pending.remove((i, proc))
-        time.sleep(0.01)
     for i, proc in enumerate(procs):
         out, err = proc.communicate()
         if proc.returncode != 0:
             raise SystemExit(f"load {commands[i][3]} failed ({proc.returncode}): {err}")
         report = json.loads(out.strip().splitlines()[-1])
         reports.append(report)
-        windows.append((ends[i] - report["elapsed_seconds"], ends[i]))
+        start = report["send_started_unix_millis"] / 1000
+        windows.append((start, start + report["elapsed_seconds"]))
     first = min(start for start, _ in windows)
     last = max(end for _, end in windows)
     # The share of the whole window in which every load was sending.
@@ -106,6 +105,8 @@ def main():
     parser.add_argument("--rule", choices=["zip215", "strict", "both"], default="both")
     parser.add_argument("--bots", type=int, default=2048)
     parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--encoding", choices=["json", "binary"], default="json",
+                        help="the envelopes' encoding on the wire (load's --binary)")
     parser.add_argument("--profile", default="dev",
                         help="cargo profile of the floor's bench (match the binary's)")
     args = parser.parse_args()
@@ -151,9 +152,16 @@ def main():
             many_ticks = max(10, single_ticks // args.worlds * 2)
             [one], one_rate, one_window, _ = run_loads(
                 [load_command(args, root, "w0", package, endpoints[0], single_ticks)])
+            # Each of the N loads prepares many_ticks / single_ticks of the single
+            # run's inputs, all at once on the machine's cores; half again, and a
+            # second, for safety.
+            preparing = (one["prepare_seconds"] * many_ticks / single_ticks * args.worlds
+                         / (os.cpu_count() or 1) * 1.5 + 1.0)
+            start_at = int((time.time() + preparing) * 1000)
             reports, many_rate, window, overlap = run_loads(
-                [load_command(args, root, f"w{i}", package, endpoints[i], many_ticks)
+                [load_command(args, root, f"w{i}", package, endpoints[i], many_ticks, start_at)
                  for i in range(args.worlds)])
+            late = max(r["send_started_unix_millis"] for r in reports) - start_at
             refused = sum(sum(r["refused"].values()) if isinstance(r["refused"], dict) else 0
                           for r in reports)
             floor_rate = rates[rule]
@@ -162,7 +170,8 @@ def main():
                 f"{one_window:.2f} s, p99 {(one['latency_p99_micros'] or 0) / 1000:.1f} ms); "
                 f"{args.worlds} worlds {many_rate:,.0f} inputs/s "
                 f"({sum(r['acknowledged'] for r in reports):,} in {window:.2f} s, all sending "
-                f"together {overlap:.2f} s, refused {refused}); floor ({rule} checks on every "
+                f"together {overlap:.2f} s, the last started {late} ms after --start-at, "
+                f"refused {refused}); floor ({rule} checks on every "
                 f"core) {floor_rate:,}/s; {args.worlds} worlds = {many_rate / floor_rate:.2f} of "
                 f"the floor (target >= 0.60), one world = {one_rate / floor_rate:.2f}; "
                 f"{args.worlds} worlds / one world = {many_rate / one_rate:.2f}")

@@ -113,6 +113,10 @@ pub struct LoadArgs {
     /// [default: the smaller of --bots and 16].
     #[arg(long)]
     concurrency: Option<u32>,
+    /// Start sending at this wall-clock time (Unix milliseconds) once the inputs are prepared,
+    /// so that several drivers send together; a time already past starts at once.
+    #[arg(long, value_name = "UNIX_MS")]
+    start_at: Option<u64>,
     /// Print one JSON object.
     #[arg(long)]
     json: bool,
@@ -499,6 +503,11 @@ pub fn load(args: LoadArgs) -> Result<(), Failure> {
         return Err(Failure::new(PACKAGE, "package_mismatch", message));
     }
     let prepared = prepare(&target, &args, lanes, clock_nonce())?;
+    if let Some(start_at) = args.start_at {
+        let wait = start_at.saturating_sub(unix_millis());
+        std::thread::sleep(Duration::from_millis(wait));
+    }
+    let send_started = unix_millis();
     // After a full tick, a lane waits one tick period before its next request.
     let config = LoadConfig {
         duration: Duration::from_secs(args.duration_secs),
@@ -515,11 +524,19 @@ pub fn load(args: LoadArgs) -> Result<(), Failure> {
         lanes,
         prepared.envelopes,
         prepared.seconds,
+        send_started,
         &report,
         before.head_tick,
         after,
     );
     Ok(())
+}
+
+/// The wall clock in Unix milliseconds (0 before 1970).
+fn unix_millis() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |since| since.as_millis() as u64)
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -529,6 +546,7 @@ fn print_load(
     lanes: u32,
     prepared: u64,
     prepare_seconds: f64,
+    send_started: u64,
     report: &LoadReport,
     height_before: u64,
     height_after: Option<u64>,
@@ -550,6 +568,7 @@ fn print_load(
         object["concurrency"] = lanes.into();
         object["prepared"] = prepared.into();
         object["prepare_seconds"] = prepare_seconds.into();
+        object["send_started_unix_millis"] = send_started.into();
         object["head_tick_before"] = height_before.into();
         object["head_tick_after"] = height_after.into();
         println!("{object}");

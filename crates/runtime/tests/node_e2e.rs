@@ -450,6 +450,12 @@ fn submit_and_load_commands_drive_a_live_node() {
     assert!(sent > 0);
     assert_eq!(report["acknowledged"].as_u64(), Some(sent), "{report}");
     assert!(report["latency_p99_micros"].as_u64() >= report["latency_p50_micros"].as_u64());
+    // Prepared, then held until the wall-clock time given.
+    let start_at = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+        + 1_500;
     let output = scratch.run(
         "load",
         &[
@@ -461,6 +467,8 @@ fn submit_and_load_commands_drive_a_live_node() {
             "--binary",
             "--concurrency",
             "2",
+            "--start-at",
+            &start_at.to_string(),
             "--json",
         ],
     );
@@ -474,6 +482,10 @@ fn submit_and_load_commands_drive_a_live_node() {
     assert!(
         batched["requests"].as_u64() <= Some(80),
         "at most one request per tick per lane: {batched}"
+    );
+    assert!(
+        batched["send_started_unix_millis"].as_u64() >= Some(start_at),
+        "sending waits for --start-at: {batched}"
     );
 
     node.stop(&scratch);
