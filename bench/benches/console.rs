@@ -5,8 +5,9 @@
 //! durable 2d-arena world under `target/bench-tmp/`) takes a steady input
 //! load: `EA_BENCH_CONSOLE_RATE` single MOVE inputs a second, paced (open
 //! loop) over `EA_BENCH_CONSOLE_LANES` lanes, each answered 202 once
-//! durable. Rounds alternate: the load alone, then
-//! the same load with 20 operator consoles and 200 spectators connected,
+//! durable. Each round measures the load alone and the same load with 20
+//! operator consoles and 200 spectators connected (odd rounds with the pages
+//! first, so that drift over the run does not favour either side),
 //! each doing what its page does (on its own 1-worker runtime at nice 19,
 //! so their own parsing and polling does not count as the node's): one first
 //! load of the page and its assets, the tick stream (`/events`, read to the
@@ -231,13 +232,25 @@ fn measure(
     let mut watched = Vec::new();
     let mut nonce = 2u64;
     for round in 0..options.rounds {
-        let lanes = prepare(&keys, options, &mut nonce);
-        alone.push(load_round(node_runtime, client, lanes, options)?);
+        // Odd rounds measure with the pages first, so that whatever drifts
+        // over a run (the journal's length, the disk's cache) falls on both
+        // sides alike.
+        let pages_first = round % 2 == 1;
+        if !pages_first {
+            let lanes = prepare(&keys, options, &mut nonce);
+            alone.push(load_round(node_runtime, client, lanes, options)?);
+        }
         let pages = Pages::connect(page_runtime, address, options)?;
         std::thread::sleep(SETTLE);
         let lanes = prepare(&keys, options, &mut nonce);
         watched.push(load_round(node_runtime, client, lanes, options)?);
         let (streams, events, reads) = pages.stop(page_runtime);
+        if pages_first {
+            // The closed connections' last work is not the load's.
+            std::thread::sleep(SETTLE);
+            let lanes = prepare(&keys, options, &mut nonce);
+            alone.push(load_round(node_runtime, client, lanes, options)?);
+        }
         println!(
             "round {}: alone p99 {} ({} inputs/s, {:.2} ticks/s); with {} consoles + {} spectators ({streams} streams open, {} tick events and {} reads received) p99 {} ({} inputs/s, {:.2} ticks/s)",
             round + 1,

@@ -4,8 +4,8 @@ beside the machine's ed25519 verification rate on all cores measured in the
 same run (the floor every admitted input pays), and against one world alone.
 
     python3 bench/manager/admission.py [--binary PATH] [--worlds 8] [--rule zip215|strict|both]
-                                       [--bots 2048] [--seconds 10] [--profile dev]
-                                       [--encoding json|binary]
+                                       [--bots 4096] [--seconds 10] [--profile dev]
+                                       [--encoding json|binary] [--concurrency LANES]
 
 1. The floor: `EA_BENCH_ONLY=signatures cargo bench -p everarcade-bench --bench speed
    --profile <profile>` (built into $CARGO_TARGET_DIR): strict `verify_strict` one by
@@ -71,6 +71,8 @@ def load_command(args, root, world, package, endpoint, ticks, start_at=None):
     command = [args.binary, "load", root, world, package, "--addr", endpoint,
                "--bots", str(args.bots), "--ticks", str(ticks), "--batch",
                "--duration-secs", str(args.seconds), "--json"] + (["--binary"] if args.encoding == "binary" else [])
+    if args.concurrency is not None:
+        command += ["--concurrency", str(args.concurrency)]
     if start_at is not None:
         command += ["--start-at", str(start_at)]
     return command
@@ -103,10 +105,13 @@ def main():
         os.environ.get("CARGO_TARGET_DIR", os.path.join(REPO, "target")), "debug/everarcade-runtime"))
     parser.add_argument("--worlds", type=int, default=8)
     parser.add_argument("--rule", choices=["zip215", "strict", "both"], default="both")
-    parser.add_argument("--bots", type=int, default=2048)
+    parser.add_argument("--bots", type=int, default=4096)
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--encoding", choices=["json", "binary"], default="json",
                         help="the envelopes' encoding on the wire (load's --binary)")
+    parser.add_argument("--concurrency", type=int, default=4,
+                        help="lanes per load (load's --concurrency): with 4,096 bots, 4 lanes "
+                             "carry about 46 inputs a request, as a game's gateway batches")
     parser.add_argument("--profile", default="dev",
                         help="cargo profile of the floor's bench (match the binary's)")
     args = parser.parse_args()
@@ -149,14 +154,17 @@ def main():
             # `load` prepares at most 2,000,000 bot-ticks.
             single_ticks = max(10, min((20_480 * args.seconds * 22) // args.bots,
                                        2_000_000 // args.bots))
-            many_ticks = max(10, single_ticks // args.worlds * 2)
+            # Each of the N prepares as much as the single run, so that no
+            # load runs out before --duration-secs when the worlds together
+            # admit more than one does.
+            many_ticks = single_ticks
             [one], one_rate, one_window, _ = run_loads(
                 [load_command(args, root, "w0", package, endpoints[0], single_ticks)])
             # Each of the N loads prepares many_ticks / single_ticks of the single
-            # run's inputs, all at once on the machine's cores; half again, and a
-            # second, for safety.
+            # run's inputs, all at once; the single run's preparation already
+            # used every core. A quarter again, and a second, for safety.
             preparing = (one["prepare_seconds"] * many_ticks / single_ticks * args.worlds
-                         / (os.cpu_count() or 1) * 1.5 + 1.0)
+                         * 1.25 + 1.0)
             start_at = int((time.time() + preparing) * 1000)
             reports, many_rate, window, overlap = run_loads(
                 [load_command(args, root, f"w{i}", package, endpoints[i], many_ticks, start_at)
@@ -166,10 +174,14 @@ def main():
                           for r in reports)
             floor_rate = rates[rule]
             lines.append(
-                f"{rule}: one world {one_rate:,.0f} inputs/s ({one['acknowledged']:,} in "
+                f"{rule}: one world {one_rate:,.0f} inputs/s ({one['acknowledged']:,} of "
+                f"{one['prepared']:,} prepared in "
                 f"{one_window:.2f} s, p99 {(one['latency_p99_micros'] or 0) / 1000:.1f} ms); "
                 f"{args.worlds} worlds {many_rate:,.0f} inputs/s "
-                f"({sum(r['acknowledged'] for r in reports):,} in {window:.2f} s, all sending "
+                f"({sum(r['acknowledged'] for r in reports):,} of "
+                f"{sum(r['prepared'] for r in reports):,} prepared in {window:.2f} s, "
+                f"{sum(r['sent'] for r in reports) / max(1, sum(r['requests'] for r in reports)):.1f} "
+                f"inputs a request, all sending "
                 f"together {overlap:.2f} s, the last started {late} ms after --start-at, "
                 f"refused {refused}); floor ({rule} checks on every "
                 f"core) {floor_rate:,}/s; {args.worlds} worlds = {many_rate / floor_rate:.2f} of "
@@ -182,7 +194,8 @@ def main():
             manager = None
         print(f"binary {args.binary}, nproc {os.cpu_count()}, load average before "
               f"{load_before:.2f}, after {os.getloadavg()[0]:.2f}; --bots {args.bots} --batch "
-              f"--duration-secs {args.seconds}")
+              f"--duration-secs {args.seconds} --concurrency {args.concurrency} "
+              f"--encoding {args.encoding}")
         print(f"floor, same run: strict verify on every core {rates['strict']:,}/s; "
               f"zip215 a batch per core {rates['zip215']:,}/s")
         for line in lines:
