@@ -125,6 +125,15 @@ pub enum NodeError {
         /// Why.
         source: std::io::Error,
     },
+    /// The read plane's runtime (`http.read_plane_threads`) could not start
+    /// its threads.
+    #[error("read plane of {threads} thread(s) could not start: {source}")]
+    ReadPlane {
+        /// The threads asked for.
+        threads: usize,
+        /// Why.
+        source: std::io::Error,
+    },
     /// Reading or creating the admin token failed.
     #[error("admin token {path}: {reason}")]
     AdminToken {
@@ -163,11 +172,29 @@ impl NodeError {
             NodeError::Config(_) => "invalid_config",
             NodeError::World(error) => error.code(),
             NodeError::Listen { .. } => "listen_failed",
+            NodeError::ReadPlane { .. } => "read_plane_failed",
             NodeError::AdminToken { .. } => "admin_token",
             NodeError::Tls(_) => "tls_config",
             NodeError::Actor(_) => "world_loop_stopped",
             NodeError::ShutdownDeadline(_) => "shutdown_deadline",
             NodeError::Incident { .. } => "incident_unresolved",
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_read_plane_that_cannot_start_is_named_apart_from_the_listener() {
+        let error = NodeError::ReadPlane {
+            threads: 3,
+            source: std::io::Error::other("no threads left"),
+        };
+        assert_eq!(error.code(), "read_plane_failed");
+        let message = error.to_string();
+        assert!(message.contains("3 thread(s)"), "{message}");
+        assert!(message.contains("no threads left"), "{message}");
     }
 }

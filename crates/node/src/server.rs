@@ -221,10 +221,8 @@ impl Node {
         let read_plane = match config.http.read_plane_threads {
             0 => None,
             threads => Some(
-                ReadPlane::start(threads).map_err(|source| NodeError::Listen {
-                    addr: addr.to_string(),
-                    source,
-                })?,
+                ReadPlane::start(threads)
+                    .map_err(|source| NodeError::ReadPlane { threads, source })?,
             ),
         };
         tracing::info!(
