@@ -71,8 +71,7 @@ def load_command(args, root, world, package, endpoint, ticks, start_at=None):
     command = [args.binary, "load", root, world, package, "--addr", endpoint,
                "--bots", str(args.bots), "--ticks", str(ticks), "--batch",
                "--duration-secs", str(args.seconds), "--json"] + (["--binary"] if args.encoding == "binary" else [])
-    if args.concurrency is not None:
-        command += ["--concurrency", str(args.concurrency)]
+    command += ["--concurrency", str(args.concurrency)]
     if start_at is not None:
         command += ["--start-at", str(start_at)]
     return command
@@ -111,7 +110,7 @@ def main():
                         help="the envelopes' encoding on the wire (load's --binary)")
     parser.add_argument("--concurrency", type=int, default=4,
                         help="lanes per load (load's --concurrency): with 4,096 bots, 4 lanes "
-                             "carry about 46 inputs a request, as a game's gateway batches")
+                             "carry about 18 inputs a request, as a game's gateway batches")
     parser.add_argument("--profile", default="dev",
                         help="cargo profile of the floor's bench (match the binary's)")
     args = parser.parse_args()
@@ -154,20 +153,17 @@ def main():
             # `load` prepares at most 2,000,000 bot-ticks.
             single_ticks = max(10, min((20_480 * args.seconds * 22) // args.bots,
                                        2_000_000 // args.bots))
-            # Each of the N prepares as much as the single run, so that no
-            # load runs out before --duration-secs when the worlds together
-            # admit more than one does.
-            many_ticks = single_ticks
             [one], one_rate, one_window, _ = run_loads(
                 [load_command(args, root, "w0", package, endpoints[0], single_ticks)])
-            # Each of the N loads prepares many_ticks / single_ticks of the single
-            # run's inputs, all at once; the single run's preparation already
-            # used every core. A quarter again, and a second, for safety.
-            preparing = (one["prepare_seconds"] * many_ticks / single_ticks * args.worlds
-                         * 1.25 + 1.0)
+            # Each of the N loads prepares as much as the single run, so that
+            # none runs out before --duration-secs when the worlds together
+            # admit more than one does. They prepare all at once, and the
+            # single run's preparation already used every core: N times its
+            # time, a quarter again, and a second, for safety.
+            preparing = one["prepare_seconds"] * args.worlds * 1.25 + 1.0
             start_at = int((time.time() + preparing) * 1000)
             reports, many_rate, window, overlap = run_loads(
-                [load_command(args, root, f"w{i}", package, endpoints[i], many_ticks, start_at)
+                [load_command(args, root, f"w{i}", package, endpoints[i], single_ticks, start_at)
                  for i in range(args.worlds)])
             late = max(r["send_started_unix_millis"] for r in reports) - start_at
             refused = sum(sum(r["refused"].values()) if isinstance(r["refused"], dict) else 0
